@@ -1,0 +1,147 @@
+//! `gatehouse control` flags (each with its environment variable) and their
+//! start-up validation.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::Parser;
+use lettre::message::Mailbox;
+use rand::RngCore;
+
+/// The shortest JWT secret accepted, in bytes.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// The control plane's configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "control")]
+pub struct ControlArgs {
+    /// Address the REST API listens on.
+    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// sqlite://path (created on first start) or postgres://user@host/db.
+    #[arg(long, env = "GATEHOUSE_DATABASE_URL", default_value = "sqlite://gatehouse-data/gatehouse.db")]
+    pub database_url: String,
+
+    /// Secret that signs tenant JWTs (at least 32 bytes). Generated once and
+    /// kept in the data dir when absent.
+    #[arg(long, env = "GATEHOUSE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// SMTP server for outgoing mail, e.g. smtp://user:pass@host:587?tls=required.
+    #[arg(long, env = "GATEHOUSE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Folder that receives mail as .eml files when no SMTP URL is set.
+    #[arg(long, env = "GATEHOUSE_MAIL_OUTBOX", default_value = "gatehouse-data/outbox/")]
+    pub mail_outbox: PathBuf,
+
+    /// Sender of outgoing mail.
+    #[arg(long, env = "GATEHOUSE_MAIL_FROM", default_value = "Gatehouse <no-reply@gatehouse.localhost>")]
+    pub mail_from: String,
+
+    /// Folder for the control plane's own files (the generated JWT secret).
+    #[arg(long, env = "GATEHOUSE_DATA_DIR", default_value = "gatehouse-data")]
+    pub data_dir: PathBuf,
+}
+
+/// A flag whose value cannot be used, with the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("--{flag}: {reason}")]
+pub struct ConfigError {
+    pub flag: &'static str,
+    pub reason: String,
+}
+
+impl ControlArgs {
+    /// The JWT secret: the flag's, or the one kept in the data dir (made on
+    /// first start, with a warning).
+    pub fn resolve_jwt_secret(&self) -> Result<Vec<u8>, ConfigError> {
+        if let Some(secret) = &self.jwt_secret {
+            if secret.len() < MIN_JWT_SECRET_BYTES {
+                return Err(ConfigError {
+                    flag: "jwt-secret",
+                    reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+                });
+            }
+            return Ok(secret.as_bytes().to_vec());
+        }
+        let path = self.data_dir.join("jwt-secret");
+        read_or_create_secret(&path).map_err(|err| ConfigError {
+            flag: "data-dir",
+            reason: format!("cannot keep the JWT secret in {}: {err}", path.display()),
+        })
+    }
+
+    /// The sender mailbox.
+    pub fn mail_from(&self) -> Result<Mailbox, ConfigError> {
+        self.mail_from.parse().map_err(|err| ConfigError {
+            flag: "mail-from",
+            reason: format!("not a mailbox: {err}"),
+        })
+    }
+}
+
+fn read_or_create_secret(path: &Path) -> std::io::Result<Vec<u8>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().len() >= MIN_JWT_SECRET_BYTES => return Ok(text.trim().as_bytes().to_vec()),
+        Ok(_) => tracing::warn!(path = %path.display(), "stored JWT secret is too short; replacing it"),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    write_private(path, secret.as_bytes())?;
+    tracing::warn!(
+        path = %path.display(),
+        "no --jwt-secret given: generated one and kept it in the data dir; \
+         set GATEHOUSE_JWT_SECRET in production and share it between replicas"
+    );
+    Ok(secret.into_bytes())
+}
+
+/// Writes a file readable by its owner only.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path)?.write_all(contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ControlArgs {
+        let mut argv = vec!["control"];
+        argv.extend_from_slice(extra);
+        ControlArgs::try_parse_from(argv).expect("parses")
+    }
+
+    #[test]
+    fn short_secrets_are_refused_naming_the_flag() {
+        let err = args(&["--jwt-secret", "short"]).resolve_jwt_secret().expect_err("too short");
+        assert!(err.to_string().starts_with("--jwt-secret:"), "{err}");
+    }
+
+    #[test]
+    fn a_generated_secret_is_kept_and_reused() {
+        let dir = std::env::temp_dir().join(format!("gh-secret-{}", uuid::Uuid::new_v4()));
+        let a = args(&["--data-dir", dir.to_str().expect("utf-8")]);
+        let first = a.resolve_jwt_secret().expect("generated");
+        let second = a.resolve_jwt_secret().expect("read back");
+        assert_eq!(first, second);
+        assert!(first.len() >= MIN_JWT_SECRET_BYTES);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

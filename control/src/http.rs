@@ -1,0 +1,75 @@
+//! The HTTP surface: every domain's router, the OpenAPI document, health,
+//! and the layers all requests pass through (request ids, tracing, body
+//! limit, JSON errors for unknown paths and methods).
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::extract::MAX_BODY_BYTES;
+use crate::state::AppState;
+use crate::{
+    accounts, consumers, error_events, gateway_status, health, logs, metrics, openapi, routes,
+    services,
+};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every API endpoint, with its OpenAPI description.
+pub fn api() -> (Router<AppState>, OpenApi) {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(accounts::router())
+        .merge(services::router())
+        .merge(routes::router())
+        .merge(consumers::router())
+        .merge(logs::router())
+        .merge(error_events::router())
+        .merge(health::router())
+        .merge(metrics::router())
+        .merge(gateway_status::router())
+        .split_for_parts()
+}
+
+/// The whole application, ready to serve.
+pub fn app(state: AppState) -> Router {
+    let (api, document) = api();
+    api.route("/api/openapi.json", get(move || async move { Json(document) }))
+        .route("/healthz", get(healthz))
+        .fallback(|| async { ApiError::NotFound("path") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // The path only: query strings may carry filters users consider private.
+                tracing::info_span!("request", method = %request.method(),
+                    path = %request.uri().path(), request_id = %request_id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// 200 once migrations ran and the database answers; 503 otherwise.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store().ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "health check: database unreachable");
+            ApiError::Unavailable.into_response()
+        }
+    }
+}

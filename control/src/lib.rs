@@ -1,0 +1,33 @@
+//! Gatehouse's control plane: the REST API of `shared/api-reference.txt`,
+//! tenant auth, and storage on SQLite or PostgreSQL.
+//!
+//! The crate splits by domain: each of `accounts`, `services`, `routes`,
+//! `consumers`, `logs`, `error_events`, `health`, `metrics` and
+//! `gateway_status` owns its endpoints, validation and queries; `store`
+//! holds what the two database dialects share; `http` puts the routers
+//! together.
+
+pub mod accounts;
+pub mod auth;
+pub mod config;
+pub mod consumers;
+pub mod error;
+pub mod error_events;
+pub mod extract;
+pub mod gateway_status;
+pub mod health;
+pub mod http;
+pub mod logs;
+pub mod mail;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod secrets;
+pub mod server;
+pub mod services;
+pub mod state;
+pub mod store;
+pub mod validate;
+
+pub use config::ControlArgs;
+pub use server::{Control, run};

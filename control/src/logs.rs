@@ -1,0 +1,145 @@
+//! Request logs: one row per request a gateway node handled. The paginated,
+//! filtered listing, and the bulk insert the telemetry ingestion uses.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, FromRow, QueryBuilder};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::TenantAuth;
+use crate::error::{ApiError, Result};
+use crate::extract::{Json, Query};
+use crate::state::AppState;
+use crate::store::{Store, Timestamp};
+use crate::validate;
+
+/// Rows per page of `GET .../logs`.
+pub const PAGE_SIZE: i64 = 50;
+
+/// One request a gateway node handled (or answered itself).
+#[derive(Debug, Clone, Serialize, Deserialize, FromRow, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestLog {
+    pub id: String,
+    pub tenant_id: String,
+    /// The X-Request-Id the gateway set.
+    pub request_id: String,
+    pub method: String,
+    pub path: String,
+    pub route_id: Option<String>,
+    pub service_id: Option<String>,
+    pub consumer_id: Option<String>,
+    pub status_code: i64,
+    pub latency_ms: f64,
+    pub client_ip: String,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    /// When the request arrived.
+    pub created_at: Timestamp,
+}
+
+/// Filters of `GET .../logs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct LogFilter {
+    /// Only requests at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<Timestamp>,
+    /// Only requests before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<Timestamp>,
+    /// Only requests for exactly this path.
+    pub path: Option<String>,
+    pub status_code: Option<i64>,
+    pub consumer_id: Option<Uuid>,
+    /// 1-based page of 50 rows, newest first.
+    pub page: Option<i64>,
+}
+
+/// The log endpoints.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_logs))
+}
+
+/// Paginated request logs, 50 per page, newest first.
+#[utoipa::path(get, path = "/api/tenants/{tenantId}/logs", tag = "telemetry",
+    params(("tenantId" = String, Path), LogFilter),
+    responses((status = 200, body = [RequestLog])),
+    security(("jwt" = [])))]
+async fn list_logs(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Query(filter): Query<LogFilter>,
+) -> Result<Json<Vec<RequestLog>>> {
+    let page = validate::page(filter.page)?;
+    if let Some(status) = filter.status_code {
+        if !(100..=599).contains(&status) {
+            return Err(ApiError::invalid("statusCode", "must be an HTTP status (100..599)"));
+        }
+    }
+    let mut query = QueryBuilder::<Any>::new("SELECT * FROM request_logs WHERE tenant_id = ");
+    query.push_bind(auth.tenant_id);
+    if let Some(from) = filter.from {
+        query.push(" AND created_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to {
+        query.push(" AND created_at < ").push_bind(to);
+    }
+    if let Some(path) = filter.path {
+        query.push(" AND path = ").push_bind(path);
+    }
+    if let Some(status) = filter.status_code {
+        query.push(" AND status_code = ").push_bind(status);
+    }
+    if let Some(consumer) = filter.consumer_id {
+        query.push(" AND consumer_id = ").push_bind(consumer.to_string());
+    }
+    query
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(PAGE_SIZE)
+        .push(" OFFSET ")
+        .push_bind((page - 1) * PAGE_SIZE);
+    let logs = query
+        .build_query_as()
+        .fetch_all(state.store().pool())
+        .await?;
+    Ok(Json(logs))
+}
+
+/// Inserts a batch in one transaction, in multi-row statements. A log whose
+/// id is already stored is skipped, so a node may safely resend a batch.
+pub async fn insert_batch(store: &Store, logs: &[RequestLog]) -> Result<(), sqlx::Error> {
+    // 14 columns a row; stay well under SQLite's 32766 bind parameters.
+    const ROWS_PER_STATEMENT: usize = 500;
+    let mut tx = store.pool().begin().await?;
+    for chunk in logs.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Any>::new(
+            "INSERT INTO request_logs (id, tenant_id, request_id, method, path, route_id, \
+             service_id, consumer_id, status_code, latency_ms, client_ip, bytes_in, bytes_out, \
+             created_at) ",
+        );
+        query.push_values(chunk, |mut row, log| {
+            row.push_bind(log.id.clone())
+                .push_bind(log.tenant_id.clone())
+                .push_bind(log.request_id.clone())
+                .push_bind(log.method.clone())
+                .push_bind(log.path.clone())
+                .push_bind(log.route_id.clone())
+                .push_bind(log.service_id.clone())
+                .push_bind(log.consumer_id.clone())
+                .push_bind(log.status_code)
+                .push_bind(log.latency_ms)
+                .push_bind(log.client_ip.clone())
+                .push_bind(log.bytes_in)
+                .push_bind(log.bytes_out)
+                .push_bind(log.created_at);
+        });
+        query.push(" ON CONFLICT (id) DO NOTHING");
+        query.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}

@@ -1,0 +1,237 @@
+//! Traffic metrics: nodes report per-minute, per-route counts and latency
+//! histograms; the API merges them into 1-minute, 15-minute or 1-hour
+//! buckets. Percentiles come from merged histograms, never from averaging
+//! percentiles.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::TenantAuth;
+use crate::error::{ApiError, Result};
+use crate::extract::{Json, Query};
+use crate::state::AppState;
+use crate::store::{Store, Timestamp};
+
+const MINUTE_MS: i64 = 60_000;
+/// The largest latency a histogram tracks: one hour, in microseconds.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// A new, empty latency histogram (microseconds, 3 significant digits).
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant histogram bounds are valid")
+}
+
+/// What one node counted for one route in one minute so far. Nodes resend a
+/// minute as it fills; the newest report replaces the previous one.
+#[derive(Debug, Clone)]
+pub struct MinuteReport {
+    pub route_id: String,
+    pub node_id: String,
+    pub minute_start: Timestamp,
+    pub request_count: i64,
+    /// Responses with a 4xx status.
+    pub client_error_count: i64,
+    /// Responses with a 5xx status.
+    pub error_count: i64,
+    /// Latency in microseconds.
+    pub latency: Histogram<u64>,
+}
+
+/// Aggregated traffic for one bucket of time.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSnapshot {
+    pub tenant_id: String,
+    pub bucket_start: Timestamp,
+    pub bucket_seconds: i64,
+    pub request_count: i64,
+    /// Responses with a 5xx status.
+    pub error_count: i64,
+    /// Responses with a 4xx status.
+    pub client_error_count: i64,
+    /// Median latency in milliseconds; null when there was no request.
+    pub p50_latency_ms: Option<f64>,
+    pub p95_latency_ms: Option<f64>,
+    pub p99_latency_ms: Option<f64>,
+}
+
+/// The time span `GET .../metrics` covers.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema, Default)]
+pub enum Period {
+    /// The last hour in 1-minute buckets.
+    #[default]
+    #[serde(rename = "1h")]
+    Hour,
+    /// The last day in 15-minute buckets.
+    #[serde(rename = "24h")]
+    Day,
+    /// The last week in 1-hour buckets.
+    #[serde(rename = "7d")]
+    Week,
+}
+
+impl Period {
+    fn span_and_bucket_ms(self) -> (i64, i64) {
+        match self {
+            Self::Hour => (60 * MINUTE_MS, MINUTE_MS),
+            Self::Day => (24 * 60 * MINUTE_MS, 15 * MINUTE_MS),
+            Self::Week => (7 * 24 * 60 * MINUTE_MS, 60 * MINUTE_MS),
+        }
+    }
+}
+
+/// Query of `GET .../metrics`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsQuery {
+    /// `1h` (default), `24h` or `7d`.
+    pub period: Option<Period>,
+}
+
+#[derive(FromRow)]
+struct MinuteRow {
+    minute_start: Timestamp,
+    request_count: i64,
+    client_error_count: i64,
+    error_count: i64,
+    latency_histogram: Vec<u8>,
+}
+
+/// The metrics endpoints.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(tenant_metrics))
+}
+
+/// Aggregated metrics, oldest bucket first, every bucket of the period present.
+#[utoipa::path(get, path = "/api/tenants/{tenantId}/metrics", tag = "telemetry",
+    params(("tenantId" = String, Path), MetricsQuery),
+    responses((status = 200, body = [MetricsSnapshot])),
+    security(("jwt" = [])))]
+async fn tenant_metrics(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Query(query): Query<MetricsQuery>,
+) -> Result<Json<Vec<MetricsSnapshot>>> {
+    let period = query.period.unwrap_or_default();
+    let snapshots = aggregate(state.store(), &auth.tenant_id, period, Timestamp::now()).await?;
+    Ok(Json(snapshots))
+}
+
+/// The tenant's buckets for `period` ending with the bucket that holds `now`.
+pub async fn aggregate(
+    store: &Store,
+    tenant_id: &str,
+    period: Period,
+    now: Timestamp,
+) -> Result<Vec<MetricsSnapshot>> {
+    let (span, bucket) = period.span_and_bucket_ms();
+    let end = now.millis() - now.millis().rem_euclid(bucket) + bucket;
+    let start = end - span;
+    let rows: Vec<MinuteRow> = sqlx::query_as(
+        "SELECT minute_start, request_count, client_error_count, error_count, latency_histogram \
+         FROM metrics_minutes WHERE tenant_id = $1 AND minute_start >= $2 AND minute_start < $3",
+    )
+    .bind(tenant_id)
+    .bind(Timestamp::from_millis(start))
+    .bind(Timestamp::from_millis(end))
+    .fetch_all(store.pool())
+    .await?;
+
+    let mut buckets: BTreeMap<i64, Bucket> = (0..span / bucket)
+        .map(|i| (start + i * bucket, Bucket::default()))
+        .collect();
+    let mut deserializer = Deserializer::new();
+    for row in rows {
+        let at = row.minute_start.millis();
+        let key = at - (at - start).rem_euclid(bucket);
+        let Some(target) = buckets.get_mut(&key) else { continue };
+        let histogram: Histogram<u64> = deserializer
+            .deserialize(&mut row.latency_histogram.as_slice())
+            .map_err(|err| ApiError::Internal(anyhow::anyhow!("stored histogram: {err:?}")))?;
+        target.add(row.request_count, row.client_error_count, row.error_count, &histogram)?;
+    }
+    Ok(buckets
+        .into_iter()
+        .map(|(at, b)| b.snapshot(tenant_id, Timestamp::from_millis(at), bucket / 1000))
+        .collect())
+}
+
+#[derive(Default)]
+struct Bucket {
+    requests: i64,
+    client_errors: i64,
+    errors: i64,
+    latency: Option<Histogram<u64>>,
+}
+
+impl Bucket {
+    fn add(&mut self, requests: i64, client_errors: i64, errors: i64, latency: &Histogram<u64>) -> Result<()> {
+        self.requests += requests;
+        self.client_errors += client_errors;
+        self.errors += errors;
+        let merged = self.latency.get_or_insert_with(new_histogram);
+        merged
+            .add(latency)
+            .map_err(|err| ApiError::Internal(anyhow::anyhow!("merging histograms: {err:?}")))
+    }
+
+    fn snapshot(self, tenant_id: &str, bucket_start: Timestamp, bucket_seconds: i64) -> MetricsSnapshot {
+        let quantile = |q: f64| {
+            self.latency
+                .as_ref()
+                .filter(|h| !h.is_empty())
+                .map(|h| h.value_at_quantile(q) as f64 / 1000.0)
+        };
+        MetricsSnapshot {
+            tenant_id: tenant_id.to_owned(),
+            bucket_start,
+            bucket_seconds,
+            request_count: self.requests,
+            error_count: self.errors,
+            client_error_count: self.client_errors,
+            p50_latency_ms: quantile(0.50),
+            p95_latency_ms: quantile(0.95),
+            p99_latency_ms: quantile(0.99),
+        }
+    }
+}
+
+/// Stores (or replaces) one node's report for one route and minute.
+pub async fn merge_minute(store: &Store, tenant_id: &str, report: &MinuteReport) -> Result<()> {
+    let minute = report.minute_start.millis();
+    let minute_start = Timestamp::from_millis(minute - minute.rem_euclid(MINUTE_MS));
+    let mut encoded = Vec::new();
+    V2Serializer::new()
+        .serialize(&report.latency, &mut encoded)
+        .map_err(|err| ApiError::Internal(anyhow::anyhow!("serializing histogram: {err:?}")))?;
+    sqlx::query(
+        "INSERT INTO metrics_minutes (tenant_id, route_id, node_id, minute_start, request_count, \
+         client_error_count, error_count, latency_histogram, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (tenant_id, minute_start, route_id, node_id) DO UPDATE SET \
+         request_count = excluded.request_count, \
+         client_error_count = excluded.client_error_count, \
+         error_count = excluded.error_count, \
+         latency_histogram = excluded.latency_histogram, updated_at = excluded.updated_at",
+    )
+    .bind(tenant_id)
+    .bind(&report.route_id)
+    .bind(&report.node_id)
+    .bind(minute_start)
+    .bind(report.request_count)
+    .bind(report.client_error_count)
+    .bind(report.error_count)
+    .bind(encoded)
+    .bind(Timestamp::now())
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! Routes: method + path pattern → service. Endpoints, validation and
+//! queries.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use gatehouse_protocol::RoutePattern;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::TenantAuth;
+use crate::error::{ApiError, Result, conflict_on_unique};
+use crate::extract::{Json, PathId, double_option};
+use crate::services;
+use crate::state::AppState;
+use crate::store::{Tombstone, Flag, Timestamp};
+
+/// The methods a route may name; `ANY` matches every method.
+pub const METHODS: [&str; 8] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"];
+/// The highest per-minute override accepted.
+pub const MAX_RATE_LIMIT: i64 = 1_000_000_000;
+
+/// A route: which requests go to which service, and under which policy.
+#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteEntity {
+    pub id: String,
+    pub tenant_id: String,
+    /// GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or ANY.
+    pub method: String,
+    /// `/users/:id`, `/static/*`, ...
+    pub path_pattern: String,
+    pub service_id: String,
+    #[sqlx(try_from = "Flag")]
+    pub auth_required: bool,
+    /// Requests per minute on this route, replacing the consumer's tier.
+    pub rate_limit_override: Option<i64>,
+    #[sqlx(try_from = "Flag")]
+    pub enabled: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
+}
+
+/// Body of `POST .../routes`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRoute {
+    pub method: String,
+    pub path_pattern: String,
+    pub service_id: String,
+    pub auth_required: bool,
+    #[serde(default)]
+    pub rate_limit_override: Option<i64>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// Body of `PATCH .../routes/{id}`: any subset of the writable fields.
+/// Read-only fields of the entity are accepted and ignored.
+#[derive(Debug, Deserialize, ToSchema)]
+// The read-only fields of the entity are accepted (clients send entities back) and ignored.
+#[allow(dead_code)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateRoute {
+    pub method: Option<String>,
+    pub path_pattern: Option<String>,
+    pub service_id: Option<String>,
+    pub auth_required: Option<bool>,
+    /// `null` removes the override.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub rate_limit_override: Option<Option<i64>>,
+    pub enabled: Option<bool>,
+    #[schema(ignore)]
+    id: Option<IgnoredAny>,
+    #[schema(ignore)]
+    tenant_id: Option<IgnoredAny>,
+    #[schema(ignore)]
+    created_at: Option<IgnoredAny>,
+    #[schema(ignore)]
+    updated_at: Option<IgnoredAny>,
+    #[schema(ignore)]
+    deleted_at: Option<IgnoredAny>,
+}
+
+/// The route endpoints.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_routes, create_route))
+        .routes(routes!(update_route, delete_route))
+}
+
+/// List all non-deleted routes.
+#[utoipa::path(get, path = "/api/tenants/{tenantId}/routes", tag = "routes",
+    params(("tenantId" = String, Path)),
+    responses((status = 200, body = [RouteEntity])),
+    security(("jwt" = [])))]
+async fn list_routes(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+) -> Result<Json<Vec<RouteEntity>>> {
+    let routes = sqlx::query_as(
+        "SELECT * FROM routes WHERE tenant_id = $1 AND deleted_at IS NULL \
+         ORDER BY created_at, id",
+    )
+    .bind(&auth.tenant_id)
+    .fetch_all(state.store().pool())
+    .await?;
+    Ok(Json(routes))
+}
+
+/// Create a new route.
+#[utoipa::path(post, path = "/api/tenants/{tenantId}/routes", tag = "routes",
+    params(("tenantId" = String, Path)), request_body = CreateRoute,
+    responses((status = 201, body = RouteEntity), (status = 409, body = crate::error::ErrorBody)),
+    security(("jwt" = [])))]
+async fn create_route(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Json(body): Json<CreateRoute>,
+) -> Result<(StatusCode, Json<RouteEntity>)> {
+    let method = validate_method(&body.method)?;
+    let pattern = validate_pattern(&body.path_pattern)?;
+    let rate_limit_override = body.rate_limit_override.map(validate_rate_limit).transpose()?;
+    let service_id = require_live_service(&state, &auth.tenant_id, &body.service_id).await?;
+    let now = Timestamp::now();
+    let route = sqlx::query_as(
+        "INSERT INTO routes (id, tenant_id, method, path_pattern, path_shape, service_id, \
+         auth_required, rate_limit_override, enabled, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING *",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(&auth.tenant_id)
+    .bind(method)
+    .bind(pattern.to_string())
+    .bind(pattern.shape())
+    .bind(service_id)
+    .bind(body.auth_required)
+    .bind(rate_limit_override)
+    .bind(body.enabled.unwrap_or(true))
+    .bind(now)
+    .fetch_one(state.store().pool())
+    .await
+    .map_err(conflict_on_unique("route_conflict", DUPLICATE_ROUTE))?;
+    Ok((StatusCode::CREATED, Json(route)))
+}
+
+const DUPLICATE_ROUTE: &str = "a live route with this method and path pattern already exists";
+
+/// Update an existing route. Accepts partial updates.
+#[utoipa::path(patch, path = "/api/tenants/{tenantId}/routes/{id}", tag = "routes",
+    params(("tenantId" = String, Path), ("id" = String, Path)), request_body = UpdateRoute,
+    responses((status = 200, body = RouteEntity), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)),
+    security(("jwt" = [])))]
+async fn update_route(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+    Json(body): Json<UpdateRoute>,
+) -> Result<Json<RouteEntity>> {
+    let current: RouteEntity = sqlx::query_as(
+        "SELECT * FROM routes WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(&id)
+    .bind(&auth.tenant_id)
+    .fetch_optional(state.store().pool())
+    .await?
+    .ok_or(ApiError::NotFound("route"))?;
+    let method = match &body.method {
+        Some(method) => validate_method(method)?,
+        None => current.method,
+    };
+    let pattern = validate_pattern(body.path_pattern.as_deref().unwrap_or(&current.path_pattern))?;
+    let service_id = match &body.service_id {
+        Some(service_id) => require_live_service(&state, &auth.tenant_id, service_id).await?,
+        None => current.service_id,
+    };
+    let rate_limit_override = match body.rate_limit_override {
+        Some(Some(limit)) => Some(validate_rate_limit(limit)?),
+        Some(None) => None,
+        None => current.rate_limit_override,
+    };
+    let route = sqlx::query_as(
+        "UPDATE routes SET method = $1, path_pattern = $2, path_shape = $3, service_id = $4, \
+         auth_required = $5, rate_limit_override = $6, enabled = $7, updated_at = $8 \
+         WHERE id = $9 AND tenant_id = $10 AND deleted_at IS NULL RETURNING *",
+    )
+    .bind(method)
+    .bind(pattern.to_string())
+    .bind(pattern.shape())
+    .bind(service_id)
+    .bind(body.auth_required.unwrap_or(current.auth_required))
+    .bind(rate_limit_override)
+    .bind(body.enabled.unwrap_or(current.enabled))
+    .bind(Timestamp::now())
+    .bind(&id)
+    .bind(&auth.tenant_id)
+    .fetch_optional(state.store().pool())
+    .await
+    .map_err(conflict_on_unique("route_conflict", DUPLICATE_ROUTE))?
+    .ok_or(ApiError::NotFound("route"))?;
+    Ok(Json(route))
+}
+
+/// Soft-delete a route (sets deletedAt).
+#[utoipa::path(delete, path = "/api/tenants/{tenantId}/routes/{id}", tag = "routes",
+    params(("tenantId" = String, Path), ("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)),
+    security(("jwt" = [])))]
+async fn delete_route(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    PathId(id): PathId,
+) -> Result<StatusCode> {
+    if !state.store().bury(Tombstone::Routes, &auth.tenant_id, &id).await? {
+        return Err(ApiError::NotFound("route"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The service id, if it names a live service of this tenant; 400 otherwise.
+async fn require_live_service(state: &AppState, tenant_id: &str, raw: &str) -> Result<String> {
+    let unknown = || ApiError::invalid("serviceId", "must name a live service of this tenant");
+    let id = Uuid::parse_str(raw).map_err(|_| unknown())?.to_string();
+    services::find_live(state.store(), tenant_id, &id)
+        .await?
+        .map(|service| service.id)
+        .ok_or_else(unknown)
+}
+
+fn validate_method(raw: &str) -> Result<String> {
+    let method = raw.trim().to_ascii_uppercase();
+    if METHODS.contains(&method.as_str()) {
+        Ok(method)
+    } else {
+        Err(ApiError::invalid("method", format!("must be one of {}", METHODS.join(", "))))
+    }
+}
+
+fn validate_pattern(raw: &str) -> Result<RoutePattern> {
+    RoutePattern::parse(raw)
+        .map_err(|err| ApiError::invalid("pathPattern", format!("invalid path pattern: {err}")))
+}
+
+fn validate_rate_limit(limit: i64) -> Result<i64> {
+    if (1..=MAX_RATE_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid(
+            "rateLimitOverride",
+            format!("must be between 1 and {MAX_RATE_LIMIT} requests per minute, or null"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_normalised_and_checked() {
+        assert_eq!(validate_method("get").ok().as_deref(), Some("GET"));
+        assert_eq!(validate_method("ANY").ok().as_deref(), Some("ANY"));
+        assert!(validate_method("TRACE").is_err());
+        assert!(validate_method("").is_err());
+    }
+
+    #[test]
+    fn overrides_are_positive() {
+        assert!(validate_rate_limit(0).is_err());
+        assert!(validate_rate_limit(-5).is_err());
+        assert!(validate_rate_limit(60).is_ok());
+    }
+}

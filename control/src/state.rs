@@ -1,0 +1,60 @@
+//! What every handler shares: the store, the token keys, the mailer and the
+//! auth throttles.
+
+use std::sync::Arc;
+
+use crate::auth::{JwtKeys, Throttle};
+use crate::mail::Mailer;
+use crate::store::Store;
+
+/// Shared application state, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    jwt: JwtKeys,
+    mailer: Mailer,
+    throttles: AuthThrottles,
+}
+
+/// Failure throttles for the auth endpoints.
+#[derive(Debug, Clone)]
+pub struct AuthThrottles {
+    /// Failed logins per email.
+    pub per_email: Throttle,
+    /// Failed logins and reset attempts per client IP.
+    pub per_ip: Throttle,
+}
+
+impl AppState {
+    pub fn new(store: Store, jwt: JwtKeys, mailer: Mailer, throttles: AuthThrottles) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                jwt,
+                mailer,
+                throttles,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn jwt(&self) -> &JwtKeys {
+        &self.inner.jwt
+    }
+
+    pub fn mailer(&self) -> &Mailer {
+        &self.inner.mailer
+    }
+
+    pub fn throttles(&self) -> &AuthThrottles {
+        &self.inner.throttles
+    }
+}

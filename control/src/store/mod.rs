@@ -1,0 +1,221 @@
+//! Storage: one sqlx `AnyPool` over SQLite or PostgreSQL, migrations, and the
+//! column types both dialects share.
+//!
+//! Every query in the control plane is written once, in the SQL both dialects
+//! understand (`$1` placeholders, `RETURNING`, window functions). The schema
+//! keeps times as epoch milliseconds and ids as UUID text so the same query
+//! runs on both; what still differs (migrations, booleans on SQLite) lives in
+//! this module and nowhere else.
+
+mod types;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+pub use types::{Flag, Timestamp};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// The two database engines Gatehouse runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl FromStr for Dialect {
+    type Err = StoreError;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+}
+
+/// Errors opening or migrating the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database URL must start with sqlite: or postgres://")]
+    UnsupportedUrl,
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The control plane's handle on its database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Connects to `url` (creating a SQLite file and its folder if needed) and
+    /// applies the embedded migrations of its dialect.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let dialect: Dialect = url.parse()?;
+        let url = match dialect {
+            Dialect::Sqlite => prepare_sqlite_url(url)?,
+            Dialect::Postgres => url.to_owned(),
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(match dialect {
+                Dialect::Sqlite => 8,
+                Dialect::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(5));
+        let options = match dialect {
+            Dialect::Sqlite => options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            }),
+            Dialect::Postgres => options,
+        };
+        let pool = options.connect(&url).await.map_err(StoreError::Connect)?;
+        let migrator = match dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await?;
+        Ok(Self { pool, dialect })
+    }
+
+    /// The connection pool every query runs on.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which engine this store talks to.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Answers whether the database is reachable right now.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    /// Closes every connection of the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A soft-deletable table, with the column that marks a row gone.
+#[derive(Debug, Clone, Copy)]
+pub enum Tombstone {
+    Services,
+    Routes,
+    Consumers,
+}
+
+impl Tombstone {
+    fn table_and_column(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Services => ("services", "deleted_at"),
+            Self::Routes => ("routes", "deleted_at"),
+            Self::Consumers => ("consumers", "revoked_at"),
+        }
+    }
+}
+
+impl Store {
+    /// Soft-deletes (or revokes) the tenant's row `id`. `false` when there
+    /// was no such live row.
+    pub async fn bury(&self, kind: Tombstone, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+        let (table, column) = kind.table_and_column();
+        let sql = format!(
+            "UPDATE {table} SET {column} = $1, updated_at = $1 \
+             WHERE id = $2 AND tenant_id = $3 AND {column} IS NULL"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(Timestamp::now())
+            .bind(id)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// SQLite URLs get their folder created and `mode=rwc`, so the database file
+/// is made on first start.
+fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path != ":memory:" {
+        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    let query = if query.split('&').any(|kv| kv.starts_with("mode=")) {
+        query.to_owned()
+    } else if query.is_empty() {
+        "mode=rwc".to_owned()
+    } else {
+        format!("{query}&mode=rwc")
+    };
+    Ok(format!("sqlite://{path}?{query}"))
+}
+
+/// True when `err` is a unique-constraint violation (the store's way of
+/// saying "already exists").
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_are_made_creatable() {
+        let url = prepare_sqlite_url("sqlite://target/x/db.sqlite").expect("url");
+        assert_eq!(url, "sqlite://target/x/db.sqlite?mode=rwc");
+        let url = prepare_sqlite_url("sqlite::memory:").expect("url");
+        assert_eq!(url, "sqlite://:memory:?mode=rwc");
+        let url = prepare_sqlite_url("sqlite://a.db?mode=ro").expect("url");
+        assert_eq!(url, "sqlite://a.db?mode=ro");
+    }
+
+    #[test]
+    fn dialect_follows_the_url_scheme() {
+        assert_eq!("sqlite://x.db".parse::<Dialect>().ok(), Some(Dialect::Sqlite));
+        assert_eq!(
+            "postgres://u@h/db".parse::<Dialect>().ok(),
+            Some(Dialect::Postgres)
+        );
+        assert!("mysql://x".parse::<Dialect>().is_err());
+    }
+}
