@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, FromRow, QueryBuilder};
+use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +15,7 @@ use crate::auth::TenantAuth;
 use crate::error::{ApiError, Result};
 use crate::extract::{Json, PathId, Query};
 use crate::state::AppState;
-use crate::store::{Flag, Store, Timestamp};
+use crate::store::{Flag, Sql, Store, Timestamp};
 use crate::validate;
 
 /// Events per page of `GET .../errors`.
@@ -95,18 +95,18 @@ async fn list_errors(
     Query(filter): Query<ErrorFilter>,
 ) -> Result<Json<Vec<ErrorEvent>>> {
     let page = validate::page(filter.page)?;
-    let mut query = QueryBuilder::<Any>::new("SELECT * FROM error_events WHERE tenant_id = ");
-    query.push_bind(auth.tenant_id);
+    let mut query = Sql::new("SELECT * FROM error_events WHERE tenant_id = ");
+    query.bind(auth.tenant_id);
     if let Some(resolved) = filter.resolved {
-        query.push(" AND resolved = ").push_bind(resolved);
+        query.push(" AND resolved = ").bind(resolved);
     }
     query
         .push(" ORDER BY last_seen_at DESC, id DESC LIMIT ")
-        .push_bind(PAGE_SIZE)
+        .bind(PAGE_SIZE)
         .push(" OFFSET ")
-        .push_bind((page - 1) * PAGE_SIZE);
+        .bind((page - 1) * PAGE_SIZE);
     let events = query
-        .build_query_as()
+        .query_as()?
         .fetch_all(state.store().pool())
         .await?;
     Ok(Json(events))

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, FromRow, QueryBuilder};
+use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,7 +13,7 @@ use crate::auth::TenantAuth;
 use crate::error::{ApiError, Result};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
-use crate::store::{Store, Timestamp};
+use crate::store::{Sql, Store, Timestamp};
 use crate::validate;
 
 /// Rows per page of `GET .../logs`.
@@ -81,30 +81,30 @@ async fn list_logs(
             return Err(ApiError::invalid("statusCode", "must be an HTTP status (100..599)"));
         }
     }
-    let mut query = QueryBuilder::<Any>::new("SELECT * FROM request_logs WHERE tenant_id = ");
-    query.push_bind(auth.tenant_id);
+    let mut query = Sql::new("SELECT * FROM request_logs WHERE tenant_id = ");
+    query.bind(auth.tenant_id);
     if let Some(from) = filter.from {
-        query.push(" AND created_at >= ").push_bind(from);
+        query.push(" AND created_at >= ").bind(from);
     }
     if let Some(to) = filter.to {
-        query.push(" AND created_at < ").push_bind(to);
+        query.push(" AND created_at < ").bind(to);
     }
     if let Some(path) = filter.path {
-        query.push(" AND path = ").push_bind(path);
+        query.push(" AND path = ").bind(path);
     }
     if let Some(status) = filter.status_code {
-        query.push(" AND status_code = ").push_bind(status);
+        query.push(" AND status_code = ").bind(status);
     }
     if let Some(consumer) = filter.consumer_id {
-        query.push(" AND consumer_id = ").push_bind(consumer.to_string());
+        query.push(" AND consumer_id = ").bind(consumer.to_string());
     }
     query
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(PAGE_SIZE)
+        .bind(PAGE_SIZE)
         .push(" OFFSET ")
-        .push_bind((page - 1) * PAGE_SIZE);
+        .bind((page - 1) * PAGE_SIZE);
     let logs = query
-        .build_query_as()
+        .query_as()?
         .fetch_all(state.store().pool())
         .await?;
     Ok(Json(logs))
@@ -117,29 +117,32 @@ pub async fn insert_batch(store: &Store, logs: &[RequestLog]) -> Result<(), sqlx
     const ROWS_PER_STATEMENT: usize = 500;
     let mut tx = store.pool().begin().await?;
     for chunk in logs.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Any>::new(
+        let mut query = Sql::new(
             "INSERT INTO request_logs (id, tenant_id, request_id, method, path, route_id, \
              service_id, consumer_id, status_code, latency_ms, client_ip, bytes_in, bytes_out, \
              created_at) ",
         );
-        query.push_values(chunk, |mut row, log| {
-            row.push_bind(log.id.clone())
-                .push_bind(log.tenant_id.clone())
-                .push_bind(log.request_id.clone())
-                .push_bind(log.method.clone())
-                .push_bind(log.path.clone())
-                .push_bind(log.route_id.clone())
-                .push_bind(log.service_id.clone())
-                .push_bind(log.consumer_id.clone())
-                .push_bind(log.status_code)
-                .push_bind(log.latency_ms)
-                .push_bind(log.client_ip.clone())
-                .push_bind(log.bytes_in)
-                .push_bind(log.bytes_out)
-                .push_bind(log.created_at);
-        });
+        query.push("VALUES ");
+        for log in chunk {
+            query.row(|row| {
+                row.bind(log.id.clone())
+                    .bind(log.tenant_id.clone())
+                    .bind(log.request_id.clone())
+                    .bind(log.method.clone())
+                    .bind(log.path.clone())
+                    .bind(log.route_id.clone())
+                    .bind(log.service_id.clone())
+                    .bind(log.consumer_id.clone())
+                    .bind(log.status_code)
+                    .bind(log.latency_ms)
+                    .bind(log.client_ip.clone())
+                    .bind(log.bytes_in)
+                    .bind(log.bytes_out)
+                    .bind(log.created_at);
+            });
+        }
         query.push(" ON CONFLICT (id) DO NOTHING");
-        query.build().execute(&mut *tx).await?;
+        query.query()?.execute(&mut *tx).await?;
     }
     tx.commit().await
 }

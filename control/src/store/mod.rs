@@ -7,6 +7,7 @@
 //! runs on both; what still differs (migrations, booleans on SQLite) lives in
 //! this module and nowhere else.
 
+mod sql;
 mod types;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
+pub use sql::{Row, Sql};
 pub use types::{Flag, Timestamp};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");

@@ -1,0 +1,122 @@
+//! A query builder for SQL whose shape depends on the request (optional
+//! filters, multi-row inserts). sqlx's `QueryBuilder` writes `?` for the Any
+//! driver, which PostgreSQL rejects; this one numbers its parameters (`$1`,
+//! `$2`, ...), which both dialects accept.
+
+use std::fmt::Write;
+
+use sqlx::any::{Any, AnyArguments, AnyRow};
+use sqlx::query::{Query, QueryAs};
+use sqlx::{Arguments, AssertSqlSafe, Encode, FromRow, Type};
+
+/// SQL text plus its bound parameters, in order.
+#[derive(Default)]
+pub struct Sql {
+    text: String,
+    args: AnyArguments,
+    error: Option<sqlx::error::BoxDynError>,
+}
+
+impl Sql {
+    /// Starts with a fragment of SQL.
+    pub fn new(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Appends SQL text (never user input).
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    pub fn bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: for<'q> Encode<'q, Any> + Type<Any>,
+    {
+        if let Err(err) = self.args.add(value) {
+            self.error.get_or_insert(err);
+        }
+        // Writing to a String cannot fail.
+        let _ = write!(self.text, "${}", self.args.len());
+        self
+    }
+
+    /// Appends one parenthesised row of a multi-row `VALUES` list (with the
+    /// comma before it unless it is the first), its values bound by `values`.
+    pub fn row(&mut self, values: impl FnOnce(&mut Row<'_>)) -> &mut Self {
+        if self.text.ends_with(')') {
+            self.text.push_str(", ");
+        }
+        self.text.push('(');
+        values(&mut Row { sql: self, first: true });
+        self.text.push(')');
+        self
+    }
+
+    /// A query returning rows of `O`.
+    pub fn query_as<O>(self) -> Result<QueryAs<'static, Any, O, AnyArguments>, sqlx::Error>
+    where
+        O: for<'r> FromRow<'r, AnyRow>,
+    {
+        match self.error {
+            Some(err) => Err(sqlx::Error::Encode(err)),
+            None => Ok(sqlx::query_as_with(AssertSqlSafe(self.text), self.args)),
+        }
+    }
+
+    /// A query run for its effect.
+    pub fn query(self) -> Result<Query<'static, Any, AnyArguments>, sqlx::Error> {
+        match self.error {
+            Some(err) => Err(sqlx::Error::Encode(err)),
+            None => Ok(sqlx::query_with(AssertSqlSafe(self.text), self.args)),
+        }
+    }
+}
+
+/// The values of one row, separated by commas.
+pub struct Row<'a> {
+    sql: &'a mut Sql,
+    first: bool,
+}
+
+impl Row<'_> {
+    /// Binds the next value of the row.
+    pub fn bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: for<'q> Encode<'q, Any> + Type<Any>,
+    {
+        if !std::mem::take(&mut self.first) {
+            self.sql.text.push_str(", ");
+        }
+        self.sql.bind(value);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_bind_order() {
+        let mut sql = Sql::new("SELECT * FROM t WHERE a = ");
+        sql.bind(1_i64).push(" AND b = ").bind("x".to_owned());
+        assert_eq!(sql.text, "SELECT * FROM t WHERE a = $1 AND b = $2");
+        assert_eq!(sql.args.len(), 2);
+    }
+
+    #[test]
+    fn rows_are_comma_separated() {
+        let mut sql = Sql::new("INSERT INTO t (a, b) VALUES ");
+        for i in 0..2_i64 {
+            sql.row(|row| {
+                row.bind(i).bind(i * 10);
+            });
+        }
+        assert_eq!(sql.text, "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests of the control plane over HTTP, each run against a
+//! fresh SQLite file and a fresh PostgreSQL database.
+
+mod common;
+
+mod accounts;
+mod consumers;
+mod isolation;
+mod protocol;
+mod routes;
+mod services;
+mod telemetry;
