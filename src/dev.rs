@@ -27,7 +27,11 @@ struct DevTenant {
 
 pub async fn run(args: ControlArgs) -> anyhow::Result<()> {
     let control = Control::start(&args).await?;
-    let tenant = ensure_dev_tenant(control.state.store(), &args.data_dir.join("dev-tenant.json")).await?;
+    let tenant = ensure_dev_tenant(
+        control.state.store(),
+        &args.data_dir.join("dev-tenant.json"),
+    )
+    .await?;
     let token = control
         .state
         .jwt()
@@ -52,8 +56,12 @@ pub async fn run(args: ControlArgs) -> anyhow::Result<()> {
 /// Reads the dev tenant's credentials, or creates the tenant and keeps them.
 async fn ensure_dev_tenant(store: &Store, path: &Path) -> anyhow::Result<DevTenant> {
     if let Ok(text) = std::fs::read_to_string(path) {
-        let tenant: DevTenant = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a dev tenant file; delete it to start over", path.display()))?;
+        let tenant: DevTenant = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a dev tenant file; delete it to start over",
+                path.display()
+            )
+        })?;
         return Ok(tenant);
     }
     let mut bytes = [0u8; 12];

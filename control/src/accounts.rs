@@ -93,7 +93,12 @@ pub struct NewTenant {
 }
 
 /// Creates a tenant with a fresh gateway key. 409 when the email is taken.
-pub async fn create_tenant(store: &Store, name: &str, email: &str, password: &str) -> Result<NewTenant> {
+pub async fn create_tenant(
+    store: &Store,
+    name: &str,
+    email: &str,
+    password: &str,
+) -> Result<NewTenant> {
     let name = validate::name("name", name)?;
     let email = normalize_email(email)?;
     passwords::validate("password", password)?;
@@ -113,7 +118,10 @@ pub async fn create_tenant(store: &Store, name: &str, email: &str, password: &st
     .bind(Timestamp::now())
     .execute(store.pool())
     .await
-    .map_err(conflict_on_unique("email_taken", "an account with this email already exists"))?;
+    .map_err(conflict_on_unique(
+        "email_taken",
+        "an account with this email already exists",
+    ))?;
     Ok(NewTenant {
         tenant_id,
         gateway_key: key.plaintext,
@@ -151,7 +159,10 @@ async fn login(
     let email = body.email.trim().to_lowercase();
     let ip = peer.ip().to_string();
     let throttles = state.throttles();
-    throttles.per_email.check(&email).map_err(ApiError::Throttled)?;
+    throttles
+        .per_email
+        .check(&email)
+        .map_err(ApiError::Throttled)?;
     throttles.per_ip.check(&ip).map_err(ApiError::Throttled)?;
 
     let found: Option<(String, String)> =
@@ -191,8 +202,16 @@ async fn forgot_password(
     let email = body.email.trim().to_lowercase();
     // Requests for one address are throttled silently: the answer must not
     // tell whether the account exists, nor let anyone flood a mailbox.
-    if state.throttles().per_email.check(&format!("reset:{email}")).is_ok() {
-        state.throttles().per_email.record_failure(&format!("reset:{email}"));
+    if state
+        .throttles()
+        .per_email
+        .check(&format!("reset:{email}"))
+        .is_ok()
+    {
+        state
+            .throttles()
+            .per_email
+            .record_failure(&format!("reset:{email}"));
         let found: Option<(String,)> = sqlx::query_as("SELECT id FROM tenants WHERE email = $1")
             .bind(&email)
             .fetch_optional(state.store().pool())
@@ -221,7 +240,10 @@ async fn forgot_password(
                      If this was not you, ignore this mail: your password is unchanged.\n",
                     token.plaintext
                 );
-                if let Err(err) = mailer.send(&email, "Reset your Gatehouse password", body).await {
+                if let Err(err) = mailer
+                    .send(&email, "Reset your Gatehouse password", body)
+                    .await
+                {
                     tracing::error!(error = %err, "password reset mail not sent");
                 }
             });
@@ -241,7 +263,11 @@ async fn reset_password(
     Json(body): Json<ResetPassword>,
 ) -> Result<Json<Message>> {
     let ip = format!("reset:{}", peer.ip());
-    state.throttles().per_ip.check(&ip).map_err(ApiError::Throttled)?;
+    state
+        .throttles()
+        .per_ip
+        .check(&ip)
+        .map_err(ApiError::Throttled)?;
     passwords::validate("password", &body.password)?;
     let invalid = || ApiError::invalid("token", "the reset token is unknown, used or expired");
     let now = Timestamp::now();
@@ -261,11 +287,12 @@ async fn reset_password(
     let mut tx = state.store().pool().begin().await?;
     // Claiming the token in the same statement that checks it keeps it
     // single-use even when two resets race.
-    let claimed = sqlx::query("UPDATE password_resets SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-        .bind(now)
-        .bind(&reset_id)
-        .execute(&mut *tx)
-        .await?;
+    let claimed =
+        sqlx::query("UPDATE password_resets SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(&reset_id)
+            .execute(&mut *tx)
+            .await?;
     if claimed.rows_affected() == 0 {
         return Err(invalid());
     }
@@ -308,7 +335,10 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(normalize_email(" Ada@Example.COM ").ok().as_deref(), Some("ada@example.com"));
+        assert_eq!(
+            normalize_email(" Ada@Example.COM ").ok().as_deref(),
+            Some("ada@example.com")
+        );
         for bad in ["", "ada", "ada@", "@example.com", "a b@example.com"] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }

@@ -22,7 +22,11 @@ pub struct ControlArgs {
     pub listen: SocketAddr,
 
     /// sqlite://path (created on first start) or postgres://user@host/db.
-    #[arg(long, env = "GATEHOUSE_DATABASE_URL", default_value = "sqlite://gatehouse-data/gatehouse.db")]
+    #[arg(
+        long,
+        env = "GATEHOUSE_DATABASE_URL",
+        default_value = "sqlite://gatehouse-data/gatehouse.db"
+    )]
     pub database_url: String,
 
     /// Secret that signs tenant JWTs (at least 32 bytes). Generated once and
@@ -35,11 +39,19 @@ pub struct ControlArgs {
     pub smtp_url: Option<String>,
 
     /// Folder that receives mail as .eml files when no SMTP URL is set.
-    #[arg(long, env = "GATEHOUSE_MAIL_OUTBOX", default_value = "gatehouse-data/outbox/")]
+    #[arg(
+        long,
+        env = "GATEHOUSE_MAIL_OUTBOX",
+        default_value = "gatehouse-data/outbox/"
+    )]
     pub mail_outbox: PathBuf,
 
     /// Sender of outgoing mail.
-    #[arg(long, env = "GATEHOUSE_MAIL_FROM", default_value = "Gatehouse <no-reply@gatehouse.localhost>")]
+    #[arg(
+        long,
+        env = "GATEHOUSE_MAIL_FROM",
+        default_value = "Gatehouse <no-reply@gatehouse.localhost>"
+    )]
     pub mail_from: String,
 
     /// Folder for the control plane's own files (the generated JWT secret).
@@ -86,8 +98,12 @@ impl ControlArgs {
 
 fn read_or_create_secret(path: &Path) -> std::io::Result<Vec<u8>> {
     match std::fs::read_to_string(path) {
-        Ok(text) if text.trim().len() >= MIN_JWT_SECRET_BYTES => return Ok(text.trim().as_bytes().to_vec()),
-        Ok(_) => tracing::warn!(path = %path.display(), "stored JWT secret is too short; replacing it"),
+        Ok(text) if text.trim().len() >= MIN_JWT_SECRET_BYTES => {
+            return Ok(text.trim().as_bytes().to_vec());
+        }
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "stored JWT secret is too short; replacing it")
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(err),
     }
@@ -130,7 +146,9 @@ mod tests {
 
     #[test]
     fn short_secrets_are_refused_naming_the_flag() {
-        let err = args(&["--jwt-secret", "short"]).resolve_jwt_secret().expect_err("too short");
+        let err = args(&["--jwt-secret", "short"])
+            .resolve_jwt_secret()
+            .expect_err("too short");
         assert!(err.to_string().starts_with("--jwt-secret:"), "{err}");
     }
 

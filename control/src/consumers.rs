@@ -96,14 +96,12 @@ async fn list_consumers(
     State(state): State<AppState>,
     auth: TenantAuth,
 ) -> Result<Json<Vec<ConsumerEntity>>> {
-    let consumers = sqlx::query_as(
-        "SELECT * FROM consumers WHERE tenant_id = $1 AND revoked_at IS NULL \
-         ORDER BY created_at, id",
-    )
-    .bind(&auth.tenant_id)
-    .fetch_all(state.store().pool())
-    .await?;
-    Ok(Json(consumers))
+    Ok(Json(
+        state
+            .store()
+            .live(Tombstone::Consumers, &auth.tenant_id)
+            .await?,
+    ))
 }
 
 /// Create a consumer and generate its API key, returned in plaintext once.
@@ -154,8 +152,16 @@ async fn update_consumer(
     PathId(id): PathId,
     Json(body): Json<UpdateConsumer>,
 ) -> Result<Json<ConsumerEntity>> {
-    let name = body.name.as_deref().map(|n| validate::name("name", n)).transpose()?;
-    let tier = body.rate_limit_tier.as_deref().map(validate_tier).transpose()?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| validate::name("name", n))
+        .transpose()?;
+    let tier = body
+        .rate_limit_tier
+        .as_deref()
+        .map(validate_tier)
+        .transpose()?;
     let consumer = sqlx::query_as(
         "UPDATE consumers SET name = COALESCE($1, name), \
          rate_limit_tier = COALESCE($2, rate_limit_tier), updated_at = $3 \
@@ -182,7 +188,11 @@ async fn revoke_consumer(
     auth: TenantAuth,
     PathId(id): PathId,
 ) -> Result<StatusCode> {
-    if !state.store().bury(Tombstone::Consumers, &auth.tenant_id, &id).await? {
+    if !state
+        .store()
+        .bury(Tombstone::Consumers, &auth.tenant_id, &id)
+        .await?
+    {
         return Err(ApiError::NotFound("consumer"));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -35,10 +35,7 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 409: the entity would clash with an existing one.
     #[error("{message}")]
-    Conflict {
-        code: &'static str,
-        message: String,
-    },
+    Conflict { code: &'static str, message: String },
     /// 413: the request body is over the limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -155,10 +152,10 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::Throttled(seconds) = self {
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        if let Self::Throttled(seconds) = self
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }

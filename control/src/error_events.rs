@@ -105,10 +105,7 @@ async fn list_errors(
         .bind(PAGE_SIZE)
         .push(" OFFSET ")
         .bind((page - 1) * PAGE_SIZE);
-    let events = query
-        .query_as()?
-        .fetch_all(state.store().pool())
-        .await?;
+    let events = query.query_as()?.fetch_all(state.store().pool()).await?;
     Ok(Json(events))
 }
 
@@ -147,7 +144,11 @@ async fn resolve_error(
 
 /// Records an occurrence: it joins the open event of the same kind and route
 /// seen within the grouping window, or opens a new one. Returns the event id.
-pub async fn record(store: &Store, tenant_id: &str, occurrence: &Occurrence) -> Result<String, sqlx::Error> {
+pub async fn record(
+    store: &Store,
+    tenant_id: &str,
+    occurrence: &Occurrence,
+) -> Result<String, sqlx::Error> {
     let mut tx = store.pool().begin().await?;
     let open: Option<(String,)> = sqlx::query_as(
         "SELECT id FROM error_events WHERE tenant_id = $1 AND kind = $2 \

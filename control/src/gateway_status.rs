@@ -44,11 +44,17 @@ async fn gateway_status(
     State(state): State<AppState>,
     auth: TenantAuth,
 ) -> Result<Json<GatewayStatus>> {
-    Ok(Json(status(state.store(), &auth.tenant_id, Timestamp::now()).await?))
+    Ok(Json(
+        status(state.store(), &auth.tenant_id, Timestamp::now()).await?,
+    ))
 }
 
 /// The tenant's gateway status as of `now`.
-pub async fn status(store: &Store, tenant_id: &str, now: Timestamp) -> Result<GatewayStatus, sqlx::Error> {
+pub async fn status(
+    store: &Store,
+    tenant_id: &str,
+    now: Timestamp,
+) -> Result<GatewayStatus, sqlx::Error> {
     let (connected, last_seen): (i64, Option<Timestamp>) = sqlx::query_as(
         "SELECT \
            COALESCE(SUM(CASE WHEN disconnected_at IS NULL AND last_seen_at >= $2 THEN 1 ELSE 0 END), 0), \
@@ -69,7 +75,12 @@ pub async fn status(store: &Store, tenant_id: &str, now: Timestamp) -> Result<Ga
 
 /// Records a node's connection through replica `replica_id`; returns the
 /// connection id for heartbeats and the disconnect.
-pub async fn connect(store: &Store, tenant_id: &str, node_name: &str, replica_id: &str) -> Result<String, sqlx::Error> {
+pub async fn connect(
+    store: &Store,
+    tenant_id: &str,
+    node_name: &str,
+    replica_id: &str,
+) -> Result<String, sqlx::Error> {
     let id = Uuid::new_v4().to_string();
     sqlx::query(
         "INSERT INTO gateway_nodes (id, tenant_id, node_name, replica_id, connected_at, \
@@ -86,12 +97,18 @@ pub async fn connect(store: &Store, tenant_id: &str, node_name: &str, replica_id
 }
 
 /// Notes that the connection is alive at `at`.
-pub async fn heartbeat(store: &Store, connection_id: &str, at: Timestamp) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE gateway_nodes SET last_seen_at = $1 WHERE id = $2 AND disconnected_at IS NULL")
-        .bind(at)
-        .bind(connection_id)
-        .execute(store.pool())
-        .await?;
+pub async fn heartbeat(
+    store: &Store,
+    connection_id: &str,
+    at: Timestamp,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE gateway_nodes SET last_seen_at = $1 WHERE id = $2 AND disconnected_at IS NULL",
+    )
+    .bind(at)
+    .bind(connection_id)
+    .execute(store.pool())
+    .await?;
     Ok(())
 }
 

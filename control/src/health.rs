@@ -80,7 +80,11 @@ async fn latest_health(
 }
 
 /// Stores a check result; returns the snapshot id.
-pub async fn insert(store: &Store, tenant_id: &str, check: &CheckResult) -> Result<String, sqlx::Error> {
+pub async fn insert(
+    store: &Store,
+    tenant_id: &str,
+    check: &CheckResult,
+) -> Result<String, sqlx::Error> {
     let id = Uuid::new_v4().to_string();
     sqlx::query(
         "INSERT INTO health_snapshots (id, tenant_id, service_id, node_id, status, http_status, \

@@ -41,26 +41,29 @@ pub fn api() -> (Router<AppState>, OpenApi) {
 /// The whole application, ready to serve.
 pub fn app(state: AppState) -> Router {
     let (api, document) = api();
-    api.route("/api/openapi.json", get(move || async move { Json(document) }))
-        .route("/healthz", get(healthz))
-        .fallback(|| async { ApiError::NotFound("path") })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let request_id = request
-                    .headers()
-                    .get(REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                // The path only: query strings may carry filters users consider private.
-                tracing::info_span!("request", method = %request.method(),
+    api.route(
+        "/api/openapi.json",
+        get(move || async move { Json(document) }),
+    )
+    .route("/healthz", get(healthz))
+    .fallback(|| async { ApiError::NotFound("path") })
+    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+    .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+    .layer(
+        TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let request_id = request
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            // The path only: query strings may carry filters users consider private.
+            tracing::info_span!("request", method = %request.method(),
                     path = %request.uri().path(), request_id = %request_id)
-            }),
-        )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
+        }),
+    )
+    .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+    .with_state(state)
 }
 
 /// 200 once migrations ran and the database answers; 503 otherwise.

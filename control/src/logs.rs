@@ -76,10 +76,13 @@ async fn list_logs(
     Query(filter): Query<LogFilter>,
 ) -> Result<Json<Vec<RequestLog>>> {
     let page = validate::page(filter.page)?;
-    if let Some(status) = filter.status_code {
-        if !(100..=599).contains(&status) {
-            return Err(ApiError::invalid("statusCode", "must be an HTTP status (100..599)"));
-        }
+    if let Some(status) = filter.status_code
+        && !(100..=599).contains(&status)
+    {
+        return Err(ApiError::invalid(
+            "statusCode",
+            "must be an HTTP status (100..599)",
+        ));
     }
     let mut query = Sql::new("SELECT * FROM request_logs WHERE tenant_id = ");
     query.bind(auth.tenant_id);
@@ -103,10 +106,7 @@ async fn list_logs(
         .bind(PAGE_SIZE)
         .push(" OFFSET ")
         .bind((page - 1) * PAGE_SIZE);
-    let logs = query
-        .query_as()?
-        .fetch_all(state.store().pool())
-        .await?;
+    let logs = query.query_as()?.fetch_all(state.store().pool()).await?;
     Ok(Json(logs))
 }
 

@@ -5,9 +5,7 @@ use std::path::PathBuf;
 
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
-use lettre::{
-    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 /// Where mail goes.
 #[derive(Clone)]

@@ -152,11 +152,18 @@ pub async fn aggregate(
     for row in rows {
         let at = row.minute_start.millis();
         let key = at - (at - start).rem_euclid(bucket);
-        let Some(target) = buckets.get_mut(&key) else { continue };
+        let Some(target) = buckets.get_mut(&key) else {
+            continue;
+        };
         let histogram: Histogram<u64> = deserializer
             .deserialize(&mut row.latency_histogram.as_slice())
             .map_err(|err| ApiError::Internal(anyhow::anyhow!("stored histogram: {err:?}")))?;
-        target.add(row.request_count, row.client_error_count, row.error_count, &histogram)?;
+        target.add(
+            row.request_count,
+            row.client_error_count,
+            row.error_count,
+            &histogram,
+        )?;
     }
     Ok(buckets
         .into_iter()
@@ -173,7 +180,13 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn add(&mut self, requests: i64, client_errors: i64, errors: i64, latency: &Histogram<u64>) -> Result<()> {
+    fn add(
+        &mut self,
+        requests: i64,
+        client_errors: i64,
+        errors: i64,
+        latency: &Histogram<u64>,
+    ) -> Result<()> {
         self.requests += requests;
         self.client_errors += client_errors;
         self.errors += errors;
@@ -183,7 +196,12 @@ impl Bucket {
             .map_err(|err| ApiError::Internal(anyhow::anyhow!("merging histograms: {err:?}")))
     }
 
-    fn snapshot(self, tenant_id: &str, bucket_start: Timestamp, bucket_seconds: i64) -> MetricsSnapshot {
+    fn snapshot(
+        self,
+        tenant_id: &str,
+        bucket_start: Timestamp,
+        bucket_seconds: i64,
+    ) -> MetricsSnapshot {
         let quantile = |q: f64| {
             self.latency
                 .as_ref()

@@ -15,12 +15,14 @@ use uuid::Uuid;
 use crate::auth::TenantAuth;
 use crate::error::{ApiError, Result, conflict_on_unique};
 use crate::extract::{Json, PathId, double_option};
-use crate::services;
+use crate::services::ServiceEntity;
 use crate::state::AppState;
-use crate::store::{Tombstone, Flag, Timestamp};
+use crate::store::{Flag, Timestamp, Tombstone};
 
 /// The methods a route may name; `ANY` matches every method.
-pub const METHODS: [&str; 8] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"];
+pub const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY",
+];
 /// The highest per-minute override accepted.
 pub const MAX_RATE_LIMIT: i64 = 1_000_000_000;
 
@@ -104,14 +106,12 @@ async fn list_routes(
     State(state): State<AppState>,
     auth: TenantAuth,
 ) -> Result<Json<Vec<RouteEntity>>> {
-    let routes = sqlx::query_as(
-        "SELECT * FROM routes WHERE tenant_id = $1 AND deleted_at IS NULL \
-         ORDER BY created_at, id",
-    )
-    .bind(&auth.tenant_id)
-    .fetch_all(state.store().pool())
-    .await?;
-    Ok(Json(routes))
+    Ok(Json(
+        state
+            .store()
+            .live(Tombstone::Routes, &auth.tenant_id)
+            .await?,
+    ))
 }
 
 /// Create a new route.
@@ -126,7 +126,10 @@ async fn create_route(
 ) -> Result<(StatusCode, Json<RouteEntity>)> {
     let method = validate_method(&body.method)?;
     let pattern = validate_pattern(&body.path_pattern)?;
-    let rate_limit_override = body.rate_limit_override.map(validate_rate_limit).transpose()?;
+    let rate_limit_override = body
+        .rate_limit_override
+        .map(validate_rate_limit)
+        .transpose()?;
     let service_id = require_live_service(&state, &auth.tenant_id, &body.service_id).await?;
     let now = Timestamp::now();
     let route = sqlx::query_as(
@@ -164,19 +167,20 @@ async fn update_route(
     PathId(id): PathId,
     Json(body): Json<UpdateRoute>,
 ) -> Result<Json<RouteEntity>> {
-    let current: RouteEntity = sqlx::query_as(
-        "SELECT * FROM routes WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
-    )
-    .bind(&id)
-    .bind(&auth.tenant_id)
-    .fetch_optional(state.store().pool())
-    .await?
-    .ok_or(ApiError::NotFound("route"))?;
+    let current: RouteEntity = state
+        .store()
+        .find_live(Tombstone::Routes, &auth.tenant_id, &id)
+        .await?
+        .ok_or(ApiError::NotFound("route"))?;
     let method = match &body.method {
         Some(method) => validate_method(method)?,
         None => current.method,
     };
-    let pattern = validate_pattern(body.path_pattern.as_deref().unwrap_or(&current.path_pattern))?;
+    let pattern = validate_pattern(
+        body.path_pattern
+            .as_deref()
+            .unwrap_or(&current.path_pattern),
+    )?;
     let service_id = match &body.service_id {
         Some(service_id) => require_live_service(&state, &auth.tenant_id, service_id).await?,
         None => current.service_id,
@@ -218,7 +222,11 @@ async fn delete_route(
     auth: TenantAuth,
     PathId(id): PathId,
 ) -> Result<StatusCode> {
-    if !state.store().bury(Tombstone::Routes, &auth.tenant_id, &id).await? {
+    if !state
+        .store()
+        .bury(Tombstone::Routes, &auth.tenant_id, &id)
+        .await?
+    {
         return Err(ApiError::NotFound("route"));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -228,10 +236,11 @@ async fn delete_route(
 async fn require_live_service(state: &AppState, tenant_id: &str, raw: &str) -> Result<String> {
     let unknown = || ApiError::invalid("serviceId", "must name a live service of this tenant");
     let id = Uuid::parse_str(raw).map_err(|_| unknown())?.to_string();
-    services::find_live(state.store(), tenant_id, &id)
-        .await?
-        .map(|service| service.id)
-        .ok_or_else(unknown)
+    let service: Option<ServiceEntity> = state
+        .store()
+        .find_live(Tombstone::Services, tenant_id, &id)
+        .await?;
+    service.map(|service| service.id).ok_or_else(unknown)
 }
 
 fn validate_method(raw: &str) -> Result<String> {
@@ -239,7 +248,10 @@ fn validate_method(raw: &str) -> Result<String> {
     if METHODS.contains(&method.as_str()) {
         Ok(method)
     } else {
-        Err(ApiError::invalid("method", format!("must be one of {}", METHODS.join(", "))))
+        Err(ApiError::invalid(
+            "method",
+            format!("must be one of {}", METHODS.join(", ")),
+        ))
     }
 }
 

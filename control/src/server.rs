@@ -49,7 +49,12 @@ pub async fn build_state(args: &ControlArgs) -> anyhow::Result<AppState> {
         per_email: Throttle::new(LOGIN_FAILURES_PER_EMAIL, THROTTLE_WINDOW),
         per_ip: Throttle::new(LOGIN_FAILURES_PER_IP, THROTTLE_WINDOW),
     };
-    Ok(AppState::new(store, JwtKeys::new(&secret, jwt::DEFAULT_TTL), mailer, throttles))
+    Ok(AppState::new(
+        store,
+        JwtKeys::new(&secret, jwt::DEFAULT_TTL),
+        mailer,
+        throttles,
+    ))
 }
 
 impl Control {
@@ -66,8 +71,7 @@ impl Control {
     pub fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = http::app(state.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = http::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

@@ -15,7 +15,7 @@ use crate::auth::TenantAuth;
 use crate::error::{ApiError, Result};
 use crate::extract::{Json, PathId, double_option};
 use crate::state::AppState;
-use crate::store::{Tombstone, Store, Timestamp};
+use crate::store::{Timestamp, Tombstone};
 use crate::validate;
 
 /// The default upstream timeout.
@@ -95,14 +95,12 @@ async fn list_services(
     State(state): State<AppState>,
     auth: TenantAuth,
 ) -> Result<Json<Vec<ServiceEntity>>> {
-    let services = sqlx::query_as(
-        "SELECT * FROM services WHERE tenant_id = $1 AND deleted_at IS NULL \
-         ORDER BY created_at, id",
-    )
-    .bind(&auth.tenant_id)
-    .fetch_all(state.store().pool())
-    .await?;
-    Ok(Json(services))
+    Ok(Json(
+        state
+            .store()
+            .live(Tombstone::Services, &auth.tenant_id)
+            .await?,
+    ))
 }
 
 /// Create a new downstream service.
@@ -151,7 +149,9 @@ async fn update_service(
     PathId(id): PathId,
     Json(body): Json<UpdateService>,
 ) -> Result<Json<ServiceEntity>> {
-    let current = find_live(state.store(), &auth.tenant_id, &id)
+    let current: ServiceEntity = state
+        .store()
+        .find_live(Tombstone::Services, &auth.tenant_id, &id)
         .await?
         .ok_or(ApiError::NotFound("service"))?;
     let name = match &body.name {
@@ -196,21 +196,14 @@ async fn delete_service(
     auth: TenantAuth,
     PathId(id): PathId,
 ) -> Result<StatusCode> {
-    if !state.store().bury(Tombstone::Services, &auth.tenant_id, &id).await? {
+    if !state
+        .store()
+        .bury(Tombstone::Services, &auth.tenant_id, &id)
+        .await?
+    {
         return Err(ApiError::NotFound("service"));
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The tenant's service `id`, unless it is deleted or someone else's.
-pub async fn find_live(store: &Store, tenant_id: &str, id: &str) -> Result<Option<ServiceEntity>> {
-    Ok(sqlx::query_as(
-        "SELECT * FROM services WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
-    )
-    .bind(id)
-    .bind(tenant_id)
-    .fetch_optional(store.pool())
-    .await?)
 }
 
 fn validate_target_url(raw: &str) -> Result<String> {
@@ -219,10 +212,16 @@ fn validate_target_url(raw: &str) -> Result<String> {
         return Err(ApiError::invalid("targetUrl", "must be at most 2048 bytes"));
     }
     let url = url::Url::parse(raw).map_err(|err| {
-        ApiError::invalid("targetUrl", format!("must be an absolute http(s) URL ({err})"))
+        ApiError::invalid(
+            "targetUrl",
+            format!("must be an absolute http(s) URL ({err})"),
+        )
     })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(ApiError::invalid("targetUrl", "scheme must be http or https"));
+        return Err(ApiError::invalid(
+            "targetUrl",
+            "scheme must be http or https",
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(ApiError::invalid("targetUrl", "must name a host"));
@@ -266,11 +265,20 @@ mod tests {
     #[test]
     fn target_urls_must_be_absolute_http() {
         assert_eq!(
-            validate_target_url("http://10.0.0.1:8080/v1").ok().as_deref(),
+            validate_target_url("http://10.0.0.1:8080/v1")
+                .ok()
+                .as_deref(),
             Some("http://10.0.0.1:8080/v1")
         );
         assert!(validate_target_url("https://api.example.com").is_ok());
-        for bad in ["ftp://x", "/relative", "http://", "not a url", "http://h/?q=1", "http://u:p@h/"] {
+        for bad in [
+            "ftp://x",
+            "/relative",
+            "http://",
+            "not a url",
+            "http://h/?q=1",
+            "http://u:p@h/",
+        ] {
             assert!(validate_target_url(bad).is_err(), "{bad}");
         }
     }

@@ -18,7 +18,10 @@ pub fn name(field: &'static str, raw: &str) -> Result<String> {
         ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(ApiError::invalid(field, "must not contain control characters"));
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }

@@ -187,7 +187,11 @@ mod tests {
         assert_eq!(p.to_string(), "/users/:id/files/*");
         assert_eq!(p.shape(), "/users/:/files/*");
         assert_eq!(RoutePattern::parse("/").expect("root").shape(), "/");
-        assert!(RoutePattern::parse("/a/").expect("slash").has_trailing_slash());
+        assert!(
+            RoutePattern::parse("/a/")
+                .expect("slash")
+                .has_trailing_slash()
+        );
     }
 
     #[test]
@@ -195,7 +199,10 @@ mod tests {
         let a = RoutePattern::parse("/a/:x").expect("valid");
         let b = RoutePattern::parse("/a/:y").expect("valid");
         assert_eq!(a.shape(), b.shape());
-        assert_ne!(a.shape(), RoutePattern::parse("/a/x").expect("valid").shape());
+        assert_ne!(
+            a.shape(),
+            RoutePattern::parse("/a/x").expect("valid").shape()
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub struct JwtKeys {
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKeys").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("JwtKeys")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,7 +76,10 @@ mod tests {
     fn issued_tokens_verify_and_carry_the_tenant() {
         let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", DEFAULT_TTL);
         let token = keys.issue("tenant-1").expect("signs");
-        assert_eq!(keys.verify(&token).map(|c| c.sub).as_deref(), Some("tenant-1"));
+        assert_eq!(
+            keys.verify(&token).map(|c| c.sub).as_deref(),
+            Some("tenant-1")
+        );
     }
 
     #[test]
@@ -84,7 +89,11 @@ mod tests {
         let token = other.issue("tenant-1").expect("signs");
         assert!(keys.verify(&token).is_none());
 
-        let expired = Claims { sub: "t".into(), iat: 1, exp: 2 };
+        let expired = Claims {
+            sub: "t".into(),
+            iat: 1,
+            exp: 2,
+        };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &keys.encoding)
             .expect("signs");
         assert!(keys.verify(&token).is_none());
@@ -94,7 +103,11 @@ mod tests {
     fn other_algorithms_are_refused() {
         let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", DEFAULT_TTL);
         let now = jsonwebtoken::get_current_timestamp();
-        let claims = Claims { sub: "t".into(), iat: now, exp: now + 60 };
+        let claims = Claims {
+            sub: "t".into(),
+            iat: now,
+            exp: now + 60,
+        };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &keys.encoding)
             .expect("signs");
         assert!(keys.verify(&token).is_none());

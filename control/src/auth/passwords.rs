@@ -73,9 +73,17 @@ mod tests {
     async fn hashes_are_argon2id_and_verify() {
         let hash = hash("correct horse".to_owned()).await.expect("hashes");
         assert!(hash.starts_with("$argon2id$"));
-        assert!(verify("correct horse".to_owned(), hash.clone()).await.expect("runs"));
+        assert!(
+            verify("correct horse".to_owned(), hash.clone())
+                .await
+                .expect("runs")
+        );
         assert!(!verify("wrong horse".to_owned(), hash).await.expect("runs"));
-        assert!(!verify("x".to_owned(), "not a hash".to_owned()).await.expect("runs"));
+        assert!(
+            !verify("x".to_owned(), "not a hash".to_owned())
+                .await
+                .expect("runs")
+        );
     }
 
     #[test]

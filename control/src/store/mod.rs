@@ -7,6 +7,7 @@
 //! runs on both; what still differs (migrations, booleans on SQLite) lives in
 //! this module and nowhere else.
 
+mod live;
 mod sql;
 mod types;
 
@@ -18,6 +19,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
+pub use live::Tombstone;
 pub use sql::{Row, Sql};
 pub use types::{Flag, Timestamp};
 
@@ -118,49 +120,15 @@ impl Store {
 
     /// Answers whether the database is reachable right now.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// Closes every connection of the pool.
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-}
-
-/// A soft-deletable table, with the column that marks a row gone.
-#[derive(Debug, Clone, Copy)]
-pub enum Tombstone {
-    Services,
-    Routes,
-    Consumers,
-}
-
-impl Tombstone {
-    fn table_and_column(self) -> (&'static str, &'static str) {
-        match self {
-            Self::Services => ("services", "deleted_at"),
-            Self::Routes => ("routes", "deleted_at"),
-            Self::Consumers => ("consumers", "revoked_at"),
-        }
-    }
-}
-
-impl Store {
-    /// Soft-deletes (or revokes) the tenant's row `id`. `false` when there
-    /// was no such live row.
-    pub async fn bury(&self, kind: Tombstone, tenant_id: &str, id: &str) -> Result<bool, sqlx::Error> {
-        let (table, column) = kind.table_and_column();
-        let sql = format!(
-            "UPDATE {table} SET {column} = $1, updated_at = $1 \
-             WHERE id = $2 AND tenant_id = $3 AND {column} IS NULL"
-        );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(Timestamp::now())
-            .bind(id)
-            .bind(tenant_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
     }
 }
 
@@ -172,13 +140,15 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path != ":memory:" {
-        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
-                path: parent.display().to_string(),
-                source,
-            })?;
-        }
+    if path != ":memory:"
+        && let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+            path: parent.display().to_string(),
+            source,
+        })?;
     }
     let query = if query.split('&').any(|kv| kv.starts_with("mode=")) {
         query.to_owned()
@@ -213,7 +183,10 @@ mod tests {
 
     #[test]
     fn dialect_follows_the_url_scheme() {
-        assert_eq!("sqlite://x.db".parse::<Dialect>().ok(), Some(Dialect::Sqlite));
+        assert_eq!(
+            "sqlite://x.db".parse::<Dialect>().ok(),
+            Some(Dialect::Sqlite)
+        );
         assert_eq!(
             "postgres://u@h/db".parse::<Dialect>().ok(),
             Some(Dialect::Postgres)

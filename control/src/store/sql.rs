@@ -52,7 +52,10 @@ impl Sql {
             self.text.push_str(", ");
         }
         self.text.push('(');
-        values(&mut Row { sql: self, first: true });
+        values(&mut Row {
+            sql: self,
+            first: true,
+        });
         self.text.push(')');
         self
     }

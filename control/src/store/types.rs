@@ -82,9 +82,8 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(|_| {
-            serde::de::Error::custom(format!("`{text}` is not an RFC 3339 date-time"))
-        })
+        Self::parse(&text)
+            .map_err(|_| serde::de::Error::custom(format!("`{text}` is not an RFC 3339 date-time")))
     }
 }
 

@@ -19,11 +19,17 @@ on_both_databases!(
 async fn register_and_login(db: Db) {
     let h = Harness::start(db).await;
     let tenant = h.register("acme").await;
-    assert!(tenant.gateway_key.starts_with("gk_"), "{}", tenant.gateway_key);
+    assert!(
+        tenant.gateway_key.starts_with("gk_"),
+        "{}",
+        tenant.gateway_key
+    );
     assert!(tenant.gateway_key.len() >= 3 + 22, "at least 128 bits");
 
     // The token works on the tenant's own endpoints.
-    h.get(&tenant.path("/routes"), &tenant.token).await.expect(StatusCode::OK);
+    h.get(&tenant.path("/routes"), &tenant.token)
+        .await
+        .expect(StatusCode::OK);
 
     // Same email, other case: taken.
     let reply = h
@@ -33,17 +39,31 @@ async fn register_and_login(db: Db) {
     reply.expect_error(StatusCode::CONFLICT, "email_taken");
 
     let login = h
-        .call(Method::POST, "/api/auth/login", None,
-            Some(json!({ "email": tenant.email, "password": tenant.password })))
+        .call(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": tenant.email, "password": tenant.password })),
+        )
         .await;
     login.expect(StatusCode::OK);
     assert_eq!(login.str("tenantId"), tenant.id);
-    h.get(&tenant.path("/routes"), &login.str("token")).await.expect(StatusCode::OK);
+    h.get(&tenant.path("/routes"), &login.str("token"))
+        .await
+        .expect(StatusCode::OK);
 
-    for (email, password) in [(tenant.email.as_str(), "wrong-password"), ("nobody@example.com", "whatever-pass")] {
-        h.call(Method::POST, "/api/auth/login", None, Some(json!({ "email": email, "password": password })))
-            .await
-            .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    for (email, password) in [
+        (tenant.email.as_str(), "wrong-password"),
+        ("nobody@example.com", "whatever-pass"),
+    ] {
+        h.call(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": email, "password": password })),
+        )
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
     }
 
     // The password is stored as an argon2id hash, never in clear.
@@ -53,24 +73,39 @@ async fn register_and_login(db: Db) {
         .await
         .expect("row");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    let (key_hash,): (String,) = sqlx::query_as("SELECT gateway_key_hash FROM tenants WHERE id = $1")
-        .bind(&tenant.id)
-        .fetch_one(h.store().pool())
-        .await
-        .expect("row");
-    assert_eq!(key_hash, gatehouse_control::secrets::sha256_hex(&tenant.gateway_key));
+    let (key_hash,): (String,) =
+        sqlx::query_as("SELECT gateway_key_hash FROM tenants WHERE id = $1")
+            .bind(&tenant.id)
+            .fetch_one(h.store().pool())
+            .await
+            .expect("row");
+    assert_eq!(
+        key_hash,
+        gatehouse_control::secrets::sha256_hex(&tenant.gateway_key)
+    );
     h.finish().await;
 }
 
 async fn registration_is_validated(db: Db) {
     let h = Harness::start(db).await;
     let cases = [
-        (json!({ "name": "a", "email": "not-an-email", "password": "long-enough" }), "email"),
-        (json!({ "name": "a", "email": "a@example.com", "password": "short" }), "password"),
-        (json!({ "name": "  ", "email": "a@example.com", "password": "long-enough" }), "name"),
+        (
+            json!({ "name": "a", "email": "not-an-email", "password": "long-enough" }),
+            "email",
+        ),
+        (
+            json!({ "name": "a", "email": "a@example.com", "password": "short" }),
+            "password",
+        ),
+        (
+            json!({ "name": "  ", "email": "a@example.com", "password": "long-enough" }),
+            "name",
+        ),
     ];
     for (body, field) in cases {
-        let reply = h.call(Method::POST, "/api/auth/register", None, Some(body)).await;
+        let reply = h
+            .call(Method::POST, "/api/auth/register", None, Some(body))
+            .await;
         reply.expect_error(StatusCode::BAD_REQUEST, "validation_failed");
         assert_eq!(reply.body["error"]["field"], field);
     }
@@ -94,17 +129,28 @@ async fn login_failures_are_throttled(db: Db) {
         let email = tenant.email.clone();
         let h = &h;
         async move {
-            h.call(Method::POST, "/api/auth/login", None, Some(json!({ "email": email, "password": password })))
-                .await
+            h.call(
+                Method::POST,
+                "/api/auth/login",
+                None,
+                Some(json!({ "email": email, "password": password })),
+            )
+            .await
         }
     };
     for _ in 0..gatehouse_control::server::LOGIN_FAILURES_PER_EMAIL {
-        attempt("wrong-password").await.expect(StatusCode::UNAUTHORIZED);
+        attempt("wrong-password")
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
     }
     // Now even the right password is refused until the window ends.
     let reply = attempt("s3cret-passw0rd").await;
     reply.expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-    let retry: u64 = reply.headers["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    let retry: u64 = reply.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
     assert!(retry > 0 && retry <= 15 * 60, "{retry}");
     h.finish().await;
 }
@@ -115,11 +161,21 @@ async fn password_reset_round_trip(db: Db) {
 
     // Unknown emails get the same answer and no mail.
     let unknown = h
-        .call(Method::POST, "/api/auth/forgot-password", None, Some(json!({ "email": "ghost@example.com" })))
+        .call(
+            Method::POST,
+            "/api/auth/forgot-password",
+            None,
+            Some(json!({ "email": "ghost@example.com" })),
+        )
         .await;
     unknown.expect(StatusCode::OK);
     let known = h
-        .call(Method::POST, "/api/auth/forgot-password", None, Some(json!({ "email": tenant.email })))
+        .call(
+            Method::POST,
+            "/api/auth/forgot-password",
+            None,
+            Some(json!({ "email": tenant.email })),
+        )
         .await;
     known.expect(StatusCode::OK);
     assert_eq!(unknown.body, known.body);
@@ -131,36 +187,56 @@ async fn password_reset_round_trip(db: Db) {
     assert_eq!(mails, 1, "exactly one mail: none for the unknown email");
 
     // The token is stored hashed only.
-    let (stored,): (String,) = sqlx::query_as("SELECT token_hash FROM password_resets WHERE tenant_id = $1")
-        .bind(&tenant.id)
-        .fetch_one(h.store().pool())
-        .await
-        .expect("row");
+    let (stored,): (String,) =
+        sqlx::query_as("SELECT token_hash FROM password_resets WHERE tenant_id = $1")
+            .bind(&tenant.id)
+            .fetch_one(h.store().pool())
+            .await
+            .expect("row");
     assert_eq!(stored, gatehouse_control::secrets::sha256_hex(&token));
 
     let reset = |token: String, password: &'static str| {
         let h = &h;
         async move {
-            h.call(Method::POST, "/api/auth/reset-password", None, Some(json!({ "token": token, "password": password })))
-                .await
+            h.call(
+                Method::POST,
+                "/api/auth/reset-password",
+                None,
+                Some(json!({ "token": token, "password": password })),
+            )
+            .await
         }
     };
-    reset("not-a-real-token".to_owned(), "brand-new-password").await
+    reset("not-a-real-token".to_owned(), "brand-new-password")
+        .await
         .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
-    reset(token.clone(), "short").await.expect_error(StatusCode::BAD_REQUEST, "validation_failed");
-    reset(token.clone(), "brand-new-password").await.expect(StatusCode::OK);
+    reset(token.clone(), "short")
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
+    reset(token.clone(), "brand-new-password")
+        .await
+        .expect(StatusCode::OK);
     // Single use.
-    reset(token, "another-new-password").await.expect_error(StatusCode::BAD_REQUEST, "validation_failed");
+    reset(token, "another-new-password")
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
 
     let login = |password: &'static str| {
         let h = &h;
         let email = tenant.email.clone();
         async move {
-            h.call(Method::POST, "/api/auth/login", None, Some(json!({ "email": email, "password": password })))
-                .await
+            h.call(
+                Method::POST,
+                "/api/auth/login",
+                None,
+                Some(json!({ "email": email, "password": password })),
+            )
+            .await
         }
     };
-    login("s3cret-passw0rd").await.expect(StatusCode::UNAUTHORIZED);
+    login("s3cret-passw0rd")
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
     login("brand-new-password").await.expect(StatusCode::OK);
     h.finish().await;
 }
@@ -168,9 +244,14 @@ async fn password_reset_round_trip(db: Db) {
 async fn expired_reset_tokens_are_refused(db: Db) {
     let h = Harness::start(db).await;
     let tenant = h.register("late").await;
-    h.call(Method::POST, "/api/auth/forgot-password", None, Some(json!({ "email": tenant.email })))
-        .await
-        .expect(StatusCode::OK);
+    h.call(
+        Method::POST,
+        "/api/auth/forgot-password",
+        None,
+        Some(json!({ "email": tenant.email })),
+    )
+    .await
+    .expect(StatusCode::OK);
     let token = reset_token_in(&wait_for_mail(&h).await);
     // An hour and a bit later.
     sqlx::query("UPDATE password_resets SET expires_at = expires_at - $1")
@@ -178,17 +259,24 @@ async fn expired_reset_tokens_are_refused(db: Db) {
         .execute(h.store().pool())
         .await
         .expect("age the token");
-    h.call(Method::POST, "/api/auth/reset-password", None,
-        Some(json!({ "token": token, "password": "brand-new-password" })))
-        .await
-        .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
+    h.call(
+        Method::POST,
+        "/api/auth/reset-password",
+        None,
+        Some(json!({ "token": token, "password": "brand-new-password" })),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
     h.finish().await;
 }
 
 /// The first mail in the outbox, waiting for it to be written.
 async fn wait_for_mail(h: &Harness) -> String {
     for _ in 0..100 {
-        if let Some(entry) = std::fs::read_dir(h.outbox()).ok().and_then(|mut d| d.next()) {
+        if let Some(entry) = std::fs::read_dir(h.outbox())
+            .ok()
+            .and_then(|mut d| d.next())
+        {
             let text = std::fs::read_to_string(entry.expect("entry").path()).expect("mail");
             if text.contains("reset token") {
                 return text;
@@ -213,7 +301,9 @@ pub fn reset_token_in(mail: &str) -> String {
 async fn reset_mail_goes_through_smtp_when_configured() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let (sent, received) = tokio::sync::oneshot::channel::<String>();
     let mut sent = Some(sent);
@@ -238,7 +328,11 @@ async fn reset_mail_goes_through_smtp_when_configured() {
                 }
                 continue;
             }
-            let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+            let verb = line
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
             let answer: &[u8] = match verb.as_str() {
                 "EHLO" | "HELO" => b"250 mock\r\n",
                 "DATA" => {
@@ -258,19 +352,28 @@ async fn reset_mail_goes_through_smtp_when_configured() {
     let smtp = format!("--smtp-url=smtp://127.0.0.1:{port}");
     let h = Harness::start_with(Db::Sqlite, &[&smtp]).await;
     let tenant = h.register("mailed").await;
-    h.call(Method::POST, "/api/auth/forgot-password", None, Some(json!({ "email": tenant.email })))
-        .await
-        .expect(StatusCode::OK);
+    h.call(
+        Method::POST,
+        "/api/auth/forgot-password",
+        None,
+        Some(json!({ "email": tenant.email })),
+    )
+    .await
+    .expect(StatusCode::OK);
     let mail = tokio::time::timeout(Duration::from_secs(10), received)
         .await
         .expect("mail within 10 s")
         .expect("mail");
     assert!(mail.contains(&format!("To: {}", tenant.email)), "{mail}");
     let token = reset_token_in(&mail);
-    h.call(Method::POST, "/api/auth/reset-password", None,
-        Some(json!({ "token": token, "password": "via-smtp-password" })))
-        .await
-        .expect(StatusCode::OK);
+    h.call(
+        Method::POST,
+        "/api/auth/reset-password",
+        None,
+        Some(json!({ "token": token, "password": "via-smtp-password" })),
+    )
+    .await
+    .expect(StatusCode::OK);
     assert!(!h.outbox().exists() || std::fs::read_dir(h.outbox()).expect("dir").count() == 0);
     h.finish().await;
 }

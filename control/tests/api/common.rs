@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
+use clap::Parser;
 use gatehouse_control::store::Store;
 use gatehouse_control::{Control, ControlArgs};
-use clap::Parser;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Executor;
@@ -53,16 +53,18 @@ impl Harness {
             Db::Postgres => {
                 let name = format!("gh_test_{}", Uuid::new_v4().simple());
                 sqlx::any::install_default_drivers();
-                let admin = sqlx::AnyPool::connect(&postgres_admin_url())
-                    .await
-                    .expect("PostgreSQL must answer at GATEHOUSE_TEST_POSTGRES_URL (make test starts one)");
+                let admin = sqlx::AnyPool::connect(&postgres_admin_url()).await.expect(
+                    "PostgreSQL must answer at GATEHOUSE_TEST_POSTGRES_URL (make test starts one)",
+                );
                 admin
                     .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .await
                     .expect("create test database");
                 admin.close().await;
                 let base = postgres_admin_url();
-                let server = base.rsplit_once('/').map_or(base.as_str(), |(server, _)| server);
+                let server = base
+                    .rsplit_once('/')
+                    .map_or(base.as_str(), |(server, _)| server);
                 (format!("{server}/{name}"), Some(name))
             }
         };
@@ -104,9 +106,13 @@ impl Harness {
             control.stop().await.expect("clean stop");
         }
         if let Some(name) = self.postgres_db.take() {
-            let admin = sqlx::AnyPool::connect(&postgres_admin_url()).await.expect("admin");
+            let admin = sqlx::AnyPool::connect(&postgres_admin_url())
+                .await
+                .expect("admin");
             admin
-                .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
                 .await
                 .expect("drop test database");
             admin.close().await;
@@ -115,7 +121,13 @@ impl Harness {
     }
 
     /// Sends a request; `body` is sent as JSON when given.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -135,7 +147,8 @@ impl Harness {
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
-        self.call(Method::PATCH, path, Some(token), Some(body)).await
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Reply {
@@ -209,12 +222,21 @@ impl Reply {
         let headers = response.headers().clone();
         let text = response.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Self { status, headers, body, text }
+        Self {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
     /// Asserts the status, showing the body when it differs.
     pub fn expect(&self, status: StatusCode) -> &Self {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
         self
     }
 
@@ -222,7 +244,11 @@ impl Reply {
     pub fn expect_error(&self, status: StatusCode, code: &str) -> &Self {
         self.expect(status);
         assert_eq!(self.body["error"]["code"], code, "body: {}", self.text);
-        assert!(self.body["error"]["message"].is_string(), "body: {}", self.text);
+        assert!(
+            self.body["error"]["message"].is_string(),
+            "body: {}",
+            self.text
+        );
         self
     }
 
@@ -234,7 +260,9 @@ impl Reply {
     }
 
     pub fn list(&self) -> &Vec<Value> {
-        self.body.as_array().unwrap_or_else(|| panic!("not a list: {}", self.text))
+        self.body
+            .as_array()
+            .unwrap_or_else(|| panic!("not a list: {}", self.text))
     }
 }
 

@@ -11,7 +11,13 @@ on_both_databases!(consumer_lifecycle);
 async fn consumer_lifecycle(db: Db) {
     let h = Harness::start(db).await;
     let t = h.register("cons").await;
-    let created = h.post(&t.path("/consumers"), &t.token, json!({ "name": "mobile app" })).await;
+    let created = h
+        .post(
+            &t.path("/consumers"),
+            &t.token,
+            json!({ "name": "mobile app" }),
+        )
+        .await;
     created.expect(StatusCode::CREATED);
     let id = created.str("id");
     let key = created.str("apiKey");
@@ -33,34 +39,64 @@ async fn consumer_lifecycle(db: Db) {
     let list = h.get(&t.path("/consumers"), &t.token).await;
     list.expect(StatusCode::OK);
     assert_eq!(list.list().len(), 1);
-    assert!(list.list()[0].get("apiKey").is_none(), "the key is shown once");
+    assert!(
+        list.list()[0].get("apiKey").is_none(),
+        "the key is shown once"
+    );
     assert!(!list.text.contains(&key));
 
-    let pro = h.post(&t.path("/consumers"), &t.token, json!({ "name": "partner", "rateLimitTier": "pro" })).await;
+    let pro = h
+        .post(
+            &t.path("/consumers"),
+            &t.token,
+            json!({ "name": "partner", "rateLimitTier": "pro" }),
+        )
+        .await;
     pro.expect(StatusCode::CREATED);
     assert_ne!(pro.str("apiKey"), key);
-    let reply = h.post(&t.path("/consumers"), &t.token, json!({ "name": "x", "rateLimitTier": "platinum" })).await;
+    let reply = h
+        .post(
+            &t.path("/consumers"),
+            &t.token,
+            json!({ "name": "x", "rateLimitTier": "platinum" }),
+        )
+        .await;
     reply.expect_error(StatusCode::BAD_REQUEST, "validation_failed");
     assert_eq!(reply.body["error"]["field"], "rateLimitTier");
 
-    let updated = h.patch(&t.path(&format!("/consumers/{id}")), &t.token, json!({ "rateLimitTier": "enterprise" })).await;
+    let updated = h
+        .patch(
+            &t.path(&format!("/consumers/{id}")),
+            &t.token,
+            json!({ "rateLimitTier": "enterprise" }),
+        )
+        .await;
     updated.expect(StatusCode::OK);
     assert_eq!(updated.body["rateLimitTier"], "enterprise");
     assert_eq!(updated.body["name"], "mobile app");
-    h.patch(&t.path(&format!("/consumers/{id}")), &t.token, json!({ "rateLimitTier": "gold" }))
-        .await
-        .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
+    h.patch(
+        &t.path(&format!("/consumers/{id}")),
+        &t.token,
+        json!({ "rateLimitTier": "gold" }),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
 
-    h.delete(&t.path(&format!("/consumers/{id}")), &t.token).await.expect(StatusCode::NO_CONTENT);
+    h.delete(&t.path(&format!("/consumers/{id}")), &t.token)
+        .await
+        .expect(StatusCode::NO_CONTENT);
     let list = h.get(&t.path("/consumers"), &t.token).await;
     assert_eq!(list.list().len(), 1, "revoked consumers leave the list");
     assert_eq!(list.list()[0]["name"], "partner");
-    h.delete(&t.path(&format!("/consumers/{id}")), &t.token).await.expect_error(StatusCode::NOT_FOUND, "not_found");
-    let (revoked,): (Option<i64>,) = sqlx::query_as("SELECT revoked_at FROM consumers WHERE id = $1")
-        .bind(&id)
-        .fetch_one(h.store().pool())
+    h.delete(&t.path(&format!("/consumers/{id}")), &t.token)
         .await
-        .expect("row kept");
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    let (revoked,): (Option<i64>,) =
+        sqlx::query_as("SELECT revoked_at FROM consumers WHERE id = $1")
+            .bind(&id)
+            .fetch_one(h.store().pool())
+            .await
+            .expect("row kept");
     assert!(revoked.is_some());
     h.finish().await;
 }

@@ -16,20 +16,50 @@ on_both_databases!(every_endpoint_is_isolated);
 fn endpoints(ids: &Ids) -> Vec<(Method, String, Option<Value>)> {
     vec![
         (Method::GET, "/routes".into(), None),
-        (Method::POST, "/routes".into(), Some(json!({ "method": "GET", "pathPattern": "/x", "serviceId": ids.service, "authRequired": true }))),
-        (Method::PATCH, format!("/routes/{}", ids.route), Some(json!({ "enabled": false }))),
+        (
+            Method::POST,
+            "/routes".into(),
+            Some(
+                json!({ "method": "GET", "pathPattern": "/x", "serviceId": ids.service, "authRequired": true }),
+            ),
+        ),
+        (
+            Method::PATCH,
+            format!("/routes/{}", ids.route),
+            Some(json!({ "enabled": false })),
+        ),
         (Method::DELETE, format!("/routes/{}", ids.route), None),
         (Method::GET, "/services".into(), None),
-        (Method::POST, "/services".into(), Some(json!({ "name": "x", "targetUrl": "http://h" }))),
-        (Method::PATCH, format!("/services/{}", ids.service), Some(json!({ "name": "y" }))),
+        (
+            Method::POST,
+            "/services".into(),
+            Some(json!({ "name": "x", "targetUrl": "http://h" })),
+        ),
+        (
+            Method::PATCH,
+            format!("/services/{}", ids.service),
+            Some(json!({ "name": "y" })),
+        ),
         (Method::DELETE, format!("/services/{}", ids.service), None),
         (Method::GET, "/consumers".into(), None),
-        (Method::POST, "/consumers".into(), Some(json!({ "name": "x" }))),
-        (Method::PATCH, format!("/consumers/{}", ids.consumer), Some(json!({ "name": "y" }))),
+        (
+            Method::POST,
+            "/consumers".into(),
+            Some(json!({ "name": "x" })),
+        ),
+        (
+            Method::PATCH,
+            format!("/consumers/{}", ids.consumer),
+            Some(json!({ "name": "y" })),
+        ),
         (Method::DELETE, format!("/consumers/{}", ids.consumer), None),
         (Method::GET, "/logs".into(), None),
         (Method::GET, "/errors".into(), None),
-        (Method::PATCH, format!("/errors/{}", ids.error), Some(json!({ "resolved": true }))),
+        (
+            Method::PATCH,
+            format!("/errors/{}", ids.error),
+            Some(json!({ "resolved": true })),
+        ),
         (Method::GET, "/health".into(), None),
         (Method::GET, "/metrics?period=1h".into(), None),
         (Method::GET, "/gateway-status".into(), None),
@@ -50,24 +80,40 @@ async fn populate(h: &Harness, t: &Tenant) -> Ids {
             json!({ "method": "GET", "pathPattern": "/a", "serviceId": service, "authRequired": true }))
         .await
         .str("id");
-    let consumer = h.post(&t.path("/consumers"), &t.token, json!({ "name": "c" })).await.str("id");
-    let error = error_events::record(h.store(), &t.id, &Occurrence {
-        kind: "upstream_unavailable".into(),
-        message: "refused".into(),
-        route_id: Some(route.clone()),
-        service_id: Some(service.clone()),
-        plugin_id: None,
-        status_code: Some(502),
-        at: Timestamp::now(),
-    })
+    let consumer = h
+        .post(&t.path("/consumers"), &t.token, json!({ "name": "c" }))
+        .await
+        .str("id");
+    let error = error_events::record(
+        h.store(),
+        &t.id,
+        &Occurrence {
+            kind: "upstream_unavailable".into(),
+            message: "refused".into(),
+            route_id: Some(route.clone()),
+            service_id: Some(service.clone()),
+            plugin_id: None,
+            status_code: Some(502),
+            at: Timestamp::now(),
+        },
+    )
     .await
     .expect("record");
-    Ids { service, route, consumer, error }
+    Ids {
+        service,
+        route,
+        consumer,
+        error,
+    }
 }
 
 fn signed(claims: Value, algorithm: Algorithm, secret: &str) -> String {
-    jsonwebtoken::encode(&Header::new(algorithm), &claims, &EncodingKey::from_secret(secret.as_bytes()))
-        .expect("sign")
+    jsonwebtoken::encode(
+        &Header::new(algorithm),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
 }
 
 async fn every_endpoint_is_isolated(db: Db) {
@@ -80,32 +126,79 @@ async fn every_endpoint_is_isolated(db: Db) {
     let now = jsonwebtoken::get_current_timestamp();
     let bad_tokens = [
         "garbage".to_owned(),
-        signed(json!({ "sub": alice.id, "iat": now - 100_000, "exp": now - 10_000 }), Algorithm::HS256, JWT_SECRET),
-        signed(json!({ "sub": alice.id, "iat": now, "exp": now + 600 }), Algorithm::HS256, "some-other-secret-of-enough-length!!"),
-        signed(json!({ "sub": alice.id, "iat": now, "exp": now + 600 }), Algorithm::HS384, JWT_SECRET),
-        signed(json!({ "sub": alice.id, "iat": now }), Algorithm::HS256, JWT_SECRET),
+        signed(
+            json!({ "sub": alice.id, "iat": now - 100_000, "exp": now - 10_000 }),
+            Algorithm::HS256,
+            JWT_SECRET,
+        ),
+        signed(
+            json!({ "sub": alice.id, "iat": now, "exp": now + 600 }),
+            Algorithm::HS256,
+            "some-other-secret-of-enough-length!!",
+        ),
+        signed(
+            json!({ "sub": alice.id, "iat": now, "exp": now + 600 }),
+            Algorithm::HS384,
+            JWT_SECRET,
+        ),
+        signed(
+            json!({ "sub": alice.id, "iat": now }),
+            Algorithm::HS256,
+            JWT_SECRET,
+        ),
     ];
     let endpoints = endpoints(&alice_ids);
     for (method, rest, body) in &endpoints {
         let path = alice.path(rest);
         let reply = h.call(method.clone(), &path, None, body.clone()).await;
-        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{method} {rest} without a token");
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {rest} without a token"
+        );
         assert_eq!(reply.body["error"]["code"], "missing_token");
         for token in &bad_tokens {
-            let reply = h.call(method.clone(), &path, Some(token), body.clone()).await;
-            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{method} {rest} with a bad token");
+            let reply = h
+                .call(method.clone(), &path, Some(token), body.clone())
+                .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {rest} with a bad token"
+            );
             assert_eq!(reply.body["error"]["code"], "invalid_token");
         }
         // Bob's valid token on Alice's tenant.
-        let reply = h.call(method.clone(), &path, Some(&bob.token), body.clone()).await;
-        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{method} {rest} with another tenant's token: {}", reply.text);
+        let reply = h
+            .call(method.clone(), &path, Some(&bob.token), body.clone())
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{method} {rest} with another tenant's token: {}",
+            reply.text
+        );
         assert_eq!(reply.body["error"]["code"], "forbidden");
         // Bob's token on his own tenant, naming Alice's ids.
-        if rest.contains(&alice_ids.service) || rest.contains(&alice_ids.route)
-            || rest.contains(&alice_ids.consumer) || rest.contains(&alice_ids.error)
+        if rest.contains(&alice_ids.service)
+            || rest.contains(&alice_ids.route)
+            || rest.contains(&alice_ids.consumer)
+            || rest.contains(&alice_ids.error)
         {
-            let reply = h.call(method.clone(), &bob.path(rest), Some(&bob.token), body.clone()).await;
-            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{method} {rest} on Alice's id: {}", reply.text);
+            let reply = h
+                .call(
+                    method.clone(),
+                    &bob.path(rest),
+                    Some(&bob.token),
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::NOT_FOUND,
+                "{method} {rest} on Alice's id: {}",
+                reply.text
+            );
         }
     }
     // A route of Bob's cannot point at Alice's service.
@@ -119,8 +212,17 @@ async fn every_endpoint_is_isolated(db: Db) {
         let mine = h.get(&alice.path(rest), &alice.token).await;
         assert_eq!(mine.list().len(), 1, "{rest}: {}", mine.text);
         let theirs = h.get(&bob.path(rest), &bob.token).await;
-        assert!(theirs.list().iter().all(|row| row["tenantId"] == bob.id.as_str()), "{rest}");
-        assert!(!theirs.text.contains(&alice.id), "{rest} leaks Alice's rows");
+        assert!(
+            theirs
+                .list()
+                .iter()
+                .all(|row| row["tenantId"] == bob.id.as_str()),
+            "{rest}"
+        );
+        assert!(
+            !theirs.text.contains(&alice.id),
+            "{rest} leaks Alice's rows"
+        );
     }
     let service = h.get(&alice.path("/services"), &alice.token).await;
     assert_eq!(service.list()[0]["name"], "svc");

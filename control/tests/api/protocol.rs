@@ -17,16 +17,28 @@ async fn errors_are_json_everywhere(db: Db) {
     health.expect(StatusCode::OK);
     assert_eq!(health.body["status"], "ok");
 
-    h.call(Method::GET, "/nope", None, None).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    h.call(Method::GET, "/nope", None, None)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
     h.call(Method::PUT, &t.path("/routes"), Some(&t.token), None)
         .await
         .expect_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
-    h.call(Method::GET, &t.path("/routes/not-a-uuid"), Some(&t.token), None)
-        .await
-        .expect_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
-    h.call(Method::DELETE, &t.path("/routes/not-a-uuid"), Some(&t.token), None)
-        .await
-        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    h.call(
+        Method::GET,
+        &t.path("/routes/not-a-uuid"),
+        Some(&t.token),
+        None,
+    )
+    .await
+    .expect_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    h.call(
+        Method::DELETE,
+        &t.path("/routes/not-a-uuid"),
+        Some(&t.token),
+        None,
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "not_found");
 
     let raw = |body: &'static str, content_type: &'static str| {
         let h = &h;
@@ -34,28 +46,54 @@ async fn errors_are_json_everywhere(db: Db) {
         let token = t.token.clone();
         async move {
             crate::common::Reply::read(
-                h.http.post(url).bearer_auth(token).header("content-type", content_type).body(body)
-                    .send().await.expect("sent"),
+                h.http
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("content-type", content_type)
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("sent"),
             )
             .await
         }
     };
-    raw("{\"name\": ", "application/json").await.expect_error(StatusCode::BAD_REQUEST, "malformed_json");
-    raw("{\"name\": \"a\"}", "text/plain").await.expect_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    raw("{\"name\": ", "application/json")
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "malformed_json");
+    raw("{\"name\": \"a\"}", "text/plain")
+        .await
+        .expect_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
 
     let huge = json!({ "name": "x".repeat(1024 * 1024 + 10), "targetUrl": "http://h" });
-    h.post(&t.path("/services"), &t.token, huge).await.expect_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    h.post(&t.path("/services"), &t.token, huge)
+        .await
+        .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     // A huge string under the limit is a validation error, not a crash.
     let big = json!({ "name": "x".repeat(100_000), "targetUrl": "http://h" });
-    h.post(&t.path("/services"), &t.token, big).await.expect_error(StatusCode::BAD_REQUEST, "validation_failed");
-    let unicode = h.post(&t.path("/services"), &t.token, json!({ "name": "Zürich ✓ 東京", "targetUrl": "http://h" })).await;
+    h.post(&t.path("/services"), &t.token, big)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
+    let unicode = h
+        .post(
+            &t.path("/services"),
+            &t.token,
+            json!({ "name": "Zürich ✓ 東京", "targetUrl": "http://h" }),
+        )
+        .await;
     unicode.expect(StatusCode::CREATED);
     assert_eq!(unicode.body["name"], "Zürich ✓ 東京");
 
     // Every response carries a request id; a client's own is kept.
     let reply = h.call(Method::GET, "/healthz", None, None).await;
     assert!(reply.headers.contains_key("x-request-id"));
-    let mine = h.http.get(format!("{}/healthz", h.base)).header("x-request-id", "abc-123").send().await.expect("sent");
+    let mine = h
+        .http
+        .get(format!("{}/healthz", h.base))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(mine.headers()["x-request-id"], "abc-123");
     h.finish().await;
 }
@@ -89,14 +127,29 @@ async fn openapi_covers_every_endpoint(db: Db) {
         ("get", "/api/tenants/{tenantId}/gateway-status"),
     ];
     let paths = doc.body["paths"].as_object().expect("paths");
-    let documented: usize = paths.values().map(|p| p.as_object().expect("ops").len()).sum();
-    assert_eq!(documented, expected.len(), "no undocumented extras, no gaps");
+    let documented: usize = paths
+        .values()
+        .map(|p| p.as_object().expect("ops").len())
+        .sum();
+    assert_eq!(
+        documented,
+        expected.len(),
+        "no undocumented extras, no gaps"
+    );
     for (method, path) in expected {
         let op = &doc.body["paths"][path][method];
         assert!(op.is_object(), "{method} {path} is not documented");
-        assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path}");
+        assert!(
+            op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+            "{method} {path}"
+        );
     }
-    assert_eq!(doc.body["components"]["securitySchemes"]["jwt"]["scheme"], "bearer");
-    assert!(doc.body["components"]["schemas"]["RouteEntity"]["properties"]["pathPattern"].is_object());
+    assert_eq!(
+        doc.body["components"]["securitySchemes"]["jwt"]["scheme"],
+        "bearer"
+    );
+    assert!(
+        doc.body["components"]["schemas"]["RouteEntity"]["properties"]["pathPattern"].is_object()
+    );
     h.finish().await;
 }

@@ -27,26 +27,42 @@ async fn route_lifecycle(db: Db) {
     assert!(created.body["rateLimitOverride"].is_null());
 
     let updated = h
-        .patch(&t.path(&format!("/routes/{id}")), &t.token,
-            json!({ "rateLimitOverride": 120, "enabled": false, "serviceId": other_service }))
+        .patch(
+            &t.path(&format!("/routes/{id}")),
+            &t.token,
+            json!({ "rateLimitOverride": 120, "enabled": false, "serviceId": other_service }),
+        )
         .await;
     updated.expect(StatusCode::OK);
     assert_eq!(updated.body["rateLimitOverride"], 120);
     assert_eq!(updated.body["enabled"], false);
     assert_eq!(updated.body["serviceId"], other_service.as_str());
-    assert_eq!(updated.body["pathPattern"], "/users/:id", "untouched fields stay");
+    assert_eq!(
+        updated.body["pathPattern"], "/users/:id",
+        "untouched fields stay"
+    );
     assert_eq!(updated.body["authRequired"], true);
 
-    let cleared = h.patch(&t.path(&format!("/routes/{id}")), &t.token, json!({ "rateLimitOverride": null })).await;
+    let cleared = h
+        .patch(
+            &t.path(&format!("/routes/{id}")),
+            &t.token,
+            json!({ "rateLimitOverride": null }),
+        )
+        .await;
     cleared.expect(StatusCode::OK);
     assert!(cleared.body["rateLimitOverride"].is_null());
 
     let list = h.get(&t.path("/routes"), &t.token).await;
     assert_eq!(list.list().len(), 1);
 
-    h.delete(&t.path(&format!("/routes/{id}")), &t.token).await.expect(StatusCode::NO_CONTENT);
+    h.delete(&t.path(&format!("/routes/{id}")), &t.token)
+        .await
+        .expect(StatusCode::NO_CONTENT);
     assert!(h.get(&t.path("/routes"), &t.token).await.list().is_empty());
-    h.delete(&t.path(&format!("/routes/{id}")), &t.token).await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    h.delete(&t.path(&format!("/routes/{id}")), &t.token)
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
     // The pattern is free again once the route is deleted.
     h.post(&t.path("/routes"), &t.token,
         json!({ "method": "GET", "pathPattern": "/users/:id", "serviceId": service, "authRequired": false }))
@@ -60,13 +76,13 @@ async fn route_validation_and_conflicts(db: Db) {
     let t = h.register("rt").await;
     let service = h.service(&t, "users").await;
     let deleted = h.service(&t, "gone").await;
-    h.delete(&t.path(&format!("/services/{deleted}")), &t.token).await.expect(StatusCode::NO_CONTENT);
+    h.delete(&t.path(&format!("/services/{deleted}")), &t.token)
+        .await
+        .expect(StatusCode::NO_CONTENT);
     let stranger = h.register("stranger").await;
     let foreign = h.service(&stranger, "theirs").await;
 
-    let base = |method: &str, pattern: &str, service: &str| {
-        json!({ "method": method, "pathPattern": pattern, "serviceId": service, "authRequired": true })
-    };
+    let base = |method: &str, pattern: &str, service: &str| json!({ "method": method, "pathPattern": pattern, "serviceId": service, "authRequired": true });
     let cases = [
         (base("TRACE", "/a", &service), "method"),
         (base("GET", "a", &service), "pathPattern"),
@@ -76,8 +92,14 @@ async fn route_validation_and_conflicts(db: Db) {
         (base("GET", "/a", &deleted), "serviceId"),
         (base("GET", "/a", &foreign), "serviceId"),
         (base("GET", "/a", "not-a-uuid"), "serviceId"),
-        (base("GET", "/a", "00000000-0000-4000-8000-000000000000"), "serviceId"),
-        (json!({ "method": "GET", "pathPattern": "/a", "serviceId": service, "authRequired": true, "rateLimitOverride": 0 }), "rateLimitOverride"),
+        (
+            base("GET", "/a", "00000000-0000-4000-8000-000000000000"),
+            "serviceId",
+        ),
+        (
+            json!({ "method": "GET", "pathPattern": "/a", "serviceId": service, "authRequired": true, "rateLimitOverride": 0 }),
+            "rateLimitOverride",
+        ),
     ];
     for (body, field) in cases {
         let reply = h.post(&t.path("/routes"), &t.token, body.clone()).await;
@@ -89,30 +111,68 @@ async fn route_validation_and_conflicts(db: Db) {
         json!({ "method": "GET", "pathPattern": "/a", "serviceId": service }),
         json!({ "method": "GET", "pathPattern": "/a", "serviceId": service, "authRequired": "yes" }),
     ] {
-        h.post(&t.path("/routes"), &t.token, body).await.expect_error(StatusCode::BAD_REQUEST, "validation_failed");
+        h.post(&t.path("/routes"), &t.token, body)
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
     }
 
-    h.post(&t.path("/routes"), &t.token, base("GET", "/users/:id", &service)).await.expect(StatusCode::CREATED);
+    h.post(
+        &t.path("/routes"),
+        &t.token,
+        base("GET", "/users/:id", &service),
+    )
+    .await
+    .expect(StatusCode::CREATED);
     for dup in ["/users/:id", "/users/:name"] {
         h.post(&t.path("/routes"), &t.token, base("GET", dup, &service))
             .await
             .expect_error(StatusCode::CONFLICT, "route_conflict");
     }
     // Another method, ANY, or another tenant: no conflict.
-    h.post(&t.path("/routes"), &t.token, base("POST", "/users/:id", &service)).await.expect(StatusCode::CREATED);
-    h.post(&t.path("/routes"), &t.token, base("ANY", "/users/:id", &service)).await.expect(StatusCode::CREATED);
-    h.post(&stranger.path("/routes"), &stranger.token, base("GET", "/users/:id", &foreign))
-        .await
-        .expect(StatusCode::CREATED);
+    h.post(
+        &t.path("/routes"),
+        &t.token,
+        base("POST", "/users/:id", &service),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    h.post(
+        &t.path("/routes"),
+        &t.token,
+        base("ANY", "/users/:id", &service),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    h.post(
+        &stranger.path("/routes"),
+        &stranger.token,
+        base("GET", "/users/:id", &foreign),
+    )
+    .await
+    .expect(StatusCode::CREATED);
 
     // Updating into a clash is a conflict too.
-    let other = h.post(&t.path("/routes"), &t.token, base("GET", "/orders", &service)).await;
+    let other = h
+        .post(
+            &t.path("/routes"),
+            &t.token,
+            base("GET", "/orders", &service),
+        )
+        .await;
     let other_id = other.str("id");
-    h.patch(&t.path(&format!("/routes/{other_id}")), &t.token, json!({ "pathPattern": "/users/:uid" }))
-        .await
-        .expect_error(StatusCode::CONFLICT, "route_conflict");
-    h.patch(&t.path(&format!("/routes/{other_id}")), &t.token, json!({ "serviceId": deleted }))
-        .await
-        .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
+    h.patch(
+        &t.path(&format!("/routes/{other_id}")),
+        &t.token,
+        json!({ "pathPattern": "/users/:uid" }),
+    )
+    .await
+    .expect_error(StatusCode::CONFLICT, "route_conflict");
+    h.patch(
+        &t.path(&format!("/routes/{other_id}")),
+        &t.token,
+        json!({ "serviceId": deleted }),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
     h.finish().await;
 }

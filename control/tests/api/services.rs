@@ -24,7 +24,13 @@ async fn service_lifecycle(db: Db) {
     assert!(created.str("createdAt").ends_with('Z'));
 
     // Partial update: only the name changes.
-    let renamed = h.patch(&t.path(&format!("/services/{id}")), &t.token, json!({ "name": "people" })).await;
+    let renamed = h
+        .patch(
+            &t.path(&format!("/services/{id}")),
+            &t.token,
+            json!({ "name": "people" }),
+        )
+        .await;
     renamed.expect(StatusCode::OK);
     assert_eq!(renamed.body["name"], "people");
     assert_eq!(renamed.body["targetUrl"], "http://127.0.0.1:8081/v1");
@@ -35,7 +41,9 @@ async fn service_lifecycle(db: Db) {
     let mut whole = renamed.body.clone();
     whole["healthCheckPath"] = serde_json::Value::Null;
     whole["timeoutMs"] = json!(1500);
-    let cleared = h.patch(&t.path(&format!("/services/{id}")), &t.token, whole).await;
+    let cleared = h
+        .patch(&t.path(&format!("/services/{id}")), &t.token, whole)
+        .await;
     cleared.expect(StatusCode::OK);
     assert!(cleared.body["healthCheckPath"].is_null());
     assert_eq!(cleared.body["timeoutMs"], 1500);
@@ -45,18 +53,32 @@ async fn service_lifecycle(db: Db) {
     assert_eq!(list.list().len(), 1);
     assert_eq!(list.list()[0]["name"], "people");
 
-    h.delete(&t.path(&format!("/services/{id}")), &t.token).await.expect(StatusCode::NO_CONTENT);
-    assert!(h.get(&t.path("/services"), &t.token).await.list().is_empty());
-    h.delete(&t.path(&format!("/services/{id}")), &t.token).await.expect_error(StatusCode::NOT_FOUND, "not_found");
-    h.patch(&t.path(&format!("/services/{id}")), &t.token, json!({ "name": "zombie" }))
+    h.delete(&t.path(&format!("/services/{id}")), &t.token)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    assert!(
+        h.get(&t.path("/services"), &t.token)
+            .await
+            .list()
+            .is_empty()
+    );
+    h.delete(&t.path(&format!("/services/{id}")), &t.token)
         .await
         .expect_error(StatusCode::NOT_FOUND, "not_found");
+    h.patch(
+        &t.path(&format!("/services/{id}")),
+        &t.token,
+        json!({ "name": "zombie" }),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "not_found");
     // The row is soft-deleted, not gone.
-    let (deleted,): (Option<i64>,) = sqlx::query_as("SELECT deleted_at FROM services WHERE id = $1")
-        .bind(&id)
-        .fetch_one(h.store().pool())
-        .await
-        .expect("row kept");
+    let (deleted,): (Option<i64>,) =
+        sqlx::query_as("SELECT deleted_at FROM services WHERE id = $1")
+            .bind(&id)
+            .fetch_one(h.store().pool())
+            .await
+            .expect("row kept");
     assert!(deleted.is_some());
     h.finish().await;
 }
@@ -66,14 +88,35 @@ async fn service_validation(db: Db) {
     let t = h.register("svc").await;
     let cases = [
         (json!({ "name": "a", "targetUrl": "ftp://x" }), "targetUrl"),
-        (json!({ "name": "a", "targetUrl": "/relative" }), "targetUrl"),
-        (json!({ "name": "a", "targetUrl": "http://h/?q=1" }), "targetUrl"),
-        (json!({ "name": "a", "targetUrl": "http://h", "timeoutMs": 0 }), "timeoutMs"),
-        (json!({ "name": "a", "targetUrl": "http://h", "timeoutMs": 300001 }), "timeoutMs"),
-        (json!({ "name": "a", "targetUrl": "http://h", "timeoutMs": -5 }), "timeoutMs"),
-        (json!({ "name": "a", "targetUrl": "http://h", "healthCheckPath": "health" }), "healthCheckPath"),
+        (
+            json!({ "name": "a", "targetUrl": "/relative" }),
+            "targetUrl",
+        ),
+        (
+            json!({ "name": "a", "targetUrl": "http://h/?q=1" }),
+            "targetUrl",
+        ),
+        (
+            json!({ "name": "a", "targetUrl": "http://h", "timeoutMs": 0 }),
+            "timeoutMs",
+        ),
+        (
+            json!({ "name": "a", "targetUrl": "http://h", "timeoutMs": 300001 }),
+            "timeoutMs",
+        ),
+        (
+            json!({ "name": "a", "targetUrl": "http://h", "timeoutMs": -5 }),
+            "timeoutMs",
+        ),
+        (
+            json!({ "name": "a", "targetUrl": "http://h", "healthCheckPath": "health" }),
+            "healthCheckPath",
+        ),
         (json!({ "name": "", "targetUrl": "http://h" }), "name"),
-        (json!({ "name": "x".repeat(201), "targetUrl": "http://h" }), "name"),
+        (
+            json!({ "name": "x".repeat(201), "targetUrl": "http://h" }),
+            "name",
+        ),
     ];
     for (body, field) in cases {
         let reply = h.post(&t.path("/services"), &t.token, body.clone()).await;
@@ -93,13 +136,21 @@ async fn service_validation(db: Db) {
     }
     // Boundaries are accepted.
     for timeout in [1, 300000] {
-        h.post(&t.path("/services"), &t.token, json!({ "name": "b", "targetUrl": "https://h.example", "timeoutMs": timeout }))
-            .await
-            .expect(StatusCode::CREATED);
+        h.post(
+            &t.path("/services"),
+            &t.token,
+            json!({ "name": "b", "targetUrl": "https://h.example", "timeoutMs": timeout }),
+        )
+        .await
+        .expect(StatusCode::CREATED);
     }
     let id = h.service(&t, "c").await;
-    h.patch(&t.path(&format!("/services/{id}")), &t.token, json!({ "targetUrl": "nope" }))
-        .await
-        .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
+    h.patch(
+        &t.path(&format!("/services/{id}")),
+        &t.token,
+        json!({ "targetUrl": "nope" }),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
     h.finish().await;
 }

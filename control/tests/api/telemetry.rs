@@ -2,11 +2,11 @@
 //! through the store (as the ingestion will), read back over the API.
 
 use gatehouse_control::error_events::{self, Occurrence};
+use gatehouse_control::gateway_status;
 use gatehouse_control::health::{self, CheckResult};
 use gatehouse_control::logs::{self, RequestLog};
 use gatehouse_control::metrics::{self, MinuteReport, Period};
 use gatehouse_control::store::Timestamp;
-use gatehouse_control::gateway_status;
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -58,7 +58,9 @@ async fn logs_page_newest_first_and_filter(db: Db) {
     batch.extend((0..5).map(|i| log(&other, t0 + i, "/even", 200, None)));
     logs::insert_batch(h.store(), &batch).await.expect("insert");
     // Resending a batch stores nothing twice.
-    logs::insert_batch(h.store(), &batch[..10]).await.expect("resend");
+    logs::insert_batch(h.store(), &batch[..10])
+        .await
+        .expect("resend");
 
     let page = |query: String| {
         let h = &h;
@@ -68,8 +70,15 @@ async fn logs_page_newest_first_and_filter(db: Db) {
     let first = page(String::new()).await;
     first.expect(StatusCode::OK);
     assert_eq!(first.list().len(), 50);
-    assert_eq!(first.list()[0]["createdAt"], Timestamp::from_millis(t0 + 119_000).to_string());
-    let times: Vec<&str> = first.list().iter().map(|l| l["createdAt"].as_str().expect("time")).collect();
+    assert_eq!(
+        first.list()[0]["createdAt"],
+        Timestamp::from_millis(t0 + 119_000).to_string()
+    );
+    let times: Vec<&str> = first
+        .list()
+        .iter()
+        .map(|l| l["createdAt"].as_str().expect("time"))
+        .collect();
     assert!(times.windows(2).all(|w| w[0] > w[1]), "newest first");
     assert_eq!(page("?page=2".into()).await.list().len(), 50);
     assert_eq!(page("?page=3".into()).await.list().len(), 20);
@@ -89,9 +98,21 @@ async fn logs_page_newest_first_and_filter(db: Db) {
     let combined = page(format!("?from={from}&path=/even&statusCode=500")).await;
     assert_eq!(combined.list().len(), 2, "{}", combined.text);
 
-    for bad in ["?from=yesterday", "?statusCode=abc", "?statusCode=42", "?page=0", "?page=-1", "?consumerId=nope"] {
+    for bad in [
+        "?from=yesterday",
+        "?statusCode=abc",
+        "?statusCode=42",
+        "?page=0",
+        "?page=-1",
+        "?consumerId=nope",
+    ] {
         let reply = page(bad.to_owned()).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}: {}", reply.text);
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}: {}",
+            reply.text
+        );
         assert!(reply.body["error"]["code"].is_string());
     }
     h.finish().await;
@@ -111,58 +132,138 @@ async fn error_events_group_and_resolve(db: Db) {
         status_code: Some(502),
         at: now.add_millis(offset),
     };
-    let first = error_events::record(h.store(), &t.id, &occurrence("upstream_unavailable", "r1", 0)).await.expect("record");
+    let first = error_events::record(
+        h.store(),
+        &t.id,
+        &occurrence("upstream_unavailable", "r1", 0),
+    )
+    .await
+    .expect("record");
     for i in 1..5 {
-        let id = error_events::record(h.store(), &t.id, &occurrence("upstream_unavailable", "r1", i)).await.expect("record");
+        let id = error_events::record(
+            h.store(),
+            &t.id,
+            &occurrence("upstream_unavailable", "r1", i),
+        )
+        .await
+        .expect("record");
         assert_eq!(id, first, "repeats are grouped");
     }
-    error_events::record(h.store(), &t.id, &occurrence("upstream_timeout", "r1", 10)).await.expect("record");
-    error_events::record(h.store(), &t.id, &occurrence("upstream_unavailable", "r2", 20)).await.expect("record");
-    let theirs = error_events::record(h.store(), &other.id, &occurrence("upstream_unavailable", "r1", 0)).await.expect("record");
+    error_events::record(h.store(), &t.id, &occurrence("upstream_timeout", "r1", 10))
+        .await
+        .expect("record");
+    error_events::record(
+        h.store(),
+        &t.id,
+        &occurrence("upstream_unavailable", "r2", 20),
+    )
+    .await
+    .expect("record");
+    let theirs = error_events::record(
+        h.store(),
+        &other.id,
+        &occurrence("upstream_unavailable", "r1", 0),
+    )
+    .await
+    .expect("record");
 
     let all = h.get(&t.path("/errors"), &t.token).await;
     all.expect(StatusCode::OK);
     assert_eq!(all.list().len(), 3);
-    let grouped = all.list().iter().find(|e| e["id"] == first.as_str()).expect("grouped event");
+    let grouped = all
+        .list()
+        .iter()
+        .find(|e| e["id"] == first.as_str())
+        .expect("grouped event");
     assert_eq!(grouped["occurrences"], 5);
     assert_eq!(grouped["resolved"], false);
 
-    h.patch(&t.path(&format!("/errors/{first}")), &t.token, json!({ "resolved": true }))
-        .await
-        .expect(StatusCode::NO_CONTENT);
+    h.patch(
+        &t.path(&format!("/errors/{first}")),
+        &t.token,
+        json!({ "resolved": true }),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
     let resolved = h.get(&t.path("/errors?resolved=true"), &t.token).await;
     assert_eq!(resolved.list().len(), 1);
     assert_eq!(resolved.list()[0]["id"], first.as_str());
     assert!(resolved.list()[0]["resolvedAt"].is_string());
-    assert_eq!(h.get(&t.path("/errors?resolved=false"), &t.token).await.list().len(), 2);
+    assert_eq!(
+        h.get(&t.path("/errors?resolved=false"), &t.token)
+            .await
+            .list()
+            .len(),
+        2
+    );
 
     // A new occurrence after resolution opens a new event.
-    let reopened = error_events::record(h.store(), &t.id, &occurrence("upstream_unavailable", "r1", 30)).await.expect("record");
+    let reopened = error_events::record(
+        h.store(),
+        &t.id,
+        &occurrence("upstream_unavailable", "r1", 30),
+    )
+    .await
+    .expect("record");
     assert_ne!(reopened, first);
-    assert_eq!(h.get(&t.path("/errors?resolved=false"), &t.token).await.list().len(), 3);
+    assert_eq!(
+        h.get(&t.path("/errors?resolved=false"), &t.token)
+            .await
+            .list()
+            .len(),
+        3
+    );
 
-    h.patch(&t.path(&format!("/errors/{}", Uuid::new_v4())), &t.token, json!({ "resolved": true }))
+    h.patch(
+        &t.path(&format!("/errors/{}", Uuid::new_v4())),
+        &t.token,
+        json!({ "resolved": true }),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "not_found");
+    h.patch(
+        &t.path(&format!("/errors/{theirs}")),
+        &t.token,
+        json!({ "resolved": true }),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "not_found");
+    h.patch(
+        &t.path(&format!("/errors/{reopened}")),
+        &t.token,
+        json!({ "resolved": false }),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
+    h.patch(
+        &t.path(&format!("/errors/{reopened}")),
+        &t.token,
+        json!({ "resolved": "yes" }),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
+    h.get(&t.path("/errors?resolved=maybe"), &t.token)
         .await
-        .expect_error(StatusCode::NOT_FOUND, "not_found");
-    h.patch(&t.path(&format!("/errors/{theirs}")), &t.token, json!({ "resolved": true }))
-        .await
-        .expect_error(StatusCode::NOT_FOUND, "not_found");
-    h.patch(&t.path(&format!("/errors/{reopened}")), &t.token, json!({ "resolved": false }))
-        .await
-        .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
-    h.patch(&t.path(&format!("/errors/{reopened}")), &t.token, json!({ "resolved": "yes" }))
-        .await
-        .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
-    h.get(&t.path("/errors?resolved=maybe"), &t.token).await.expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
 
     // Paging: 50 a page.
     for i in 0..60 {
-        error_events::record(h.store(), &t.id, &occurrence("plugin_failed", &format!("route-{i}"), 100 + i))
-            .await
-            .expect("record");
+        error_events::record(
+            h.store(),
+            &t.id,
+            &occurrence("plugin_failed", &format!("route-{i}"), 100 + i),
+        )
+        .await
+        .expect("record");
     }
     assert_eq!(h.get(&t.path("/errors"), &t.token).await.list().len(), 50);
-    assert_eq!(h.get(&t.path("/errors?page=2"), &t.token).await.list().len(), 14);
+    assert_eq!(
+        h.get(&t.path("/errors?page=2"), &t.token)
+            .await
+            .list()
+            .len(),
+        14
+    );
     h.finish().await;
 }
 
@@ -182,23 +283,42 @@ async fn health_shows_the_latest_per_live_service(db: Db) {
         error: (!up).then(|| "connection refused".to_owned()),
         checked_at: Timestamp::from_millis(at),
     };
-    for (service, up, at) in [(&a, true, now - 3000), (&a, false, now - 1000), (&b, false, now - 5000), (&b, true, now - 2000), (&gone, true, now)] {
-        health::insert(h.store(), &t.id, &check(service, up, at)).await.expect("insert");
+    for (service, up, at) in [
+        (&a, true, now - 3000),
+        (&a, false, now - 1000),
+        (&b, false, now - 5000),
+        (&b, true, now - 2000),
+        (&gone, true, now),
+    ] {
+        health::insert(h.store(), &t.id, &check(service, up, at))
+            .await
+            .expect("insert");
     }
-    h.delete(&t.path(&format!("/services/{gone}")), &t.token).await.expect(StatusCode::NO_CONTENT);
+    h.delete(&t.path(&format!("/services/{gone}")), &t.token)
+        .await
+        .expect(StatusCode::NO_CONTENT);
 
     let reply = h.get(&t.path("/health"), &t.token).await;
     reply.expect(StatusCode::OK);
     let mut latest: Vec<(String, String)> = reply
         .list()
         .iter()
-        .map(|s| (s["serviceId"].as_str().expect("id").to_owned(), s["status"].as_str().expect("status").to_owned()))
+        .map(|s| {
+            (
+                s["serviceId"].as_str().expect("id").to_owned(),
+                s["status"].as_str().expect("status").to_owned(),
+            )
+        })
         .collect();
     latest.sort();
     let mut expected = vec![(a.clone(), "down".to_owned()), (b.clone(), "up".to_owned())];
     expected.sort();
     assert_eq!(latest, expected);
-    let down = reply.list().iter().find(|s| s["serviceId"] == a.as_str()).expect("a");
+    let down = reply
+        .list()
+        .iter()
+        .find(|s| s["serviceId"] == a.as_str())
+        .expect("a");
     assert_eq!(down["error"], "connection refused");
     assert!(down["httpStatus"].is_null());
     h.finish().await;
@@ -209,31 +329,54 @@ async fn metrics_merge_nodes_into_buckets(db: Db) {
     let t = h.register("metrics").await;
     let now = Timestamp::now().millis();
     let this_minute = now - now.rem_euclid(60_000);
-    let report = |node: &str, minute: i64, latencies_us: &[u64], client_errors: i64, errors: i64| {
-        let mut latency = metrics::new_histogram();
-        for value in latencies_us {
-            latency.record(*value).expect("in range");
-        }
-        MinuteReport {
-            route_id: "route-1".to_owned(),
-            node_id: node.to_owned(),
-            minute_start: Timestamp::from_millis(minute),
-            request_count: latencies_us.len() as i64,
-            client_error_count: client_errors,
-            error_count: errors,
-            latency,
-        }
-    };
+    let report =
+        |node: &str, minute: i64, latencies_us: &[u64], client_errors: i64, errors: i64| {
+            let mut latency = metrics::new_histogram();
+            for value in latencies_us {
+                latency.record(*value).expect("in range");
+            }
+            MinuteReport {
+                route_id: "route-1".to_owned(),
+                node_id: node.to_owned(),
+                minute_start: Timestamp::from_millis(minute),
+                request_count: latencies_us.len() as i64,
+                client_error_count: client_errors,
+                error_count: errors,
+                latency,
+            }
+        };
     // Node A: 90 fast requests; node B: 10 slow ones, in the same minute.
     let fast = vec![1_000_u64; 90];
     let slow = vec![100_000_u64; 10];
-    metrics::merge_minute(h.store(), &t.id, &report("a", this_minute, &fast[..50], 0, 0)).await.expect("partial");
+    metrics::merge_minute(
+        h.store(),
+        &t.id,
+        &report("a", this_minute, &fast[..50], 0, 0),
+    )
+    .await
+    .expect("partial");
     // A later, fuller report of the same minute replaces the partial one.
-    metrics::merge_minute(h.store(), &t.id, &report("a", this_minute, &fast, 3, 0)).await.expect("full");
-    metrics::merge_minute(h.store(), &t.id, &report("b", this_minute, &slow, 0, 2)).await.expect("b");
-    metrics::merge_minute(h.store(), &t.id, &report("a", this_minute - 5 * 60_000, &fast[..7], 0, 0)).await.expect("older");
+    metrics::merge_minute(h.store(), &t.id, &report("a", this_minute, &fast, 3, 0))
+        .await
+        .expect("full");
+    metrics::merge_minute(h.store(), &t.id, &report("b", this_minute, &slow, 0, 2))
+        .await
+        .expect("b");
+    metrics::merge_minute(
+        h.store(),
+        &t.id,
+        &report("a", this_minute - 5 * 60_000, &fast[..7], 0, 0),
+    )
+    .await
+    .expect("older");
     // Out of the hour window.
-    metrics::merge_minute(h.store(), &t.id, &report("a", this_minute - 2 * 3_600_000, &fast[..4], 0, 0)).await.expect("old");
+    metrics::merge_minute(
+        h.store(),
+        &t.id,
+        &report("a", this_minute - 2 * 3_600_000, &fast[..4], 0, 0),
+    )
+    .await
+    .expect("old");
 
     let reply = h.get(&t.path("/metrics?period=1h"), &t.token).await;
     reply.expect(StatusCode::OK);
@@ -241,32 +384,59 @@ async fn metrics_merge_nodes_into_buckets(db: Db) {
     assert_eq!(buckets.len(), 60);
     assert!(buckets.iter().all(|b| b["bucketSeconds"] == 60));
     let last = buckets.last().expect("current minute");
-    assert_eq!(last["bucketStart"], Timestamp::from_millis(this_minute).to_string());
+    assert_eq!(
+        last["bucketStart"],
+        Timestamp::from_millis(this_minute).to_string()
+    );
     assert_eq!(last["requestCount"], 100);
     assert_eq!(last["clientErrorCount"], 3);
     assert_eq!(last["errorCount"], 2);
     let p50 = last["p50LatencyMs"].as_f64().expect("p50");
     let p99 = last["p99LatencyMs"].as_f64().expect("p99");
-    assert!((0.99..=1.01).contains(&p50), "p50 from the merged histogram: {p50}");
-    assert!((99.0..=101.0).contains(&p99), "p99 sees node B's slow tail: {p99}");
+    assert!(
+        (0.99..=1.01).contains(&p50),
+        "p50 from the merged histogram: {p50}"
+    );
+    assert!(
+        (99.0..=101.0).contains(&p99),
+        "p99 sees node B's slow tail: {p99}"
+    );
     assert_eq!(buckets[buckets.len() - 6]["requestCount"], 7);
-    let total: i64 = buckets.iter().map(|b| b["requestCount"].as_i64().expect("count")).sum();
+    let total: i64 = buckets
+        .iter()
+        .map(|b| b["requestCount"].as_i64().expect("count"))
+        .sum();
     assert_eq!(total, 107);
-    assert!(buckets[0]["p50LatencyMs"].is_null(), "empty buckets have no percentiles");
+    assert!(
+        buckets[0]["p50LatencyMs"].is_null(),
+        "empty buckets have no percentiles"
+    );
 
     let day = h.get(&t.path("/metrics?period=24h"), &t.token).await;
     assert_eq!(day.list().len(), 96);
     assert!(day.list().iter().all(|b| b["bucketSeconds"] == 900));
-    let total: i64 = day.list().iter().map(|b| b["requestCount"].as_i64().expect("count")).sum();
+    let total: i64 = day
+        .list()
+        .iter()
+        .map(|b| b["requestCount"].as_i64().expect("count"))
+        .sum();
     assert_eq!(total, 111);
     let week = h.get(&t.path("/metrics?period=7d"), &t.token).await;
     assert_eq!(week.list().len(), 168);
-    assert_eq!(h.get(&t.path("/metrics"), &t.token).await.list().len(), 60, "1h by default");
-    h.get(&t.path("/metrics?period=2d"), &t.token).await.expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+    assert_eq!(
+        h.get(&t.path("/metrics"), &t.token).await.list().len(),
+        60,
+        "1h by default"
+    );
+    h.get(&t.path("/metrics?period=2d"), &t.token)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
 
     // Another tenant sees none of it.
     let other = h.register("other").await;
-    let theirs = metrics::aggregate(h.store(), &other.id, Period::Hour, Timestamp::now()).await.expect("aggregate");
+    let theirs = metrics::aggregate(h.store(), &other.id, Period::Hour, Timestamp::now())
+        .await
+        .expect("aggregate");
     assert!(theirs.iter().all(|b| b.request_count == 0));
     h.finish().await;
 }
@@ -281,21 +451,42 @@ async fn gateway_status_follows_connections(db: Db) {
     assert_eq!(reply.body["online"], false);
     assert_eq!(reply.body["tenantId"], t.id.as_str());
 
-    let a = gateway_status::connect(h.store(), &t.id, "node-a", "replica-1").await.expect("connect");
-    let b = gateway_status::connect(h.store(), &t.id, "node-b", "replica-2").await.expect("connect");
+    let a = gateway_status::connect(h.store(), &t.id, "node-a", "replica-1")
+        .await
+        .expect("connect");
+    let b = gateway_status::connect(h.store(), &t.id, "node-b", "replica-2")
+        .await
+        .expect("connect");
     let reply = status(&h).await;
     assert_eq!(reply.body["online"], true);
     assert_eq!(reply.body["connectedNodes"], 2);
 
-    gateway_status::disconnect(h.store(), &a).await.expect("disconnect");
-    assert_eq!(status(&h).await.body["online"], true, "one node is still there");
+    gateway_status::disconnect(h.store(), &a)
+        .await
+        .expect("disconnect");
+    assert_eq!(
+        status(&h).await.body["online"],
+        true,
+        "one node is still there"
+    );
     // Node b stops heartbeating: offline once the liveness window passes.
     let later = Timestamp::now().add_millis(gateway_status::LIVENESS_WINDOW_MS + 1000);
-    let seen = gateway_status::status(h.store(), &t.id, later).await.expect("status");
+    let seen = gateway_status::status(h.store(), &t.id, later)
+        .await
+        .expect("status");
     assert!(!seen.online);
-    gateway_status::heartbeat(h.store(), &b, later).await.expect("heartbeat");
-    assert!(gateway_status::status(h.store(), &t.id, later).await.expect("status").online);
-    gateway_status::disconnect(h.store(), &b).await.expect("disconnect");
+    gateway_status::heartbeat(h.store(), &b, later)
+        .await
+        .expect("heartbeat");
+    assert!(
+        gateway_status::status(h.store(), &t.id, later)
+            .await
+            .expect("status")
+            .online
+    );
+    gateway_status::disconnect(h.store(), &b)
+        .await
+        .expect("disconnect");
     let reply = status(&h).await;
     assert_eq!(reply.body["online"], false);
     assert_eq!(reply.body["connectedNodes"], 0);

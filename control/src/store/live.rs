@@ -1,0 +1,84 @@
+//! The rows of tables whose entries are soft-deleted (services, routes) or
+//! revoked (consumers): listing the live ones, finding one, burying one.
+
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, FromRow};
+
+use super::{Store, Timestamp};
+
+/// A soft-deletable table, with the column that marks a row gone.
+#[derive(Debug, Clone, Copy)]
+pub enum Tombstone {
+    Services,
+    Routes,
+    Consumers,
+}
+
+impl Tombstone {
+    fn table_and_column(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Services => ("services", "deleted_at"),
+            Self::Routes => ("routes", "deleted_at"),
+            Self::Consumers => ("consumers", "revoked_at"),
+        }
+    }
+}
+
+impl Store {
+    /// The tenant's live (not deleted or revoked) rows, oldest first.
+    pub async fn live<T>(&self, kind: Tombstone, tenant_id: &str) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        let (table, column) = kind.table_and_column();
+        let sql = format!(
+            "SELECT * FROM {table} WHERE tenant_id = $1 AND {column} IS NULL ORDER BY created_at, id"
+        );
+        sqlx::query_as(AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .fetch_all(self.pool())
+            .await
+    }
+
+    /// The tenant's row `id`, unless it is deleted, revoked or someone else's.
+    pub async fn find_live<T>(
+        &self,
+        kind: Tombstone,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<T>, sqlx::Error>
+    where
+        T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        let (table, column) = kind.table_and_column();
+        let sql =
+            format!("SELECT * FROM {table} WHERE id = $1 AND tenant_id = $2 AND {column} IS NULL");
+        sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id)
+            .bind(tenant_id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    /// Soft-deletes (or revokes) the tenant's row `id`. `false` when there
+    /// was no such live row.
+    pub async fn bury(
+        &self,
+        kind: Tombstone,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let (table, column) = kind.table_and_column();
+        let sql = format!(
+            "UPDATE {table} SET {column} = $1, updated_at = $1 \
+             WHERE id = $2 AND tenant_id = $3 AND {column} IS NULL"
+        );
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(Timestamp::now())
+            .bind(id)
+            .bind(tenant_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
