@@ -6,7 +6,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Json, Router, middleware};
 use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -17,19 +17,26 @@ use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 use crate::{
-    accounts, consumers, error_events, gateway_status, health, logs, metrics, openapi, routes,
-    services,
+    accounts, consumers, error_events, gateway, gateway_status, health, logs, metrics, openapi,
+    routes, services,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every API endpoint, with its OpenAPI description.
-pub fn api() -> (Router<AppState>, OpenApi) {
-    OpenApiRouter::with_openapi(openapi::base())
-        .merge(accounts::router())
+pub fn api(state: &AppState) -> (Router<AppState>, OpenApi) {
+    // Writes to these bump the tenant's config version and reach its nodes.
+    let config = OpenApiRouter::new()
         .merge(services::router())
         .merge(routes::router())
         .merge(consumers::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            gateway::bump_on_change,
+        ));
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(accounts::router())
+        .merge(config)
         .merge(logs::router())
         .merge(error_events::router())
         .merge(health::router())
@@ -40,30 +47,31 @@ pub fn api() -> (Router<AppState>, OpenApi) {
 
 /// The whole application, ready to serve.
 pub fn app(state: AppState) -> Router {
-    let (api, document) = api();
-    api.route(
-        "/api/openapi.json",
-        get(move || async move { Json(document) }),
-    )
-    .route("/healthz", get(healthz))
-    .fallback(|| async { ApiError::NotFound("path") })
-    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-    .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-    .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-    .layer(
-        TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let request_id = request
-                .headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            // The path only: query strings may carry filters users consider private.
-            tracing::info_span!("request", method = %request.method(),
+    let (api, document) = api(&state);
+    api.merge(gateway::router())
+        .route(
+            "/api/openapi.json",
+            get(move || async move { Json(document) }),
+        )
+        .route("/healthz", get(healthz))
+        .fallback(|| async { ApiError::NotFound("path") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // The path only: query strings may carry filters users consider private.
+                tracing::info_span!("request", method = %request.method(),
                     path = %request.uri().path(), request_id = %request_id)
-        }),
-    )
-    .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-    .with_state(state)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
 }
 
 /// 200 once migrations ran and the database answers; 503 otherwise.

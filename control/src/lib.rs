@@ -14,6 +14,7 @@ pub mod consumers;
 pub mod error;
 pub mod error_events;
 pub mod extract;
+pub mod gateway;
 pub mod gateway_status;
 pub mod health;
 pub mod http;

@@ -11,10 +11,11 @@ use tokio::task::JoinHandle;
 
 use crate::auth::{JwtKeys, Throttle, jwt};
 use crate::config::ControlArgs;
+use crate::gateway;
 use crate::http;
 use crate::mail::Mailer;
 use crate::state::{AppState, AuthThrottles};
-use crate::store::Store;
+use crate::store::{Dialect, Store};
 
 /// Failed logins allowed per email in [`THROTTLE_WINDOW`].
 pub const LOGIN_FAILURES_PER_EMAIL: u32 = 5;
@@ -31,6 +32,8 @@ pub struct Control {
     pub state: AppState,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    /// Relays other replicas' config changes (PostgreSQL only).
+    listener: Option<JoinHandle<()>>,
 }
 
 /// Builds the application state from the flags: store (migrated), keys,
@@ -61,10 +64,17 @@ impl Control {
     /// Opens everything and starts serving on `args.listen`.
     pub async fn start(args: &ControlArgs) -> anyhow::Result<Self> {
         let state = build_state(args).await?;
-        let listener = TcpListener::bind(args.listen)
+        let socket = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("--listen: cannot bind {}", args.listen))?;
-        Self::serve(listener, state)
+        let mut control = Self::serve(socket, state)?;
+        if control.state.store().dialect() == Dialect::Postgres {
+            control.listener = Some(gateway::spawn_listener(
+                args.database_url.clone(),
+                control.state.hub().clone(),
+            ));
+        }
+        Ok(control)
     }
 
     /// Serves `state` on an already bound listener.
@@ -85,6 +95,7 @@ impl Control {
             state,
             stop,
             task,
+            listener: None,
         })
     }
 
@@ -92,6 +103,9 @@ impl Control {
     /// closes the database pool.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
         match tokio::time::timeout(Duration::from_secs(10), self.task).await {
             Ok(joined) => joined??,
             Err(_) => tracing::warn!("in-flight requests did not finish in 10 s"),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::auth::{JwtKeys, Throttle};
+use crate::gateway::ConfigHub;
 use crate::mail::Mailer;
 use crate::store::Store;
 
@@ -19,6 +20,8 @@ struct Inner {
     jwt: JwtKeys,
     mailer: Mailer,
     throttles: AuthThrottles,
+    hub: ConfigHub,
+    replica_id: String,
 }
 
 /// Failure throttles for the auth endpoints.
@@ -38,6 +41,8 @@ impl AppState {
                 jwt,
                 mailer,
                 throttles,
+                hub: ConfigHub::default(),
+                replica_id: uuid::Uuid::new_v4().to_string(),
             }),
         }
     }
@@ -56,5 +61,15 @@ impl AppState {
 
     pub fn throttles(&self) -> &AuthThrottles {
         &self.inner.throttles
+    }
+
+    /// Fan-out of config versions to connected gateway nodes.
+    pub fn hub(&self) -> &ConfigHub {
+        &self.inner.hub
+    }
+
+    /// This process's id among the control-plane replicas.
+    pub fn replica_id(&self) -> &str {
+        &self.inner.replica_id
     }
 }

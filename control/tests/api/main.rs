@@ -5,6 +5,7 @@ mod common;
 
 mod accounts;
 mod consumers;
+mod gateway;
 mod isolation;
 mod protocol;
 mod routes;

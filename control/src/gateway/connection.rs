@@ -1,0 +1,177 @@
+//! One gateway node's connection: authenticate its gateway key, record the
+//! connection, answer its Hello, push snapshots as the tenant's config
+//! changes, and record heartbeats until it goes away.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::response::Response;
+use gatehouse_protocol::sync::{self, ControlMessage, HEARTBEAT_INTERVAL_MS, NodeMessage};
+
+use crate::error::{ApiError, Result};
+use crate::gateway_status;
+use crate::secrets::{GATEWAY_KEY_PREFIX, sha256_hex};
+use crate::state::AppState;
+use crate::store::Timestamp;
+
+use super::snapshot;
+
+/// How long a node may take to say Hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `GET /api/gateway/connect`: 401 unless `Authorization: Bearer gk_...`
+/// names a tenant's current gateway key; then the WebSocket.
+pub async fn connect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response> {
+    let key = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|key| key.starts_with(GATEWAY_KEY_PREFIX))
+        .ok_or(ApiError::Unauthorized(
+            "invalid_gateway_key",
+            "send the tenant's gateway key in Authorization: Bearer gk_...",
+        ))?;
+    // Looked up by hash: the key itself is never compared or stored.
+    let tenant: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM tenants WHERE gateway_key_hash = $1")
+            .bind(sha256_hex(key))
+            .fetch_optional(state.store().pool())
+            .await?;
+    let (tenant_id,) = tenant.ok_or(ApiError::Unauthorized(
+        "invalid_gateway_key",
+        "the gateway key is unknown or was rotated",
+    ))?;
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::bad_request(
+            "websocket_required",
+            format!("expected a WebSocket upgrade: {rejection}"),
+        )
+    })?;
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        if let Err(err) = serve(socket, state, tenant_id.clone()).await {
+            tracing::info!(tenant_id, error = %err, "gateway connection ended");
+        }
+    }))
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("socket: {0}")]
+    Socket(#[from] axum::Error),
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+async fn serve(
+    mut socket: WebSocket,
+    state: AppState,
+    tenant_id: String,
+) -> Result<(), ConnectionError> {
+    let (node_name, have_version) = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
+        Ok(Some(Ok(Message::Text(text)))) => match sync::decode_node(&text) {
+            Ok(NodeMessage::Hello {
+                node_name,
+                have_version,
+            }) => (node_name, have_version),
+            Ok(other) => {
+                return Err(ConnectionError::Protocol(format!(
+                    "expected hello, got {other:?}"
+                )));
+            }
+            Err(err) => return Err(ConnectionError::Protocol(format!("bad hello: {err}"))),
+        },
+        _ => return Err(ConnectionError::Protocol("no hello".to_owned())),
+    };
+    let node_name: String = node_name.chars().take(200).collect();
+    let store = state.store();
+    let connection_id =
+        gateway_status::connect(store, &tenant_id, &node_name, state.replica_id()).await?;
+    tracing::info!(tenant_id, node = node_name, "gateway node connected");
+    let outcome = stream(
+        &mut socket,
+        &state,
+        &tenant_id,
+        &connection_id,
+        have_version,
+    )
+    .await;
+    gateway_status::disconnect(store, &connection_id).await?;
+    state.hub().prune();
+    tracing::info!(tenant_id, node = node_name, "gateway node disconnected");
+    outcome
+}
+
+async fn stream(
+    socket: &mut WebSocket,
+    state: &AppState,
+    tenant_id: &str,
+    connection_id: &str,
+    have_version: Option<i64>,
+) -> Result<(), ConnectionError> {
+    let first = snapshot::build(state.store(), tenant_id).await?;
+    let mut sent_version = first.version;
+    let mut changes = state.hub().subscribe(tenant_id, first.version);
+    if have_version == Some(first.version) {
+        send(
+            socket,
+            &ControlMessage::UpToDate {
+                version: first.version,
+            },
+        )
+        .await?;
+    } else {
+        send(socket, &ControlMessage::Snapshot(first)).await?;
+    }
+    let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => match sync::decode_node(&text) {
+                    Ok(NodeMessage::Heartbeat) => {
+                        gateway_status::heartbeat(state.store(), connection_id, Timestamp::now()).await?;
+                    }
+                    Ok(NodeMessage::Hello { .. }) => {
+                        return Err(ConnectionError::Protocol("second hello".to_owned()));
+                    }
+                    Err(err) => return Err(ConnectionError::Protocol(format!("bad frame: {err}"))),
+                },
+                Some(Ok(Message::Close(_))) | None => return Ok(()),
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return Err(err.into()),
+            },
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let announced = *changes.borrow_and_update();
+                if announced > sent_version {
+                    let snapshot = snapshot::build(state.store(), tenant_id).await?;
+                    sent_version = snapshot.version;
+                    send(socket, &ControlMessage::Snapshot(snapshot)).await?;
+                }
+            }
+            _ = heartbeat.tick() => send(socket, &ControlMessage::Heartbeat).await?,
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: &ControlMessage) -> Result<(), ConnectionError> {
+    let text = serde_json::to_string(message)
+        .map_err(|err| ConnectionError::Protocol(format!("encoding: {err}")))?;
+    socket.send(Message::text(text)).await?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Building a tenant's config snapshot from the database, in one read
+//! transaction so routes never point at services from another moment.
+
+use gatehouse_protocol::{ConfigSnapshot, ConsumerConfig, RouteConfig, ServiceConfig};
+use sqlx::FromRow;
+
+use crate::store::{Flag, Store};
+
+#[derive(FromRow)]
+struct ServiceRow {
+    id: String,
+    target_url: String,
+    health_check_path: Option<String>,
+    timeout_ms: i64,
+}
+
+#[derive(FromRow)]
+struct RouteRow {
+    id: String,
+    method: String,
+    path_pattern: String,
+    service_id: String,
+    #[sqlx(try_from = "Flag")]
+    auth_required: bool,
+    rate_limit_override: Option<i64>,
+    #[sqlx(try_from = "Flag")]
+    enabled: bool,
+}
+
+#[derive(FromRow)]
+struct ConsumerRow {
+    id: String,
+    api_key_hash: String,
+    rate_limit_tier: String,
+}
+
+/// The tenant's current config.
+pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sqlx::Error> {
+    let mut tx = store.pool().begin().await?;
+    let (version,): (i64,) = sqlx::query_as("SELECT config_version FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let services: Vec<ServiceRow> = sqlx::query_as(
+        "SELECT id, target_url, health_check_path, timeout_ms FROM services \
+         WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let routes: Vec<RouteRow> = sqlx::query_as(
+        "SELECT id, method, path_pattern, service_id, auth_required, rate_limit_override, enabled \
+         FROM routes WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let consumers: Vec<ConsumerRow> = sqlx::query_as(
+        "SELECT id, api_key_hash, rate_limit_tier FROM consumers \
+         WHERE tenant_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(ConfigSnapshot {
+        tenant_id: tenant_id.to_owned(),
+        version,
+        services: services
+            .into_iter()
+            .map(|s| ServiceConfig {
+                id: s.id,
+                target_url: s.target_url,
+                health_check_path: s.health_check_path,
+                timeout_ms: s.timeout_ms,
+            })
+            .collect(),
+        routes: routes
+            .into_iter()
+            .map(|r| RouteConfig {
+                id: r.id,
+                method: r.method,
+                path_pattern: r.path_pattern,
+                service_id: r.service_id,
+                auth_required: r.auth_required,
+                rate_limit_override: r.rate_limit_override,
+                enabled: r.enabled,
+            })
+            .collect(),
+        consumers: consumers
+            .into_iter()
+            .map(|c| ConsumerConfig {
+                id: c.id,
+                api_key_hash: c.api_key_hash,
+                rate_limit_tier: c.rate_limit_tier,
+            })
+            .collect(),
+    })
+}

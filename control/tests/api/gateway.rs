@@ -1,0 +1,243 @@
+//! The gateway connection: gateway-key auth, the first snapshot, changes
+//! pushed as they happen (also across replicas on PostgreSQL), heartbeats
+//! and gateway-status.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use gatehouse_control::Control;
+use gatehouse_protocol::ConfigSnapshot;
+use gatehouse_protocol::sync::{self, CONNECT_PATH, ControlMessage, NodeMessage};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::common::{Db, Harness, Tenant};
+use crate::on_both_databases;
+
+on_both_databases!(gateway_keys_are_checked, nodes_get_snapshots_and_changes);
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn dial(base: &str, key: &str, have_version: Option<i64>) -> Socket {
+    let url = format!("{}{CONNECT_PATH}", base.replacen("http://", "ws://", 1));
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {key}").parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connects");
+    let hello = NodeMessage::Hello {
+        node_name: "test-node".into(),
+        have_version,
+    };
+    socket
+        .send(Message::text(serde_json::to_string(&hello).expect("json")))
+        .await
+        .expect("hello");
+    socket
+}
+
+/// The next message that is not a heartbeat.
+async fn next(socket: &mut Socket) -> ControlMessage {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(text) = frame {
+            match sync::decode_control(&text).expect("decodes") {
+                ControlMessage::Heartbeat => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+async fn snapshot(socket: &mut Socket) -> ConfigSnapshot {
+    match next(socket).await {
+        ControlMessage::Snapshot(snapshot) => snapshot,
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+}
+
+async fn online(h: &Harness, t: &Tenant) -> bool {
+    h.get(&t.path("/gateway-status"), &t.token).await.body["online"] == true
+}
+
+async fn gateway_keys_are_checked(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("gk").await;
+    let url = |h: &Harness| format!("{}{CONNECT_PATH}", h.base);
+    let missing = crate::common::Reply::read(h.http.get(url(&h)).send().await.expect("sent")).await;
+    missing.expect_error(StatusCode::UNAUTHORIZED, "invalid_gateway_key");
+    for key in ["gk_not-a-real-key", t.token.as_str()] {
+        let reply = crate::common::Reply::read(
+            h.http
+                .get(url(&h))
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("sent"),
+        )
+        .await;
+        reply.expect_error(StatusCode::UNAUTHORIZED, "invalid_gateway_key");
+    }
+    // The right key, but not a WebSocket.
+    let reply = crate::common::Reply::read(
+        h.http
+            .get(url(&h))
+            .bearer_auth(&t.gateway_key)
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    reply.expect_error(StatusCode::BAD_REQUEST, "websocket_required");
+    h.finish().await;
+}
+
+async fn nodes_get_snapshots_and_changes(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("node").await;
+    let other = h.register("other").await;
+    let service = h.service(&t, "users").await;
+    let consumer = h
+        .post(
+            &t.path("/consumers"),
+            &t.token,
+            json!({ "name": "app", "rateLimitTier": "pro" }),
+        )
+        .await;
+    let key = consumer.str("apiKey");
+    h.service(&other, "not-mine").await;
+
+    assert!(!online(&h, &t).await);
+    let mut node = dial(&h.base, &t.gateway_key, None).await;
+    let first = snapshot(&mut node).await;
+    assert_eq!(first.tenant_id, t.id);
+    assert_eq!(first.services.len(), 1, "only this tenant's services");
+    assert_eq!(first.services[0].id, service);
+    assert_eq!(first.consumers.len(), 1);
+    assert_eq!(
+        first.consumers[0].api_key_hash,
+        gatehouse_control::secrets::sha256_hex(&key)
+    );
+    assert_eq!(first.consumers[0].rate_limit_tier, "pro");
+    assert!(
+        !serde_json::to_string(&first).expect("json").contains(&key),
+        "never the key itself"
+    );
+    assert!(online(&h, &t).await);
+
+    // A change over REST reaches the node at once.
+    let started = Instant::now();
+    let route = h
+        .post(&t.path("/routes"), &t.token,
+            json!({ "method": "GET", "pathPattern": "/users/:id", "serviceId": service, "authRequired": true }))
+        .await;
+    route.expect(StatusCode::CREATED);
+    let pushed = snapshot(&mut node).await;
+    eprintln!(
+        "config propagation (REST call + push): {:?}",
+        started.elapsed()
+    );
+    assert!(pushed.version > first.version);
+    assert_eq!(pushed.routes.len(), 1);
+    assert_eq!(pushed.routes[0].path_pattern, "/users/:id");
+
+    h.delete(
+        &t.path(&format!("/consumers/{}", consumer.str("id"))),
+        &t.token,
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let revoked = snapshot(&mut node).await;
+    assert!(
+        revoked.consumers.is_empty(),
+        "a revoked key leaves the node's config"
+    );
+    h.delete(&t.path(&format!("/services/{service}")), &t.token)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let deleted = snapshot(&mut node).await;
+    assert!(deleted.services.is_empty());
+    assert_eq!(deleted.routes.len(), 1, "its route stays, to answer 503");
+    // Failed writes and reads change nothing.
+    h.post(
+        &t.path("/services"),
+        &t.token,
+        json!({ "name": "bad", "targetUrl": "ftp://x" }),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    h.get(&t.path("/routes"), &t.token)
+        .await
+        .expect(StatusCode::OK);
+    // Other tenants' changes are not pushed here.
+    h.service(&other, "still-not-mine").await;
+
+    node.send(Message::text(
+        serde_json::to_string(&NodeMessage::Heartbeat).expect("json"),
+    ))
+    .await
+    .expect("heartbeat");
+    node.close(None).await.expect("close");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while online(&h, &t).await {
+        assert!(
+            Instant::now() < deadline,
+            "still online after a clean close"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A node that already has the current version is told so, not re-sent.
+    let mut again = dial(&h.base, &t.gateway_key, Some(deleted.version)).await;
+    assert_eq!(
+        next(&mut again).await,
+        ControlMessage::UpToDate {
+            version: deleted.version
+        }
+    );
+    h.call(
+        Method::PATCH,
+        &t.path(&format!("/routes/{}", route.str("id"))),
+        Some(&t.token),
+        Some(json!({ "enabled": false })),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let disabled = snapshot(&mut again).await;
+    assert!(!disabled.routes[0].enabled);
+
+    if matches!(db, Db::Postgres) {
+        // A change committed through another replica reaches this node too.
+        let replica = Control::start(&h.args).await.expect("second replica");
+        let via_replica = format!("http://{}", replica.addr);
+        let reply = h
+            .http
+            .post(format!("{via_replica}{}", t.path("/services")))
+            .bearer_auth(&t.token)
+            .json(&json!({ "name": "from-b", "targetUrl": "http://127.0.0.1:1" }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(reply.status(), StatusCode::CREATED);
+        let relayed = snapshot(&mut again).await;
+        assert!(
+            relayed
+                .services
+                .iter()
+                .any(|s| s.target_url == "http://127.0.0.1:1/")
+        );
+        replica.stop().await.expect("stops");
+    }
+    again.close(None).await.ok();
+    h.finish().await;
+}

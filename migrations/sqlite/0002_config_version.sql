@@ -1,0 +1,2 @@
+-- Every change of a tenant's routes, services or consumers bumps its config version.
+ALTER TABLE tenants ADD COLUMN config_version INTEGER NOT NULL DEFAULT 0;

@@ -1,0 +1,53 @@
+//! The configuration a gateway node serves from: everything of one tenant
+//! the hot path needs, versioned. The control plane builds it from the
+//! database; the node keeps the last one on disk.
+
+use serde::{Deserialize, Serialize};
+
+/// One tenant's whole gateway configuration at one version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigSnapshot {
+    pub tenant_id: String,
+    /// Grows with every change of the tenant's routes, services or consumers.
+    pub version: i64,
+    /// Live services (deleted ones are absent: their routes answer 503).
+    pub services: Vec<ServiceConfig>,
+    /// Routes that are not deleted, enabled or not.
+    pub routes: Vec<RouteConfig>,
+    /// Consumers that are not revoked.
+    pub consumers: Vec<ConsumerConfig>,
+}
+
+/// A service as the proxy needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceConfig {
+    pub id: String,
+    pub target_url: String,
+    pub health_check_path: Option<String>,
+    pub timeout_ms: i64,
+}
+
+/// A route as the proxy needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteConfig {
+    pub id: String,
+    pub method: String,
+    pub path_pattern: String,
+    pub service_id: String,
+    pub auth_required: bool,
+    pub rate_limit_override: Option<i64>,
+    pub enabled: bool,
+}
+
+/// A consumer as the proxy needs it: never the key, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerConfig {
+    pub id: String,
+    /// Lowercase hex SHA-256 of the consumer's API key.
+    pub api_key_hash: String,
+    pub rate_limit_tier: String,
+}

@@ -1,0 +1,75 @@
+//! The sync protocol between a gateway node and the control plane, spoken as
+//! JSON text frames over one WebSocket (`GET /api/gateway/connect`,
+//! `Authorization: Bearer gk_...`).
+//!
+//! The node opens with [`NodeMessage::Hello`], naming the config version it
+//! already has (from disk); the control plane answers with a snapshot only
+//! when it has a newer one, then pushes a snapshot on every change. Both
+//! sides send heartbeats; the control plane records them so any replica can
+//! tell whether the tenant's gateway is online.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigSnapshot;
+
+/// The path of the gateway connection endpoint.
+pub const CONNECT_PATH: &str = "/api/gateway/connect";
+/// How often each side sends a heartbeat, in milliseconds.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 5_000;
+
+/// What a node sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum NodeMessage {
+    /// First frame: who the node is and which config version it holds.
+    #[serde(rename_all = "camelCase")]
+    Hello {
+        node_name: String,
+        have_version: Option<i64>,
+    },
+    /// The node is alive.
+    Heartbeat,
+}
+
+/// What the control plane sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ControlMessage {
+    /// The tenant's whole config, newer than what the node has.
+    Snapshot(ConfigSnapshot),
+    /// The node's version is current (answer to a Hello).
+    UpToDate { version: i64 },
+    /// The control plane is alive.
+    Heartbeat,
+}
+
+/// Decodes one text frame from the control plane.
+pub fn decode_control(text: &str) -> Result<ControlMessage, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+/// Decodes one text frame from a node.
+pub fn decode_node(text: &str) -> Result<NodeMessage, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_as_tagged_json() {
+        let hello = NodeMessage::Hello {
+            node_name: "n1".into(),
+            have_version: Some(3),
+        };
+        let text = serde_json::to_string(&hello).expect("encodes");
+        assert_eq!(text, r#"{"type":"hello","nodeName":"n1","haveVersion":3}"#);
+        assert_eq!(decode_node(&text).expect("decodes"), hello);
+        let up = ControlMessage::UpToDate { version: 3 };
+        let text = serde_json::to_string(&up).expect("encodes");
+        assert_eq!(decode_control(&text).expect("decodes"), up);
+        assert!(decode_control(r#"{"type":"launchMissiles"}"#).is_err());
+        assert!(decode_node("not json").is_err());
+    }
+}
