@@ -1,0 +1,52 @@
+//! A config snapshot compiled for the hot path: the route table, the key
+//! index and the parsed upstreams of one version. Built off the hot path,
+//! then swapped in whole.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gatehouse_protocol::ConfigSnapshot;
+
+use crate::keys::KeyIndex;
+use crate::routing::RouteTable;
+use crate::upstream::Upstream;
+
+/// Everything a request needs, at one config version.
+#[derive(Debug)]
+pub struct CompiledConfig {
+    pub tenant_id: String,
+    pub version: i64,
+    pub routes: RouteTable,
+    pub keys: KeyIndex,
+    /// Live services by id; a route whose service is absent answers 503.
+    pub upstreams: HashMap<String, Arc<Upstream>>,
+}
+
+impl CompiledConfig {
+    /// Compiles a snapshot. What cannot be served (a route or service the
+    /// control plane should have refused) is logged and left out.
+    pub fn compile(snapshot: &ConfigSnapshot) -> Self {
+        let (routes, route_errors) = RouteTable::build(&snapshot.routes);
+        for err in route_errors {
+            tracing::warn!(error = %err, "route left out of the table");
+        }
+        let upstreams = snapshot
+            .services
+            .iter()
+            .filter_map(|service| match Upstream::parse(service) {
+                Ok(upstream) => Some((service.id.clone(), Arc::new(upstream))),
+                Err(err) => {
+                    tracing::warn!(error = %err, "service left out");
+                    None
+                }
+            })
+            .collect();
+        Self {
+            tenant_id: snapshot.tenant_id.clone(),
+            version: snapshot.version,
+            routes,
+            keys: KeyIndex::build(&snapshot.consumers),
+            upstreams,
+        }
+    }
+}

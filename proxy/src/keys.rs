@@ -1,0 +1,194 @@
+//! API-key lookup: an index of the consumers' key hashes from the snapshot,
+//! fronted by a cache of recent keys (hits and misses) so a busy key is not
+//! hashed on every request. The index and its cache belong to one config
+//! version: a revoked key stops working the moment the next version is
+//! swapped in, with no TTL to wait for.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_protocol::ConsumerConfig;
+use moka::sync::Cache;
+use sha2::{Digest, Sha256};
+
+/// Keys (found or not) remembered per config version.
+const CACHE_CAPACITY: u64 = 100_000;
+/// How long an unused cached key is kept.
+const CACHE_IDLE: Duration = Duration::from_secs(600);
+/// Keys longer than this are refused without hashing.
+const MAX_KEY_LEN: usize = 256;
+
+/// A consumer as the hot path needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumer {
+    pub id: String,
+    pub rate_limit_tier: String,
+}
+
+/// Consumers by API key.
+pub struct KeyIndex {
+    by_hash: HashMap<[u8; 32], Arc<Consumer>>,
+    recent: Cache<String, Option<Arc<Consumer>>>,
+}
+
+impl std::fmt::Debug for KeyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyIndex")
+            .field("consumers", &self.by_hash.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyIndex {
+    /// Indexes the consumers of a snapshot; entries whose hash is not 64 hex
+    /// digits are skipped (they could never match).
+    pub fn build(consumers: &[ConsumerConfig]) -> Self {
+        let by_hash = consumers
+            .iter()
+            .filter_map(|c| {
+                let hash = decode_hex(&c.api_key_hash)?;
+                let consumer = Consumer {
+                    id: c.id.clone(),
+                    rate_limit_tier: c.rate_limit_tier.clone(),
+                };
+                Some((hash, Arc::new(consumer)))
+            })
+            .collect();
+        Self {
+            by_hash,
+            recent: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_idle(CACHE_IDLE)
+                .build(),
+        }
+    }
+
+    /// How many consumers are indexed.
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// Whether no consumer is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// The consumer whose key this is, through the cache.
+    pub fn lookup(&self, key: &str) -> Option<Arc<Consumer>> {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return None;
+        }
+        if let Some(cached) = self.recent.get(key) {
+            return cached;
+        }
+        let found = self.lookup_uncached(key);
+        self.recent.insert(key.to_owned(), found.clone());
+        found
+    }
+
+    /// The consumer whose key this is, hashing every time (the baseline the
+    /// cache is measured against).
+    pub fn lookup_uncached(&self, key: &str) -> Option<Arc<Consumer>> {
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        self.by_hash.get(&digest).cloned()
+    }
+}
+
+fn decode_hex(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The API key of a request: `X-API-Key`, else `Authorization: Bearer`.
+pub fn key_from_headers<'a>(
+    x_api_key: Option<&'a str>,
+    authorization: Option<&'a str>,
+) -> Option<&'a str> {
+    x_api_key
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .or_else(|| {
+            let value = authorization?;
+            let (scheme, token) = value.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim())
+                .filter(|t| !t.is_empty())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha256_hex(text: &str) -> String {
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn consumer(id: &str, key: &str) -> ConsumerConfig {
+        ConsumerConfig {
+            id: id.into(),
+            api_key_hash: sha256_hex(key),
+            rate_limit_tier: "free".into(),
+        }
+    }
+
+    #[test]
+    fn finds_consumers_by_key_and_caches_misses_too() {
+        let index = KeyIndex::build(&[consumer("a", "ck_alpha"), consumer("b", "ck_beta")]);
+        assert_eq!(index.len(), 2);
+        assert_eq!(
+            index.lookup("ck_alpha").map(|c| c.id.clone()).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            index.lookup("ck_alpha").map(|c| c.id.clone()).as_deref(),
+            Some("a"),
+            "cached hit"
+        );
+        assert!(index.lookup("ck_gamma").is_none());
+        assert!(index.lookup("ck_gamma").is_none(), "cached miss");
+        assert!(index.lookup("").is_none());
+        assert!(index.lookup(&"k".repeat(MAX_KEY_LEN + 1)).is_none());
+    }
+
+    #[test]
+    fn a_new_index_forgets_revoked_keys_at_once() {
+        let before = KeyIndex::build(&[consumer("a", "ck_alpha")]);
+        assert!(before.lookup("ck_alpha").is_some());
+        let after = KeyIndex::build(&[]);
+        assert!(after.lookup("ck_alpha").is_none());
+    }
+
+    #[test]
+    fn malformed_hashes_are_skipped() {
+        let bad = ConsumerConfig {
+            id: "x".into(),
+            api_key_hash: "zz".into(),
+            rate_limit_tier: "free".into(),
+        };
+        assert!(KeyIndex::build(&[bad]).is_empty());
+    }
+
+    #[test]
+    fn keys_come_from_x_api_key_or_bearer() {
+        assert_eq!(
+            key_from_headers(Some("ck_1"), Some("Bearer ck_2")),
+            Some("ck_1")
+        );
+        assert_eq!(key_from_headers(None, Some("Bearer ck_2")), Some("ck_2"));
+        assert_eq!(key_from_headers(None, Some("bearer  ck_3 ")), Some("ck_3"));
+        assert_eq!(key_from_headers(Some(" "), Some("Basic abc")), None);
+        assert_eq!(key_from_headers(None, None), None);
+    }
+}

@@ -1,0 +1,319 @@
+//! Following the control plane: one WebSocket to `/api/gateway/connect`,
+//! authenticated by the tenant's gateway key. The node says which version it
+//! holds, installs every snapshot it is sent (compiled off the hot path),
+//! saves it to the state dir, and heartbeats. When the connection fails it
+//! reconnects with exponential backoff and full jitter; a rejected key is
+//! reported clearly and retried the same way (the key may be fixed by a
+//! restart with the right one, or the control plane may come back).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use gatehouse_protocol::ConfigSnapshot;
+use gatehouse_protocol::sync::{
+    self, CONNECT_PATH, ControlMessage, HEARTBEAT_INTERVAL_MS, NodeMessage,
+};
+use rand::Rng;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::compiled::CompiledConfig;
+use crate::live::LiveConfig;
+use crate::state_dir::StateDir;
+
+/// The first reconnect delay's upper bound.
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// The largest reconnect delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Silence from the control plane for this long means the link is dead.
+const SILENCE_LIMIT: Duration = Duration::from_millis(3 * HEARTBEAT_INTERVAL_MS);
+
+/// Where and who the node is.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// `http://host:port` of the control plane.
+    pub control_url: String,
+    /// The tenant's `gk_...` key.
+    pub gateway_key: String,
+    /// How this node names itself to the control plane.
+    pub node_name: String,
+}
+
+/// What the node knows about its link, for `/metrics` and `/healthz`.
+#[derive(Debug, Default)]
+pub struct SyncStatus {
+    connected: AtomicBool,
+    rejected: AtomicBool,
+    snapshots: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl SyncStatus {
+    /// Whether a WebSocket to the control plane is open.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Whether the control plane refused the gateway key last time.
+    pub fn rejected(&self) -> bool {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Snapshots installed since start (from the control plane).
+    pub fn snapshots(&self) -> u64 {
+        self.snapshots.load(Ordering::Relaxed)
+    }
+
+    /// Why the last connection failed, if it did.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn failed(&self, err: &SyncError) {
+        self.connected.store(false, Ordering::Relaxed);
+        self.rejected
+            .store(matches!(err, SyncError::Rejected), Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.to_string());
+    }
+}
+
+/// Why a session with the control plane ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("the control plane rejected the gateway key (401): check --gateway-key")]
+    Rejected,
+    #[error("control URL: {0}")]
+    Url(String),
+    #[error("connection: {0}")]
+    Connection(#[from] tungstenite::Error),
+    #[error("the control plane went silent")]
+    Silent,
+    #[error("the control plane closed the connection")]
+    Closed,
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+/// Keeps a node's config in step with the control plane.
+#[derive(Debug, Clone)]
+pub struct Syncer {
+    settings: SyncSettings,
+    live: LiveConfig,
+    state: StateDir,
+    status: Arc<SyncStatus>,
+}
+
+impl Syncer {
+    pub fn new(settings: SyncSettings, live: LiveConfig, state: StateDir) -> Self {
+        Self {
+            settings,
+            live,
+            state,
+            status: Arc::default(),
+        }
+    }
+
+    /// The link's status.
+    pub fn status(&self) -> Arc<SyncStatus> {
+        Arc::clone(&self.status)
+    }
+
+    /// Serves the snapshot saved in the state dir, if there is one. Returns
+    /// its version.
+    pub fn restore(&self) -> Result<Option<i64>, crate::state_dir::StateError> {
+        let Some(snapshot) = self.state.load_snapshot()? else {
+            return Ok(None);
+        };
+        self.live.install(CompiledConfig::compile(&snapshot));
+        tracing::info!(
+            version = snapshot.version,
+            "serving the config saved in the state dir"
+        );
+        Ok(Some(snapshot.version))
+    }
+
+    /// Follows the control plane until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut attempt: u32 = 0;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let outcome = tokio::select! {
+                outcome = self.session(&mut attempt) => outcome,
+                _ = shutdown.changed() => return,
+            };
+            if let Err(err) = outcome {
+                self.status.failed(&err);
+                match err {
+                    SyncError::Rejected => tracing::error!("{err}; retrying"),
+                    _ => tracing::warn!(error = %err, "control plane link down; reconnecting"),
+                }
+            }
+            let delay = backoff(attempt);
+            attempt = attempt.saturating_add(1);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn session(&self, attempt: &mut u32) -> Result<(), SyncError> {
+        let url = connect_url(&self.settings.control_url)?;
+        let mut request = url.into_client_request()?;
+        let bearer = HeaderValue::from_str(&format!("Bearer {}", self.settings.gateway_key))
+            .map_err(|_| {
+                SyncError::Url("the gateway key is not a valid header value".to_owned())
+            })?;
+        request.headers_mut().insert("authorization", bearer);
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|err| match err {
+                tungstenite::Error::Http(response)
+                    if response.status() == StatusCode::UNAUTHORIZED =>
+                {
+                    SyncError::Rejected
+                }
+                other => SyncError::Connection(other),
+            })?;
+        let hello = NodeMessage::Hello {
+            node_name: self.settings.node_name.clone(),
+            have_version: self.live.version(),
+        };
+        socket.send(Message::text(encode(&hello)?)).await?;
+        self.status.connected.store(true, Ordering::Relaxed);
+        self.status.rejected.store(false, Ordering::Relaxed);
+        *attempt = 0;
+        tracing::info!(
+            control = self.settings.control_url,
+            "connected to the control plane"
+        );
+
+        let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
+        loop {
+            tokio::select! {
+                frame = tokio::time::timeout(SILENCE_LIMIT, socket.next()) => {
+                    let frame = frame.map_err(|_| SyncError::Silent)?;
+                    match frame {
+                        Some(Ok(Message::Text(text))) => {
+                            let message = sync::decode_control(&text)
+                                .map_err(|err| SyncError::Protocol(err.to_string()))?;
+                            if let ControlMessage::Snapshot(snapshot) = message {
+                                self.apply(snapshot).await;
+                            }
+                        }
+                        Some(Ok(Message::Close(_))) | None => return Err(SyncError::Closed),
+                        Some(Ok(_)) => {}
+                        Some(Err(err)) => return Err(err.into()),
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    socket.send(Message::text(encode(&NodeMessage::Heartbeat)?)).await?;
+                }
+            }
+        }
+    }
+
+    /// Compiles and installs a snapshot, then saves it.
+    async fn apply(&self, snapshot: ConfigSnapshot) {
+        let version = snapshot.version;
+        if self
+            .live
+            .version()
+            .is_some_and(|current| current >= version)
+        {
+            return;
+        }
+        let (snapshot, compiled) = match tokio::task::spawn_blocking(move || {
+            let compiled = CompiledConfig::compile(&snapshot);
+            (snapshot, compiled)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(err) => {
+                tracing::error!(error = %err, version, "compiling the config failed");
+                return;
+            }
+        };
+        self.live.install(compiled);
+        self.status.snapshots.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(version, "config installed");
+        let state = self.state.clone();
+        match tokio::task::spawn_blocking(move || state.save_snapshot(&snapshot)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "config not saved to the state dir"),
+            Err(err) => tracing::error!(error = %err, "config not saved to the state dir"),
+        }
+    }
+}
+
+fn encode(message: &NodeMessage) -> Result<String, SyncError> {
+    serde_json::to_string(message).map_err(|err| SyncError::Protocol(err.to_string()))
+}
+
+/// `http(s)://host:port[/]` → `ws(s)://host:port/api/gateway/connect`.
+pub fn connect_url(control_url: &str) -> Result<String, SyncError> {
+    let base = control_url.trim_end_matches('/');
+    let ws = if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else {
+        return Err(SyncError::Url(format!(
+            "`{control_url}` must start with http:// or https://"
+        )));
+    };
+    Ok(format!("{ws}{CONNECT_PATH}"))
+}
+
+/// The delay before reconnect attempt `attempt`: uniformly random up to an
+/// exponentially growing bound (full jitter), so a fleet does not reconnect
+/// in lockstep.
+pub fn backoff(attempt: u32) -> Duration {
+    let bound = BACKOFF_BASE
+        .saturating_mul(2_u32.saturating_pow(attempt.min(16)))
+        .min(BACKOFF_MAX);
+    let millis = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(rand::rng().random_range(millis / 10..=millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_urls_become_websocket_urls() {
+        assert_eq!(
+            connect_url("http://127.0.0.1:3000").ok().as_deref(),
+            Some("ws://127.0.0.1:3000/api/gateway/connect")
+        );
+        assert_eq!(
+            connect_url("https://cp.example/").ok().as_deref(),
+            Some("wss://cp.example/api/gateway/connect")
+        );
+        assert!(connect_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        for attempt in 0..40 {
+            let delay = backoff(attempt);
+            let bound = BACKOFF_BASE
+                .saturating_mul(2_u32.saturating_pow(attempt.min(16)))
+                .min(BACKOFF_MAX);
+            assert!(delay <= bound, "{attempt}: {delay:?} > {bound:?}");
+        }
+        assert!(backoff(40) <= BACKOFF_MAX);
+        let spread: std::collections::HashSet<_> = (0..50).map(|_| backoff(5)).collect();
+        assert!(spread.len() > 1, "jittered");
+    }
+}
