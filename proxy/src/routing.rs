@@ -77,10 +77,10 @@ impl Layers {
     fn best(&self, path: &str) -> Option<&Arc<Route>> {
         let mut best: Option<&Arc<Route>> = None;
         for layer in &self.0 {
-            if let Ok(matched) = layer.at(path) {
-                if best.is_none_or(|b| matched.value.rank < b.rank) {
-                    best = Some(matched.value);
-                }
+            if let Ok(matched) = layer.at(path)
+                && best.is_none_or(|b| matched.value.rank < b.rank)
+            {
+                best = Some(matched.value);
             }
         }
         best

@@ -26,14 +26,14 @@ pub async fn bump_on_change(
     let writes = request.method() != Method::GET && request.method() != Method::HEAD;
     let tenant_id = tenant_in_path(request.uri().path());
     let response = next.run(request).await;
-    if writes && response.status().is_success() {
-        if let Some(tenant_id) = tenant_id {
-            if let Err(err) = bump_version(state.store(), state.hub(), &tenant_id).await {
-                // The change is committed; nodes catch up at the next change
-                // or reconnect.
-                tracing::error!(error = %err, tenant_id, "config version not bumped");
-            }
-        }
+    if writes
+        && response.status().is_success()
+        && let Some(tenant_id) = tenant_id
+        && let Err(err) = bump_version(state.store(), state.hub(), &tenant_id).await
+    {
+        // The change is committed; nodes catch up at the next change
+        // or reconnect.
+        tracing::error!(error = %err, tenant_id, "config version not bumped");
     }
     response
 }
