@@ -103,6 +103,7 @@ impl Control {
     /// closes the database pool.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
+        self.state.begin_closing();
         if let Some(listener) = &self.listener {
             listener.abort();
         }

@@ -22,6 +22,7 @@ struct Inner {
     throttles: AuthThrottles,
     hub: ConfigHub,
     replica_id: String,
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Failure throttles for the auth endpoints.
@@ -43,6 +44,7 @@ impl AppState {
                 throttles,
                 hub: ConfigHub::default(),
                 replica_id: uuid::Uuid::new_v4().to_string(),
+                closing: tokio::sync::watch::channel(false).0,
             }),
         }
     }
@@ -66,6 +68,17 @@ impl AppState {
     /// Fan-out of config versions to connected gateway nodes.
     pub fn hub(&self) -> &ConfigHub {
         &self.inner.hub
+    }
+
+    /// Tells long-lived connections (gateway nodes) that the server is
+    /// shutting down.
+    pub fn begin_closing(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    /// Resolves when the server begins shutting down.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.closing.subscribe()
     }
 
     /// This process's id among the control-plane replicas.

@@ -137,8 +137,15 @@ async fn stream(
         send(socket, &ControlMessage::Snapshot(first)).await?;
     }
     let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
+    let mut closing = state.closing();
     loop {
         tokio::select! {
+            _ = closing.changed() => {
+                // The node reconnects (to another replica, or to this one
+                // once it is back) and keeps serving meanwhile.
+                socket.send(Message::Close(None)).await.ok();
+                return Ok(());
+            }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => match sync::decode_node(&text) {
                     Ok(NodeMessage::Heartbeat) => {

@@ -1,0 +1,206 @@
+//! A gateway node's config follows the real control plane: first snapshot,
+//! live changes (a revoked key stops working as soon as the change
+//! arrives), a rejected gateway key, the control plane going away, and a
+//! node restarting from its state dir while the control plane is down.
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use gatehouse_control::{Control, ControlArgs};
+use gatehouse_proxy::LiveConfig;
+use gatehouse_proxy::state_dir::StateDir;
+use gatehouse_proxy::sync::{SyncSettings, Syncer};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+async fn start_control(dir: &std::path::Path) -> Control {
+    let args = ControlArgs::try_parse_from([
+        "control".to_owned(),
+        "--listen=127.0.0.1:0".to_owned(),
+        format!("--database-url=sqlite://{}/db.sqlite", dir.display()),
+        "--jwt-secret=sync-test-secret-sync-test-secret-000".to_owned(),
+        format!("--mail-outbox={}/outbox", dir.display()),
+        format!("--data-dir={}/data", dir.display()),
+    ])
+    .expect("flags");
+    Control::start(&args).await.expect("control plane starts")
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Value {
+    let mut request = http.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("sent");
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.unwrap_or(Value::Null)
+}
+
+/// Polls `check` every 5 ms for up to 5 s; returns how long it took.
+async fn until(what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    started.elapsed()
+}
+
+fn node(control_url: &str, key: &str, live: &LiveConfig, state: &std::path::Path) -> Syncer {
+    Syncer::new(
+        SyncSettings {
+            control_url: control_url.to_owned(),
+            gateway_key: key.to_owned(),
+            node_name: "test-node".into(),
+        },
+        live.clone(),
+        StateDir::open(state).expect("state dir"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_config_follows_the_control_plane() {
+    let dir = std::env::temp_dir().join(format!("gatehouse-sync-{}", std::process::id()));
+    let _scratch = Scratch(dir.clone());
+    let control = start_control(&dir).await;
+    let base = format!("http://{}", control.addr);
+    let http = reqwest::Client::new();
+    use reqwest::Method;
+
+    let tenant = call(
+        &http,
+        Method::POST,
+        format!("{base}/api/auth/register"),
+        None,
+        Some(json!({ "name": "t", "email": "sync@example.com", "password": "long-enough-pw" })),
+    )
+    .await;
+    let token = tenant["token"].as_str().expect("token").to_owned();
+    let api = format!(
+        "{base}/api/tenants/{}",
+        tenant["tenantId"].as_str().expect("id")
+    );
+    let gateway_key = tenant["gatewayApiKey"].as_str().expect("key").to_owned();
+    let service = call(
+        &http,
+        Method::POST,
+        format!("{api}/services"),
+        Some(&token),
+        Some(json!({ "name": "users", "targetUrl": "http://127.0.0.1:9/v1" })),
+    )
+    .await;
+    call(&http, Method::POST, format!("{api}/routes"), Some(&token),
+        Some(json!({ "method": "GET", "pathPattern": "/users/:id", "serviceId": service["id"], "authRequired": true }))).await;
+    let consumer = call(
+        &http,
+        Method::POST,
+        format!("{api}/consumers"),
+        Some(&token),
+        Some(json!({ "name": "app" })),
+    )
+    .await;
+    let api_key = consumer["apiKey"].as_str().expect("key").to_owned();
+
+    // A wrong key is refused and the node says so.
+    let refused = node(
+        &base,
+        "gk_wrong",
+        &LiveConfig::default(),
+        &dir.join("refused"),
+    );
+    let refused_status = refused.status();
+    let (stop_refused, stopped) = watch::channel(false);
+    tokio::spawn(refused.run(stopped));
+    until("the rejection", || refused_status.rejected()).await;
+    assert!(
+        refused_status
+            .last_error()
+            .expect("an error")
+            .contains("401")
+    );
+    stop_refused.send(true).ok();
+
+    // The real node gets the snapshot.
+    let live = LiveConfig::default();
+    let syncer = node(&base, &gateway_key, &live, &dir.join("node"));
+    let status = syncer.status();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(syncer.run(stopped));
+    until("the first snapshot", || live.load().is_some()).await;
+    let config = live.load().expect("config");
+    assert!(config.routes.lookup("GET", "/users/7").is_some());
+    assert!(config.keys.lookup(&api_key).is_some());
+    assert!(status.connected());
+
+    // Revoking the consumer cuts its key off as soon as the change arrives.
+    let started = Instant::now();
+    let response = http
+        .delete(format!(
+            "{api}/consumers/{}",
+            consumer["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), reqwest::StatusCode::NO_CONTENT);
+    until("the revocation", || {
+        live.load()
+            .is_some_and(|c| c.keys.lookup(&api_key).is_none())
+    })
+    .await;
+    eprintln!(
+        "revocation reached the node in {:?} (REST call included)",
+        started.elapsed()
+    );
+
+    // New routes arrive too.
+    call(&http, Method::POST, format!("{api}/routes"), Some(&token),
+        Some(json!({ "method": "POST", "pathPattern": "/orders", "serviceId": service["id"], "authRequired": false }))).await;
+    until("the new route", || {
+        live.load()
+            .is_some_and(|c| c.routes.lookup("POST", "/orders").is_some())
+    })
+    .await;
+    let served_version = live.version().expect("version");
+
+    // The control plane goes away: the node keeps serving what it has.
+    control.stop().await.expect("stops");
+    until("the link to drop", || !status.connected()).await;
+    let config = live.load().expect("still configured");
+    assert_eq!(config.version, served_version);
+    assert!(config.routes.lookup("POST", "/orders").is_some());
+    stop.send(true).ok();
+    task.await.expect("sync task ends");
+
+    // A node restarted while the control plane is down serves from disk.
+    let restarted = LiveConfig::default();
+    let syncer = node(&base, &gateway_key, &restarted, &dir.join("node"));
+    assert_eq!(syncer.restore().expect("reads state"), Some(served_version));
+    let config = restarted.load().expect("restored");
+    assert!(config.routes.lookup("GET", "/users/7").is_some());
+    assert!(
+        config.keys.lookup(&api_key).is_none(),
+        "the revocation survived the restart"
+    );
+}
