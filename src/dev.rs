@@ -62,7 +62,15 @@ async fn ensure_dev_tenant(store: &Store, path: &Path) -> anyhow::Result<DevTena
                 path.display()
             )
         })?;
-        return Ok(tenant);
+        let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM tenants WHERE id = $1")
+            .bind(&tenant.tenant_id)
+            .fetch_optional(store.pool())
+            .await?;
+        if exists.is_some() {
+            return Ok(tenant);
+        }
+        // The database was reset but the file stayed: make the tenant anew.
+        tracing::warn!(path = %path.display(), "dev tenant missing from the database; creating it again");
     }
     let mut bytes = [0u8; 12];
     rand::rng().fill_bytes(&mut bytes);
