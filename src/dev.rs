@@ -1,6 +1,8 @@
-//! `gatehouse dev`: the control plane on SQLite with a dev tenant made on
-//! first start. Its credentials are kept in the data dir and printed at every
-//! start, with a fresh token, so a newcomer can use the API with curl at once.
+//! `gatehouse dev`: the control plane on SQLite and one gateway node for a
+//! dev tenant made on first start. The tenant's credentials are kept in the
+//! data dir and printed at every start, with a fresh token, so a newcomer can
+//! create a service and a route with curl and send traffic through the node
+//! at once.
 
 use std::path::Path;
 
@@ -9,7 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_control::config::write_private;
 use gatehouse_control::store::Store;
-use gatehouse_control::{Control, ControlArgs, accounts, server};
+use gatehouse_control::{Control, ControlArgs, accounts};
+use gatehouse_proxy::ProxyArgs;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -25,32 +28,99 @@ struct DevTenant {
     gateway_key: String,
 }
 
-pub async fn run(args: ControlArgs) -> anyhow::Result<()> {
-    let control = Control::start(&args).await?;
-    let tenant = ensure_dev_tenant(
-        control.state.store(),
-        &args.data_dir.join("dev-tenant.json"),
-    )
-    .await?;
-    let token = control
-        .state
-        .jwt()
-        .issue(&tenant.tenant_id)
-        .context("signing the dev token")?;
+/// `gatehouse dev`'s flags: the control plane's, and where the node listens.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub control: ControlArgs,
+
+    /// Address the dev node serves traffic on.
+    #[arg(long, env = "GATEHOUSE_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub proxy_listen: String,
+
+    /// Address of the dev node's /healthz and /metrics.
+    #[arg(long, env = "GATEHOUSE_ADMIN_LISTEN", default_value = "127.0.0.1:9080")]
+    pub admin_listen: String,
+
+    /// Where the dev node keeps its config snapshot.
+    #[arg(long, env = "GATEHOUSE_STATE_DIR", default_value = "gatehouse-data/proxy/")]
+    pub state_dir: std::path::PathBuf,
+}
+
+/// Runs the control plane on a thread of its own and the node on this one
+/// (pingora starts its own runtimes), until SIGTERM or SIGINT.
+pub fn run(args: DevArgs) -> anyhow::Result<()> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<(String, String)>>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let control_args = args.control.clone();
+    let proxy_listen = args.proxy_listen.clone();
+    let control = std::thread::Builder::new().name("gatehouse-control".into()).spawn(move || {
+        let runtime = match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                let _ = ready_tx.send(Err(err.into()));
+                return Ok(());
+            }
+        };
+        runtime.block_on(async move {
+            let started = start_control(&control_args, &proxy_listen).await;
+            let control = match started {
+                Ok((control, control_url, gateway_key)) => {
+                    let _ = ready_tx.send(Ok((control_url, gateway_key)));
+                    control
+                }
+                Err(err) => {
+                    let _ = ready_tx.send(Err(err));
+                    return Ok(());
+                }
+            };
+            let _ = stop_rx.await;
+            control.stop().await
+        })
+    })?;
+    let (control_url, gateway_key) = ready_rx.recv()??;
+    let node = gatehouse_proxy::run(ProxyArgs {
+        control_url,
+        gateway_key,
+        listen: args.proxy_listen,
+        admin_listen: args.admin_listen,
+        state_dir: args.state_dir,
+        redis_url: None,
+        threads: 2,
+        shutdown_grace: 5,
+    });
+    let _ = stop_tx.send(());
+    let stopped = control.join().map_err(|_| anyhow::anyhow!("the control plane thread panicked"))?;
+    node.and(stopped)
+}
+
+/// Starts the control plane, makes sure the dev tenant exists and prints how
+/// to use it. Returns the control plane, its URL and the gateway key.
+async fn start_control(args: &ControlArgs, proxy_listen: &str) -> anyhow::Result<(Control, String, String)> {
+    let control = Control::start(args).await?;
+    let tenant = ensure_dev_tenant(control.state.store(), &args.data_dir.join("dev-tenant.json")).await?;
+    let token = control.state.jwt().issue(&tenant.tenant_id).context("signing the dev token")?;
     let base = format!("http://{}", control.addr);
+    let api = format!("{base}/api/tenants/{}", tenant.tenant_id);
     println!(
         "\nGatehouse dev is up.\n\
          \n  control plane  {base}   (OpenAPI: {base}/api/openapi.json)\
+         \n  gateway node   http://{proxy_listen}\
          \n  tenant id      {}\
          \n  email          {}\
          \n  password       {}\
          \n  gateway key    {}\
          \n  token          {token}\
-         \n\nTry:\n  curl -H 'Authorization: Bearer {token}' {base}/api/tenants/{}/services\n",
-        tenant.tenant_id, tenant.email, tenant.password, tenant.gateway_key, tenant.tenant_id,
+         \n\nTry:\
+         \n  export TOKEN={token}\
+         \n  curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\
+         \n       -d '{{\"name\":\"echo\",\"targetUrl\":\"http://127.0.0.1:9000\"}}' {api}/services\
+         \n  curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\
+         \n       -d '{{\"method\":\"GET\",\"pathPattern\":\"/hello\",\"serviceId\":\"<service id>\",\"authRequired\":false}}' {api}/routes\
+         \n  curl http://{proxy_listen}/hello\n",
+        tenant.tenant_id, tenant.email, tenant.password, tenant.gateway_key,
     );
-    server::shutdown_signal().await;
-    control.stop().await
+    Ok((control, base, tenant.gateway_key))
 }
 
 /// Reads the dev tenant's credentials, or creates the tenant and keeps them.

@@ -1,18 +1,14 @@
-//! The `gatehouse` binary: `dev`, `control` (and, as the data plane lands,
-//! `proxy`).
+//! The `gatehouse` binary: `dev`, `control` and `proxy`.
 
 mod dev;
 
 use clap::{Parser, Subcommand};
 use gatehouse_control::ControlArgs;
+use gatehouse_proxy::ProxyArgs;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(
-    name = "gatehouse",
-    version,
-    about = "A multi-tenant API gateway extensible with WebAssembly"
-)]
+#[command(name = "gatehouse", version, about = "A multi-tenant API gateway extensible with WebAssembly")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,29 +16,32 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Control plane on SQLite with a dev tenant, for trying Gatehouse out.
-    Dev(ControlArgs),
+    /// Control plane on SQLite plus one gateway node for a dev tenant.
+    Dev(dev::DevArgs),
     /// The control plane: REST API, tenant auth, storage.
     Control(ControlArgs),
+    /// One gateway node of a tenant.
+    Proxy(ProxyArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info")),
+                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,pingora=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Runtime::new()?;
-    let outcome = match cli.command {
-        Command::Dev(args) => runtime.block_on(dev::run(args)),
-        Command::Control(args) => runtime.block_on(gatehouse_control::run(args)),
+    let outcome = match Cli::parse().command {
+        Command::Dev(args) => dev::run(args),
+        Command::Control(args) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(gatehouse_control::run(args))),
+        // pingora starts its own runtimes: it runs on this thread.
+        Command::Proxy(args) => gatehouse_proxy::run(args),
     };
-    if let Err(err) = &outcome {
+    if let Err(err) = outcome {
         eprintln!("gatehouse: {err:#}");
         std::process::exit(1);
     }
-    Ok(())
 }

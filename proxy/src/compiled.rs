@@ -23,7 +23,8 @@ pub struct CompiledConfig {
 }
 
 impl CompiledConfig {
-    /// Compiles a snapshot. What cannot be served (a route or service the
+    /// Compiles a snapshot (blocking: it resolves upstream hosts). What
+    /// cannot be served (a route or service the
     /// control plane should have refused) is logged and left out.
     pub fn compile(snapshot: &ConfigSnapshot) -> Self {
         let (routes, route_errors) = RouteTable::build(&snapshot.routes);
@@ -34,7 +35,10 @@ impl CompiledConfig {
             .services
             .iter()
             .filter_map(|service| match Upstream::parse(service) {
-                Ok(upstream) => Some((service.id.clone(), Arc::new(upstream))),
+                Ok(mut upstream) => {
+                    upstream.resolve();
+                    Some((service.id.clone(), Arc::new(upstream)))
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "service left out");
                     None

@@ -1,14 +1,23 @@
-//! Gatehouse's gateway node, apart from the HTTP server itself: the compiled
-//! config it serves from (`routing`, `keys`, `upstream`), how it gets there
-//! (`sync` from the control plane, `state_dir` on disk) and how the hot
-//! path reads it (`live`, one lock-free load per request).
+//! Gatehouse's gateway node. `node` runs it: pingora serves traffic through
+//! `gateway` (which calls `admission`, `forwarding`, `respond`, `metrics`)
+//! and the `admin` listener. The config it serves from is compiled
+//! (`compiled`: `routing`, `keys`, `upstream`), arrives by `sync` from the
+//! control plane, is kept in `state_dir`, and is read by the hot path
+//! through `live` (one lock-free load per request).
 //!
 //! This crate never touches the database and depends on neither axum nor
 //! sqlx: everything it knows arrives as a `ConfigSnapshot`.
 
+pub mod admin;
+pub mod admission;
 pub mod compiled;
+pub mod forwarding;
+pub mod gateway;
 pub mod keys;
 pub mod live;
+pub mod metrics;
+pub mod node;
+pub mod respond;
 pub mod routing;
 pub mod state_dir;
 pub mod sync;
@@ -16,3 +25,4 @@ pub mod upstream;
 
 pub use compiled::CompiledConfig;
 pub use live::LiveConfig;
+pub use node::{ProxyArgs, run};

@@ -2,6 +2,7 @@
 //! without TLS, which path prefix to put before the request path, and how
 //! long to wait.
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use gatehouse_protocol::ServiceConfig;
@@ -17,6 +18,9 @@ pub struct Upstream {
     pub path_prefix: String,
     pub timeout: Duration,
     pub health_check_path: Option<String>,
+    /// The address resolved when the config was compiled (off the hot
+    /// path); `None` when the host did not resolve, which answers 502.
+    pub resolved: Option<SocketAddr>,
 }
 
 /// Why a service's target could not be used.
@@ -58,7 +62,19 @@ impl Upstream {
             path_prefix: path.trim_end_matches('/').to_owned(),
             timeout: Duration::from_millis(timeout_ms),
             health_check_path: service.health_check_path.clone(),
+            resolved: None,
         })
+    }
+
+    /// Resolves the host (blocking: call it off the hot path).
+    pub fn resolve(&mut self) {
+        self.resolved = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next());
+        if self.resolved.is_none() {
+            tracing::warn!(service = self.id, host = self.host, "upstream host does not resolve");
+        }
     }
 
     /// The path and query to send upstream: the target's path prefix, then
@@ -127,6 +143,9 @@ mod tests {
         assert_eq!(up.forward_path("/a"), "/a");
         let up = Upstream::parse(&service("http://[::1]:9000/p")).expect("parses");
         assert_eq!(up.address(), "[::1]:9000");
+        let mut up = Upstream::parse(&service("http://localhost:9000")).expect("parses");
+        up.resolve();
+        assert_eq!(up.resolved.map(|a| a.port()), Some(9000));
         for bad in ["ftp://x", "http://", "http://h:notaport/", "http://u@h/"] {
             assert!(Upstream::parse(&service(bad)).is_err(), "{bad}");
         }

@@ -1,0 +1,126 @@
+//! Forwarding an admitted request: the upstream peer (pooled by pingora,
+//! keyed by the peer, so peers are built the same way every time), the path
+//! with the service's prefix, and the headers the upstream is told
+//! (`X-Forwarded-For`, `X-Forwarded-Proto`, `X-Request-Id`, `X-Consumer-Id`).
+
+use std::net::SocketAddr;
+
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+
+use crate::keys::Consumer;
+use crate::upstream::Upstream;
+
+/// Longest client-chosen request id kept as is.
+const MAX_REQUEST_ID: usize = 200;
+
+/// The peer to send `upstream`'s requests to.
+pub fn peer(upstream: &Upstream) -> Result<Box<HttpPeer>> {
+    let address: SocketAddr = upstream
+        .resolved
+        .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "upstream host did not resolve"))?;
+    let mut peer = HttpPeer::new(address, upstream.tls, upstream.host.clone());
+    let options = &mut peer.options;
+    options.connection_timeout = Some(upstream.timeout.min(std::time::Duration::from_secs(10)));
+    options.total_connection_timeout = Some(upstream.timeout);
+    options.read_timeout = Some(upstream.timeout);
+    options.write_timeout = Some(upstream.timeout);
+    Ok(Box::new(peer))
+}
+
+/// What the upstream request is told about the client.
+#[derive(Debug)]
+pub struct Forwarded<'a> {
+    pub client_ip: Option<String>,
+    pub request_id: &'a str,
+    pub consumer: Option<&'a Consumer>,
+}
+
+/// Rewrites the request for `upstream`: prefixed path (query kept), Host,
+/// forwarding headers. A client's own `X-Consumer-Id` never passes.
+pub fn rewrite(request: &mut RequestHeader, upstream: &Upstream, forwarded: &Forwarded<'_>) -> Result<()> {
+    let path_and_query = request.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+    let uri: http::Uri = upstream
+        .forward_path(&path_and_query)
+        .parse()
+        .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "forwarded path is not a valid URI"))?;
+    request.set_uri(uri);
+    let default_port = if upstream.tls { 443 } else { 80 };
+    let host = if upstream.port == default_port { upstream.host.clone() } else { format!("{}:{}", upstream.host, upstream.port) };
+    request.insert_header("host", host)?;
+    if let Some(ip) = &forwarded.client_ip {
+        let chain = match request.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
+            _ => ip.clone(),
+        };
+        request.insert_header("x-forwarded-for", chain)?;
+    }
+    request.insert_header("x-forwarded-proto", "http")?;
+    request.insert_header("x-request-id", forwarded.request_id)?;
+    request.remove_header("x-consumer-id");
+    if let Some(consumer) = forwarded.consumer {
+        request.insert_header("x-consumer-id", consumer.id.as_str())?;
+    }
+    Ok(())
+}
+
+/// The request id: the client's `X-Request-Id` when it is short printable
+/// ASCII, otherwise a fresh UUID.
+pub fn request_id(client: Option<&str>) -> String {
+    client
+        .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn upstream(port: u16) -> Upstream {
+        Upstream {
+            id: "s".into(),
+            tls: false,
+            host: "127.0.0.1".into(),
+            port,
+            path_prefix: "/v1".into(),
+            timeout: Duration::from_millis(500),
+            health_check_path: None,
+            resolved: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+        }
+    }
+
+    #[test]
+    fn rewrites_path_host_and_forwarding_headers() {
+        let mut request = RequestHeader::build("GET", b"/users/1?x=2", None).expect("request");
+        request.insert_header("x-forwarded-for", "10.0.0.1").expect("header");
+        request.insert_header("x-consumer-id", "spoofed").expect("header");
+        let consumer = Consumer { id: "c1".into(), rate_limit_tier: "free".into() };
+        let forwarded = Forwarded { client_ip: Some("127.0.0.9".into()), request_id: "rid", consumer: Some(&consumer) };
+        rewrite(&mut request, &upstream(8081), &forwarded).expect("rewrites");
+        assert_eq!(request.uri.to_string(), "/v1/users/1?x=2");
+        assert_eq!(request.headers["host"], "127.0.0.1:8081");
+        assert_eq!(request.headers["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
+        assert_eq!(request.headers["x-forwarded-proto"], "http");
+        assert_eq!(request.headers["x-request-id"], "rid");
+        assert_eq!(request.headers["x-consumer-id"], "c1");
+    }
+
+    #[test]
+    fn request_ids_are_kept_when_sane() {
+        assert_eq!(request_id(Some("abc-123")), "abc-123");
+        assert_ne!(request_id(Some("has space")), "has space");
+        assert_eq!(request_id(None).len(), 36);
+        assert_eq!(request_id(Some(&"x".repeat(201))).len(), 36);
+    }
+
+    #[test]
+    fn peers_carry_the_service_timeout() {
+        let peer = peer(&upstream(9)).expect("peer");
+        assert_eq!(peer.options.read_timeout, Some(Duration::from_millis(500)));
+        let mut unresolved = upstream(9);
+        unresolved.resolved = None;
+        assert!(super::peer(&unresolved).is_err());
+    }
+}
