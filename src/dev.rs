@@ -43,7 +43,11 @@ pub struct DevArgs {
     pub admin_listen: String,
 
     /// Where the dev node keeps its config snapshot.
-    #[arg(long, env = "GATEHOUSE_STATE_DIR", default_value = "gatehouse-data/proxy/")]
+    #[arg(
+        long,
+        env = "GATEHOUSE_STATE_DIR",
+        default_value = "gatehouse-data/proxy/"
+    )]
     pub state_dir: std::path::PathBuf,
 }
 
@@ -54,30 +58,32 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let control_args = args.control.clone();
     let proxy_listen = args.proxy_listen.clone();
-    let control = std::thread::Builder::new().name("gatehouse-control".into()).spawn(move || {
-        let runtime = match tokio::runtime::Runtime::new() {
-            Ok(runtime) => runtime,
-            Err(err) => {
-                let _ = ready_tx.send(Err(err.into()));
-                return Ok(());
-            }
-        };
-        runtime.block_on(async move {
-            let started = start_control(&control_args, &proxy_listen).await;
-            let control = match started {
-                Ok((control, control_url, gateway_key)) => {
-                    let _ = ready_tx.send(Ok((control_url, gateway_key)));
-                    control
-                }
+    let control = std::thread::Builder::new()
+        .name("gatehouse-control".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
                 Err(err) => {
-                    let _ = ready_tx.send(Err(err));
+                    let _ = ready_tx.send(Err(err.into()));
                     return Ok(());
                 }
             };
-            let _ = stop_rx.await;
-            control.stop().await
-        })
-    })?;
+            runtime.block_on(async move {
+                let started = start_control(&control_args, &proxy_listen).await;
+                let control = match started {
+                    Ok((control, control_url, gateway_key)) => {
+                        let _ = ready_tx.send(Ok((control_url, gateway_key)));
+                        control
+                    }
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err));
+                        return Ok(());
+                    }
+                };
+                let _ = stop_rx.await;
+                control.stop().await
+            })
+        })?;
     let (control_url, gateway_key) = ready_rx.recv()??;
     let node = gatehouse_proxy::run(ProxyArgs {
         control_url,
@@ -90,16 +96,29 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         shutdown_grace: 5,
     });
     let _ = stop_tx.send(());
-    let stopped = control.join().map_err(|_| anyhow::anyhow!("the control plane thread panicked"))?;
+    let stopped = control
+        .join()
+        .map_err(|_| anyhow::anyhow!("the control plane thread panicked"))?;
     node.and(stopped)
 }
 
 /// Starts the control plane, makes sure the dev tenant exists and prints how
 /// to use it. Returns the control plane, its URL and the gateway key.
-async fn start_control(args: &ControlArgs, proxy_listen: &str) -> anyhow::Result<(Control, String, String)> {
+async fn start_control(
+    args: &ControlArgs,
+    proxy_listen: &str,
+) -> anyhow::Result<(Control, String, String)> {
     let control = Control::start(args).await?;
-    let tenant = ensure_dev_tenant(control.state.store(), &args.data_dir.join("dev-tenant.json")).await?;
-    let token = control.state.jwt().issue(&tenant.tenant_id).context("signing the dev token")?;
+    let tenant = ensure_dev_tenant(
+        control.state.store(),
+        &args.data_dir.join("dev-tenant.json"),
+    )
+    .await?;
+    let token = control
+        .state
+        .jwt()
+        .issue(&tenant.tenant_id)
+        .context("signing the dev token")?;
     let base = format!("http://{}", control.addr);
     let api = format!("{base}/api/tenants/{}", tenant.tenant_id);
     println!(

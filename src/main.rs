@@ -8,7 +8,11 @@ use gatehouse_proxy::ProxyArgs;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "A multi-tenant API gateway extensible with WebAssembly")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A multi-tenant API gateway extensible with WebAssembly"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -31,8 +31,14 @@ pub struct RequestFacts<'a> {
 
 /// Decides a request: 404 without an (enabled) route, 401 without a valid
 /// key on a route that requires one, 503 when the route's service is gone.
-pub fn admit(config: &CompiledConfig, request: RequestFacts<'_>) -> Result<Admitted, (Reject, Option<Arc<Route>>)> {
-    let route = config.routes.lookup(request.method, request.path).ok_or((Reject::ROUTE_NOT_FOUND, None))?;
+pub fn admit(
+    config: &CompiledConfig,
+    request: RequestFacts<'_>,
+) -> Result<Admitted, (Reject, Option<Arc<Route>>)> {
+    let route = config
+        .routes
+        .lookup(request.method, request.path)
+        .ok_or((Reject::ROUTE_NOT_FOUND, None))?;
     let consumer = if route.auth_required {
         let key = key_from_headers(request.x_api_key, request.authorization);
         let consumer = key.and_then(|key| config.keys.lookup(key));
@@ -44,7 +50,11 @@ pub fn admit(config: &CompiledConfig, request: RequestFacts<'_>) -> Result<Admit
         .upstreams
         .get(&route.service_id)
         .ok_or_else(|| (Reject::SERVICE_UNAVAILABLE, Some(Arc::clone(route))))?;
-    Ok(Admitted { route: Arc::clone(route), upstream: Arc::clone(upstream), consumer })
+    Ok(Admitted {
+        route: Arc::clone(route),
+        upstream: Arc::clone(upstream),
+        consumer,
+    })
 }
 
 #[cfg(test)]
@@ -67,29 +77,71 @@ mod tests {
         CompiledConfig::compile(&ConfigSnapshot {
             tenant_id: "t".into(),
             version: 1,
-            services: vec![ServiceConfig { id: "s".into(), target_url: "http://127.0.0.1:1/".into(), health_check_path: None, timeout_ms: 100 }],
-            routes: vec![route("secure", "/secure", "s", true), route("open", "/open", "s", false), route("orphan", "/orphan", "gone", false)],
+            services: vec![ServiceConfig {
+                id: "s".into(),
+                target_url: "http://127.0.0.1:1/".into(),
+                health_check_path: None,
+                timeout_ms: 100,
+            }],
+            routes: vec![
+                route("secure", "/secure", "s", true),
+                route("open", "/open", "s", false),
+                route("orphan", "/orphan", "gone", false),
+            ],
             consumers: vec![ConsumerConfig {
                 id: "c".into(),
-                api_key_hash: Sha256::digest(b"ck_good").iter().map(|b| format!("{b:02x}")).collect(),
+                api_key_hash: Sha256::digest(b"ck_good")
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
                 rate_limit_tier: "free".into(),
             }],
         })
     }
 
     fn facts<'a>(path: &'a str, key: Option<&'a str>) -> RequestFacts<'a> {
-        RequestFacts { method: "GET", path, x_api_key: key, authorization: None }
+        RequestFacts {
+            method: "GET",
+            path,
+            x_api_key: key,
+            authorization: None,
+        }
     }
 
     #[test]
     fn decides_404_401_503_and_admits() {
         let config = config();
-        assert_eq!(admit(&config, facts("/nope", None)).map(|_| ()).map_err(|e| e.0.status), Err(404));
-        assert_eq!(admit(&config, facts("/secure", None)).map(|_| ()).map_err(|e| e.0.status), Err(401));
-        assert_eq!(admit(&config, facts("/secure", Some("ck_bad"))).map(|_| ()).map_err(|e| e.0.status), Err(401));
+        assert_eq!(
+            admit(&config, facts("/nope", None))
+                .map(|_| ())
+                .map_err(|e| e.0.status),
+            Err(404)
+        );
+        assert_eq!(
+            admit(&config, facts("/secure", None))
+                .map(|_| ())
+                .map_err(|e| e.0.status),
+            Err(401)
+        );
+        assert_eq!(
+            admit(&config, facts("/secure", Some("ck_bad")))
+                .map(|_| ())
+                .map_err(|e| e.0.status),
+            Err(401)
+        );
         let ok = admit(&config, facts("/secure", Some("ck_good"))).expect("admitted");
         assert_eq!(ok.consumer.map(|c| c.id.clone()).as_deref(), Some("c"));
-        assert!(admit(&config, facts("/open", None)).expect("open").consumer.is_none());
-        assert_eq!(admit(&config, facts("/orphan", None)).map(|_| ()).map_err(|e| e.0.status), Err(503));
+        assert!(
+            admit(&config, facts("/open", None))
+                .expect("open")
+                .consumer
+                .is_none()
+        );
+        assert_eq!(
+            admit(&config, facts("/orphan", None))
+                .map(|_| ())
+                .map_err(|e| e.0.status),
+            Err(503)
+        );
     }
 }

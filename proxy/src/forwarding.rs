@@ -16,9 +16,9 @@ const MAX_REQUEST_ID: usize = 200;
 
 /// The peer to send `upstream`'s requests to.
 pub fn peer(upstream: &Upstream) -> Result<Box<HttpPeer>> {
-    let address: SocketAddr = upstream
-        .resolved
-        .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "upstream host did not resolve"))?;
+    let address: SocketAddr = upstream.resolved.ok_or_else(|| {
+        Error::explain(ErrorType::ConnectNoRoute, "upstream host did not resolve")
+    })?;
     let mut peer = HttpPeer::new(address, upstream.tls, upstream.host.clone());
     let options = &mut peer.options;
     options.connection_timeout = Some(upstream.timeout.min(std::time::Duration::from_secs(10)));
@@ -38,18 +38,39 @@ pub struct Forwarded<'a> {
 
 /// Rewrites the request for `upstream`: prefixed path (query kept), Host,
 /// forwarding headers. A client's own `X-Consumer-Id` never passes.
-pub fn rewrite(request: &mut RequestHeader, upstream: &Upstream, forwarded: &Forwarded<'_>) -> Result<()> {
-    let path_and_query = request.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+pub fn rewrite(
+    request: &mut RequestHeader,
+    upstream: &Upstream,
+    forwarded: &Forwarded<'_>,
+) -> Result<()> {
+    let path_and_query = request
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
     let uri: http::Uri = upstream
         .forward_path(&path_and_query)
         .parse()
-        .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "forwarded path is not a valid URI"))?;
+        .map_err(|_| {
+            Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                "forwarded path is not a valid URI",
+            )
+        })?;
     request.set_uri(uri);
     let default_port = if upstream.tls { 443 } else { 80 };
-    let host = if upstream.port == default_port { upstream.host.clone() } else { format!("{}:{}", upstream.host, upstream.port) };
+    let host = if upstream.port == default_port {
+        upstream.host.clone()
+    } else {
+        format!("{}:{}", upstream.host, upstream.port)
+    };
     request.insert_header("host", host)?;
     if let Some(ip) = &forwarded.client_ip {
-        let chain = match request.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let chain = match request
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
             Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
             _ => ip.clone(),
         };
@@ -68,7 +89,9 @@ pub fn rewrite(request: &mut RequestHeader, upstream: &Upstream, forwarded: &For
 /// ASCII, otherwise a fresh UUID.
 pub fn request_id(client: Option<&str>) -> String {
     client
-        .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|id| {
+            !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic())
+        })
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
@@ -94,10 +117,21 @@ mod tests {
     #[test]
     fn rewrites_path_host_and_forwarding_headers() {
         let mut request = RequestHeader::build("GET", b"/users/1?x=2", None).expect("request");
-        request.insert_header("x-forwarded-for", "10.0.0.1").expect("header");
-        request.insert_header("x-consumer-id", "spoofed").expect("header");
-        let consumer = Consumer { id: "c1".into(), rate_limit_tier: "free".into() };
-        let forwarded = Forwarded { client_ip: Some("127.0.0.9".into()), request_id: "rid", consumer: Some(&consumer) };
+        request
+            .insert_header("x-forwarded-for", "10.0.0.1")
+            .expect("header");
+        request
+            .insert_header("x-consumer-id", "spoofed")
+            .expect("header");
+        let consumer = Consumer {
+            id: "c1".into(),
+            rate_limit_tier: "free".into(),
+        };
+        let forwarded = Forwarded {
+            client_ip: Some("127.0.0.9".into()),
+            request_id: "rid",
+            consumer: Some(&consumer),
+        };
         rewrite(&mut request, &upstream(8081), &forwarded).expect("rewrites");
         assert_eq!(request.uri.to_string(), "/v1/users/1?x=2");
         assert_eq!(request.headers["host"], "127.0.0.1:8081");

@@ -15,7 +15,7 @@ use crate::admission::{self, Admitted, RequestFacts};
 use crate::forwarding::{self, Forwarded};
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
-use crate::respond::{self, Reject};
+use crate::respond::{self, Connection, Reject};
 
 /// The gateway's request handling.
 pub struct Gateway {
@@ -41,7 +41,10 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     fn route_id(&self) -> Option<&str> {
-        self.admitted.as_ref().map(|a| a.route.id.as_str()).or(self.rejected_route.as_deref())
+        self.admitted
+            .as_ref()
+            .map(|a| a.route.id.as_str())
+            .or(self.rejected_route.as_deref())
     }
 }
 
@@ -55,16 +58,33 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         let header = session.req_header();
-        ctx.request_id = forwarding::request_id(header.headers.get("x-request-id").and_then(|v| v.to_str().ok()));
+        ctx.request_id = forwarding::request_id(
+            header
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok()),
+        );
         let Some(config) = self.live.load() else {
-            respond::send(session, &Reject::NOT_CONFIGURED, &ctx.request_id).await?;
+            respond::send(
+                session,
+                &Reject::NOT_CONFIGURED,
+                &ctx.request_id,
+                Connection::KeepAlive,
+            )
+            .await?;
             return Ok(true);
         };
         let facts = RequestFacts {
             method: header.method.as_str(),
             path: header.uri.path(),
-            x_api_key: header.headers.get("x-api-key").and_then(|v| v.to_str().ok()),
-            authorization: header.headers.get("authorization").and_then(|v| v.to_str().ok()),
+            x_api_key: header
+                .headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok()),
+            authorization: header
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok()),
         };
         match admission::admit(&config, facts) {
             Ok(admitted) => {
@@ -73,13 +93,17 @@ impl ProxyHttp for Gateway {
             }
             Err((reject, route)) => {
                 ctx.rejected_route = route.map(|r| r.id.clone());
-                respond::send(session, &reject, &ctx.request_id).await?;
+                respond::send(session, &reject, &ctx.request_id, Connection::KeepAlive).await?;
                 Ok(true)
             }
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
         let admitted = ctx
             .admitted
             .as_ref()
@@ -98,7 +122,10 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no admitted route"))?;
         let forwarded = Forwarded {
-            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
+            client_ip: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip().to_string()),
             request_id: &ctx.request_id,
             consumer: admitted.consumer.as_deref(),
         };
@@ -114,20 +141,33 @@ impl ProxyHttp for Gateway {
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         if let (Some(sent), Some(route)) = (ctx.upstream_sent, ctx.admitted.as_ref()) {
-            self.metrics.upstream_latency(&route.route.id, sent.elapsed().as_secs_f64());
+            self.metrics
+                .upstream_latency(&route.route.id, sent.elapsed().as_secs_f64());
         }
         upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
         Ok(())
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Self::CTX) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Self::CTX,
+    ) -> FailToProxy {
         let Some(reject) = respond::for_error(e) else {
-            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
         };
-        if let Err(err) = respond::send(session, &reject, &ctx.request_id).await {
+        if let Err(err) = respond::send(session, &reject, &ctx.request_id, Connection::Close).await
+        {
             tracing::debug!(error = %err, "error response not sent");
         }
-        FailToProxy { error_code: reject.status, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: reject.status,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {

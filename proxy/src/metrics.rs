@@ -2,7 +2,9 @@
 //! route and status, upstream latency, the config version served and the
 //! state of the link to the control plane.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 use crate::sync::SyncStatus;
 
@@ -28,18 +30,37 @@ impl Metrics {
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new_custom(Some("gatehouse".to_owned()), None)?;
         let requests = IntCounterVec::new(
-            Opts::new("requests_total", "Requests handled, by route (`none` when no route matched) and status"),
+            Opts::new(
+                "requests_total",
+                "Requests handled, by route (`none` when no route matched) and status",
+            ),
             &["route", "status"],
         )?;
         let upstream_latency = HistogramVec::new(
-            HistogramOpts::new("upstream_latency_seconds", "Time from sending the request upstream to its response header")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "upstream_latency_seconds",
+                "Time from sending the request upstream to its response header",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0,
+            ]),
             &["route"],
         )?;
-        let config_version = IntGauge::new("config_version", "Version of the config being served (-1: none yet)")?;
-        let sync_connected = IntGauge::new("sync_connected", "1 while connected to the control plane")?;
-        let sync_rejected = IntGauge::new("sync_rejected", "1 when the control plane rejected the gateway key")?;
-        let snapshots = IntGauge::new("sync_snapshots_received", "Config snapshots installed since start")?;
+        let config_version = IntGauge::new(
+            "config_version",
+            "Version of the config being served (-1: none yet)",
+        )?;
+        let sync_connected =
+            IntGauge::new("sync_connected", "1 while connected to the control plane")?;
+        let sync_rejected = IntGauge::new(
+            "sync_rejected",
+            "1 when the control plane rejected the gateway key",
+        )?;
+        let snapshots = IntGauge::new(
+            "sync_snapshots_received",
+            "Config snapshots installed since start",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(upstream_latency.clone()))?;
         registry.register(Box::new(config_version.clone()))?;
@@ -47,18 +68,30 @@ impl Metrics {
         registry.register(Box::new(sync_rejected.clone()))?;
         registry.register(Box::new(snapshots.clone()))?;
         config_version.set(-1);
-        Ok(Self { registry, requests, upstream_latency, config_version, sync_connected, sync_rejected, snapshots })
+        Ok(Self {
+            registry,
+            requests,
+            upstream_latency,
+            config_version,
+            sync_connected,
+            sync_rejected,
+            snapshots,
+        })
     }
 
     /// Counts one finished request.
     pub fn request(&self, route: Option<&str>, status: u16) {
         let status = status.to_string();
-        self.requests.with_label_values(&[route.unwrap_or("none"), status.as_str()]).inc();
+        self.requests
+            .with_label_values(&[route.unwrap_or("none"), status.as_str()])
+            .inc();
     }
 
     /// Records one upstream round trip.
     pub fn upstream_latency(&self, route: &str, seconds: f64) {
-        self.upstream_latency.with_label_values(&[route]).observe(seconds);
+        self.upstream_latency
+            .with_label_values(&[route])
+            .observe(seconds);
     }
 
     /// The Prometheus text exposition, with the sync gauges brought up to date.
@@ -66,7 +99,8 @@ impl Metrics {
         self.config_version.set(version.unwrap_or(-1));
         self.sync_connected.set(i64::from(sync.connected()));
         self.sync_rejected.set(i64::from(sync.rejected()));
-        self.snapshots.set(i64::try_from(sync.snapshots()).unwrap_or(i64::MAX));
+        self.snapshots
+            .set(i64::try_from(sync.snapshots()).unwrap_or(i64::MAX));
         let mut out = Vec::new();
         if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %err, "metrics not encoded");
@@ -87,7 +121,10 @@ mod tests {
         metrics.request(None, 404);
         metrics.upstream_latency("r1", 0.003);
         let text = metrics.render(Some(7), &SyncStatus::default());
-        assert!(text.contains(r#"gatehouse_requests_total{route="r1",status="200"} 2"#), "{text}");
+        assert!(
+            text.contains(r#"gatehouse_requests_total{route="r1",status="200"} 2"#),
+            "{text}"
+        );
         assert!(text.contains(r#"gatehouse_requests_total{route="none",status="404"} 1"#));
         assert!(text.contains(r#"gatehouse_upstream_latency_seconds_count{route="r1"} 1"#));
         assert!(text.contains("gatehouse_config_version 7"));

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use clap::Parser;
-use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
+use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
@@ -27,7 +27,11 @@ use crate::sync::{SyncSettings, Syncer};
 #[command(name = "proxy")]
 pub struct ProxyArgs {
     /// The control plane to follow.
-    #[arg(long, env = "GATEHOUSE_CONTROL_URL", default_value = "http://127.0.0.1:3000")]
+    #[arg(
+        long,
+        env = "GATEHOUSE_CONTROL_URL",
+        default_value = "http://127.0.0.1:3000"
+    )]
     pub control_url: String,
 
     /// The tenant's gateway key (gk_...).
@@ -43,7 +47,11 @@ pub struct ProxyArgs {
     pub admin_listen: String,
 
     /// Where the node keeps its last config snapshot.
-    #[arg(long, env = "GATEHOUSE_STATE_DIR", default_value = "gatehouse-data/proxy/")]
+    #[arg(
+        long,
+        env = "GATEHOUSE_STATE_DIR",
+        default_value = "gatehouse-data/proxy/"
+    )]
     pub state_dir: PathBuf,
 
     /// Rate limits across nodes (not used yet by this build: limits are local).
@@ -70,16 +78,30 @@ pub struct NodeError {
 impl ProxyArgs {
     fn validate(&self) -> Result<(), NodeError> {
         if !self.gateway_key.starts_with("gk_") {
-            return Err(NodeError { flag: "gateway-key", reason: "must be a gateway key (gk_...)".into() });
+            return Err(NodeError {
+                flag: "gateway-key",
+                reason: "must be a gateway key (gk_...)".into(),
+            });
         }
-        crate::sync::connect_url(&self.control_url)
-            .map_err(|err| NodeError { flag: "control-url", reason: err.to_string() })?;
-        for (flag, addr) in [("listen", &self.listen), ("admin-listen", &self.admin_listen)] {
+        crate::sync::connect_url(&self.control_url).map_err(|err| NodeError {
+            flag: "control-url",
+            reason: err.to_string(),
+        })?;
+        for (flag, addr) in [
+            ("listen", &self.listen),
+            ("admin-listen", &self.admin_listen),
+        ] {
             addr.parse::<std::net::SocketAddr>()
-                .map_err(|_| NodeError { flag, reason: format!("`{addr}` is not host:port") })?;
+                .map_err(|_| NodeError {
+                    flag,
+                    reason: format!("`{addr}` is not host:port"),
+                })?;
         }
         if self.threads == 0 {
-            return Err(NodeError { flag: "threads", reason: "must be at least 1".into() });
+            return Err(NodeError {
+                flag: "threads",
+                reason: "must be at least 1".into(),
+            });
         }
         Ok(())
     }
@@ -92,7 +114,10 @@ struct TerminateOnSignal;
 impl ShutdownSignalWatch for TerminateOnSignal {
     async fn recv(&self) -> ShutdownSignal {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}
@@ -114,33 +139,49 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let state = StateDir::open(&args.state_dir)?;
     let node_name = format!("{}-{}", hostname(), std::process::id());
     let syncer = Syncer::new(
-        SyncSettings { control_url: args.control_url.clone(), gateway_key: args.gateway_key.clone(), node_name },
+        SyncSettings {
+            control_url: args.control_url.clone(),
+            gateway_key: args.gateway_key.clone(),
+            node_name,
+        },
         live.clone(),
         state,
     );
     match syncer.restore() {
         Ok(Some(version)) => tracing::info!(version, "restored the saved config"),
         Ok(None) => tracing::info!("no saved config; waiting for the control plane"),
-        Err(err) => tracing::warn!(error = %err, "saved config unusable; waiting for the control plane"),
+        Err(err) => {
+            tracing::warn!(error = %err, "saved config unusable; waiting for the control plane")
+        }
     }
     let sync_status = syncer.status();
     let (stop_sync, sync_stopped) = watch::channel(false);
-    let sync_thread = std::thread::Builder::new().name("gatehouse-sync".into()).spawn(move || {
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime.block_on(syncer.run(sync_stopped)),
-            Err(err) => tracing::error!(error = %err, "sync runtime did not start"),
-        }
-    })?;
+    let sync_thread = std::thread::Builder::new()
+        .name("gatehouse-sync".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(syncer.run(sync_stopped)),
+                Err(err) => tracing::error!(error = %err, "sync runtime did not start"),
+            }
+        })?;
 
     let metrics = Arc::new(Metrics::new()?);
-    let mut conf = ServerConf::default();
-    conf.threads = args.threads;
-    conf.grace_period_seconds = Some(0);
-    conf.graceful_shutdown_timeout_seconds = Some(args.shutdown_grace);
+    let conf = ServerConf {
+        threads: args.threads,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(args.shutdown_grace),
+        ..ServerConf::default()
+    };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Gateway::new(live.clone(), Arc::clone(&metrics)));
+    let mut proxy = pingora::proxy::http_proxy_service(
+        &server.configuration,
+        Gateway::new(live.clone(), Arc::clone(&metrics)),
+    );
     if let Some(app) = proxy.app_logic_mut() {
         let mut options = HttpServerOptions::default();
         options.h2c = true;
@@ -149,13 +190,23 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
     proxy.add_tcp(&args.listen);
     let mut admin = Service::new(
         "gatehouse admin".to_owned(),
-        HttpServer::new_app(Admin { live, metrics, sync: sync_status }),
+        HttpServer::new_app(Admin {
+            live,
+            metrics,
+            sync: sync_status,
+        }),
     );
     admin.add_tcp(&args.admin_listen);
     server.add_service(proxy);
     server.add_service(admin);
-    tracing::info!(listen = args.listen, admin = args.admin_listen, "gateway node starting");
-    server.run(RunArgs { shutdown_signal: Box::new(TerminateOnSignal) });
+    tracing::info!(
+        listen = args.listen,
+        admin = args.admin_listen,
+        "gateway node starting"
+    );
+    server.run(RunArgs {
+        shutdown_signal: Box::new(TerminateOnSignal),
+    });
 
     let _ = stop_sync.send(true);
     let _ = sync_thread.join();
@@ -164,5 +215,6 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map_or_else(|_| "node".to_owned(), |h| h.trim().to_owned())
+    std::fs::read_to_string("/etc/hostname")
+        .map_or_else(|_| "node".to_owned(), |h| h.trim().to_owned())
 }

@@ -15,13 +15,41 @@ pub struct Reject {
 }
 
 impl Reject {
-    pub const ROUTE_NOT_FOUND: Self = Self { status: 404, code: "route_not_found", message: "no route matches this method and path" };
-    pub const INVALID_API_KEY: Self = Self { status: 401, code: "invalid_api_key", message: "send a valid API key in X-API-Key or Authorization: Bearer" };
-    pub const SERVICE_UNAVAILABLE: Self = Self { status: 503, code: "service_unavailable", message: "the route's service is not available" };
-    pub const NOT_CONFIGURED: Self = Self { status: 503, code: "gateway_not_configured", message: "this gateway node has no configuration yet" };
-    pub const UPSTREAM_UNAVAILABLE: Self = Self { status: 502, code: "upstream_unavailable", message: "the upstream service could not be reached" };
-    pub const UPSTREAM_TIMEOUT: Self = Self { status: 504, code: "upstream_timeout", message: "the upstream service did not answer in time" };
-    pub const BAD_REQUEST: Self = Self { status: 400, code: "bad_request", message: "the request could not be read" };
+    pub const ROUTE_NOT_FOUND: Self = Self {
+        status: 404,
+        code: "route_not_found",
+        message: "no route matches this method and path",
+    };
+    pub const INVALID_API_KEY: Self = Self {
+        status: 401,
+        code: "invalid_api_key",
+        message: "send a valid API key in X-API-Key or Authorization: Bearer",
+    };
+    pub const SERVICE_UNAVAILABLE: Self = Self {
+        status: 503,
+        code: "service_unavailable",
+        message: "the route's service is not available",
+    };
+    pub const NOT_CONFIGURED: Self = Self {
+        status: 503,
+        code: "gateway_not_configured",
+        message: "this gateway node has no configuration yet",
+    };
+    pub const UPSTREAM_UNAVAILABLE: Self = Self {
+        status: 502,
+        code: "upstream_unavailable",
+        message: "the upstream service could not be reached",
+    };
+    pub const UPSTREAM_TIMEOUT: Self = Self {
+        status: 504,
+        code: "upstream_timeout",
+        message: "the upstream service did not answer in time",
+    };
+    pub const BAD_REQUEST: Self = Self {
+        status: 400,
+        code: "bad_request",
+        message: "the request could not be read",
+    };
 
     /// The JSON body.
     pub fn body(&self) -> Bytes {
@@ -30,14 +58,34 @@ impl Reject {
     }
 }
 
+/// Whether the client connection stays open after a local answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    KeepAlive,
+    /// pingora closes the connection after a failed proxy attempt; saying so
+    /// keeps clients from sending their next request into a closed socket.
+    Close,
+}
+
 /// Writes `reject` as the whole response.
-pub async fn send(session: &mut Session, reject: &Reject, request_id: &str) -> Result<()> {
+pub async fn send(
+    session: &mut Session,
+    reject: &Reject,
+    request_id: &str,
+    connection: Connection,
+) -> Result<()> {
     let body = reject.body();
     let mut header = ResponseHeader::build(reject.status, Some(4))?;
     header.insert_header("content-type", "application/json")?;
     header.insert_header("content-length", body.len().to_string())?;
     header.insert_header("x-request-id", request_id)?;
-    session.write_response_header(Box::new(header), false).await?;
+    if connection == Connection::Close {
+        header.insert_header("connection", "close")?;
+        session.set_keepalive(None);
+    }
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
     session.write_response_body(Some(body), true).await?;
     Ok(())
 }
@@ -46,11 +94,14 @@ pub async fn send(session: &mut Session, reject: &Reject, request_id: &str) -> R
 /// the upstream side 502, errors on the client side 400.
 pub fn for_error(error: &Error) -> Option<Reject> {
     match error.etype() {
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::TLSHandshakeTimedout => {
-            Some(Reject::UPSTREAM_TIMEOUT)
-        }
+        ErrorType::ConnectTimedout
+        | ErrorType::ReadTimedout
+        | ErrorType::WriteTimedout
+        | ErrorType::TLSHandshakeTimedout => Some(Reject::UPSTREAM_TIMEOUT),
         _ => match error.esource() {
-            ErrorSource::Upstream | ErrorSource::Internal | ErrorSource::Unset => Some(Reject::UPSTREAM_UNAVAILABLE),
+            ErrorSource::Upstream | ErrorSource::Internal | ErrorSource::Unset => {
+                Some(Reject::UPSTREAM_UNAVAILABLE)
+            }
             ErrorSource::Downstream => match error.etype() {
                 ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => None,
                 _ => Some(Reject::BAD_REQUEST),
@@ -65,7 +116,8 @@ mod tests {
 
     #[test]
     fn bodies_are_the_error_json() {
-        let body: serde_json::Value = serde_json::from_slice(&Reject::ROUTE_NOT_FOUND.body()).expect("json");
+        let body: serde_json::Value =
+            serde_json::from_slice(&Reject::ROUTE_NOT_FOUND.body()).expect("json");
         assert_eq!(body["error"]["code"], "route_not_found");
         assert!(body["error"]["message"].is_string());
     }

@@ -146,10 +146,10 @@ impl Syncer {
             if *shutdown.borrow() {
                 return;
             }
-            let outcome = tokio::select! {
-                outcome = self.session(&mut attempt) => outcome,
-                _ = shutdown.changed() => return,
-            };
+            let outcome = self.session(&mut attempt, &mut shutdown).await;
+            if *shutdown.borrow() {
+                return;
+            }
             if let Err(err) = outcome {
                 self.status.failed(&err);
                 match err {
@@ -166,7 +166,13 @@ impl Syncer {
         }
     }
 
-    async fn session(&self, attempt: &mut u32) -> Result<(), SyncError> {
+    /// One connection, until it fails or `shutdown` turns true (then it is
+    /// closed cleanly, so the control plane marks the node gone at once).
+    async fn session(
+        &self,
+        attempt: &mut u32,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), SyncError> {
         let url = connect_url(&self.settings.control_url)?;
         let mut request = url.into_client_request()?;
         let bearer = HeaderValue::from_str(&format!("Bearer {}", self.settings.gateway_key))
@@ -174,16 +180,15 @@ impl Syncer {
                 SyncError::Url("the gateway key is not a valid header value".to_owned())
             })?;
         request.headers_mut().insert("authorization", bearer);
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|err| match err {
-                tungstenite::Error::Http(response)
-                    if response.status() == StatusCode::UNAUTHORIZED =>
-                {
+        let (mut socket, _) = tokio::select! {
+            connected = tokio_tungstenite::connect_async(request) => connected.map_err(|err| match err {
+                tungstenite::Error::Http(response) if response.status() == StatusCode::UNAUTHORIZED => {
                     SyncError::Rejected
                 }
                 other => SyncError::Connection(other),
-            })?;
+            })?,
+            _ = shutdown.changed() => return Ok(()),
+        };
         let hello = NodeMessage::Hello {
             node_name: self.settings.node_name.clone(),
             have_version: self.live.version(),
@@ -217,6 +222,11 @@ impl Syncer {
                 }
                 _ = heartbeat.tick() => {
                     socket.send(Message::text(encode(&NodeMessage::Heartbeat)?)).await?;
+                }
+                _ = shutdown.changed() => {
+                    socket.close(None).await.ok();
+                    self.status.connected.store(false, Ordering::Relaxed);
+                    return Ok(());
                 }
             }
         }

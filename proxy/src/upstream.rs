@@ -73,7 +73,11 @@ impl Upstream {
             .ok()
             .and_then(|mut addrs| addrs.next());
         if self.resolved.is_none() {
-            tracing::warn!(service = self.id, host = self.host, "upstream host does not resolve");
+            tracing::warn!(
+                service = self.id,
+                host = self.host,
+                "upstream host does not resolve"
+            );
         }
     }
 

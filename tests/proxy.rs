@@ -1,0 +1,342 @@
+//! The data plane end to end: the real control plane and gateway node
+//! binaries and a real upstream, on loopback. Configure over REST, send
+//! traffic through the node, watch changes take effect.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{ControlPlane, Node, Scratch, Tenant, eventually, free_port, upstream};
+
+async fn get(
+    client: &reqwest::Client,
+    url: String,
+    key: Option<&str>,
+) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    let mut request = client.get(url);
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    let response = request.send().await.expect("sent");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body, headers)
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_flows_and_changes_apply_at_once() {
+    let scratch = Scratch::new("traffic");
+    let (upstream_url, _upstream) = upstream().await;
+    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let tenant = Tenant::register(&control.base).await;
+    let service = tenant.service(&format!("{upstream_url}/v1"), 30_000).await;
+    let users = tenant.route("GET", "/users/:id", &service, true).await;
+    tenant.route("ANY", "/public/*", &service, false).await;
+    let consumer = tenant
+        .send(Method::POST, "/consumers", Some(json!({ "name": "app" })))
+        .await;
+    let key = consumer["apiKey"].as_str().expect("key").to_owned();
+    let node = Node::start(
+        &scratch.0,
+        &control.base,
+        &tenant.gateway_key,
+        &scratch.0.join("node"),
+    )
+    .await;
+    let client = reqwest::Client::new();
+
+    // Forwarded with the service's path prefix, query kept, headers set.
+    let (status, body, headers) = get(
+        &client,
+        format!("{}/users/42?expand=true", node.base),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["path"], "/v1/users/42");
+    assert_eq!(body["query"], "expand=true");
+    assert_eq!(body["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(body["headers"]["x-forwarded-proto"], "http");
+    assert_eq!(body["headers"]["x-consumer-id"], consumer["id"]);
+    let request_id = body["headers"]["x-request-id"]
+        .as_str()
+        .expect("request id");
+    assert_eq!(
+        headers["x-request-id"], request_id,
+        "the client sees the same request id"
+    );
+    // Authorization: Bearer works too; a client's request id is kept.
+    let response = client
+        .get(format!("{}/users/1", node.base))
+        .bearer_auth(&key)
+        .header("x-request-id", "trace-me")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    let echoed: Value = response.json().await.expect("json");
+    assert_eq!(echoed["headers"]["x-request-id"], "trace-me");
+
+    // Keys: missing or wrong → 401; open routes need none.
+    for bad in [None, Some("ck_not-a-key")] {
+        let (status, body, _) = get(&client, format!("{}/users/42", node.base), bad).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(error_code(&body), "invalid_api_key");
+    }
+    let (status, body, _) = get(&client, format!("{}/public/css/site.css", node.base), None).await;
+    assert_eq!(
+        (status, body["path"].as_str()),
+        (StatusCode::OK, Some("/v1/public/css/site.css"))
+    );
+    let (status, body, _) = get(&client, format!("{}/nowhere", node.base), Some(&key)).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "route_not_found")
+    );
+
+    // HTTP/2 without TLS (h2c) from clients.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let response = h2
+        .get(format!("{}/public/x", node.base))
+        .send()
+        .await
+        .expect("h2c request");
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // A change made over REST is enforced by the node: revoking a key.
+    let started = Instant::now();
+    tenant
+        .send(
+            Method::DELETE,
+            &format!("/consumers/{}", consumer["id"].as_str().expect("id")),
+            None,
+        )
+        .await;
+    eventually("the revoked key to fail", || {
+        let (client, url, key) = (
+            client.clone(),
+            format!("{}/users/42", node.base),
+            key.clone(),
+        );
+        async move { get(&client, url, Some(&key)).await.0 == StatusCode::UNAUTHORIZED }
+    })
+    .await;
+    eprintln!(
+        "propagation: key revocation enforced {:?} after the REST call began",
+        started.elapsed()
+    );
+
+    // Disabling and deleting routes: 404.
+    let started = Instant::now();
+    tenant
+        .send(
+            Method::PATCH,
+            &format!("/routes/{users}"),
+            Some(json!({ "authRequired": false, "enabled": false })),
+        )
+        .await;
+    eventually("the disabled route to 404", || {
+        let (client, url) = (client.clone(), format!("{}/users/42", node.base));
+        async move { get(&client, url, None).await.0 == StatusCode::NOT_FOUND }
+    })
+    .await;
+    eprintln!(
+        "propagation: route disabled {:?} after the REST call began",
+        started.elapsed()
+    );
+    tenant
+        .send(
+            Method::PATCH,
+            &format!("/routes/{users}"),
+            Some(json!({ "enabled": true })),
+        )
+        .await;
+    eventually("the re-enabled route", || {
+        let (client, url) = (client.clone(), format!("{}/users/42", node.base));
+        async move { get(&client, url, None).await.0 == StatusCode::OK }
+    })
+    .await;
+    tenant
+        .send(Method::DELETE, &format!("/routes/{users}"), None)
+        .await;
+    eventually("the deleted route to 404", || {
+        let (client, url) = (client.clone(), format!("{}/users/42", node.base));
+        async move { get(&client, url, None).await.0 == StatusCode::NOT_FOUND }
+    })
+    .await;
+
+    // The route's service deleted: 503.
+    tenant
+        .send(Method::DELETE, &format!("/services/{service}"), None)
+        .await;
+    eventually("the orphaned route to 503", || {
+        let (client, url) = (client.clone(), format!("{}/public/x", node.base));
+        async move {
+            let (status, body, _) = get(&client, url, None).await;
+            status == StatusCode::SERVICE_UNAVAILABLE && error_code(&body) == "service_unavailable"
+        }
+    })
+    .await;
+
+    // Upstream down: 502. Slow upstream past the service timeout: 504.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let dead = tenant.service(&closed, 30_000).await;
+    tenant.route("GET", "/dead", &dead, false).await;
+    let slow = tenant.service(&upstream_url, 300).await;
+    tenant.route("GET", "/slow", &slow, false).await;
+    eventually("the new routes", || {
+        let (client, url) = (client.clone(), format!("{}/slow", node.base));
+        async move { get(&client, url, None).await.0 != StatusCode::NOT_FOUND }
+    })
+    .await;
+    let (status, body, _) = get(&client, format!("{}/dead", node.base), None).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_GATEWAY, "upstream_unavailable")
+    );
+    let started = Instant::now();
+    let (status, body, _) = get(&client, format!("{}/slow", node.base), None).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "the 300 ms timeout cut the 2 s upstream short"
+    );
+
+    // The admin listener reports what happened.
+    let metrics = client
+        .get(format!("{}/metrics", node.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("gatehouse_requests_total{route=\"none\",status=\"404\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gatehouse_sync_connected 1"));
+    assert!(metrics.contains("gatehouse_upstream_latency_seconds_bucket"));
+    node.process.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_outlives_the_control_plane() {
+    let scratch = Scratch::new("outage");
+    let (upstream_url, _upstream) = upstream().await;
+    let port = free_port();
+    let control = ControlPlane::start(&scratch.0, port).await;
+    let tenant = Tenant::register(&control.base).await;
+    let service = tenant.service(&upstream_url, 30_000).await;
+    tenant.route("GET", "/hello", &service, false).await;
+    let state_dir = scratch.0.join("node");
+    let node = Node::start(&scratch.0, &control.base, &tenant.gateway_key, &state_dir).await;
+    let client = reqwest::Client::new();
+    let hello = |node: &Node| format!("{}/hello", node.base);
+
+    // gateway-status follows the node: online, then offline at once on a clean stop.
+    assert!(tenant.online().await);
+    node.process.terminate();
+    assert!(
+        !tenant.online().await,
+        "a clean close marks the gateway offline at once"
+    );
+    let node = Node::start(&scratch.0, &control.base, &tenant.gateway_key, &state_dir).await;
+    eventually("the node to show online", || tenant.online()).await;
+
+    // Control plane killed: the node keeps serving.
+    control.process.kill();
+    for _ in 0..20 {
+        assert_eq!(get(&client, hello(&node), None).await.0, StatusCode::OK);
+    }
+    // Node killed too, and restarted while the control plane is down: it
+    // serves from its state dir.
+    node.process.kill();
+    let node = Node::start(
+        &scratch.0,
+        &format!("http://127.0.0.1:{port}"),
+        &tenant.gateway_key,
+        &state_dir,
+    )
+    .await;
+    let (status, body, _) = get(&client, hello(&node), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let health: Value = client
+        .get(format!("{}/healthz", node.admin))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["syncConnected"], false);
+
+    // The control plane comes back on its port: the node reconnects and follows changes again.
+    let control = ControlPlane::start(&scratch.0, port).await;
+    tenant.route("GET", "/after", &service, false).await;
+    eventually("the node to catch up", || {
+        let (client, url) = (client.clone(), format!("{}/after", node.base));
+        async move { get(&client, url, None).await.0 == StatusCode::OK }
+    })
+    .await;
+    node.process.terminate();
+    drop(control);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_gateway_key_is_reported() {
+    let scratch = Scratch::new("badkey");
+    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let node = Node::spawn(
+        &scratch.0,
+        &control.base,
+        "gk_wrong-key",
+        &scratch.0.join("node"),
+    );
+    let client = reqwest::Client::new();
+    eventually("the node to report the rejection", || {
+        let (client, url) = (client.clone(), format!("{}/healthz", node.admin));
+        async move {
+            match client.get(url).send().await {
+                Ok(response) if response.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                    let body: Value = response.json().await.unwrap_or(Value::Null);
+                    body["syncError"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("401"))
+                }
+                _ => false,
+            }
+        }
+    })
+    .await;
+    let metrics = client
+        .get(format!("{}/metrics", node.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("gatehouse_sync_rejected 1"), "{metrics}");
+    // Without config, traffic gets a clear 503.
+    node.accepting().await;
+    let (status, body, _) = get(&client, format!("{}/anything", node.base), None).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "gateway_not_configured")
+    );
+}

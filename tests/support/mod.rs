@@ -1,0 +1,310 @@
+//! End-to-end support: the real `gatehouse` binary as control plane and
+//! gateway node on free loopback ports, a real upstream, and a small client.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::any;
+use serde_json::{Value, json};
+
+pub const JWT_SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-0000";
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the binary).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A scratch folder removed at drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "gatehouse-e2e-{name}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch");
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+/// A running `gatehouse` process, killed at drop.
+pub struct Process {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Process {
+    fn spawn(name: &'static str, args: &[String], log: &Path) -> Self {
+        let log = std::fs::File::create(log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(args)
+            .env("RUST_LOG", "info,pingora=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("gatehouse starts");
+        Self { child, name }
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.child.try_wait().expect("wait").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop on SIGTERM",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL.
+    pub fn kill(mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// The control plane binary on a free port, SQLite in `dir`.
+pub struct ControlPlane {
+    pub process: Process,
+    pub base: String,
+    pub port: u16,
+}
+
+impl ControlPlane {
+    pub async fn start(dir: &Path, port: u16) -> Self {
+        let args = vec![
+            "control".to_owned(),
+            format!("--listen=127.0.0.1:{port}"),
+            format!("--database-url=sqlite://{}/control.db", dir.display()),
+            format!("--jwt-secret={JWT_SECRET}"),
+            format!("--mail-outbox={}/outbox", dir.display()),
+            format!("--data-dir={}/data", dir.display()),
+        ];
+        let process = Process::spawn("control", &args, &dir.join(format!("control-{port}.log")));
+        let base = format!("http://127.0.0.1:{port}");
+        wait_for(&format!("{base}/healthz"), 200).await;
+        Self {
+            process,
+            base,
+            port,
+        }
+    }
+}
+
+/// A gateway node binary on free ports.
+pub struct Node {
+    pub process: Process,
+    pub base: String,
+    pub admin: String,
+}
+
+impl Node {
+    /// Starts a node; returns once its process runs (not once it has config).
+    pub fn spawn(dir: &Path, control_url: &str, key: &str, state_dir: &Path) -> Self {
+        let (port, admin_port) = (free_port(), free_port());
+        let args = vec![
+            "proxy".to_owned(),
+            format!("--control-url={control_url}"),
+            format!("--gateway-key={key}"),
+            format!("--listen=127.0.0.1:{port}"),
+            format!("--admin-listen=127.0.0.1:{admin_port}"),
+            format!("--state-dir={}", state_dir.display()),
+            "--shutdown-grace=2".to_owned(),
+        ];
+        let process = Process::spawn("proxy", &args, &dir.join(format!("proxy-{port}.log")));
+        Self {
+            process,
+            base: format!("http://127.0.0.1:{port}"),
+            admin: format!("http://127.0.0.1:{admin_port}"),
+        }
+    }
+
+    /// Starts a node and waits until it serves a config.
+    pub async fn start(dir: &Path, control_url: &str, key: &str, state_dir: &Path) -> Self {
+        let node = Self::spawn(dir, control_url, key, state_dir);
+        wait_for(&format!("{}/healthz", node.admin), 200).await;
+        node.accepting().await;
+        node
+    }
+
+    /// Waits until the traffic listener accepts connections (pingora binds
+    /// it and the admin listener independently).
+    pub async fn accepting(&self) {
+        let addr = self.base.trim_start_matches("http://").to_owned();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(&addr).await.is_err() {
+            assert!(Instant::now() < deadline, "{addr} never accepted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Polls `url` until it answers `status` (10 s at most).
+pub async fn wait_for(url: &str, status: u16) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(response) = client.get(url).send().await
+            && response.status().as_u16() == status
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} never answered {status}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Polls `check` until it is true (10 s at most); returns the time it took.
+pub async fn eventually<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    started.elapsed()
+}
+
+/// A tenant registered through the REST API, with a JSON client.
+pub struct Tenant {
+    pub http: reqwest::Client,
+    pub api: String,
+    pub token: String,
+    pub gateway_key: String,
+}
+
+impl Tenant {
+    pub async fn register(control: &str) -> Self {
+        let http = reqwest::Client::new();
+        let email = format!("e2e-{}@example.com", uuid::Uuid::new_v4().simple());
+        let body: Value = http
+            .post(format!("{control}/api/auth/register"))
+            .json(&json!({ "name": "e2e", "email": email, "password": "long-enough-pw" }))
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("json");
+        Self {
+            api: format!(
+                "{control}/api/tenants/{}",
+                body["tenantId"].as_str().expect("tenant")
+            ),
+            token: body["token"].as_str().expect("token").to_owned(),
+            gateway_key: body["gatewayApiKey"].as_str().expect("key").to_owned(),
+            http,
+        }
+    }
+
+    /// Sends a request to `{api}{path}`, asserting a 2xx; returns the JSON body.
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.api))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("sent");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    pub async fn service(&self, target: &str, timeout_ms: i64) -> String {
+        let body = self
+            .send(
+                reqwest::Method::POST,
+                "/services",
+                Some(json!({ "name": "svc", "targetUrl": target, "timeoutMs": timeout_ms })),
+            )
+            .await;
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn route(&self, method: &str, pattern: &str, service: &str, auth: bool) -> String {
+        let body = self.send(reqwest::Method::POST, "/routes",
+            Some(json!({ "method": method, "pathPattern": pattern, "serviceId": service, "authRequired": auth }))).await;
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn online(&self) -> bool {
+        self.send(reqwest::Method::GET, "/gateway-status", None)
+            .await["online"]
+            == true
+    }
+}
+
+/// The upstream the tests proxy to: `/slow/*` sleeps 2 s, everything else
+/// echoes what it received as JSON.
+pub async fn upstream() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = Router::new().fallback(any(|request: Request| async move {
+        let path = request.uri().path().to_owned();
+        if path.contains("/slow") {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        let headers: serde_json::Map<String, Value> = request
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    Value::String(v.to_str().unwrap_or("").to_owned()),
+                )
+            })
+            .collect();
+        axum::Json(json!({
+            "method": request.method().as_str(),
+            "path": path,
+            "query": request.uri().query(),
+            "headers": headers,
+        }))
+    }));
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.ok();
+    });
+    (format!("http://{addr}"), task)
+}
