@@ -85,21 +85,29 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             })
         })?;
     let (control_url, gateway_key) = ready_rx.recv()??;
-    let node = gatehouse_proxy::run(ProxyArgs {
-        control_url,
-        gateway_key,
-        listen: args.proxy_listen,
-        admin_listen: args.admin_listen,
-        state_dir: args.state_dir,
-        redis_url: None,
-        threads: 2,
-        shutdown_grace: 5,
-    });
-    let _ = stop_tx.send(());
-    let stopped = control
-        .join()
-        .map_err(|_| anyhow::anyhow!("the control plane thread panicked"))?;
-    node.and(stopped)
+    // The control plane stops after the node, also when the node exits
+    // early, once drained.
+    let stop_control = move || {
+        let _ = stop_tx.send(());
+        match control.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "the control plane did not stop cleanly"),
+            Err(_) => tracing::error!("the control plane thread panicked"),
+        }
+    };
+    gatehouse_proxy::run_with_exit_hook(
+        ProxyArgs {
+            control_url,
+            gateway_key,
+            listen: args.proxy_listen,
+            admin_listen: args.admin_listen,
+            state_dir: args.state_dir,
+            redis_url: None,
+            threads: 2,
+            shutdown_grace: 5,
+        },
+        stop_control,
+    )
 }
 
 /// Starts the control plane, makes sure the dev tenant exists and prints how

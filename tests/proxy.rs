@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{ControlPlane, Node, Scratch, Tenant, eventually, free_port, upstream};
+use support::{
+    ControlPlane, Node, Scratch, Tenant, eventually, eventually_within, free_port, upstream,
+};
 
 async fn get(
     client: &reqwest::Client,
@@ -288,7 +290,8 @@ async fn the_node_outlives_the_control_plane() {
     // The control plane comes back on its port: the node reconnects and follows changes again.
     let control = ControlPlane::start(&scratch.0, port).await;
     tenant.route("GET", "/after", &service, false).await;
-    eventually("the node to catch up", || {
+    // Within the longest reconnect backoff.
+    eventually_within(Duration::from_secs(15), "the node to catch up", || {
         let (client, url) = (client.clone(), format!("{}/after", node.base));
         async move { get(&client, url, None).await.0 == StatusCode::OK }
     })
@@ -339,4 +342,79 @@ async fn a_wrong_gateway_key_is_reported() {
         (status, error_code(&body)),
         (StatusCode::SERVICE_UNAVAILABLE, "gateway_not_configured")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_stream_and_shutdown_drains_in_flight_requests() {
+    let scratch = Scratch::new("drain");
+    let (upstream_url, _upstream) = upstream().await;
+    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let tenant = Tenant::register(&control.base).await;
+    let service = tenant.service(&upstream_url, 30_000).await;
+    tenant.route("POST", "/count", &service, false).await;
+    tenant.route("GET", "/big/:size", &service, false).await;
+    tenant.route("GET", "/slow", &service, false).await;
+    let node = Node::start(
+        &scratch.0,
+        &control.base,
+        &tenant.gateway_key,
+        &scratch.0.join("node"),
+    )
+    .await;
+    let client = reqwest::Client::new();
+
+    // 16 MiB up and 16 MiB down, through the node.
+    let size = 16 * 1024 * 1024;
+    let counted: Value = client
+        .post(format!("{}/count", node.base))
+        .body(vec![7u8; size])
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(counted["bytes"], size);
+    let downloaded = client
+        .get(format!("{}/big/{size}", node.base))
+        .send()
+        .await
+        .expect("download")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(downloaded.len(), size);
+
+    // SIGTERM while a 2 s request is in flight: it still completes.
+    let slow = tokio::spawn({
+        let (client, url) = (client.clone(), format!("{}/slow", node.base));
+        async move { client.get(url).send().await.map(|r| r.status()) }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = node.process.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let status = slow
+        .await
+        .expect("joined")
+        .expect("the in-flight request is answered");
+    assert_eq!(status, StatusCode::OK);
+    node.process.terminate();
+    assert!(!tenant.online().await, "the node said goodbye");
+
+    // A node that dies without a goodbye is marked offline once its
+    // connection drops.
+    let node = Node::start(
+        &scratch.0,
+        &control.base,
+        &tenant.gateway_key,
+        &scratch.0.join("node"),
+    )
+    .await;
+    eventually("online", || tenant.online()).await;
+    node.process.kill();
+    let took = eventually("offline after SIGKILL", || async { !tenant.online().await }).await;
+    eprintln!("gateway-status offline {took:?} after SIGKILL");
 }

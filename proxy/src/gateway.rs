@@ -12,6 +12,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::admission::{self, Admitted, RequestFacts};
+use crate::drain::{InFlight, InFlightGuard};
 use crate::forwarding::{self, Forwarded};
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
@@ -21,11 +22,16 @@ use crate::respond::{self, Connection, Reject};
 pub struct Gateway {
     live: LiveConfig,
     metrics: Arc<Metrics>,
+    in_flight: InFlight,
 }
 
 impl Gateway {
-    pub fn new(live: LiveConfig, metrics: Arc<Metrics>) -> Self {
-        Self { live, metrics }
+    pub fn new(live: LiveConfig, metrics: Arc<Metrics>, in_flight: InFlight) -> Self {
+        Self {
+            live,
+            metrics,
+            in_flight,
+        }
     }
 }
 
@@ -37,6 +43,7 @@ pub struct RequestCtx {
     /// The route of a request answered locally (401/503), for metrics.
     rejected_route: Option<String>,
     upstream_sent: Option<Instant>,
+    _in_flight: Option<InFlightGuard>,
 }
 
 impl RequestCtx {
@@ -53,7 +60,10 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> Self::CTX {
-        RequestCtx::default()
+        RequestCtx {
+            _in_flight: Some(self.in_flight.enter()),
+            ..RequestCtx::default()
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod admission;
 pub mod compiled;
+pub mod drain;
 pub mod forwarding;
 pub mod gateway;
 pub mod keys;
@@ -25,4 +26,4 @@ pub mod upstream;
 
 pub use compiled::CompiledConfig;
 pub use live::LiveConfig;
-pub use node::{ProxyArgs, run};
+pub use node::{ProxyArgs, run, run_with_exit_hook};

@@ -13,9 +13,12 @@ use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
+use std::time::Duration;
+
 use tokio::sync::watch;
 
 use crate::admin::Admin;
+use crate::drain::{self, ExitHook, InFlight};
 use crate::gateway::Gateway;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
@@ -107,8 +110,13 @@ impl ProxyArgs {
     }
 }
 
-/// SIGTERM and SIGINT both drain gracefully.
-struct TerminateOnSignal;
+/// SIGTERM and SIGINT both drain gracefully: pingora stops accepting, and
+/// the node exits as soon as its in-flight requests are done.
+struct TerminateOnSignal {
+    in_flight: InFlight,
+    grace: Duration,
+    exit: ExitHook,
+}
 
 #[async_trait]
 impl ShutdownSignalWatch for TerminateOnSignal {
@@ -126,7 +134,11 @@ impl ShutdownSignalWatch for TerminateOnSignal {
             }
             _ => std::future::pending::<()>().await,
         }
-        tracing::info!("shutting down: draining in-flight requests");
+        tracing::info!(
+            in_flight = self.in_flight.count(),
+            "shutting down: draining in-flight requests"
+        );
+        drain::exit_when_drained(self.in_flight.clone(), self.grace, self.exit.clone());
         ShutdownSignal::GracefulTerminate
     }
 }
@@ -134,6 +146,15 @@ impl ShutdownSignalWatch for TerminateOnSignal {
 /// Runs a node until SIGTERM or SIGINT. Blocks the calling thread, which
 /// must not be inside a tokio runtime.
 pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
+    run_with_exit_hook(args, || {})
+}
+
+/// [`run`], with `on_exit` run after the node stopped (also when it exits
+/// early because its last request finished before the grace period ended).
+pub fn run_with_exit_hook(
+    args: ProxyArgs,
+    on_exit: impl FnOnce() + Send + 'static,
+) -> anyhow::Result<()> {
     args.validate()?;
     let live = LiveConfig::default();
     let state = StateDir::open(&args.state_dir)?;
@@ -169,10 +190,17 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
         })?;
 
     let metrics = Arc::new(Metrics::new()?);
+    let exit = ExitHook::new(move || {
+        let _ = stop_sync.send(true);
+        let _ = sync_thread.join();
+        on_exit();
+    });
+    let in_flight = InFlight::default();
     let conf = ServerConf {
         threads: args.threads,
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(args.shutdown_grace),
+        // The upper bound: the drain thread ends the process sooner.
+        grace_period_seconds: Some(args.shutdown_grace),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -180,7 +208,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
 
     let mut proxy = pingora::proxy::http_proxy_service(
         &server.configuration,
-        Gateway::new(live.clone(), Arc::clone(&metrics)),
+        Gateway::new(live.clone(), Arc::clone(&metrics), in_flight.clone()),
     );
     if let Some(app) = proxy.app_logic_mut() {
         let mut options = HttpServerOptions::default();
@@ -204,12 +232,16 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
         admin = args.admin_listen,
         "gateway node starting"
     );
+    let grace = Duration::from_secs(args.shutdown_grace);
     server.run(RunArgs {
-        shutdown_signal: Box::new(TerminateOnSignal),
+        shutdown_signal: Box::new(TerminateOnSignal {
+            in_flight,
+            grace,
+            exit: exit.clone(),
+        }),
     });
-
-    let _ = stop_sync.send(true);
-    let _ = sync_thread.join();
+    // The grace period ran out with requests still in flight.
+    exit.run();
     tracing::info!("gateway node stopped");
     Ok(())
 }

@@ -28,7 +28,7 @@ use crate::state_dir::StateDir;
 /// The first reconnect delay's upper bound.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// The largest reconnect delay.
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Silence from the control plane for this long means the link is dead.
 const SILENCE_LIMIT: Duration = Duration::from_millis(3 * HEARTBEAT_INTERVAL_MS);
 

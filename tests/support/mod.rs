@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
+use axum::response::IntoResponse;
 use axum::routing::any;
 use serde_json::{Value, json};
 
@@ -186,17 +187,23 @@ pub async fn wait_for(url: &str, status: u16) {
 }
 
 /// Polls `check` until it is true (10 s at most); returns the time it took.
-pub async fn eventually<F, Fut>(what: &str, mut check: F) -> Duration
+pub async fn eventually<F, Fut>(what: &str, check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    eventually_within(Duration::from_secs(10), what, check).await
+}
+
+/// Polls `check` until it is true, for at most `limit`.
+pub async fn eventually_within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let started = Instant::now();
     while !check().await {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     started.elapsed()
@@ -274,7 +281,8 @@ impl Tenant {
     }
 }
 
-/// The upstream the tests proxy to: `/slow/*` sleeps 2 s, everything else
+/// The upstream the tests proxy to: `/count` answers how many body bytes it
+/// read, `/big/{n}` sends `n` bytes, `/slow/*` sleeps 2 s, everything else
 /// echoes what it received as JSON.
 pub async fn upstream() -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -283,6 +291,19 @@ pub async fn upstream() -> (String, tokio::task::JoinHandle<()>) {
     let addr = listener.local_addr().expect("addr");
     let app = Router::new().fallback(any(|request: Request| async move {
         let path = request.uri().path().to_owned();
+        if path == "/count" {
+            let body = axum::body::to_bytes(request.into_body(), usize::MAX)
+                .await
+                .map(|b| b.len())
+                .unwrap_or(0);
+            return axum::Json(json!({ "bytes": body })).into_response();
+        }
+        if let Some(size) = path
+            .strip_prefix("/big/")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            return vec![b'x'; size].into_response();
+        }
         if path.contains("/slow") {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
@@ -302,6 +323,7 @@ pub async fn upstream() -> (String, tokio::task::JoinHandle<()>) {
             "query": request.uri().query(),
             "headers": headers,
         }))
+        .into_response()
     }));
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.ok();
