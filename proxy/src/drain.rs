@@ -38,7 +38,9 @@ impl Drop for InFlightGuard {
 
 /// What to do once the node is done (stop sync, flush); runs once.
 #[derive(Clone, Default)]
-pub struct ExitHook(Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>);
+pub struct ExitHook(Arc<Mutex<Option<Hook>>>);
+
+type Hook = Box<dyn FnOnce() + Send>;
 
 impl std::fmt::Debug for ExitHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
