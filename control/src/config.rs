@@ -54,6 +54,14 @@ pub struct ControlArgs {
     )]
     pub mail_from: String,
 
+    /// Days request logs are kept.
+    #[arg(long, env = "GATEHOUSE_LOG_RETENTION_DAYS", default_value_t = 7)]
+    pub log_retention_days: u32,
+
+    /// Days metrics and health snapshots are kept.
+    #[arg(long, env = "GATEHOUSE_METRICS_RETENTION_DAYS", default_value_t = 30)]
+    pub metrics_retention_days: u32,
+
     /// Folder for the control plane's own files (the generated JWT secret).
     #[arg(long, env = "GATEHOUSE_DATA_DIR", default_value = "gatehouse-data")]
     pub data_dir: PathBuf,

@@ -5,6 +5,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use gatehouse_protocol::telemetry::ErrorOccurrence;
+use sqlx::AnyConnection;
 use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -44,19 +46,6 @@ pub struct ErrorEvent {
     pub resolved: bool,
     pub resolved_at: Option<Timestamp>,
     pub created_at: Timestamp,
-}
-
-/// One occurrence to record.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Occurrence {
-    pub kind: String,
-    pub message: String,
-    pub route_id: Option<String>,
-    pub service_id: Option<String>,
-    pub plugin_id: Option<String>,
-    pub status_code: Option<i64>,
-    pub at: Timestamp,
 }
 
 /// Filters of `GET .../errors`.
@@ -142,14 +131,23 @@ async fn resolve_error(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Records an occurrence: it joins the open event of the same kind and route
-/// seen within the grouping window, or opens a new one. Returns the event id.
-pub async fn record(
-    store: &Store,
-    tenant_id: &str,
-    occurrence: &Occurrence,
-) -> Result<String, sqlx::Error> {
+/// Records an occurrence in its own transaction; returns the event id.
+pub async fn record(store: &Store, tenant_id: &str, occurrence: &ErrorOccurrence) -> Result<String, sqlx::Error> {
     let mut tx = store.pool().begin().await?;
+    let id = record_on(&mut tx, tenant_id, occurrence).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Records an occurrence on `conn` (a transaction): it joins the open event
+/// of the same kind and route seen within the grouping window, or opens a
+/// new one. Returns the event id.
+pub async fn record_on(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    occurrence: &ErrorOccurrence,
+) -> Result<String, sqlx::Error> {
+    let at = Timestamp::from_millis(occurrence.at_ms);
     let open: Option<(String,)> = sqlx::query_as(
         "SELECT id FROM error_events WHERE tenant_id = $1 AND kind = $2 \
          AND COALESCE(route_id, '') = $3 AND resolved = $4 AND last_seen_at >= $5 \
@@ -159,10 +157,10 @@ pub async fn record(
     .bind(&occurrence.kind)
     .bind(occurrence.route_id.clone().unwrap_or_default())
     .bind(false)
-    .bind(occurrence.at.add_millis(-GROUPING_WINDOW_MS))
-    .fetch_optional(&mut *tx)
+    .bind(at.add_millis(-GROUPING_WINDOW_MS))
+    .fetch_optional(&mut *conn)
     .await?;
-    let id = if let Some((id,)) = open {
+    if let Some((id,)) = open {
         sqlx::query(
             "UPDATE error_events SET occurrences = occurrences + 1, message = $1, \
              status_code = $2, last_seen_at = CASE WHEN last_seen_at > $3 THEN last_seen_at \
@@ -170,33 +168,30 @@ pub async fn record(
         )
         .bind(&occurrence.message)
         .bind(occurrence.status_code)
-        .bind(occurrence.at)
+        .bind(at)
         .bind(&id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-        id
-    } else {
-        let id = Uuid::new_v4().to_string();
-        sqlx::query(
-            "INSERT INTO error_events (id, tenant_id, kind, message, route_id, service_id, \
-             plugin_id, status_code, occurrences, first_seen_at, last_seen_at, resolved, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11)",
-        )
-        .bind(&id)
-        .bind(tenant_id)
-        .bind(&occurrence.kind)
-        .bind(&occurrence.message)
-        .bind(&occurrence.route_id)
-        .bind(&occurrence.service_id)
-        .bind(&occurrence.plugin_id)
-        .bind(occurrence.status_code)
-        .bind(occurrence.at)
-        .bind(false)
-        .bind(Timestamp::now())
-        .execute(&mut *tx)
-        .await?;
-        id
-    };
-    tx.commit().await?;
+        return Ok(id);
+    }
+    let id = Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO error_events (id, tenant_id, kind, message, route_id, service_id, \
+         plugin_id, status_code, occurrences, first_seen_at, last_seen_at, resolved, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11)",
+    )
+    .bind(&id)
+    .bind(tenant_id)
+    .bind(&occurrence.kind)
+    .bind(&occurrence.message)
+    .bind(&occurrence.route_id)
+    .bind(&occurrence.service_id)
+    .bind(&occurrence.plugin_id)
+    .bind(occurrence.status_code)
+    .bind(at)
+    .bind(false)
+    .bind(Timestamp::now())
+    .execute(&mut *conn)
+    .await?;
     Ok(id)
 }

@@ -2,7 +2,9 @@
 //! snapshot per live service, and the insert the ingestion uses.
 
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use gatehouse_protocol::telemetry::HealthResult;
+use serde::Serialize;
+use sqlx::AnyConnection;
 use sqlx::FromRow;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,7 +15,7 @@ use crate::auth::TenantAuth;
 use crate::error::Result;
 use crate::extract::Json;
 use crate::state::AppState;
-use crate::store::{Store, Timestamp};
+use crate::store::Timestamp;
 
 /// One health check result of one service.
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
@@ -33,19 +35,6 @@ pub struct HealthSnapshot {
     pub error: Option<String>,
     pub checked_at: Timestamp,
     pub created_at: Timestamp,
-}
-
-/// A check result to store.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CheckResult {
-    pub service_id: String,
-    pub node_id: String,
-    pub up: bool,
-    pub http_status: Option<i64>,
-    pub latency_ms: Option<f64>,
-    pub error: Option<String>,
-    pub checked_at: Timestamp,
 }
 
 /// The health endpoints.
@@ -79,11 +68,12 @@ async fn latest_health(
     Ok(Json(snapshots))
 }
 
-/// Stores a check result; returns the snapshot id.
+/// Stores a check result of `node_id` on `conn`; returns the snapshot id.
 pub async fn insert(
-    store: &Store,
+    conn: &mut AnyConnection,
     tenant_id: &str,
-    check: &CheckResult,
+    node_id: &str,
+    check: &HealthResult,
 ) -> Result<String, sqlx::Error> {
     let id = Uuid::new_v4().to_string();
     sqlx::query(
@@ -94,14 +84,14 @@ pub async fn insert(
     .bind(&id)
     .bind(tenant_id)
     .bind(&check.service_id)
-    .bind(&check.node_id)
+    .bind(node_id)
     .bind(if check.up { "up" } else { "down" })
     .bind(check.http_status)
     .bind(check.latency_ms)
     .bind(&check.error)
-    .bind(check.checked_at)
+    .bind(Timestamp::from_millis(check.at_ms))
     .bind(Timestamp::now())
-    .execute(store.pool())
+    .execute(&mut *conn)
     .await?;
     Ok(id)
 }

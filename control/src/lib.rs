@@ -28,6 +28,7 @@ pub mod server;
 pub mod services;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod validate;
 
 pub use config::ControlArgs;

@@ -3,6 +3,8 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use gatehouse_protocol::telemetry::LogRecord;
+use sqlx::AnyConnection;
 use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -13,7 +15,7 @@ use crate::auth::TenantAuth;
 use crate::error::{ApiError, Result};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
-use crate::store::{Sql, Store, Timestamp};
+use crate::store::{Sql, Timestamp};
 use crate::validate;
 
 /// Rows per page of `GET .../logs`.
@@ -110,23 +112,22 @@ async fn list_logs(
     Ok(Json(logs))
 }
 
-/// Inserts a batch in one transaction, in multi-row statements. A log whose
-/// id is already stored is skipped, so a node may safely resend a batch.
-pub async fn insert_batch(store: &Store, logs: &[RequestLog]) -> Result<(), sqlx::Error> {
+/// Inserts a tenant's request logs on `conn` (a transaction), in
+/// multi-row statements. A log whose id is already stored is skipped, so a
+/// node may safely send a batch twice.
+pub async fn insert(conn: &mut AnyConnection, tenant_id: &str, logs: &[LogRecord]) -> Result<(), sqlx::Error> {
     // 14 columns a row; stay well under SQLite's 32766 bind parameters.
     const ROWS_PER_STATEMENT: usize = 500;
-    let mut tx = store.pool().begin().await?;
     for chunk in logs.chunks(ROWS_PER_STATEMENT) {
         let mut query = Sql::new(
             "INSERT INTO request_logs (id, tenant_id, request_id, method, path, route_id, \
              service_id, consumer_id, status_code, latency_ms, client_ip, bytes_in, bytes_out, \
-             created_at) ",
+             created_at) VALUES ",
         );
-        query.push("VALUES ");
         for log in chunk {
             query.row(|row| {
                 row.bind(log.id.clone())
-                    .bind(log.tenant_id.clone())
+                    .bind(tenant_id.to_owned())
                     .bind(log.request_id.clone())
                     .bind(log.method.clone())
                     .bind(log.path.clone())
@@ -138,11 +139,11 @@ pub async fn insert_batch(store: &Store, logs: &[RequestLog]) -> Result<(), sqlx
                     .bind(log.client_ip.clone())
                     .bind(log.bytes_in)
                     .bind(log.bytes_out)
-                    .bind(log.created_at);
+                    .bind(Timestamp::from_millis(log.at_ms));
             });
         }
         query.push(" ON CONFLICT (id) DO NOTHING");
-        query.query()?.execute(&mut *tx).await?;
+        query.query()?.execute(&mut *conn).await?;
     }
-    tx.commit().await
+    Ok(())
 }

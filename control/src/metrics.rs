@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use gatehouse_protocol::histogram;
+use gatehouse_protocol::telemetry::MinuteMetrics;
+use sqlx::AnyConnection;
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
@@ -21,29 +23,6 @@ use crate::state::AppState;
 use crate::store::{Store, Timestamp};
 
 const MINUTE_MS: i64 = 60_000;
-/// The largest latency a histogram tracks: one hour, in microseconds.
-const MAX_LATENCY_US: u64 = 3_600_000_000;
-
-/// A new, empty latency histogram (microseconds, 3 significant digits).
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant histogram bounds are valid")
-}
-
-/// What one node counted for one route in one minute so far. Nodes resend a
-/// minute as it fills; the newest report replaces the previous one.
-#[derive(Debug, Clone)]
-pub struct MinuteReport {
-    pub route_id: String,
-    pub node_id: String,
-    pub minute_start: Timestamp,
-    pub request_count: i64,
-    /// Responses with a 4xx status.
-    pub client_error_count: i64,
-    /// Responses with a 5xx status.
-    pub error_count: i64,
-    /// Latency in microseconds.
-    pub latency: Histogram<u64>,
-}
 
 /// Aggregated traffic for one bucket of time.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
@@ -148,16 +127,14 @@ pub async fn aggregate(
     let mut buckets: BTreeMap<i64, Bucket> = (0..span / bucket)
         .map(|i| (start + i * bucket, Bucket::default()))
         .collect();
-    let mut deserializer = Deserializer::new();
     for row in rows {
         let at = row.minute_start.millis();
         let key = at - (at - start).rem_euclid(bucket);
         let Some(target) = buckets.get_mut(&key) else {
             continue;
         };
-        let histogram: Histogram<u64> = deserializer
-            .deserialize(&mut row.latency_histogram.as_slice())
-            .map_err(|err| ApiError::Internal(anyhow::anyhow!("stored histogram: {err:?}")))?;
+        let histogram = histogram::from_bytes(&row.latency_histogram)
+            .map_err(|err| ApiError::Internal(anyhow::anyhow!("stored histogram: {err}")))?;
         target.add(
             row.request_count,
             row.client_error_count,
@@ -190,7 +167,7 @@ impl Bucket {
         self.requests += requests;
         self.client_errors += client_errors;
         self.errors += errors;
-        let merged = self.latency.get_or_insert_with(new_histogram);
+        let merged = self.latency.get_or_insert_with(histogram::new_histogram);
         merged
             .add(latency)
             .map_err(|err| ApiError::Internal(anyhow::anyhow!("merging histograms: {err:?}")))
@@ -222,14 +199,30 @@ impl Bucket {
     }
 }
 
-/// Stores (or replaces) one node's report for one route and minute.
-pub async fn merge_minute(store: &Store, tenant_id: &str, report: &MinuteReport) -> Result<()> {
-    let minute = report.minute_start.millis();
-    let minute_start = Timestamp::from_millis(minute - minute.rem_euclid(MINUTE_MS));
-    let mut encoded = Vec::new();
-    V2Serializer::new()
-        .serialize(&report.latency, &mut encoded)
-        .map_err(|err| ApiError::Internal(anyhow::anyhow!("serializing histogram: {err:?}")))?;
+/// A shipped minute that cannot be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("route {route_id}: {source}")]
+    Histogram {
+        route_id: String,
+        source: histogram::HistogramError,
+    },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Stores (or replaces) node `node_id`'s report for one route and minute,
+/// on `conn`.
+pub async fn merge_minute(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    node_id: &str,
+    report: &MinuteMetrics,
+) -> Result<(), MergeError> {
+    let bytes = histogram::decode_to_bytes(&report.latency_histogram).map_err(|source| {
+        MergeError::Histogram { route_id: report.route_id.clone(), source }
+    })?;
+    let minute_start = Timestamp::from_millis(report.minute_ms - report.minute_ms.rem_euclid(MINUTE_MS));
     sqlx::query(
         "INSERT INTO metrics_minutes (tenant_id, route_id, node_id, minute_start, request_count, \
          client_error_count, error_count, latency_histogram, updated_at) \
@@ -242,14 +235,14 @@ pub async fn merge_minute(store: &Store, tenant_id: &str, report: &MinuteReport)
     )
     .bind(tenant_id)
     .bind(&report.route_id)
-    .bind(&report.node_id)
+    .bind(node_id)
     .bind(minute_start)
     .bind(report.request_count)
     .bind(report.client_error_count)
     .bind(report.error_count)
-    .bind(encoded)
+    .bind(bytes)
     .bind(Timestamp::now())
-    .execute(store.pool())
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{JwtKeys, Throttle, jwt};
 use crate::config::ControlArgs;
 use crate::gateway;
+use crate::telemetry::{self, Retention};
 use crate::http;
 use crate::mail::Mailer;
 use crate::state::{AppState, AuthThrottles};
@@ -32,8 +33,9 @@ pub struct Control {
     pub state: AppState,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
-    /// Relays other replicas' config changes (PostgreSQL only).
-    listener: Option<JoinHandle<()>>,
+    /// Background tasks: retention, and the relay of other replicas'
+    /// config changes (PostgreSQL only).
+    background: Vec<JoinHandle<()>>,
 }
 
 /// Builds the application state from the flags: store (migrated), keys,
@@ -68,8 +70,15 @@ impl Control {
             .await
             .with_context(|| format!("--listen: cannot bind {}", args.listen))?;
         let mut control = Self::serve(socket, state)?;
+        control.background.push(telemetry::spawn_retention(
+            control.state.store().clone(),
+            Retention {
+                log_days: args.log_retention_days,
+                metrics_days: args.metrics_retention_days,
+            },
+        ));
         if control.state.store().dialect() == Dialect::Postgres {
-            control.listener = Some(gateway::spawn_listener(
+            control.background.push(gateway::spawn_listener(
                 args.database_url.clone(),
                 control.state.hub().clone(),
             ));
@@ -95,7 +104,7 @@ impl Control {
             state,
             stop,
             task,
-            listener: None,
+            background: Vec::new(),
         })
     }
 
@@ -104,8 +113,8 @@ impl Control {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.state.begin_closing();
-        if let Some(listener) = &self.listener {
-            listener.abort();
+        for task in &self.background {
+            task.abort();
         }
         match tokio::time::timeout(Duration::from_secs(10), self.task).await {
             Ok(joined) => joined??,

@@ -1,11 +1,13 @@
 //! What the control plane and the gateway nodes must agree on: route
 //! patterns (the control plane validates with the same code the proxy
-//! matches with), the config snapshot a node serves from, and the sync
-//! protocol that carries it.
+//! matches with), the config snapshot a node serves from, the sync
+//! protocol that carries it, and the telemetry nodes ship back.
 
 pub mod config;
+pub mod histogram;
 pub mod route_pattern;
 pub mod sync;
+pub mod telemetry;
 
 pub use config::{ConfigSnapshot, ConsumerConfig, RouteConfig, ServiceConfig};
 pub use route_pattern::{PatternError, RoutePattern, Segment};

@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigSnapshot;
+use crate::telemetry::TelemetryBatch;
 
 /// The path of the gateway connection endpoint.
 pub const CONNECT_PATH: &str = "/api/gateway/connect";
@@ -29,6 +30,8 @@ pub enum NodeMessage {
     },
     /// The node is alive.
     Heartbeat,
+    /// Logs, metrics, errors and health results; answered by an ack.
+    Telemetry(TelemetryBatch),
 }
 
 /// What the control plane sends.
@@ -41,6 +44,9 @@ pub enum ControlMessage {
     UpToDate { version: i64 },
     /// The control plane is alive.
     Heartbeat,
+    /// The telemetry batch with this id is stored (or was already).
+    #[serde(rename_all = "camelCase")]
+    Ack { batch_id: String },
 }
 
 /// Decodes one text frame from the control plane.

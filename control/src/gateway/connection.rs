@@ -17,6 +17,7 @@ use crate::gateway_status;
 use crate::secrets::{GATEWAY_KEY_PREFIX, sha256_hex};
 use crate::state::AppState;
 use crate::store::Timestamp;
+use crate::telemetry::{self, IngestError};
 
 use super::snapshot;
 
@@ -150,6 +151,17 @@ async fn stream(
                 Some(Ok(Message::Text(text))) => match sync::decode_node(&text) {
                     Ok(NodeMessage::Heartbeat) => {
                         gateway_status::heartbeat(state.store(), connection_id, Timestamp::now()).await?;
+                    }
+                    Ok(NodeMessage::Telemetry(batch)) => {
+                        match telemetry::ingest(state.store(), tenant_id, &batch).await {
+                            Ok(_) => {}
+                            Err(IngestError::Invalid(reason)) => {
+                                tracing::warn!(tenant_id, batch = batch.batch_id, reason, "telemetry batch dropped");
+                            }
+                            // Not acknowledged: the node sends it again.
+                            Err(IngestError::Database(err)) => return Err(err.into()),
+                        }
+                        send(socket, &ControlMessage::Ack { batch_id: batch.batch_id }).await?;
                     }
                     Ok(NodeMessage::Hello { .. }) => {
                         return Err(ConnectionError::Protocol("second hello".to_owned()));

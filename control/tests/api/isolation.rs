@@ -1,7 +1,8 @@
 //! Tenant isolation on every tenant-scoped endpoint: no token or a bad one
 //! is 401, another tenant's token 403, another tenant's ids 404.
 
-use gatehouse_control::error_events::{self, Occurrence};
+use gatehouse_control::error_events;
+use gatehouse_protocol::telemetry::ErrorOccurrence;
 use gatehouse_control::store::Timestamp;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
@@ -87,14 +88,14 @@ async fn populate(h: &Harness, t: &Tenant) -> Ids {
     let error = error_events::record(
         h.store(),
         &t.id,
-        &Occurrence {
+        &ErrorOccurrence {
             kind: "upstream_unavailable".into(),
             message: "refused".into(),
             route_id: Some(route.clone()),
             service_id: Some(service.clone()),
             plugin_id: None,
             status_code: Some(502),
-            at: Timestamp::now(),
+            at_ms: Timestamp::now().millis(),
         },
     )
     .await

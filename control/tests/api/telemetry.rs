@@ -1,12 +1,14 @@
 //! Logs, error events, health, metrics and gateway status: rows written
-//! through the store (as the ingestion will), read back over the API.
+//! through the telemetry ingestion (as nodes' batches are), read back over
+//! the API.
 
-use gatehouse_control::error_events::{self, Occurrence};
+use gatehouse_control::error_events;
 use gatehouse_control::gateway_status;
-use gatehouse_control::health::{self, CheckResult};
-use gatehouse_control::logs::{self, RequestLog};
-use gatehouse_control::metrics::{self, MinuteReport, Period};
-use gatehouse_control::store::Timestamp;
+use gatehouse_control::metrics::{self, Period};
+use gatehouse_control::store::{Store, Timestamp};
+use gatehouse_control::telemetry::{self, IngestError, Retention};
+use gatehouse_protocol::histogram;
+use gatehouse_protocol::telemetry::{ErrorOccurrence, HealthResult, LogRecord, MinuteMetrics, TelemetryBatch};
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -20,12 +22,20 @@ on_both_databases!(
     health_shows_the_latest_per_live_service,
     metrics_merge_nodes_into_buckets,
     gateway_status_follows_connections,
+    batches_are_stored_once_and_whole,
+    retention_deletes_old_telemetry,
 );
 
-fn log(tenant: &Tenant, at: i64, path: &str, status: i64, consumer: Option<&str>) -> RequestLog {
-    RequestLog {
+/// Stores a batch of the tenant's node `node` through the real ingestion.
+async fn ingest(store: &Store, tenant: &Tenant, node: &str, fill: impl FnOnce(&mut TelemetryBatch)) -> bool {
+    let mut batch = TelemetryBatch { batch_id: Uuid::new_v4().to_string(), node_id: node.to_owned(), ..TelemetryBatch::default() };
+    fill(&mut batch);
+    telemetry::ingest(store, &tenant.id, &batch).await.expect("ingested")
+}
+
+fn log(at: i64, path: &str, status: i64, consumer: Option<&str>) -> LogRecord {
+    LogRecord {
         id: Uuid::new_v4().to_string(),
-        tenant_id: tenant.id.clone(),
         request_id: Uuid::new_v4().to_string(),
         method: "GET".to_owned(),
         path: path.to_owned(),
@@ -37,7 +47,7 @@ fn log(tenant: &Tenant, at: i64, path: &str, status: i64, consumer: Option<&str>
         client_ip: "127.0.0.1".to_owned(),
         bytes_in: 10,
         bytes_out: 1024,
-        created_at: Timestamp::from_millis(at),
+        at_ms: at,
     }
 }
 
@@ -47,20 +57,18 @@ async fn logs_page_newest_first_and_filter(db: Db) {
     let other = h.register("other").await;
     let consumer = Uuid::new_v4().to_string();
     let t0 = 1_800_000_000_000_i64;
-    let mut batch: Vec<RequestLog> = (0..120)
+    let logs: Vec<LogRecord> = (0..120)
         .map(|i| {
             let path = if i % 2 == 0 { "/even" } else { "/odd" };
             let status = if i % 10 == 0 { 500 } else { 200 };
             let consumer = (i % 3 == 0).then_some(consumer.as_str());
-            log(&t, t0 + i * 1000, path, status, consumer)
+            log(t0 + i * 1000, path, status, consumer)
         })
         .collect();
-    batch.extend((0..5).map(|i| log(&other, t0 + i, "/even", 200, None)));
-    logs::insert_batch(h.store(), &batch).await.expect("insert");
-    // Resending a batch stores nothing twice.
-    logs::insert_batch(h.store(), &batch[..10])
-        .await
-        .expect("resend");
+    ingest(h.store(), &t, "node-1", |b| b.logs = logs.clone()).await;
+    ingest(h.store(), &other, "node-9", |b| b.logs = (0..5).map(|i| log(t0 + i, "/even", 200, None)).collect()).await;
+    // A node resending logs in a new batch (say, after a crash) stores nothing twice.
+    ingest(h.store(), &t, "node-1", |b| b.logs = logs[..10].to_vec()).await;
 
     let page = |query: String| {
         let h = &h;
@@ -123,14 +131,14 @@ async fn error_events_group_and_resolve(db: Db) {
     let t = h.register("errs").await;
     let other = h.register("other").await;
     let now = Timestamp::now();
-    let occurrence = |kind: &str, route: &str, offset: i64| Occurrence {
+    let occurrence = |kind: &str, route: &str, offset: i64| ErrorOccurrence {
         kind: kind.to_owned(),
         message: format!("{kind} on {route}"),
         route_id: Some(route.to_owned()),
         service_id: None,
         plugin_id: None,
         status_code: Some(502),
-        at: now.add_millis(offset),
+        at_ms: now.add_millis(offset).millis(),
     };
     let first = error_events::record(
         h.store(),
@@ -274,26 +282,19 @@ async fn health_shows_the_latest_per_live_service(db: Db) {
     let b = h.service(&t, "b").await;
     let gone = h.service(&t, "gone").await;
     let now = Timestamp::now().millis();
-    let check = |service: &str, up: bool, at: i64| CheckResult {
+    let check = |service: &str, up: bool, at: i64| HealthResult {
         service_id: service.to_owned(),
-        node_id: "node-1".to_owned(),
         up,
         http_status: up.then_some(200),
         latency_ms: Some(3.5),
         error: (!up).then(|| "connection refused".to_owned()),
-        checked_at: Timestamp::from_millis(at),
+        at_ms: at,
     };
-    for (service, up, at) in [
-        (&a, true, now - 3000),
-        (&a, false, now - 1000),
-        (&b, false, now - 5000),
-        (&b, true, now - 2000),
-        (&gone, true, now),
-    ] {
-        health::insert(h.store(), &t.id, &check(service, up, at))
-            .await
-            .expect("insert");
-    }
+    let results = [(&a, true, now - 3000), (&a, false, now - 1000), (&b, false, now - 5000), (&b, true, now - 2000), (&gone, true, now)]
+        .into_iter()
+        .map(|(service, up, at)| check(service, up, at))
+        .collect();
+    ingest(h.store(), &t, "node-1", |batch| batch.health = results).await;
     h.delete(&t.path(&format!("/services/{gone}")), &t.token)
         .await
         .expect(StatusCode::NO_CONTENT);
@@ -329,54 +330,35 @@ async fn metrics_merge_nodes_into_buckets(db: Db) {
     let t = h.register("metrics").await;
     let now = Timestamp::now().millis();
     let this_minute = now - now.rem_euclid(60_000);
-    let report =
-        |node: &str, minute: i64, latencies_us: &[u64], client_errors: i64, errors: i64| {
-            let mut latency = metrics::new_histogram();
-            for value in latencies_us {
-                latency.record(*value).expect("in range");
-            }
-            MinuteReport {
-                route_id: "route-1".to_owned(),
-                node_id: node.to_owned(),
-                minute_start: Timestamp::from_millis(minute),
-                request_count: latencies_us.len() as i64,
-                client_error_count: client_errors,
-                error_count: errors,
-                latency,
-            }
-        };
+    let report = |minute: i64, latencies_us: &[u64], client_errors: i64, errors: i64| {
+        let mut latency = histogram::new_histogram();
+        for value in latencies_us {
+            latency.record(*value).expect("in range");
+        }
+        MinuteMetrics {
+            route_id: "route-1".to_owned(),
+            minute_ms: minute,
+            request_count: latencies_us.len() as i64,
+            client_error_count: client_errors,
+            error_count: errors,
+            latency_histogram: histogram::encode(&latency),
+        }
+    };
     // Node A: 90 fast requests; node B: 10 slow ones, in the same minute.
     let fast = vec![1_000_u64; 90];
     let slow = vec![100_000_u64; 10];
-    metrics::merge_minute(
-        h.store(),
-        &t.id,
-        &report("a", this_minute, &fast[..50], 0, 0),
-    )
-    .await
-    .expect("partial");
+    ingest(h.store(), &t, "a", |b| b.metrics = vec![report(this_minute, &fast[..50], 0, 0)]).await;
     // A later, fuller report of the same minute replaces the partial one.
-    metrics::merge_minute(h.store(), &t.id, &report("a", this_minute, &fast, 3, 0))
-        .await
-        .expect("full");
-    metrics::merge_minute(h.store(), &t.id, &report("b", this_minute, &slow, 0, 2))
-        .await
-        .expect("b");
-    metrics::merge_minute(
-        h.store(),
-        &t.id,
-        &report("a", this_minute - 5 * 60_000, &fast[..7], 0, 0),
-    )
-    .await
-    .expect("older");
-    // Out of the hour window.
-    metrics::merge_minute(
-        h.store(),
-        &t.id,
-        &report("a", this_minute - 2 * 3_600_000, &fast[..4], 0, 0),
-    )
-    .await
-    .expect("old");
+    ingest(h.store(), &t, "a", |b| b.metrics = vec![report(this_minute, &fast, 3, 0)]).await;
+    ingest(h.store(), &t, "b", |b| b.metrics = vec![report(this_minute, &slow, 0, 2)]).await;
+    ingest(h.store(), &t, "a", |b| {
+        b.metrics = vec![
+            report(this_minute - 5 * 60_000, &fast[..7], 0, 0),
+            // Out of the hour window.
+            report(this_minute - 2 * 3_600_000, &fast[..4], 0, 0),
+        ]
+    })
+    .await;
 
     let reply = h.get(&t.path("/metrics?period=1h"), &t.token).await;
     reply.expect(StatusCode::OK);
@@ -491,5 +473,66 @@ async fn gateway_status_follows_connections(db: Db) {
     assert_eq!(reply.body["online"], false);
     assert_eq!(reply.body["connectedNodes"], 0);
     assert!(reply.body["lastSeenAt"].is_string());
+    h.finish().await;
+}
+
+async fn batches_are_stored_once_and_whole(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("batches").await;
+    let batch = TelemetryBatch {
+        batch_id: Uuid::new_v4().to_string(),
+        node_id: "n1".to_owned(),
+        logs: (0..3).map(|i| log(Timestamp::now().millis() - i, "/x", 200, None)).collect(),
+        errors: vec![ErrorOccurrence {
+            kind: "upstream_timeout".into(),
+            message: "slow".into(),
+            route_id: Some("r".into()),
+            service_id: None,
+            plugin_id: None,
+            status_code: Some(504),
+            at_ms: Timestamp::now().millis(),
+        }],
+        ..TelemetryBatch::default()
+    };
+    assert!(telemetry::ingest(h.store(), &t.id, &batch).await.expect("first"));
+    // The ack was lost and the node sends the same batch again.
+    assert!(!telemetry::ingest(h.store(), &t.id, &batch).await.expect("again"));
+    assert_eq!(h.get(&t.path("/logs"), &t.token).await.list().len(), 3);
+    let errors = h.get(&t.path("/errors"), &t.token).await;
+    assert_eq!(errors.list()[0]["occurrences"], 1, "the error counted once");
+
+    // A batch with a corrupt histogram is refused whole: its logs are not stored either.
+    let mut bad = batch.clone();
+    bad.batch_id = Uuid::new_v4().to_string();
+    bad.logs = vec![log(Timestamp::now().millis(), "/bad", 200, None)];
+    bad.metrics = vec![MinuteMetrics {
+        route_id: "r".into(),
+        minute_ms: 0,
+        request_count: 1,
+        client_error_count: 0,
+        error_count: 0,
+        latency_histogram: "bm90IGEgaGlzdG9ncmFt".into(),
+    }];
+    let refused = telemetry::ingest(h.store(), &t.id, &bad).await;
+    assert!(matches!(refused, Err(IngestError::Invalid(_))), "{refused:?}");
+    assert_eq!(h.get(&t.path("/logs?path=/bad"), &t.token).await.list().len(), 0);
+    h.finish().await;
+}
+
+async fn retention_deletes_old_telemetry(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("retention").await;
+    let now = Timestamp::now().millis();
+    let day = 24 * 3_600_000;
+    ingest(h.store(), &t, "n", |b| {
+        b.logs = vec![log(now - 8 * day, "/old", 200, None), log(now - day, "/recent", 200, None)];
+    })
+    .await;
+    let retention = Retention { log_days: 7, metrics_days: 30 };
+    let deleted = telemetry::purge(h.store(), retention, Timestamp::now()).await.expect("purge");
+    assert!(deleted >= 1);
+    let logs = h.get(&t.path("/logs"), &t.token).await;
+    assert_eq!(logs.list().len(), 1);
+    assert_eq!(logs.list()[0]["path"], "/recent");
     h.finish().await;
 }
