@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::Parser;
 use gatehouse_control::config::write_private;
 use gatehouse_control::store::Store;
 use gatehouse_control::{Control, ControlArgs, accounts};
@@ -96,16 +97,14 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     };
     gatehouse_proxy::run_with_exit_hook(
-        ProxyArgs {
-            control_url,
-            gateway_key,
-            listen: args.proxy_listen,
-            admin_listen: args.admin_listen,
-            state_dir: args.state_dir,
-            redis_url: None,
-            threads: 2,
-            shutdown_grace: 5,
-        },
+        ProxyArgs::try_parse_from([
+            "proxy".to_owned(),
+            format!("--control-url={control_url}"),
+            format!("--gateway-key={gateway_key}"),
+            format!("--listen={}", args.proxy_listen),
+            format!("--admin-listen={}", args.admin_listen),
+            format!("--state-dir={}", args.state_dir.display()),
+        ])?,
         stop_control,
     )
 }

@@ -9,8 +9,12 @@ use clap::Parser;
 use gatehouse_control::{Control, ControlArgs};
 use gatehouse_proxy::LiveConfig;
 use gatehouse_proxy::state_dir::StateDir;
-use gatehouse_proxy::sync::{SyncSettings, Syncer};
+use std::sync::{Arc, Mutex};
+
+use gatehouse_proxy::sync::{Shipping, SyncSettings, Syncer};
+use gatehouse_proxy::telemetry::outbox::{Outbox, OutboxLimits};
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 use tokio::sync::watch;
 
 struct Scratch(std::path::PathBuf);
@@ -75,6 +79,19 @@ fn node(control_url: &str, key: &str, live: &LiveConfig, state: &std::path::Path
         },
         live.clone(),
         StateDir::open(state).expect("state dir"),
+        Shipping {
+            outbox: Arc::new(Mutex::new(
+                Outbox::open(
+                    state.join("outbox"),
+                    OutboxLimits {
+                        memory_records: 1000,
+                        spill_bytes: 1 << 20,
+                    },
+                )
+                .expect("outbox"),
+            )),
+            sealed: Arc::new(Notify::new()),
+        },
     )
 }
 

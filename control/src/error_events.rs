@@ -4,8 +4,8 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 use gatehouse_protocol::telemetry::ErrorOccurrence;
+use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
@@ -132,7 +132,11 @@ async fn resolve_error(
 }
 
 /// Records an occurrence in its own transaction; returns the event id.
-pub async fn record(store: &Store, tenant_id: &str, occurrence: &ErrorOccurrence) -> Result<String, sqlx::Error> {
+pub async fn record(
+    store: &Store,
+    tenant_id: &str,
+    occurrence: &ErrorOccurrence,
+) -> Result<String, sqlx::Error> {
     let mut tx = store.pool().begin().await?;
     let id = record_on(&mut tx, tenant_id, occurrence).await?;
     tx.commit().await?;

@@ -2,8 +2,8 @@
 //! filtered listing, and the bulk insert the telemetry ingestion uses.
 
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
 use gatehouse_protocol::telemetry::LogRecord;
+use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
@@ -115,7 +115,11 @@ async fn list_logs(
 /// Inserts a tenant's request logs on `conn` (a transaction), in
 /// multi-row statements. A log whose id is already stored is skipped, so a
 /// node may safely send a batch twice.
-pub async fn insert(conn: &mut AnyConnection, tenant_id: &str, logs: &[LogRecord]) -> Result<(), sqlx::Error> {
+pub async fn insert(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    logs: &[LogRecord],
+) -> Result<(), sqlx::Error> {
     // 14 columns a row; stay well under SQLite's 32766 bind parameters.
     const ROWS_PER_STATEMENT: usize = 500;
     for chunk in logs.chunks(ROWS_PER_STATEMENT) {

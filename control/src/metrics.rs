@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use hdrhistogram::Histogram;
 use gatehouse_protocol::histogram;
 use gatehouse_protocol::telemetry::MinuteMetrics;
-use sqlx::AnyConnection;
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -220,9 +220,13 @@ pub async fn merge_minute(
     report: &MinuteMetrics,
 ) -> Result<(), MergeError> {
     let bytes = histogram::decode_to_bytes(&report.latency_histogram).map_err(|source| {
-        MergeError::Histogram { route_id: report.route_id.clone(), source }
+        MergeError::Histogram {
+            route_id: report.route_id.clone(),
+            source,
+        }
     })?;
-    let minute_start = Timestamp::from_millis(report.minute_ms - report.minute_ms.rem_euclid(MINUTE_MS));
+    let minute_start =
+        Timestamp::from_millis(report.minute_ms - report.minute_ms.rem_euclid(MINUTE_MS));
     sqlx::query(
         "INSERT INTO metrics_minutes (tenant_id, route_id, node_id, minute_start, request_count, \
          client_error_count, error_count, latency_histogram, updated_at) \

@@ -12,11 +12,11 @@ use tokio::task::JoinHandle;
 use crate::auth::{JwtKeys, Throttle, jwt};
 use crate::config::ControlArgs;
 use crate::gateway;
-use crate::telemetry::{self, Retention};
 use crate::http;
 use crate::mail::Mailer;
 use crate::state::{AppState, AuthThrottles};
 use crate::store::{Dialect, Store};
+use crate::telemetry::{self, Retention};
 
 /// Failed logins allowed per email in [`THROTTLE_WINDOW`].
 pub const LOGIN_FAILURES_PER_EMAIL: u32 = 5;

@@ -28,7 +28,11 @@ pub enum IngestError {
 
 /// Stores a batch of `tenant_id`'s node. `Ok(false)` when the batch had been
 /// stored before.
-pub async fn ingest(store: &Store, tenant_id: &str, batch: &TelemetryBatch) -> Result<bool, IngestError> {
+pub async fn ingest(
+    store: &Store,
+    tenant_id: &str,
+    batch: &TelemetryBatch,
+) -> Result<bool, IngestError> {
     let mut tx = store.pool().begin().await?;
     let fresh = sqlx::query(
         "INSERT INTO telemetry_batches (tenant_id, batch_id, node_id, received_at) \
@@ -81,7 +85,9 @@ pub fn spawn_retention(store: Store, retention: Retention) -> tokio::task::JoinH
             match purge(&store, retention, Timestamp::now()).await {
                 Ok(deleted) if deleted > 0 => tracing::info!(deleted, "old telemetry deleted"),
                 Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "retention pass failed; retrying in an hour"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "retention pass failed; retrying in an hour")
+                }
             }
         }
     })
@@ -89,18 +95,35 @@ pub fn spawn_retention(store: Store, retention: Retention) -> tokio::task::JoinH
 
 /// Deletes telemetry older than `retention` as of `now`; returns the rows
 /// deleted.
-pub async fn purge(store: &Store, retention: Retention, now: Timestamp) -> Result<u64, sqlx::Error> {
+pub async fn purge(
+    store: &Store,
+    retention: Retention,
+    now: Timestamp,
+) -> Result<u64, sqlx::Error> {
     let log_cutoff = now.add_millis(-i64::from(retention.log_days) * DAY_MS);
     let metrics_cutoff = now.add_millis(-i64::from(retention.metrics_days) * DAY_MS);
     let statements: [(&'static str, Timestamp); 4] = [
         ("DELETE FROM request_logs WHERE created_at < $1", log_cutoff),
-        ("DELETE FROM metrics_minutes WHERE minute_start < $1", metrics_cutoff),
-        ("DELETE FROM health_snapshots WHERE checked_at < $1", metrics_cutoff),
-        ("DELETE FROM telemetry_batches WHERE received_at < $1", now.add_millis(-BATCH_ID_RETENTION_MS)),
+        (
+            "DELETE FROM metrics_minutes WHERE minute_start < $1",
+            metrics_cutoff,
+        ),
+        (
+            "DELETE FROM health_snapshots WHERE checked_at < $1",
+            metrics_cutoff,
+        ),
+        (
+            "DELETE FROM telemetry_batches WHERE received_at < $1",
+            now.add_millis(-BATCH_ID_RETENTION_MS),
+        ),
     ];
     let mut deleted = 0;
     for (sql, cutoff) in statements {
-        deleted += sqlx::query(sql).bind(cutoff).execute(store.pool()).await?.rows_affected();
+        deleted += sqlx::query(sql)
+            .bind(cutoff)
+            .execute(store.pool())
+            .await?
+            .rows_affected();
     }
     Ok(deleted)
 }

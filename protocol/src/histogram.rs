@@ -34,7 +34,9 @@ pub fn to_bytes(histogram: &Histogram<u64>) -> Vec<u8> {
 
 /// A histogram from raw V2 bytes.
 pub fn from_bytes(bytes: &[u8]) -> Result<Histogram<u64>, HistogramError> {
-    Deserializer::new().deserialize(&mut &bytes[..]).map_err(HistogramError::Format)
+    Deserializer::new()
+        .deserialize(&mut &bytes[..])
+        .map_err(HistogramError::Format)
 }
 
 /// The histogram for the wire.

@@ -25,7 +25,10 @@ pub struct TelemetryBatch {
 impl TelemetryBatch {
     /// Whether there is nothing to ship.
     pub fn is_empty(&self) -> bool {
-        self.logs.is_empty() && self.metrics.is_empty() && self.errors.is_empty() && self.health.is_empty()
+        self.logs.is_empty()
+            && self.metrics.is_empty()
+            && self.errors.is_empty()
+            && self.health.is_empty()
     }
 }
 

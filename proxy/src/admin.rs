@@ -1,7 +1,7 @@
 //! The admin listener: `GET /healthz` (200 once a config is loaded, 503
 //! before) and `GET /metrics` (Prometheus text).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -11,12 +11,16 @@ use pingora::protocols::http::ServerSession;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::sync::SyncStatus;
+use crate::telemetry::outbox::Outbox;
+use crate::telemetry::{self, Telemetry};
 
 /// The admin endpoints.
 pub struct Admin {
     pub live: LiveConfig,
     pub metrics: Arc<Metrics>,
     pub sync: Arc<SyncStatus>,
+    pub telemetry: Telemetry,
+    pub outbox: Arc<Mutex<Outbox>>,
 }
 
 #[async_trait]
@@ -38,7 +42,7 @@ impl ServeHttp for Admin {
             "/metrics" => (
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
-                self.metrics.render(self.live.version(), &self.sync).into_bytes(),
+                self.metrics.render(self.live.version(), &self.sync, telemetry::gauges(&self.telemetry, &self.outbox)).into_bytes(),
             ),
             _ => (
                 StatusCode::NOT_FOUND,

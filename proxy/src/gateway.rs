@@ -1,7 +1,7 @@
 //! The pingora proxy: each phase of a request calls one module. Load the
 //! config once per request (lock-free) and keep it in the context; decide
 //! with `admission`; forward with `forwarding`; answer failures with
-//! `respond`; count with `metrics`.
+//! `respond`; count with `metrics`; report with `telemetry`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,41 +17,55 @@ use crate::forwarding::{self, Forwarded};
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::respond::{self, Connection, Reject};
+use crate::routing::Route;
+use crate::telemetry::aggregator::now_ms;
+use crate::telemetry::{Event, Failure, RequestOutcome, Telemetry};
 
 /// The gateway's request handling.
 pub struct Gateway {
     live: LiveConfig,
     metrics: Arc<Metrics>,
     in_flight: InFlight,
+    telemetry: Telemetry,
 }
 
 impl Gateway {
-    pub fn new(live: LiveConfig, metrics: Arc<Metrics>, in_flight: InFlight) -> Self {
+    pub fn new(
+        live: LiveConfig,
+        metrics: Arc<Metrics>,
+        in_flight: InFlight,
+        telemetry: Telemetry,
+    ) -> Self {
         Self {
             live,
             metrics,
             in_flight,
+            telemetry,
         }
     }
 }
 
 /// What one request carries from phase to phase.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RequestCtx {
+    started: Instant,
+    at_ms: i64,
     request_id: String,
     admitted: Option<Admitted>,
-    /// The route of a request answered locally (401/503), for metrics.
-    rejected_route: Option<String>,
+    /// The route of a request answered locally (401/503).
+    rejected_route: Option<Arc<Route>>,
     upstream_sent: Option<Instant>,
-    _in_flight: Option<InFlightGuard>,
+    upstream_status: Option<u16>,
+    failure: Option<Failure>,
+    _in_flight: InFlightGuard,
 }
 
 impl RequestCtx {
-    fn route_id(&self) -> Option<&str> {
+    fn route(&self) -> Option<&Arc<Route>> {
         self.admitted
             .as_ref()
-            .map(|a| a.route.id.as_str())
-            .or(self.rejected_route.as_deref())
+            .map(|a| &a.route)
+            .or(self.rejected_route.as_ref())
     }
 }
 
@@ -61,8 +75,15 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> Self::CTX {
         RequestCtx {
-            _in_flight: Some(self.in_flight.enter()),
-            ..RequestCtx::default()
+            started: Instant::now(),
+            at_ms: now_ms(),
+            request_id: String::new(),
+            admitted: None,
+            rejected_route: None,
+            upstream_sent: None,
+            upstream_status: None,
+            failure: None,
+            _in_flight: self.in_flight.enter(),
         }
     }
 
@@ -102,7 +123,7 @@ impl ProxyHttp for Gateway {
                 Ok(false)
             }
             Err((reject, route)) => {
-                ctx.rejected_route = route.map(|r| r.id.clone());
+                ctx.rejected_route = route;
                 respond::send(session, &reject, &ctx.request_id, Connection::KeepAlive).await?;
                 Ok(true)
             }
@@ -132,10 +153,7 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no admitted route"))?;
         let forwarded = Forwarded {
-            client_ip: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip().to_string()),
+            client_ip: client_ip(session),
             request_id: &ctx.request_id,
             consumer: admitted.consumer.as_deref(),
         };
@@ -153,6 +171,14 @@ impl ProxyHttp for Gateway {
         if let (Some(sent), Some(route)) = (ctx.upstream_sent, ctx.admitted.as_ref()) {
             self.metrics
                 .upstream_latency(&route.route.id, sent.elapsed().as_secs_f64());
+            let status = upstream_response.status.as_u16();
+            ctx.upstream_status = Some(status);
+            if status >= 500 {
+                ctx.failure = Some(Failure {
+                    kind: "upstream_error",
+                    message: format!("the upstream answered {status}"),
+                });
+            }
         }
         upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
         Ok(())
@@ -170,6 +196,12 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         };
+        if reject.status >= 500 {
+            ctx.failure = Some(Failure {
+                kind: reject.code,
+                message: e.to_string(),
+            });
+        }
         if let Err(err) = respond::send(session, &reject, &ctx.request_id, Connection::Close).await
         {
             tracing::debug!(error = %err, "error response not sent");
@@ -182,6 +214,36 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        self.metrics.request(ctx.route_id(), status);
+        let route = ctx.route().cloned();
+        self.metrics
+            .request(route.as_ref().map(|r| r.id.as_str()), status);
+        let header = session.req_header();
+        let outcome = RequestOutcome {
+            request_id: std::mem::take(&mut ctx.request_id),
+            method: header.method.as_str().to_owned(),
+            path: header.uri.path().to_owned(),
+            route_id: route.as_ref().map(|r| r.id.clone()),
+            service_id: route.as_ref().map(|r| r.service_id.clone()),
+            consumer_id: ctx
+                .admitted
+                .as_ref()
+                .and_then(|a| a.consumer.as_ref())
+                .map(|c| c.id.clone()),
+            status,
+            latency_us: u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            client_ip: client_ip(session).unwrap_or_default(),
+            bytes_in: session.as_downstream().body_bytes_read() as u64,
+            bytes_out: session.as_downstream().body_bytes_sent() as u64,
+            at_ms: ctx.at_ms,
+            failure: ctx.failure.take(),
+        };
+        self.telemetry.emit(Event::Request(Box::new(outcome)));
     }
+}
+
+fn client_ip(session: &Session) -> Option<String> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip().to_string())
 }

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod background;
 pub mod compiled;
 pub mod drain;
 pub mod forwarding;
@@ -22,6 +23,7 @@ pub mod respond;
 pub mod routing;
 pub mod state_dir;
 pub mod sync;
+pub mod telemetry;
 pub mod upstream;
 
 pub use compiled::CompiledConfig;

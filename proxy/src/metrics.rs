@@ -1,9 +1,11 @@
 //! The node's Prometheus metrics, served on the admin listener: requests by
-//! route and status, upstream latency, the config version served and the
-//! state of the link to the control plane.
+//! route and status, upstream latency, service health, the config version
+//! served, the state of the link to the control plane, and telemetry
+//! delivery.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::sync::SyncStatus;
@@ -17,6 +19,21 @@ pub struct Metrics {
     sync_connected: IntGauge,
     sync_rejected: IntGauge,
     snapshots: IntGauge,
+    upstream_up: IntGaugeVec,
+    telemetry_dropped: IntGauge,
+    telemetry_waiting: IntGauge,
+    telemetry_spilled: IntGauge,
+}
+
+/// The state of the node's telemetry, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TelemetryGauges {
+    /// Records dropped since start (queue or outbox full).
+    pub dropped: u64,
+    /// Batches waiting for the control plane's ack.
+    pub waiting_batches: usize,
+    /// Bytes of batches spilled to the state dir.
+    pub spilled_bytes: u64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -67,8 +84,35 @@ impl Metrics {
         registry.register(Box::new(sync_connected.clone()))?;
         registry.register(Box::new(sync_rejected.clone()))?;
         registry.register(Box::new(snapshots.clone()))?;
+        let upstream_up = IntGaugeVec::new(
+            Opts::new(
+                "upstream_up",
+                "1 when the service's last health check passed, 0 when it failed",
+            ),
+            &["service"],
+        )?;
+        let telemetry_dropped = IntGauge::new(
+            "telemetry_dropped_total",
+            "Telemetry records dropped (buffers full)",
+        )?;
+        let telemetry_waiting = IntGauge::new(
+            "telemetry_batches_waiting",
+            "Telemetry batches not yet acked",
+        )?;
+        let telemetry_spilled = IntGauge::new(
+            "telemetry_spilled_bytes",
+            "Telemetry spilled to the state dir",
+        )?;
+        registry.register(Box::new(upstream_up.clone()))?;
+        registry.register(Box::new(telemetry_dropped.clone()))?;
+        registry.register(Box::new(telemetry_waiting.clone()))?;
+        registry.register(Box::new(telemetry_spilled.clone()))?;
         config_version.set(-1);
         Ok(Self {
+            upstream_up,
+            telemetry_dropped,
+            telemetry_waiting,
+            telemetry_spilled,
             registry,
             requests,
             upstream_latency,
@@ -94,8 +138,25 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The Prometheus text exposition, with the sync gauges brought up to date.
-    pub fn render(&self, version: Option<i64>, sync: &SyncStatus) -> String {
+    /// Records a health check's result.
+    pub fn upstream_up(&self, service: &str, up: bool) {
+        self.upstream_up
+            .with_label_values(&[service])
+            .set(i64::from(up));
+    }
+
+    /// The Prometheus text exposition, with the gauges brought up to date.
+    pub fn render(
+        &self,
+        version: Option<i64>,
+        sync: &SyncStatus,
+        telemetry: TelemetryGauges,
+    ) -> String {
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.telemetry_dropped.set(clamp(telemetry.dropped));
+        self.telemetry_waiting
+            .set(clamp(telemetry.waiting_batches as u64));
+        self.telemetry_spilled.set(clamp(telemetry.spilled_bytes));
         self.config_version.set(version.unwrap_or(-1));
         self.sync_connected.set(i64::from(sync.connected()));
         self.sync_rejected.set(i64::from(sync.rejected()));
@@ -120,7 +181,18 @@ mod tests {
         metrics.request(Some("r1"), 200);
         metrics.request(None, 404);
         metrics.upstream_latency("r1", 0.003);
-        let text = metrics.render(Some(7), &SyncStatus::default());
+        metrics.upstream_up("s1", false);
+        let gauges = TelemetryGauges {
+            dropped: 3,
+            waiting_batches: 1,
+            spilled_bytes: 0,
+        };
+        let text = metrics.render(Some(7), &SyncStatus::default(), gauges);
+        assert!(
+            text.contains(r#"gatehouse_upstream_up{service="s1"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains("gatehouse_telemetry_dropped_total 3"));
         assert!(
             text.contains(r#"gatehouse_requests_total{route="r1",status="200"} 2"#),
             "{text}"

@@ -1,7 +1,7 @@
 //! `gatehouse proxy`: its flags, and running a node: restore the saved
-//! config, follow the control plane on a thread of its own, serve traffic
-//! and the admin listener with pingora on the calling thread until SIGTERM
-//! or SIGINT, then drain.
+//! config, start the background thread (sync, telemetry, health checks),
+//! serve traffic and the admin listener with pingora on the calling thread
+//! until SIGTERM or SIGINT, then drain and stop the background in order.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,15 +15,22 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
 
 use crate::admin::Admin;
+use crate::background::{Background, BackgroundParts};
 use crate::drain::{self, ExitHook, InFlight};
 use crate::gateway::Gateway;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::state_dir::StateDir;
-use crate::sync::{SyncSettings, Syncer};
+use crate::sync::{Shipping, SyncSettings, Syncer};
+use crate::telemetry::Telemetry;
+use crate::telemetry::aggregator::Aggregator;
+use crate::telemetry::health::HealthSettings;
+use crate::telemetry::outbox::{Outbox, OutboxLimits};
 
 /// A gateway node's configuration.
 #[derive(Debug, Clone, Parser)]
@@ -65,6 +72,28 @@ pub struct ProxyArgs {
     #[arg(long, env = "GATEHOUSE_PROXY_THREADS", default_value_t = 2)]
     pub threads: usize,
 
+    /// How often services with a healthCheckPath are checked, in ms.
+    #[arg(long, env = "GATEHOUSE_HEALTH_INTERVAL_MS", default_value_t = 10_000)]
+    pub health_interval_ms: u64,
+
+    /// How long a health check may take, in ms.
+    #[arg(long, env = "GATEHOUSE_HEALTH_TIMEOUT_MS", default_value_t = 2_000)]
+    pub health_timeout_ms: u64,
+
+    /// Telemetry log records kept in memory while the control plane is
+    /// unreachable, before spilling to the state dir.
+    #[arg(
+        long,
+        env = "GATEHOUSE_TELEMETRY_MEMORY_RECORDS",
+        default_value_t = 100_000
+    )]
+    pub telemetry_memory_records: usize,
+
+    /// Megabytes of telemetry spilled to the state dir before the oldest is
+    /// dropped (and counted).
+    #[arg(long, env = "GATEHOUSE_TELEMETRY_SPILL_MB", default_value_t = 256)]
+    pub telemetry_spill_mb: u64,
+
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "GATEHOUSE_SHUTDOWN_GRACE", default_value_t = 5)]
     pub shutdown_grace: u64,
@@ -99,6 +128,12 @@ impl ProxyArgs {
                     flag,
                     reason: format!("`{addr}` is not host:port"),
                 })?;
+        }
+        if self.health_interval_ms == 0 || self.health_timeout_ms == 0 {
+            return Err(NodeError {
+                flag: "health-interval-ms",
+                reason: "health check interval and timeout must be positive".into(),
+            });
         }
         if self.threads == 0 {
             return Err(NodeError {
@@ -159,14 +194,26 @@ pub fn run_with_exit_hook(
     let live = LiveConfig::default();
     let state = StateDir::open(&args.state_dir)?;
     let node_name = format!("{}-{}", hostname(), std::process::id());
+    let outbox = Outbox::open(
+        state.path().join("outbox"),
+        OutboxLimits {
+            memory_records: args.telemetry_memory_records,
+            spill_bytes: args.telemetry_spill_mb.saturating_mul(1024 * 1024),
+        },
+    )?;
+    let shipping = Shipping {
+        outbox: Arc::new(Mutex::new(outbox)),
+        sealed: Arc::new(Notify::new()),
+    };
     let syncer = Syncer::new(
         SyncSettings {
             control_url: args.control_url.clone(),
             gateway_key: args.gateway_key.clone(),
-            node_name,
+            node_name: node_name.clone(),
         },
         live.clone(),
         state,
+        shipping.clone(),
     );
     match syncer.restore() {
         Ok(Some(version)) => tracing::info!(version, "restored the saved config"),
@@ -176,25 +223,27 @@ pub fn run_with_exit_hook(
         }
     }
     let sync_status = syncer.status();
-    let (stop_sync, sync_stopped) = watch::channel(false);
-    let sync_thread = std::thread::Builder::new()
-        .name("gatehouse-sync".into())
-        .spawn(move || {
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime.block_on(syncer.run(sync_stopped)),
-                Err(err) => tracing::error!(error = %err, "sync runtime did not start"),
-            }
-        })?;
-
     let metrics = Arc::new(Metrics::new()?);
+    let (telemetry, events) = Telemetry::new();
+    let background = Background::start(BackgroundParts {
+        syncer,
+        shipping: shipping.clone(),
+        aggregator: Aggregator::new(node_name),
+        events,
+        dropped: telemetry.dropped_counter(),
+        live: live.clone(),
+        health: HealthSettings {
+            interval: Duration::from_millis(args.health_interval_ms),
+            timeout: Duration::from_millis(args.health_timeout_ms),
+        },
+        telemetry: telemetry.clone(),
+        metrics: Arc::clone(&metrics),
+    })?;
     let exit = ExitHook::new(move || {
-        let _ = stop_sync.send(true);
-        let _ = sync_thread.join();
+        background.stop();
         on_exit();
     });
+
     let in_flight = InFlight::default();
     let conf = ServerConf {
         threads: args.threads,
@@ -205,25 +254,27 @@ pub fn run_with_exit_hook(
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-
-    let mut proxy = pingora::proxy::http_proxy_service(
-        &server.configuration,
-        Gateway::new(live.clone(), Arc::clone(&metrics), in_flight.clone()),
+    let gateway = Gateway::new(
+        live.clone(),
+        Arc::clone(&metrics),
+        in_flight.clone(),
+        telemetry.clone(),
     );
+    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, gateway);
     if let Some(app) = proxy.app_logic_mut() {
         let mut options = HttpServerOptions::default();
         options.h2c = true;
         app.server_options = Some(options);
     }
     proxy.add_tcp(&args.listen);
-    let mut admin = Service::new(
-        "gatehouse admin".to_owned(),
-        HttpServer::new_app(Admin {
-            live,
-            metrics,
-            sync: sync_status,
-        }),
-    );
+    let admin = Admin {
+        live,
+        metrics,
+        sync: sync_status,
+        telemetry,
+        outbox: shipping.outbox,
+    };
+    let mut admin = Service::new("gatehouse admin".to_owned(), HttpServer::new_app(admin));
     admin.add_tcp(&args.admin_listen);
     server.add_service(proxy);
     server.add_service(admin);

@@ -1,7 +1,8 @@
 //! Following the control plane: one WebSocket to `/api/gateway/connect`,
 //! authenticated by the tenant's gateway key. The node says which version it
 //! holds, installs every snapshot it is sent (compiled off the hot path),
-//! saves it to the state dir, and heartbeats. When the connection fails it
+//! saves it to the state dir, heartbeats, and ships telemetry batches from
+//! the outbox (resending what was not acked when a link drops). When the connection fails it
 //! reconnects with exponential backoff and full jitter; a rejected key is
 //! reported clearly and retried the same way (the key may be fixed by a
 //! restart with the right one, or the control plane may come back).
@@ -16,7 +17,7 @@ use gatehouse_protocol::sync::{
     self, CONNECT_PATH, ControlMessage, HEARTBEAT_INTERVAL_MS, NodeMessage,
 };
 use rand::Rng;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -24,6 +25,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use crate::compiled::CompiledConfig;
 use crate::live::LiveConfig;
 use crate::state_dir::StateDir;
+use crate::telemetry::outbox::Outbox;
 
 /// The first reconnect delay's upper bound.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
@@ -108,16 +110,54 @@ pub struct Syncer {
     live: LiveConfig,
     state: StateDir,
     status: Arc<SyncStatus>,
+    shipping: Shipping,
+}
+
+/// Telemetry waiting to go out on the link: the outbox, and the signal that
+/// a batch was sealed.
+#[derive(Debug, Clone)]
+pub struct Shipping {
+    pub outbox: Arc<Mutex<Outbox>>,
+    pub sealed: Arc<Notify>,
 }
 
 impl Syncer {
-    pub fn new(settings: SyncSettings, live: LiveConfig, state: StateDir) -> Self {
+    pub fn new(
+        settings: SyncSettings,
+        live: LiveConfig,
+        state: StateDir,
+        shipping: Shipping,
+    ) -> Self {
         Self {
             settings,
             live,
             state,
             status: Arc::default(),
+            shipping,
         }
+    }
+
+    /// Sends every batch not yet sent on this link.
+    async fn ship<S>(&self, socket: &mut S) -> Result<(), SyncError>
+    where
+        S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        let batches = self
+            .shipping
+            .outbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take_unsent();
+        for (_, json) in batches {
+            // The batch JSON is wrapped as a Telemetry message without
+            // decoding and encoding it again.
+            let frame = format!(
+                "{{\"type\":\"telemetry\",{}",
+                json.strip_prefix('{').unwrap_or(&json)
+            );
+            socket.send(Message::text(frame)).await?;
+        }
+        Ok(())
     }
 
     /// The link's status.
@@ -197,6 +237,13 @@ impl Syncer {
         self.status.connected.store(true, Ordering::Relaxed);
         self.status.rejected.store(false, Ordering::Relaxed);
         *attempt = 0;
+        // Whatever a previous link did not get acked goes again.
+        self.shipping
+            .outbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .resend_all();
+        self.ship(&mut socket).await?;
         tracing::info!(
             control = self.settings.control_url,
             "connected to the control plane"
@@ -211,8 +258,12 @@ impl Syncer {
                         Some(Ok(Message::Text(text))) => {
                             let message = sync::decode_control(&text)
                                 .map_err(|err| SyncError::Protocol(err.to_string()))?;
-                            if let ControlMessage::Snapshot(snapshot) = message {
-                                self.apply(snapshot).await;
+                            match message {
+                                ControlMessage::Snapshot(snapshot) => self.apply(snapshot).await,
+                                ControlMessage::Ack { batch_id } => {
+                                    self.shipping.outbox.lock().unwrap_or_else(|p| p.into_inner()).ack(&batch_id);
+                                }
+                                ControlMessage::UpToDate { .. } | ControlMessage::Heartbeat => {}
                             }
                         }
                         Some(Ok(Message::Close(_))) | None => return Err(SyncError::Closed),
@@ -220,6 +271,7 @@ impl Syncer {
                         Some(Err(err)) => return Err(err.into()),
                     }
                 }
+                _ = self.shipping.sealed.notified() => self.ship(&mut socket).await?,
                 _ = heartbeat.tick() => {
                     socket.send(Message::text(encode(&NodeMessage::Heartbeat)?)).await?;
                 }

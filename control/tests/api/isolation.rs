@@ -2,8 +2,8 @@
 //! is 401, another tenant's token 403, another tenant's ids 404.
 
 use gatehouse_control::error_events;
-use gatehouse_protocol::telemetry::ErrorOccurrence;
 use gatehouse_control::store::Timestamp;
+use gatehouse_protocol::telemetry::ErrorOccurrence;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

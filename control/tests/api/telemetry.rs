@@ -8,7 +8,9 @@ use gatehouse_control::metrics::{self, Period};
 use gatehouse_control::store::{Store, Timestamp};
 use gatehouse_control::telemetry::{self, IngestError, Retention};
 use gatehouse_protocol::histogram;
-use gatehouse_protocol::telemetry::{ErrorOccurrence, HealthResult, LogRecord, MinuteMetrics, TelemetryBatch};
+use gatehouse_protocol::telemetry::{
+    ErrorOccurrence, HealthResult, LogRecord, MinuteMetrics, TelemetryBatch,
+};
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -27,10 +29,21 @@ on_both_databases!(
 );
 
 /// Stores a batch of the tenant's node `node` through the real ingestion.
-async fn ingest(store: &Store, tenant: &Tenant, node: &str, fill: impl FnOnce(&mut TelemetryBatch)) -> bool {
-    let mut batch = TelemetryBatch { batch_id: Uuid::new_v4().to_string(), node_id: node.to_owned(), ..TelemetryBatch::default() };
+async fn ingest(
+    store: &Store,
+    tenant: &Tenant,
+    node: &str,
+    fill: impl FnOnce(&mut TelemetryBatch),
+) -> bool {
+    let mut batch = TelemetryBatch {
+        batch_id: Uuid::new_v4().to_string(),
+        node_id: node.to_owned(),
+        ..TelemetryBatch::default()
+    };
     fill(&mut batch);
-    telemetry::ingest(store, &tenant.id, &batch).await.expect("ingested")
+    telemetry::ingest(store, &tenant.id, &batch)
+        .await
+        .expect("ingested")
 }
 
 fn log(at: i64, path: &str, status: i64, consumer: Option<&str>) -> LogRecord {
@@ -66,7 +79,10 @@ async fn logs_page_newest_first_and_filter(db: Db) {
         })
         .collect();
     ingest(h.store(), &t, "node-1", |b| b.logs = logs.clone()).await;
-    ingest(h.store(), &other, "node-9", |b| b.logs = (0..5).map(|i| log(t0 + i, "/even", 200, None)).collect()).await;
+    ingest(h.store(), &other, "node-9", |b| {
+        b.logs = (0..5).map(|i| log(t0 + i, "/even", 200, None)).collect()
+    })
+    .await;
     // A node resending logs in a new batch (say, after a crash) stores nothing twice.
     ingest(h.store(), &t, "node-1", |b| b.logs = logs[..10].to_vec()).await;
 
@@ -290,10 +306,16 @@ async fn health_shows_the_latest_per_live_service(db: Db) {
         error: (!up).then(|| "connection refused".to_owned()),
         at_ms: at,
     };
-    let results = [(&a, true, now - 3000), (&a, false, now - 1000), (&b, false, now - 5000), (&b, true, now - 2000), (&gone, true, now)]
-        .into_iter()
-        .map(|(service, up, at)| check(service, up, at))
-        .collect();
+    let results = [
+        (&a, true, now - 3000),
+        (&a, false, now - 1000),
+        (&b, false, now - 5000),
+        (&b, true, now - 2000),
+        (&gone, true, now),
+    ]
+    .into_iter()
+    .map(|(service, up, at)| check(service, up, at))
+    .collect();
     ingest(h.store(), &t, "node-1", |batch| batch.health = results).await;
     h.delete(&t.path(&format!("/services/{gone}")), &t.token)
         .await
@@ -347,10 +369,19 @@ async fn metrics_merge_nodes_into_buckets(db: Db) {
     // Node A: 90 fast requests; node B: 10 slow ones, in the same minute.
     let fast = vec![1_000_u64; 90];
     let slow = vec![100_000_u64; 10];
-    ingest(h.store(), &t, "a", |b| b.metrics = vec![report(this_minute, &fast[..50], 0, 0)]).await;
+    ingest(h.store(), &t, "a", |b| {
+        b.metrics = vec![report(this_minute, &fast[..50], 0, 0)]
+    })
+    .await;
     // A later, fuller report of the same minute replaces the partial one.
-    ingest(h.store(), &t, "a", |b| b.metrics = vec![report(this_minute, &fast, 3, 0)]).await;
-    ingest(h.store(), &t, "b", |b| b.metrics = vec![report(this_minute, &slow, 0, 2)]).await;
+    ingest(h.store(), &t, "a", |b| {
+        b.metrics = vec![report(this_minute, &fast, 3, 0)]
+    })
+    .await;
+    ingest(h.store(), &t, "b", |b| {
+        b.metrics = vec![report(this_minute, &slow, 0, 2)]
+    })
+    .await;
     ingest(h.store(), &t, "a", |b| {
         b.metrics = vec![
             report(this_minute - 5 * 60_000, &fast[..7], 0, 0),
@@ -482,7 +513,9 @@ async fn batches_are_stored_once_and_whole(db: Db) {
     let batch = TelemetryBatch {
         batch_id: Uuid::new_v4().to_string(),
         node_id: "n1".to_owned(),
-        logs: (0..3).map(|i| log(Timestamp::now().millis() - i, "/x", 200, None)).collect(),
+        logs: (0..3)
+            .map(|i| log(Timestamp::now().millis() - i, "/x", 200, None))
+            .collect(),
         errors: vec![ErrorOccurrence {
             kind: "upstream_timeout".into(),
             message: "slow".into(),
@@ -494,9 +527,17 @@ async fn batches_are_stored_once_and_whole(db: Db) {
         }],
         ..TelemetryBatch::default()
     };
-    assert!(telemetry::ingest(h.store(), &t.id, &batch).await.expect("first"));
+    assert!(
+        telemetry::ingest(h.store(), &t.id, &batch)
+            .await
+            .expect("first")
+    );
     // The ack was lost and the node sends the same batch again.
-    assert!(!telemetry::ingest(h.store(), &t.id, &batch).await.expect("again"));
+    assert!(
+        !telemetry::ingest(h.store(), &t.id, &batch)
+            .await
+            .expect("again")
+    );
     assert_eq!(h.get(&t.path("/logs"), &t.token).await.list().len(), 3);
     let errors = h.get(&t.path("/errors"), &t.token).await;
     assert_eq!(errors.list()[0]["occurrences"], 1, "the error counted once");
@@ -514,8 +555,17 @@ async fn batches_are_stored_once_and_whole(db: Db) {
         latency_histogram: "bm90IGEgaGlzdG9ncmFt".into(),
     }];
     let refused = telemetry::ingest(h.store(), &t.id, &bad).await;
-    assert!(matches!(refused, Err(IngestError::Invalid(_))), "{refused:?}");
-    assert_eq!(h.get(&t.path("/logs?path=/bad"), &t.token).await.list().len(), 0);
+    assert!(
+        matches!(refused, Err(IngestError::Invalid(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        h.get(&t.path("/logs?path=/bad"), &t.token)
+            .await
+            .list()
+            .len(),
+        0
+    );
     h.finish().await;
 }
 
@@ -525,11 +575,19 @@ async fn retention_deletes_old_telemetry(db: Db) {
     let now = Timestamp::now().millis();
     let day = 24 * 3_600_000;
     ingest(h.store(), &t, "n", |b| {
-        b.logs = vec![log(now - 8 * day, "/old", 200, None), log(now - day, "/recent", 200, None)];
+        b.logs = vec![
+            log(now - 8 * day, "/old", 200, None),
+            log(now - day, "/recent", 200, None),
+        ];
     })
     .await;
-    let retention = Retention { log_days: 7, metrics_days: 30 };
-    let deleted = telemetry::purge(h.store(), retention, Timestamp::now()).await.expect("purge");
+    let retention = Retention {
+        log_days: 7,
+        metrics_days: 30,
+    };
+    let deleted = telemetry::purge(h.store(), retention, Timestamp::now())
+        .await
+        .expect("purge");
     assert!(deleted >= 1);
     let logs = h.get(&t.path("/logs"), &t.token).await;
     assert_eq!(logs.list().len(), 1);

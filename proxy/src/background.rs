@@ -1,0 +1,146 @@
+//! The node's work off the hot path, on one thread with its own runtime:
+//! following the control plane (`sync`), sealing telemetry into batches
+//! (`telemetry::aggregator`) and checking services (`telemetry::health`).
+//! Stopping is ordered so nothing is lost: seal the last batch, give the
+//! link a moment to deliver it, close the link, spill what is still waiting
+//! to the state dir for the next start.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::live::LiveConfig;
+use crate::metrics::Metrics;
+use crate::sync::{Shipping, SyncStatus, Syncer};
+use crate::telemetry::aggregator::{self, Aggregator};
+use crate::telemetry::health::{self, HealthSettings};
+use crate::telemetry::outbox::Outbox;
+use crate::telemetry::{Event, Telemetry};
+
+/// How long a stopping node waits for its last batches to be acked.
+const FINAL_DELIVERY: Duration = Duration::from_secs(2);
+
+/// Everything the background thread runs.
+pub struct BackgroundParts {
+    pub syncer: Syncer,
+    pub shipping: Shipping,
+    pub aggregator: Aggregator,
+    pub events: mpsc::Receiver<Event>,
+    pub dropped: Arc<AtomicU64>,
+    pub live: LiveConfig,
+    pub health: HealthSettings,
+    pub telemetry: Telemetry,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The running background thread.
+pub struct Background {
+    stop_telemetry: watch::Sender<bool>,
+    telemetry_done: std::sync::mpsc::Receiver<()>,
+    stop_sync: watch::Sender<bool>,
+    thread: JoinHandle<()>,
+    outbox: Arc<Mutex<Outbox>>,
+    status: Arc<SyncStatus>,
+}
+
+impl Background {
+    /// Starts the thread.
+    pub fn start(parts: BackgroundParts) -> std::io::Result<Self> {
+        let (stop_telemetry, telemetry_stopped) = watch::channel(false);
+        let (stop_sync, sync_stopped) = watch::channel(false);
+        let (done_tx, telemetry_done) = std::sync::mpsc::channel();
+        let outbox = Arc::clone(&parts.shipping.outbox);
+        let status = parts.syncer.status();
+        let thread = std::thread::Builder::new()
+            .name("gatehouse-background".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        tracing::error!(error = %err, "background runtime did not start");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let BackgroundParts {
+                        syncer,
+                        shipping,
+                        aggregator,
+                        events,
+                        dropped,
+                        live,
+                        health,
+                        telemetry,
+                        metrics,
+                    } = parts;
+                    let health_task = tokio::spawn(health::run(
+                        live,
+                        health,
+                        telemetry,
+                        metrics,
+                        telemetry_stopped.clone(),
+                    ));
+                    let aggregator_task = tokio::spawn(async move {
+                        aggregator::run(
+                            aggregator,
+                            events,
+                            shipping.outbox,
+                            shipping.sealed,
+                            dropped,
+                            telemetry_stopped,
+                        )
+                        .await;
+                        let _ = done_tx.send(());
+                    });
+                    syncer.run(sync_stopped).await;
+                    let _ = health_task.await;
+                    let _ = aggregator_task.await;
+                });
+            })?;
+        Ok(Self {
+            stop_telemetry,
+            telemetry_done,
+            stop_sync,
+            thread,
+            outbox,
+            status,
+        })
+    }
+
+    /// Stops in order: last batch sealed, delivered if the link allows (at
+    /// most [`FINAL_DELIVERY`]), link closed, leftovers spilled to disk.
+    pub fn stop(self) {
+        let _ = self.stop_telemetry.send(true);
+        let _ = self.telemetry_done.recv_timeout(Duration::from_secs(1));
+        let deadline = Instant::now() + FINAL_DELIVERY;
+        while self.status.connected()
+            && !self
+                .outbox
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+        {
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.stop_sync.send(true);
+        let _ = self.thread.join();
+        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        if !outbox.is_empty() {
+            let waiting = outbox.len();
+            outbox.spill_all();
+            tracing::info!(
+                batches = waiting,
+                "undelivered telemetry kept in the state dir for the next start"
+            );
+        }
+    }
+}

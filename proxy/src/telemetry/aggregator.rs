@@ -1,0 +1,297 @@
+//! Turns events into batches: request records go out as logs and into the
+//! minute metrics of their route (counts and a latency histogram), upstream
+//! failures become error occurrences, health results pass through. A batch
+//! is sealed every flush interval (or sooner when many logs wait) and put in
+//! the outbox.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gatehouse_protocol::histogram;
+use gatehouse_protocol::telemetry::{ErrorOccurrence, LogRecord, MinuteMetrics, TelemetryBatch};
+use hdrhistogram::Histogram;
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::outbox::Outbox;
+use super::{Event, RequestOutcome};
+
+/// How often a batch is sealed.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+/// Seal early once this many logs wait.
+pub const MAX_LOGS_PER_BATCH: usize = 2_000;
+const MINUTE_MS: i64 = 60_000;
+/// Minutes older than this (relative to the newest seen) take no more updates.
+const MINUTES_KEPT: i64 = 2;
+
+struct Minute {
+    requests: i64,
+    client_errors: i64,
+    errors: i64,
+    latency: Histogram<u64>,
+}
+
+/// Accumulates events until the next seal.
+pub struct Aggregator {
+    node_id: String,
+    logs: Vec<LogRecord>,
+    errors: Vec<ErrorOccurrence>,
+    health: Vec<gatehouse_protocol::telemetry::HealthResult>,
+    minutes: BTreeMap<(i64, String), Minute>,
+    dirty: BTreeSet<(i64, String)>,
+    newest_minute: i64,
+    reported_drops: u64,
+}
+
+impl Aggregator {
+    pub fn new(node_id: String) -> Self {
+        Self {
+            node_id,
+            logs: Vec::new(),
+            errors: Vec::new(),
+            health: Vec::new(),
+            minutes: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            newest_minute: 0,
+            reported_drops: 0,
+        }
+    }
+
+    /// Takes one event in.
+    pub fn add(&mut self, event: Event) {
+        match event {
+            Event::Request(outcome) => self.add_request(*outcome),
+            Event::Health(result) => self.health.push(result),
+        }
+    }
+
+    fn add_request(&mut self, outcome: RequestOutcome) {
+        let minute = outcome.at_ms - outcome.at_ms.rem_euclid(MINUTE_MS);
+        let route = outcome
+            .route_id
+            .clone()
+            .unwrap_or_else(|| "none".to_owned());
+        let key = (minute, route);
+        let entry = self.minutes.entry(key.clone()).or_insert_with(|| Minute {
+            requests: 0,
+            client_errors: 0,
+            errors: 0,
+            latency: histogram::new_histogram(),
+        });
+        entry.requests += 1;
+        match outcome.status {
+            400..=499 => entry.client_errors += 1,
+            500..=599 => entry.errors += 1,
+            _ => {}
+        }
+        entry.latency.saturating_record(outcome.latency_us.max(1));
+        self.dirty.insert(key);
+        self.newest_minute = self.newest_minute.max(minute);
+        if let Some(failure) = &outcome.failure {
+            self.errors.push(ErrorOccurrence {
+                kind: failure.kind.to_owned(),
+                message: failure.message.clone(),
+                route_id: outcome.route_id.clone(),
+                service_id: outcome.service_id.clone(),
+                plugin_id: None,
+                status_code: Some(i64::from(outcome.status)),
+                at_ms: outcome.at_ms,
+            });
+        }
+        self.logs.push(LogRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            request_id: outcome.request_id,
+            method: outcome.method,
+            path: outcome.path,
+            route_id: outcome.route_id,
+            service_id: outcome.service_id,
+            consumer_id: outcome.consumer_id,
+            status_code: i64::from(outcome.status),
+            latency_ms: outcome.latency_us as f64 / 1000.0,
+            client_ip: outcome.client_ip,
+            bytes_in: i64::try_from(outcome.bytes_in).unwrap_or(i64::MAX),
+            bytes_out: i64::try_from(outcome.bytes_out).unwrap_or(i64::MAX),
+            at_ms: outcome.at_ms,
+        });
+    }
+
+    /// Whether enough logs wait to seal before the interval ends.
+    pub fn is_full(&self) -> bool {
+        self.logs.len() >= MAX_LOGS_PER_BATCH
+    }
+
+    /// Notes events lost before they reached the aggregator (full queue,
+    /// full outbox), as one error occurrence per seal.
+    pub fn report_drops(&mut self, total_dropped: u64, at_ms: i64) {
+        let new = total_dropped.saturating_sub(self.reported_drops);
+        if new > 0 {
+            self.reported_drops = total_dropped;
+            self.errors.push(ErrorOccurrence {
+                kind: "telemetry_dropped".to_owned(),
+                message: format!(
+                    "{new} telemetry records dropped by node {} (buffers full)",
+                    self.node_id
+                ),
+                route_id: None,
+                service_id: None,
+                plugin_id: None,
+                status_code: None,
+                at_ms,
+            });
+        }
+    }
+
+    /// Everything since the last seal as a batch (None when there is
+    /// nothing): logs, errors, health, and the cumulative counts of every
+    /// minute that changed.
+    pub fn seal(&mut self) -> Option<TelemetryBatch> {
+        let metrics: Vec<MinuteMetrics> = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter_map(|key| {
+                let minute = self.minutes.get(&key)?;
+                Some(MinuteMetrics {
+                    route_id: key.1.clone(),
+                    minute_ms: key.0,
+                    request_count: minute.requests,
+                    client_error_count: minute.client_errors,
+                    error_count: minute.errors,
+                    latency_histogram: histogram::encode(&minute.latency),
+                })
+            })
+            .collect();
+        let horizon = self.newest_minute - MINUTES_KEPT * MINUTE_MS;
+        self.minutes.retain(|(minute, _), _| *minute > horizon);
+        let batch = TelemetryBatch {
+            batch_id: uuid::Uuid::new_v4().to_string(),
+            node_id: self.node_id.clone(),
+            logs: std::mem::take(&mut self.logs),
+            metrics,
+            errors: std::mem::take(&mut self.errors),
+            health: std::mem::take(&mut self.health),
+        };
+        (!batch.is_empty()).then_some(batch)
+    }
+}
+
+/// Runs the aggregator until `shutdown`: receives events, seals a batch
+/// every [`FLUSH_INTERVAL`] into `outbox`, and wakes the shipper. Seals once
+/// more before returning, so a clean stop loses nothing.
+pub async fn run(
+    mut aggregator: Aggregator,
+    mut events: mpsc::Receiver<Event>,
+    outbox: Arc<Mutex<Outbox>>,
+    sealed: Arc<Notify>,
+    dropped: Arc<AtomicU64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+    let seal = |aggregator: &mut Aggregator| {
+        let total_dropped = dropped.load(Ordering::Relaxed) + lock(&outbox).dropped_records();
+        aggregator.report_drops(total_dropped, now_ms());
+        if let Some(batch) = aggregator.seal() {
+            lock(&outbox).push(batch);
+            sealed.notify_one();
+        }
+    };
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => {
+                    aggregator.add(event);
+                    if aggregator.is_full() {
+                        seal(&mut aggregator);
+                    }
+                }
+                None => break,
+            },
+            _ = tick.tick() => seal(&mut aggregator),
+            _ = shutdown.changed() => break,
+        }
+    }
+    while let Ok(event) = events.try_recv() {
+        aggregator.add(event);
+    }
+    seal(&mut aggregator);
+}
+
+fn lock(outbox: &Mutex<Outbox>) -> std::sync::MutexGuard<'_, Outbox> {
+    outbox.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Failure;
+    use super::*;
+
+    fn outcome(route: Option<&str>, status: u16, latency_us: u64, at_ms: i64) -> Event {
+        Event::Request(Box::new(RequestOutcome {
+            request_id: "r".into(),
+            method: "GET".into(),
+            path: "/x".into(),
+            route_id: route.map(str::to_owned),
+            service_id: None,
+            consumer_id: None,
+            status,
+            latency_us,
+            client_ip: "127.0.0.1".into(),
+            bytes_in: 0,
+            bytes_out: 10,
+            at_ms,
+            failure: (status == 502).then(|| Failure {
+                kind: "upstream_unavailable",
+                message: "refused".into(),
+            }),
+        }))
+    }
+
+    #[test]
+    fn seals_logs_errors_and_cumulative_minutes() {
+        let mut agg = Aggregator::new("n1".into());
+        assert!(agg.seal().is_none());
+        let t = 1_800_000_000_000;
+        agg.add(outcome(Some("r1"), 200, 1000, t));
+        agg.add(outcome(Some("r1"), 404, 2000, t + 1));
+        agg.add(outcome(Some("r1"), 502, 3000, t + 2));
+        agg.add(outcome(None, 404, 10, t + 3));
+        let batch = agg.seal().expect("a batch");
+        assert_eq!(batch.logs.len(), 4);
+        assert_eq!(batch.errors.len(), 1);
+        assert_eq!(batch.errors[0].kind, "upstream_unavailable");
+        let r1 = batch
+            .metrics
+            .iter()
+            .find(|m| m.route_id == "r1")
+            .expect("r1");
+        assert_eq!(
+            (r1.request_count, r1.client_error_count, r1.error_count),
+            (3, 1, 1)
+        );
+        assert!(batch.metrics.iter().any(|m| m.route_id == "none"));
+
+        // The next seal carries only what changed, cumulatively.
+        agg.add(outcome(Some("r1"), 200, 1000, t + 5));
+        let next = agg.seal().expect("a batch");
+        assert_eq!(next.metrics.len(), 1);
+        assert_eq!(next.metrics[0].request_count, 4);
+        assert_ne!(next.batch_id, batch.batch_id);
+    }
+
+    #[test]
+    fn drops_are_reported_once() {
+        let mut agg = Aggregator::new("n1".into());
+        agg.report_drops(5, 1);
+        agg.report_drops(5, 2);
+        let batch = agg.seal().expect("batch");
+        assert_eq!(batch.errors.len(), 1);
+        assert_eq!(batch.errors[0].kind, "telemetry_dropped");
+        assert!(batch.errors[0].message.starts_with("5 "));
+    }
+}

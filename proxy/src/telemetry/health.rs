@@ -1,0 +1,230 @@
+//! Active health checks: every interval, each service with a
+//! `healthCheckPath` gets `GET <target path><health path>` (HTTP or HTTPS)
+//! within a timeout. 2xx and 3xx are up; anything else, a timeout or a
+//! connection error is down. A result is reported when the status changes
+//! and at least every [`REPORT_EVERY`]; the proxy's metrics show it at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gatehouse_protocol::telemetry::HealthResult;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::aggregator::now_ms;
+use super::{Event, Telemetry};
+use crate::live::LiveConfig;
+use crate::metrics::Metrics;
+use crate::upstream::Upstream;
+
+/// An unchanged status is reported again after this long.
+pub const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+/// How often and how patiently services are checked.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthSettings {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckOutcome {
+    pub up: bool,
+    pub http_status: Option<u16>,
+    pub latency: Duration,
+    pub error: Option<String>,
+}
+
+/// Checks the services of the live config until `shutdown`.
+pub async fn run(
+    live: LiveConfig,
+    settings: HealthSettings,
+    telemetry: Telemetry,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let tls = tls_connector();
+    let mut last: HashMap<String, (bool, Instant)> = HashMap::new();
+    let mut tick = tokio::time::interval(settings.interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(config) = live.load() else { continue };
+        let targets: Vec<Arc<Upstream>> = config
+            .upstreams
+            .values()
+            .filter(|u| u.health_check_path.is_some())
+            .cloned()
+            .collect();
+        let checks = targets.iter().map(|upstream| {
+            let tls = tls.clone();
+            async move {
+                (
+                    upstream,
+                    check(upstream, settings.timeout, tls.as_ref()).await,
+                )
+            }
+        });
+        for (upstream, outcome) in futures_util::future::join_all(checks).await {
+            metrics.upstream_up(&upstream.id, outcome.up);
+            let due = match last.get(&upstream.id) {
+                Some((was_up, at)) => *was_up != outcome.up || at.elapsed() >= REPORT_EVERY,
+                None => true,
+            };
+            if due {
+                if last
+                    .get(&upstream.id)
+                    .is_some_and(|(was_up, _)| *was_up != outcome.up)
+                {
+                    tracing::info!(
+                        service = upstream.id,
+                        up = outcome.up,
+                        "service health changed"
+                    );
+                }
+                last.insert(upstream.id.clone(), (outcome.up, Instant::now()));
+                telemetry.emit(Event::Health(HealthResult {
+                    service_id: upstream.id.clone(),
+                    up: outcome.up,
+                    http_status: outcome.http_status.map(i64::from),
+                    latency_ms: Some(outcome.latency.as_secs_f64() * 1000.0),
+                    error: outcome.error,
+                    at_ms: now_ms(),
+                }));
+            }
+        }
+        // Services that left the config leave the bookkeeping.
+        last.retain(|id, _| config.upstreams.contains_key(id));
+    }
+}
+
+/// Checks one service.
+pub async fn check(
+    upstream: &Upstream,
+    timeout: Duration,
+    tls: Option<&tokio_rustls::TlsConnector>,
+) -> CheckOutcome {
+    let started = Instant::now();
+    let result = tokio::time::timeout(timeout, probe(upstream, tls)).await;
+    let latency = started.elapsed();
+    match result {
+        Ok(Ok(status)) => CheckOutcome {
+            up: (200..400).contains(&status),
+            http_status: Some(status),
+            latency,
+            error: (!(200..400).contains(&status))
+                .then(|| format!("health check answered {status}")),
+        },
+        Ok(Err(err)) => CheckOutcome {
+            up: false,
+            http_status: None,
+            latency,
+            error: Some(err),
+        },
+        Err(_) => CheckOutcome {
+            up: false,
+            http_status: None,
+            latency,
+            error: Some(format!("no answer within {} ms", timeout.as_millis())),
+        },
+    }
+}
+
+async fn probe(
+    upstream: &Upstream,
+    tls: Option<&tokio_rustls::TlsConnector>,
+) -> Result<u16, String> {
+    let address = upstream.resolved.ok_or("the host does not resolve")?;
+    let stream = TcpStream::connect(address)
+        .await
+        .map_err(|err| format!("connect: {err}"))?;
+    let path = upstream.forward_path(upstream.health_check_path.as_deref().unwrap_or("/"));
+    if upstream.tls {
+        let tls = tls.ok_or("TLS is unavailable on this node")?;
+        let name = ServerName::try_from(upstream.host.clone())
+            .map_err(|err| format!("tls name: {err}"))?;
+        let stream = tls
+            .connect(name, stream)
+            .await
+            .map_err(|err| format!("tls: {err}"))?;
+        request_status(stream, &upstream.host, &path).await
+    } else {
+        request_status(stream, &upstream.host, &path).await
+    }
+}
+
+async fn request_status<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    host: &str,
+    path: &str,
+) -> Result<u16, String> {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: gatehouse-health-check\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|err| format!("write: {err}"))?;
+    let mut head = [0u8; 32];
+    let mut read = 0;
+    while read < 12 {
+        let n = stream
+            .read(&mut head[read..])
+            .await
+            .map_err(|err| format!("read: {err}"))?;
+        if n == 0 {
+            return Err("closed before answering".to_owned());
+        }
+        read += n;
+    }
+    parse_status(&head[..read]).ok_or_else(|| "not an HTTP response".to_owned())
+}
+
+/// The status code of an HTTP/1.x status line.
+fn parse_status(head: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(head).ok()?;
+    let rest = text.strip_prefix("HTTP/1.")?;
+    rest.get(2..5)?.parse().ok()
+}
+
+/// A TLS connector trusting the system's roots (ring only); `None` when
+/// no TLS configuration can be built, which fails HTTPS checks clearly.
+fn tls_connector() -> Option<tokio_rustls::TlsConnector> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs()
+        .into_iter()
+        .flatten()
+    {
+        let _ = roots.add(cert);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
+        Ok(builder) => Some(tokio_rustls::TlsConnector::from(Arc::new(
+            builder.with_root_certificates(roots).with_no_client_auth(),
+        ))),
+        Err(err) => {
+            tracing::error!(error = %err, "TLS for health checks unavailable");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_parse() {
+        assert_eq!(parse_status(b"HTTP/1.1 200 OK\r\n"), Some(200));
+        assert_eq!(parse_status(b"HTTP/1.0 503 Service"), Some(503));
+        assert_eq!(parse_status(b"SSH-2.0-OpenSSH"), None);
+    }
+}

@@ -1,0 +1,105 @@
+//! What a node reports: a record of every request (including those it
+//! answered itself), per-minute metrics, error occurrences and health-check
+//! results. The hot path hands an [`Event`] to [`Telemetry::emit`] without
+//! waiting; the `aggregator` seals events into batches; the `outbox` keeps
+//! them (memory, then the state dir) until the control plane acks them;
+//! `health` checks the services.
+
+pub mod aggregator;
+pub mod health;
+pub mod outbox;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use gatehouse_protocol::telemetry::HealthResult;
+use tokio::sync::mpsc;
+
+use crate::metrics::TelemetryGauges;
+use outbox::Outbox;
+
+/// Events the hot path can queue before new ones are dropped (and counted).
+pub const QUEUE_CAPACITY: usize = 65_536;
+
+/// One finished request, as the hot path saw it.
+#[derive(Debug, Clone)]
+pub struct RequestOutcome {
+    pub request_id: String,
+    pub method: String,
+    pub path: String,
+    pub route_id: Option<String>,
+    pub service_id: Option<String>,
+    pub consumer_id: Option<String>,
+    pub status: u16,
+    pub latency_us: u64,
+    pub client_ip: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub at_ms: i64,
+    /// Why the upstream failed, when it did (`upstream_unavailable`,
+    /// `upstream_timeout`, `upstream_error`).
+    pub failure: Option<Failure>,
+}
+
+/// An upstream failure worth an error event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// Something to report.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Request(Box<RequestOutcome>),
+    Health(HealthResult),
+}
+
+/// The hot path's side of telemetry: a bounded queue.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    sender: mpsc::Sender<Event>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Telemetry {
+    /// A queue and its receiving end (for the aggregator).
+    pub fn new() -> (Self, mpsc::Receiver<Event>) {
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        (
+            Self {
+                sender,
+                dropped: Arc::default(),
+            },
+            receiver,
+        )
+    }
+
+    /// Queues an event; never waits. A full queue drops it and counts it.
+    pub fn emit(&self, event: Event) {
+        if self.sender.try_send(event).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Events dropped because the queue was full, since start; reading
+    /// resets nothing.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The shared counter, for the aggregator to report drops.
+    pub fn dropped_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dropped)
+    }
+}
+
+/// Reads the telemetry gauges of `/metrics`.
+pub fn gauges(telemetry: &Telemetry, outbox: &Mutex<Outbox>) -> TelemetryGauges {
+    let outbox = outbox.lock().unwrap_or_else(|p| p.into_inner());
+    TelemetryGauges {
+        dropped: telemetry.dropped() + outbox.dropped_records(),
+        waiting_batches: outbox.len(),
+        spilled_bytes: outbox.spilled_bytes(),
+    }
+}

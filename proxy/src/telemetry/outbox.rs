@@ -1,0 +1,372 @@
+//! Batches waiting for the control plane's ack. They live in memory up to a
+//! bound (in log records), then spill to `<state-dir>/outbox/` as files, up
+//! to a bound in bytes; past that the oldest are dropped and counted. Spilled
+//! batches survive a restart of the node. Delivery is at least once; the
+//! control plane stores a batch id once.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use gatehouse_protocol::telemetry::TelemetryBatch;
+
+/// Where a waiting batch is.
+#[derive(Debug)]
+enum Place {
+    Memory(String),
+    Disk(PathBuf, u64),
+}
+
+#[derive(Debug)]
+struct Entry {
+    batch_id: String,
+    records: usize,
+    place: Place,
+    sent: bool,
+}
+
+/// Limits of the outbox.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxLimits {
+    /// Log records kept in memory before spilling.
+    pub memory_records: usize,
+    /// Bytes of spilled batches kept on disk before dropping.
+    pub spill_bytes: u64,
+}
+
+/// Batches not yet acknowledged, oldest first.
+#[derive(Debug)]
+pub struct Outbox {
+    entries: VecDeque<Entry>,
+    dir: PathBuf,
+    limits: OutboxLimits,
+    memory_records: usize,
+    disk_bytes: u64,
+    next_file: u64,
+    dropped_records: u64,
+}
+
+impl Outbox {
+    /// An outbox spilling to `dir`; batches spilled by an earlier run are
+    /// picked up to be delivered.
+    pub fn open(dir: impl Into<PathBuf>, limits: OutboxLimits) -> std::io::Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)?;
+        let mut outbox = Self {
+            entries: VecDeque::new(),
+            dir,
+            limits,
+            memory_records: 0,
+            disk_bytes: 0,
+            next_file: 0,
+            dropped_records: 0,
+        };
+        let mut files: Vec<(u64, PathBuf)> = fs::read_dir(&outbox.dir)?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter_map(|path| {
+                let seq = path
+                    .file_stem()?
+                    .to_str()?
+                    .split_once('-')?
+                    .0
+                    .parse()
+                    .ok()?;
+                (path.extension()? == "json").then_some((seq, path))
+            })
+            .collect();
+        files.sort();
+        for (seq, path) in files {
+            match read_batch(&path) {
+                Some(batch) => {
+                    let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    outbox.disk_bytes += bytes;
+                    outbox.next_file = outbox.next_file.max(seq + 1);
+                    outbox.entries.push_back(Entry {
+                        batch_id: batch.batch_id,
+                        records: batch.logs.len(),
+                        place: Place::Disk(path, bytes),
+                        sent: false,
+                    });
+                }
+                None => {
+                    tracing::warn!(path = %path.display(), "unreadable spilled batch removed");
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        if !outbox.entries.is_empty() {
+            tracing::info!(
+                batches = outbox.entries.len(),
+                "undelivered telemetry found in the state dir"
+            );
+        }
+        Ok(outbox)
+    }
+
+    /// Adds a sealed batch, spilling or dropping the oldest to stay in bounds.
+    pub fn push(&mut self, batch: TelemetryBatch) {
+        let records = batch.logs.len();
+        let json = match serde_json::to_string(&batch) {
+            Ok(json) => json,
+            Err(err) => {
+                tracing::error!(error = %err, "telemetry batch not encoded; dropped");
+                self.dropped_records += records as u64;
+                return;
+            }
+        };
+        self.memory_records += records;
+        self.entries.push_back(Entry {
+            batch_id: batch.batch_id,
+            records,
+            place: Place::Memory(json),
+            sent: false,
+        });
+        self.enforce_limits();
+    }
+
+    fn enforce_limits(&mut self) {
+        // Spill the oldest in-memory batches (never the newest, which is
+        // about to be sent) until memory is within bounds.
+        let mut index = 0;
+        while self.memory_records > self.limits.memory_records && index + 1 < self.entries.len() {
+            if let Err(err) = self.spill(index) {
+                tracing::error!(error = %err, "telemetry not spilled; dropping the oldest batch");
+                self.drop_at(index);
+                continue;
+            }
+            index += 1;
+        }
+        while self.disk_bytes > self.limits.spill_bytes {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .position(|e| matches!(e.place, Place::Disk(..)))
+            else {
+                break;
+            };
+            self.drop_at(oldest);
+        }
+    }
+
+    /// Moves entry `index` to disk, if it is in memory.
+    fn spill(&mut self, index: usize) -> std::io::Result<()> {
+        let Some(entry) = self.entries.get_mut(index) else {
+            return Ok(());
+        };
+        let Place::Memory(json) = &entry.place else {
+            return Ok(());
+        };
+        let path = self
+            .dir
+            .join(format!("{:012}-{}.json", self.next_file, entry.batch_id));
+        fs::write(&path, json)?;
+        let bytes = json.len() as u64;
+        self.next_file += 1;
+        self.disk_bytes += bytes;
+        self.memory_records -= entry.records;
+        entry.place = Place::Disk(path, bytes);
+        Ok(())
+    }
+
+    fn drop_at(&mut self, index: usize) {
+        if let Some(entry) = self.entries.remove(index) {
+            self.dropped_records += entry.records as u64;
+            self.forget(&entry);
+        }
+    }
+
+    fn forget(&mut self, entry: &Entry) {
+        match &entry.place {
+            Place::Memory(_) => self.memory_records -= entry.records,
+            Place::Disk(path, bytes) => {
+                self.disk_bytes = self.disk_bytes.saturating_sub(*bytes);
+                let _ = fs::remove_file(path);
+            }
+        }
+    }
+
+    /// Writes every in-memory batch to disk (before the process exits), so
+    /// the next start delivers it.
+    pub fn spill_all(&mut self) {
+        for index in 0..self.entries.len() {
+            if let Err(err) = self.spill(index) {
+                tracing::error!(error = %err, "telemetry not spilled at exit");
+            }
+        }
+    }
+
+    /// The next batches to send (JSON), marking them sent.
+    pub fn take_unsent(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for entry in self.entries.iter_mut().filter(|e| !e.sent) {
+            let json = match &entry.place {
+                Place::Memory(json) => Some(json.clone()),
+                Place::Disk(path, _) => fs::read_to_string(path).ok(),
+            };
+            if let Some(json) = json {
+                entry.sent = true;
+                out.push((entry.batch_id.clone(), json));
+            }
+        }
+        out
+    }
+
+    /// The control plane stored this batch.
+    pub fn ack(&mut self, batch_id: &str) {
+        if let Some(index) = self.entries.iter().position(|e| e.batch_id == batch_id) {
+            if let Some(entry) = self.entries.remove(index) {
+                self.forget(&entry);
+            }
+        }
+    }
+
+    /// The link dropped: everything unacknowledged is sent again.
+    pub fn resend_all(&mut self) {
+        for entry in &mut self.entries {
+            entry.sent = false;
+        }
+    }
+
+    /// Batches waiting.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Log records dropped because the outbox was full, since start.
+    pub fn dropped_records(&self) -> u64 {
+        self.dropped_records
+    }
+
+    /// Bytes spilled to disk now.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.disk_bytes
+    }
+}
+
+fn read_batch(path: &Path) -> Option<TelemetryBatch> {
+    serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use gatehouse_protocol::telemetry::LogRecord;
+
+    use super::*;
+
+    fn batch(logs: usize) -> TelemetryBatch {
+        TelemetryBatch {
+            batch_id: uuid::Uuid::new_v4().to_string(),
+            node_id: "n".into(),
+            logs: (0..logs)
+                .map(|i| LogRecord {
+                    id: format!("l{i}"),
+                    request_id: "r".into(),
+                    method: "GET".into(),
+                    path: "/".into(),
+                    route_id: None,
+                    service_id: None,
+                    consumer_id: None,
+                    status_code: 200,
+                    latency_ms: 1.0,
+                    client_ip: "127.0.0.1".into(),
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    at_ms: 0,
+                })
+                .collect(),
+            ..TelemetryBatch::default()
+        }
+    }
+
+    fn scratch() -> PathBuf {
+        std::env::temp_dir().join(format!("gh-outbox-{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    #[test]
+    fn sends_acks_and_resends_after_a_drop() {
+        let dir = scratch();
+        let mut outbox = Outbox::open(
+            &dir,
+            OutboxLimits {
+                memory_records: 1000,
+                spill_bytes: 1 << 20,
+            },
+        )
+        .expect("opens");
+        outbox.push(batch(2));
+        outbox.push(batch(3));
+        let sent = outbox.take_unsent();
+        assert_eq!(sent.len(), 2);
+        assert!(outbox.take_unsent().is_empty(), "sent once per link");
+        outbox.ack(&sent[0].0);
+        outbox.resend_all();
+        let again = outbox.take_unsent();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].0, sent[1].0);
+        fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn spills_past_the_memory_bound_and_survives_a_restart() {
+        let dir = scratch();
+        let limits = OutboxLimits {
+            memory_records: 5,
+            spill_bytes: 1 << 20,
+        };
+        let mut outbox = Outbox::open(&dir, limits).expect("opens");
+        let ids: Vec<String> = (0..4)
+            .map(|_| {
+                let b = batch(3);
+                let id = b.batch_id.clone();
+                outbox.push(b);
+                id
+            })
+            .collect();
+        assert!(outbox.spilled_bytes() > 0);
+        drop(outbox);
+        // A new process finds the spilled batches, oldest first.
+        let mut reopened = Outbox::open(&dir, limits).expect("reopens");
+        let found: Vec<String> = reopened
+            .take_unsent()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert!(!found.is_empty());
+        assert_eq!(found[0], ids[0]);
+        for id in &found {
+            reopened.ack(id);
+        }
+        assert_eq!(reopened.spilled_bytes(), 0);
+        assert_eq!(
+            fs::read_dir(&dir).expect("dir").count(),
+            0,
+            "acked files are removed"
+        );
+        fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn drops_the_oldest_past_the_disk_bound_and_counts_them() {
+        let dir = scratch();
+        let mut outbox = Outbox::open(
+            &dir,
+            OutboxLimits {
+                memory_records: 1,
+                spill_bytes: 600,
+            },
+        )
+        .expect("opens");
+        for _ in 0..10 {
+            outbox.push(batch(2));
+        }
+        assert!(outbox.dropped_records() > 0);
+        assert!(outbox.spilled_bytes() <= 600);
+        fs::remove_dir_all(dir).ok();
+    }
+}
