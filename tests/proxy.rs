@@ -35,7 +35,8 @@ fn error_code(body: &Value) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_flows_and_changes_apply_at_once() {
     let scratch = Scratch::new("traffic");
-    let (upstream_url, _upstream) = upstream().await;
+    let upstream = upstream().await;
+    let upstream_url = upstream.url.clone();
     let control = ControlPlane::start(&scratch.0, free_port()).await;
     let tenant = Tenant::register(&control.base).await;
     let service = tenant.service(&format!("{upstream_url}/v1"), 30_000).await;
@@ -239,7 +240,8 @@ async fn traffic_flows_and_changes_apply_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_outlives_the_control_plane() {
     let scratch = Scratch::new("outage");
-    let (upstream_url, _upstream) = upstream().await;
+    let upstream = upstream().await;
+    let upstream_url = upstream.url.clone();
     let port = free_port();
     let control = ControlPlane::start(&scratch.0, port).await;
     let tenant = Tenant::register(&control.base).await;
@@ -347,7 +349,8 @@ async fn a_wrong_gateway_key_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_stream_and_shutdown_drains_in_flight_requests() {
     let scratch = Scratch::new("drain");
-    let (upstream_url, _upstream) = upstream().await;
+    let upstream = upstream().await;
+    let upstream_url = upstream.url.clone();
     let control = ControlPlane::start(&scratch.0, free_port()).await;
     let tenant = Tenant::register(&control.base).await;
     let service = tenant.service(&upstream_url, 30_000).await;

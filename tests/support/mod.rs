@@ -6,6 +6,8 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -133,8 +135,19 @@ pub struct Node {
 impl Node {
     /// Starts a node; returns once its process runs (not once it has config).
     pub fn spawn(dir: &Path, control_url: &str, key: &str, state_dir: &Path) -> Self {
+        Self::spawn_with(dir, control_url, key, state_dir, &[])
+    }
+
+    /// Starts a node with extra flags; returns once its process runs.
+    pub fn spawn_with(
+        dir: &Path,
+        control_url: &str,
+        key: &str,
+        state_dir: &Path,
+        extra: &[&str],
+    ) -> Self {
         let (port, admin_port) = (free_port(), free_port());
-        let args = vec![
+        let mut args = vec![
             "proxy".to_owned(),
             format!("--control-url={control_url}"),
             format!("--gateway-key={key}"),
@@ -143,6 +156,7 @@ impl Node {
             format!("--state-dir={}", state_dir.display()),
             "--shutdown-grace=2".to_owned(),
         ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         let process = Process::spawn("proxy", &args, &dir.join(format!("proxy-{port}.log")));
         Self {
             process,
@@ -153,7 +167,18 @@ impl Node {
 
     /// Starts a node and waits until it serves a config.
     pub async fn start(dir: &Path, control_url: &str, key: &str, state_dir: &Path) -> Self {
-        let node = Self::spawn(dir, control_url, key, state_dir);
+        Self::start_with(dir, control_url, key, state_dir, &[]).await
+    }
+
+    /// Starts a node with extra flags and waits until it serves a config.
+    pub async fn start_with(
+        dir: &Path,
+        control_url: &str,
+        key: &str,
+        state_dir: &Path,
+        extra: &[&str],
+    ) -> Self {
+        let node = Self::spawn_with(dir, control_url, key, state_dir, extra);
         wait_for(&format!("{}/healthz", node.admin), 200).await;
         node.accepting().await;
         node
@@ -281,16 +306,39 @@ impl Tenant {
     }
 }
 
+/// A running test upstream.
+pub struct Upstream {
+    pub url: String,
+    /// What `/health` answers: 200 while true, 503 while false.
+    pub healthy: Arc<AtomicBool>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
 /// The upstream the tests proxy to: `/count` answers how many body bytes it
-/// read, `/big/{n}` sends `n` bytes, `/slow/*` sleeps 2 s, everything else
+/// read, `/big/{n}` sends `n` bytes, `/slow/*` sleeps 2 s, `/health` answers
+/// as [`Upstream::healthy`] says, `/fail` answers 500, everything else
 /// echoes what it received as JSON.
-pub async fn upstream() -> (String, tokio::task::JoinHandle<()>) {
+pub async fn upstream() -> Upstream {
+    let healthy = Arc::new(AtomicBool::new(true));
+    let health = Arc::clone(&healthy);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = Router::new().fallback(any(|request: Request| async move {
+    let app = Router::new().fallback(any(move |request: Request| async move {
         let path = request.uri().path().to_owned();
+        if path == "/health" {
+            let up = health.load(Ordering::SeqCst);
+            let status = if up {
+                axum::http::StatusCode::OK
+            } else {
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            };
+            return (status, "health").into_response();
+        }
+        if path == "/fail" {
+            return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response();
+        }
         if path == "/count" {
             let body = axum::body::to_bytes(request.into_body(), usize::MAX)
                 .await
@@ -328,5 +376,9 @@ pub async fn upstream() -> (String, tokio::task::JoinHandle<()>) {
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.ok();
     });
-    (format!("http://{addr}"), task)
+    Upstream {
+        url: format!("http://{addr}"),
+        healthy,
+        _task: task,
+    }
 }

@@ -214,10 +214,10 @@ impl Outbox {
 
     /// The control plane stored this batch.
     pub fn ack(&mut self, batch_id: &str) {
-        if let Some(index) = self.entries.iter().position(|e| e.batch_id == batch_id) {
-            if let Some(entry) = self.entries.remove(index) {
-                self.forget(&entry);
-            }
+        if let Some(index) = self.entries.iter().position(|e| e.batch_id == batch_id)
+            && let Some(entry) = self.entries.remove(index)
+        {
+            self.forget(&entry);
         }
     }
 

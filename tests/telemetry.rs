@@ -1,0 +1,333 @@
+//! Telemetry end to end with the real binaries: traffic through a node shows
+//! in the control plane's logs, errors, health and metrics; what a node
+//! records while the control plane is away arrives, exactly once, when it
+//! comes back (also across a node restart, from the spilled outbox).
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{
+    ControlPlane, Node, Scratch, Tenant, eventually, eventually_within, free_port, upstream,
+};
+
+async fn status_of(client: &reqwest::Client, url: String, key: Option<&str>) -> StatusCode {
+    let mut request = client.get(url);
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    request.send().await.expect("sent").status()
+}
+
+/// Every log of the tenant, all pages.
+async fn all_logs(tenant: &Tenant, filter: &str) -> Vec<Value> {
+    let mut logs = Vec::new();
+    for page in 1.. {
+        let sep = if filter.is_empty() { "?" } else { "&" };
+        let body = tenant
+            .send(Method::GET, &format!("/logs{filter}{sep}page={page}"), None)
+            .await;
+        let rows = body.as_array().expect("list").clone();
+        let done = rows.len() < 50;
+        logs.extend(rows);
+        if done {
+            break;
+        }
+    }
+    logs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_shows_in_logs_errors_and_metrics() {
+    let scratch = Scratch::new("telemetry");
+    let upstream = upstream().await;
+    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let tenant = Tenant::register(&control.base).await;
+    let service = tenant.service(&upstream.url, 30_000).await;
+    let route = tenant.route("GET", "/items/:id", &service, true).await;
+    tenant.route("GET", "/fail", &service, false).await;
+    let dead = tenant
+        .service(&format!("http://127.0.0.1:{}", free_port()), 30_000)
+        .await;
+    let dead_route = tenant.route("GET", "/dead", &dead, false).await;
+    let consumer = tenant
+        .send(Method::POST, "/consumers", Some(json!({ "name": "app" })))
+        .await;
+    let key = consumer["apiKey"].as_str().expect("key").to_owned();
+    let node = Node::start(
+        &scratch.0,
+        &control.base,
+        &tenant.gateway_key,
+        &scratch.0.join("node"),
+    )
+    .await;
+    let client = reqwest::Client::new();
+
+    // 60 good requests, 10 without a key, 5 to no route, 4 upstream 500s, 3 to a dead upstream.
+    for i in 0..60 {
+        assert_eq!(
+            status_of(&client, format!("{}/items/{i}", node.base), Some(&key)).await,
+            StatusCode::OK
+        );
+    }
+    for _ in 0..10 {
+        assert_eq!(
+            status_of(&client, format!("{}/items/1", node.base), None).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for _ in 0..5 {
+        assert_eq!(
+            status_of(&client, format!("{}/nowhere", node.base), None).await,
+            StatusCode::NOT_FOUND
+        );
+    }
+    for _ in 0..4 {
+        assert_eq!(
+            status_of(&client, format!("{}/fail", node.base), None).await,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            status_of(&client, format!("{}/dead", node.base), None).await,
+            StatusCode::BAD_GATEWAY
+        );
+    }
+    let total = 60 + 10 + 5 + 4 + 3;
+
+    let took = eventually("every request in the logs", || async {
+        all_logs(&tenant, "").await.len() == total
+    })
+    .await;
+    eprintln!("logs visible {took:?} after the last request");
+    let logs = all_logs(&tenant, "").await;
+    let ids: HashSet<&str> = logs
+        .iter()
+        .map(|l| l["requestId"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), total, "each request logged once");
+    let good = logs.iter().find(|l| l["statusCode"] == 200).expect("a 200");
+    assert_eq!(good["routeId"], route.as_str());
+    assert_eq!(good["serviceId"], service.as_str());
+    assert_eq!(good["consumerId"], consumer["id"]);
+    assert_eq!(good["method"], "GET");
+    assert_eq!(good["clientIp"], "127.0.0.1");
+    assert!(good["latencyMs"].as_f64().expect("latency") > 0.0);
+    assert!(good["bytesOut"].as_i64().expect("bytes") > 0);
+    // Filters work on shipped logs.
+    assert_eq!(all_logs(&tenant, "?statusCode=401").await.len(), 10);
+    assert_eq!(all_logs(&tenant, "?path=/nowhere").await.len(), 5);
+    let by_consumer = all_logs(
+        &tenant,
+        &format!("?consumerId={}", consumer["id"].as_str().expect("id")),
+    )
+    .await;
+    assert_eq!(by_consumer.len(), 60);
+    let first_page = tenant.send(Method::GET, "/logs", None).await;
+    assert_eq!(first_page.as_array().expect("list").len(), 50);
+
+    // Failures became grouped error events.
+    let errors = eventually("the error events", || async {
+        let errors = tenant.send(Method::GET, "/errors", None).await;
+        let errors = errors.as_array().expect("list");
+        errors
+            .iter()
+            .any(|e| e["kind"] == "upstream_unavailable" && e["occurrences"] == 3)
+            && errors
+                .iter()
+                .any(|e| e["kind"] == "upstream_error" && e["occurrences"] == 4)
+    })
+    .await;
+    eprintln!("error events visible after {errors:?}");
+    let events = tenant.send(Method::GET, "/errors", None).await;
+    let unavailable = events
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|e| e["kind"] == "upstream_unavailable")
+        .expect("event");
+    assert_eq!(unavailable["routeId"], dead_route.as_str());
+    assert_eq!(unavailable["statusCode"], 502);
+
+    // Metrics of the current minute count the mix.
+    eventually("the metrics", || async {
+        let buckets = tenant.send(Method::GET, "/metrics?period=1h", None).await;
+        let total_requests: i64 = buckets
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|b| b["requestCount"].as_i64().unwrap_or(0))
+            .sum();
+        total_requests == total as i64
+    })
+    .await;
+    let buckets = tenant.send(Method::GET, "/metrics?period=1h", None).await;
+    let buckets = buckets.as_array().expect("list");
+    let sum = |field: &str| {
+        buckets
+            .iter()
+            .map(|b| b[field].as_i64().unwrap_or(0))
+            .sum::<i64>()
+    };
+    assert_eq!(sum("clientErrorCount"), 15);
+    assert_eq!(sum("errorCount"), 7);
+    let busy = buckets
+        .iter()
+        .filter(|b| b["requestCount"].as_i64().unwrap_or(0) > 0)
+        .next_back()
+        .expect("a bucket");
+    let (p50, p99) = (
+        busy["p50LatencyMs"].as_f64().expect("p50"),
+        busy["p99LatencyMs"].as_f64().expect("p99"),
+    );
+    assert!(
+        p50 > 0.0 && p50 <= p99 && p99 < 5_000.0,
+        "p50 {p50} p99 {p99}"
+    );
+    node.process.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_follow_the_service() {
+    let scratch = Scratch::new("health");
+    let upstream = upstream().await;
+    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let tenant = Tenant::register(&control.base).await;
+    let service = tenant
+        .send(Method::POST, "/services", Some(json!({ "name": "checked", "targetUrl": upstream.url, "healthCheckPath": "/health" })))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let node = Node::start_with(
+        &scratch.0,
+        &control.base,
+        &tenant.gateway_key,
+        &scratch.0.join("node"),
+        &["--health-interval-ms=100", "--health-timeout-ms=500"],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let health_is = |status: &'static str| {
+        let tenant = &tenant;
+        let service = service.clone();
+        move || {
+            let service = service.clone();
+            async move {
+                let snapshots = tenant.send(Method::GET, "/health", None).await;
+                snapshots
+                    .as_array()
+                    .expect("list")
+                    .iter()
+                    .any(|s| s["serviceId"] == service.as_str() && s["status"] == status)
+            }
+        }
+    };
+    eventually("the service up", health_is("up")).await;
+    upstream.healthy.store(false, Ordering::SeqCst);
+    let took = eventually("the service down", health_is("down")).await;
+    eprintln!("health went down in the API {took:?} after the service did");
+    let metrics = client
+        .get(format!("{}/metrics", node.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(&format!("gatehouse_upstream_up{{service=\"{service}\"}} 0")),
+        "{metrics}"
+    );
+    let snapshot = tenant.send(Method::GET, "/health", None).await;
+    let down = &snapshot.as_array().expect("list")[0];
+    assert_eq!(down["httpStatus"], 503);
+    assert!(down["error"].as_str().is_some_and(|e| e.contains("503")));
+    upstream.healthy.store(true, Ordering::SeqCst);
+    eventually("the service up again", health_is("up")).await;
+    node.process.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_from_an_outage_arrive_exactly_once() {
+    let scratch = Scratch::new("outage-logs");
+    let upstream = upstream().await;
+    let port = free_port();
+    let control = ControlPlane::start(&scratch.0, port).await;
+    let tenant = Tenant::register(&control.base).await;
+    let service = tenant.service(&upstream.url, 30_000).await;
+    tenant.route("GET", "/ping", &service, false).await;
+    let state_dir = scratch.0.join("node");
+    // A small memory bound makes the node spill to its state dir.
+    let flags = ["--telemetry-memory-records=20"];
+    let node = Node::start_with(
+        &scratch.0,
+        &control.base,
+        &tenant.gateway_key,
+        &state_dir,
+        &flags,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let ping = |node: &Node| format!("{}/ping", node.base);
+
+    for _ in 0..10 {
+        assert_eq!(status_of(&client, ping(&node), None).await, StatusCode::OK);
+    }
+    eventually("the first logs", || async {
+        all_logs(&tenant, "").await.len() == 10
+    })
+    .await;
+
+    // The control plane goes away; traffic goes on.
+    control.process.kill();
+    for _ in 0..150 {
+        assert_eq!(status_of(&client, ping(&node), None).await, StatusCode::OK);
+    }
+    // The node restarts during the outage: what it held goes to its state dir.
+    node.process.terminate();
+    let spilled = std::fs::read_dir(state_dir.join("outbox"))
+        .expect("outbox")
+        .count();
+    assert!(spilled > 0, "undelivered batches were kept on disk");
+    let node = Node::start_with(
+        &scratch.0,
+        &format!("http://127.0.0.1:{port}"),
+        &tenant.gateway_key,
+        &state_dir,
+        &flags,
+    )
+    .await;
+    for _ in 0..40 {
+        assert_eq!(status_of(&client, ping(&node), None).await, StatusCode::OK);
+    }
+
+    // The control plane comes back: every log of the outage arrives, once.
+    let control = ControlPlane::start(&scratch.0, port).await;
+    let took = eventually_within(Duration::from_secs(20), "the outage's logs", || async {
+        all_logs(&tenant, "").await.len() >= 200
+    })
+    .await;
+    eprintln!("outage logs delivered {took:?} after the control plane returned");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logs = all_logs(&tenant, "").await;
+    let ids: HashSet<&str> = logs
+        .iter()
+        .map(|l| l["requestId"].as_str().expect("id"))
+        .collect();
+    assert_eq!(logs.len(), 200, "nothing lost, nothing twice");
+    assert_eq!(ids.len(), 200);
+    eventually("the outbox to empty", || async {
+        std::fs::read_dir(state_dir.join("outbox"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(false)
+    })
+    .await;
+    node.process.terminate();
+    drop(control);
+}
