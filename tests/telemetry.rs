@@ -178,8 +178,7 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
     assert_eq!(sum("errorCount"), 7);
     let busy = buckets
         .iter()
-        .filter(|b| b["requestCount"].as_i64().unwrap_or(0) > 0)
-        .next_back()
+        .rfind(|b| b["requestCount"].as_i64().unwrap_or(0) > 0)
         .expect("a bucket");
     let (p50, p99) = (
         busy["p50LatencyMs"].as_f64().expect("p50"),
