@@ -84,7 +84,10 @@ async fn list_errors(
     Query(filter): Query<ErrorFilter>,
 ) -> Result<Json<Vec<ErrorEvent>>> {
     let page = validate::page(filter.page)?;
-    let mut query = Sql::new("SELECT * FROM error_events WHERE tenant_id = ");
+    let mut query = Sql::new(
+        state.store().dialect(),
+        "SELECT * FROM error_events WHERE tenant_id = ",
+    );
     query.bind(auth.tenant_id);
     if let Some(resolved) = filter.resolved {
         query.push(" AND resolved = ").bind(resolved);

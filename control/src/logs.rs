@@ -15,7 +15,7 @@ use crate::auth::TenantAuth;
 use crate::error::{ApiError, Result};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
-use crate::store::{Sql, Timestamp};
+use crate::store::{Dialect, Sql, Timestamp};
 use crate::validate;
 
 /// Rows per page of `GET .../logs`.
@@ -86,7 +86,10 @@ async fn list_logs(
             "must be an HTTP status (100..599)",
         ));
     }
-    let mut query = Sql::new("SELECT * FROM request_logs WHERE tenant_id = ");
+    let mut query = Sql::new(
+        state.store().dialect(),
+        "SELECT * FROM request_logs WHERE tenant_id = ",
+    );
     query.bind(auth.tenant_id);
     if let Some(from) = filter.from {
         query.push(" AND created_at >= ").bind(from);
@@ -117,13 +120,16 @@ async fn list_logs(
 /// node may safely send a batch twice.
 pub async fn insert(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     tenant_id: &str,
     logs: &[LogRecord],
 ) -> Result<(), sqlx::Error> {
-    // 14 columns a row; stay well under SQLite's 32766 bind parameters.
-    const ROWS_PER_STATEMENT: usize = 500;
+    // 14 columns a row: 28,000 parameters, under SQLite's 32,766 and
+    // PostgreSQL's 65,535. Fewer statements mean fewer round trips.
+    const ROWS_PER_STATEMENT: usize = 2_000;
     for chunk in logs.chunks(ROWS_PER_STATEMENT) {
         let mut query = Sql::new(
+            dialect,
             "INSERT INTO request_logs (id, tenant_id, request_id, method, path, route_id, \
              service_id, consumer_id, status_code, latency_ms, client_ip, bytes_in, bytes_out, \
              created_at) VALUES ",

@@ -72,6 +72,11 @@ pub struct ProxyArgs {
     #[arg(long, env = "GATEHOUSE_PROXY_THREADS", default_value_t = 2)]
     pub threads: usize,
 
+    /// Ship a log record of every request (`false`: metrics and error
+    /// events only).
+    #[arg(long, env = "GATEHOUSE_REQUEST_LOGS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub request_logs: bool,
+
     /// How often services with a healthCheckPath are checked, in ms.
     #[arg(long, env = "GATEHOUSE_HEALTH_INTERVAL_MS", default_value_t = 10_000)]
     pub health_interval_ms: u64,
@@ -228,7 +233,7 @@ pub fn run_with_exit_hook(
     let background = Background::start(BackgroundParts {
         syncer,
         shipping: shipping.clone(),
-        aggregator: Aggregator::new(node_name),
+        aggregator: Aggregator::new(node_name, args.request_logs),
         events,
         dropped: telemetry.dropped_counter(),
         live: live.clone(),

@@ -35,6 +35,8 @@ struct Minute {
 /// Accumulates events until the next seal.
 pub struct Aggregator {
     node_id: String,
+    /// Whether request records are shipped as logs (metrics always are).
+    keep_logs: bool,
     logs: Vec<LogRecord>,
     errors: Vec<ErrorOccurrence>,
     health: Vec<gatehouse_protocol::telemetry::HealthResult>,
@@ -45,9 +47,10 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    pub fn new(node_id: String) -> Self {
+    pub fn new(node_id: String, keep_logs: bool) -> Self {
         Self {
             node_id,
+            keep_logs,
             logs: Vec::new(),
             errors: Vec::new(),
             health: Vec::new(),
@@ -98,6 +101,9 @@ impl Aggregator {
                 status_code: Some(i64::from(outcome.status)),
                 at_ms: outcome.at_ms,
             });
+        }
+        if !self.keep_logs {
+            return;
         }
         self.logs.push(LogRecord {
             id: uuid::Uuid::new_v4().to_string(),
@@ -254,7 +260,7 @@ mod tests {
 
     #[test]
     fn seals_logs_errors_and_cumulative_minutes() {
-        let mut agg = Aggregator::new("n1".into());
+        let mut agg = Aggregator::new("n1".into(), true);
         assert!(agg.seal().is_none());
         let t = 1_800_000_000_000;
         agg.add(outcome(Some("r1"), 200, 1000, t));
@@ -285,8 +291,18 @@ mod tests {
     }
 
     #[test]
+    fn without_request_logs_only_metrics_and_errors_go_out() {
+        let mut agg = Aggregator::new("n1".into(), false);
+        agg.add(outcome(Some("r1"), 502, 1000, 1_800_000_000_000));
+        let batch = agg.seal().expect("a batch");
+        assert!(batch.logs.is_empty());
+        assert_eq!(batch.metrics.len(), 1);
+        assert_eq!(batch.errors.len(), 1);
+    }
+
+    #[test]
     fn drops_are_reported_once() {
-        let mut agg = Aggregator::new("n1".into());
+        let mut agg = Aggregator::new("n1".into(), true);
         agg.report_drops(5, 1);
         agg.report_drops(5, 2);
         let batch = agg.seal().expect("batch");
