@@ -28,6 +28,20 @@ async fn get(
     (status, body, headers)
 }
 
+/// Waits until GET `url` (with `key`) answers `status`; returns how long it took.
+async fn until_status(
+    client: &reqwest::Client,
+    url: String,
+    key: Option<&str>,
+    status: StatusCode,
+) -> Duration {
+    eventually(&format!("{url} to answer {status}"), || {
+        let (client, url, key) = (client.clone(), url.clone(), key.map(str::to_owned));
+        async move { get(&client, url, key.as_deref()).await.0 == status }
+    })
+    .await
+}
+
 fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
 }
@@ -126,14 +140,12 @@ async fn traffic_flows_and_changes_apply_at_once() {
             None,
         )
         .await;
-    eventually("the revoked key to fail", || {
-        let (client, url, key) = (
-            client.clone(),
-            format!("{}/users/42", node.base),
-            key.clone(),
-        );
-        async move { get(&client, url, Some(&key)).await.0 == StatusCode::UNAUTHORIZED }
-    })
+    until_status(
+        &client,
+        format!("{}/users/42", node.base),
+        Some(&key),
+        StatusCode::UNAUTHORIZED,
+    )
     .await;
     eprintln!(
         "propagation: key revocation enforced {:?} after the REST call began",
@@ -149,10 +161,12 @@ async fn traffic_flows_and_changes_apply_at_once() {
             Some(json!({ "authRequired": false, "enabled": false })),
         )
         .await;
-    eventually("the disabled route to 404", || {
-        let (client, url) = (client.clone(), format!("{}/users/42", node.base));
-        async move { get(&client, url, None).await.0 == StatusCode::NOT_FOUND }
-    })
+    until_status(
+        &client,
+        format!("{}/users/42", node.base),
+        None,
+        StatusCode::NOT_FOUND,
+    )
     .await;
     eprintln!(
         "propagation: route disabled {:?} after the REST call began",
@@ -165,18 +179,22 @@ async fn traffic_flows_and_changes_apply_at_once() {
             Some(json!({ "enabled": true })),
         )
         .await;
-    eventually("the re-enabled route", || {
-        let (client, url) = (client.clone(), format!("{}/users/42", node.base));
-        async move { get(&client, url, None).await.0 == StatusCode::OK }
-    })
+    until_status(
+        &client,
+        format!("{}/users/42", node.base),
+        None,
+        StatusCode::OK,
+    )
     .await;
     tenant
         .send(Method::DELETE, &format!("/routes/{users}"), None)
         .await;
-    eventually("the deleted route to 404", || {
-        let (client, url) = (client.clone(), format!("{}/users/42", node.base));
-        async move { get(&client, url, None).await.0 == StatusCode::NOT_FOUND }
-    })
+    until_status(
+        &client,
+        format!("{}/users/42", node.base),
+        None,
+        StatusCode::NOT_FOUND,
+    )
     .await;
 
     // The route's service deleted: 503.

@@ -20,6 +20,7 @@ use crate::respond::{self, Connection, Reject};
 use crate::routing::Route;
 use crate::telemetry::aggregator::now_ms;
 use crate::telemetry::{Event, Failure, RequestOutcome, Telemetry};
+use gatehouse_protocol::telemetry::LogRecord;
 
 /// The gateway's request handling.
 pub struct Gateway {
@@ -219,22 +220,21 @@ impl ProxyHttp for Gateway {
             .request(route.as_ref().map(|r| r.id.as_str()), status);
         let header = session.req_header();
         let outcome = RequestOutcome {
-            request_id: std::mem::take(&mut ctx.request_id),
-            method: header.method.as_str().to_owned(),
-            path: header.uri.path().to_owned(),
-            route_id: route.as_ref().map(|r| r.id.clone()),
-            service_id: route.as_ref().map(|r| r.service_id.clone()),
-            consumer_id: ctx
-                .admitted
-                .as_ref()
-                .and_then(|a| a.consumer.as_ref())
-                .map(|c| c.id.clone()),
-            status,
-            latency_us: u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            client_ip: client_ip(session).unwrap_or_default(),
-            bytes_in: session.as_downstream().body_bytes_read() as u64,
-            bytes_out: session.as_downstream().body_bytes_sent() as u64,
-            at_ms: ctx.at_ms,
+            record: LogRecord {
+                id: uuid::Uuid::new_v4().to_string(),
+                request_id: std::mem::take(&mut ctx.request_id),
+                method: header.method.as_str().to_owned(),
+                path: header.uri.path().to_owned(),
+                route_id: route.as_ref().map(|r| r.id.clone()),
+                service_id: route.as_ref().map(|r| r.service_id.clone()),
+                consumer_id: ctx.admitted.as_ref().and_then(|a| a.consumer.as_ref()).map(|c| c.id.clone()),
+                status_code: i64::from(status),
+                latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
+                client_ip: client_ip(session).unwrap_or_default(),
+                bytes_in: i64::try_from(session.as_downstream().body_bytes_read()).unwrap_or(i64::MAX),
+                bytes_out: i64::try_from(session.as_downstream().body_bytes_sent()).unwrap_or(i64::MAX),
+                at_ms: ctx.at_ms,
+            },
             failure: ctx.failure.take(),
         };
         self.telemetry.emit(Event::Request(Box::new(outcome)));

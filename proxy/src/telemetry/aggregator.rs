@@ -70,11 +70,9 @@ impl Aggregator {
     }
 
     fn add_request(&mut self, outcome: RequestOutcome) {
-        let minute = outcome.at_ms - outcome.at_ms.rem_euclid(MINUTE_MS);
-        let route = outcome
-            .route_id
-            .clone()
-            .unwrap_or_else(|| "none".to_owned());
+        let RequestOutcome { record, failure } = outcome;
+        let minute = record.at_ms - record.at_ms.rem_euclid(MINUTE_MS);
+        let route = record.route_id.clone().unwrap_or_else(|| "none".to_owned());
         let key = (minute, route);
         let entry = self.minutes.entry(key.clone()).or_insert_with(|| Minute {
             requests: 0,
@@ -83,43 +81,28 @@ impl Aggregator {
             latency: histogram::new_histogram(),
         });
         entry.requests += 1;
-        match outcome.status {
+        match record.status_code {
             400..=499 => entry.client_errors += 1,
             500..=599 => entry.errors += 1,
             _ => {}
         }
-        entry.latency.saturating_record(outcome.latency_us.max(1));
+        entry.latency.saturating_record(((record.latency_ms * 1000.0) as u64).max(1));
         self.dirty.insert(key);
         self.newest_minute = self.newest_minute.max(minute);
-        if let Some(failure) = &outcome.failure {
+        if let Some(failure) = failure {
             self.errors.push(ErrorOccurrence {
                 kind: failure.kind.to_owned(),
-                message: failure.message.clone(),
-                route_id: outcome.route_id.clone(),
-                service_id: outcome.service_id.clone(),
+                message: failure.message,
+                route_id: record.route_id.clone(),
+                service_id: record.service_id.clone(),
                 plugin_id: None,
-                status_code: Some(i64::from(outcome.status)),
-                at_ms: outcome.at_ms,
+                status_code: Some(record.status_code),
+                at_ms: record.at_ms,
             });
         }
-        if !self.keep_logs {
-            return;
+        if self.keep_logs {
+            self.logs.push(record);
         }
-        self.logs.push(LogRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            request_id: outcome.request_id,
-            method: outcome.method,
-            path: outcome.path,
-            route_id: outcome.route_id,
-            service_id: outcome.service_id,
-            consumer_id: outcome.consumer_id,
-            status_code: i64::from(outcome.status),
-            latency_ms: outcome.latency_us as f64 / 1000.0,
-            client_ip: outcome.client_ip,
-            bytes_in: i64::try_from(outcome.bytes_in).unwrap_or(i64::MAX),
-            bytes_out: i64::try_from(outcome.bytes_out).unwrap_or(i64::MAX),
-            at_ms: outcome.at_ms,
-        });
     }
 
     /// Whether enough logs wait to seal before the interval ends.
@@ -239,22 +222,22 @@ mod tests {
 
     fn outcome(route: Option<&str>, status: u16, latency_us: u64, at_ms: i64) -> Event {
         Event::Request(Box::new(RequestOutcome {
-            request_id: "r".into(),
-            method: "GET".into(),
-            path: "/x".into(),
-            route_id: route.map(str::to_owned),
-            service_id: None,
-            consumer_id: None,
-            status,
-            latency_us,
-            client_ip: "127.0.0.1".into(),
-            bytes_in: 0,
-            bytes_out: 10,
-            at_ms,
-            failure: (status == 502).then(|| Failure {
-                kind: "upstream_unavailable",
-                message: "refused".into(),
-            }),
+            record: LogRecord {
+                id: uuid::Uuid::new_v4().to_string(),
+                request_id: "r".into(),
+                method: "GET".into(),
+                path: "/x".into(),
+                route_id: route.map(str::to_owned),
+                service_id: None,
+                consumer_id: None,
+                status_code: i64::from(status),
+                latency_ms: latency_us as f64 / 1000.0,
+                client_ip: "127.0.0.1".into(),
+                bytes_in: 0,
+                bytes_out: 10,
+                at_ms,
+            },
+            failure: (status == 502).then(|| Failure { kind: "upstream_unavailable", message: "refused".into() }),
         }))
     }
 

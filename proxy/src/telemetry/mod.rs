@@ -12,7 +12,7 @@ pub mod outbox;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use gatehouse_protocol::telemetry::HealthResult;
+use gatehouse_protocol::telemetry::{HealthResult, LogRecord};
 use tokio::sync::mpsc;
 
 use crate::metrics::TelemetryGauges;
@@ -21,23 +21,11 @@ use outbox::Outbox;
 /// Events the hot path can queue before new ones are dropped (and counted).
 pub const QUEUE_CAPACITY: usize = 65_536;
 
-/// One finished request, as the hot path saw it.
+/// One finished request: its log record, and the upstream failure if
+/// there was one.
 #[derive(Debug, Clone)]
 pub struct RequestOutcome {
-    pub request_id: String,
-    pub method: String,
-    pub path: String,
-    pub route_id: Option<String>,
-    pub service_id: Option<String>,
-    pub consumer_id: Option<String>,
-    pub status: u16,
-    pub latency_us: u64,
-    pub client_ip: String,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub at_ms: i64,
-    /// Why the upstream failed, when it did (`upstream_unavailable`,
-    /// `upstream_timeout`, `upstream_error`).
+    pub record: LogRecord,
     pub failure: Option<Failure>,
 }
 
