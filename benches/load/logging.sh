@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Proxy throughput with request logging on and off: release binaries, a
 # 1 KiB upstream, the control plane on SQLite, one node pinned to CPU 0 with
-# one worker thread, wrk pinned to CPU 1. Prints requests/s and latency for
+# one worker thread; wrk, the upstream and the control plane pinned to CPU 1. Prints requests/s and latency for
 # both runs and the cost of logging.
 #
 #   benches/load/logging.sh [duration-seconds]
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/gh_load benches/load/logging.sh   (an empty database)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${1:-10}
@@ -17,11 +18,12 @@ cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; r
 trap cleanup EXIT
 
 taskset -c 1 "$TARGET/examples/upstream" 127.0.0.1:18081 2>/dev/null & PIDS+=($!)
-"$TARGET/gatehouse" control --listen 127.0.0.1:18000 --database-url "sqlite://$WORK/db.sqlite" \
+taskset -c 1 "$TARGET/gatehouse" control --listen 127.0.0.1:18000 --database-url "${DATABASE_URL:-sqlite://$WORK/db.sqlite}" \
   --jwt-secret load-bench-secret-load-bench-secret-00 --data-dir "$WORK/data" --mail-outbox "$WORK/outbox" \
   2>"$WORK/control.log" & PIDS+=($!)
 for _ in $(seq 100); do curl -fs http://127.0.0.1:18000/healthz >/dev/null && break; sleep 0.1; done
-REG=$(curl -fs -H 'content-type: application/json' -d '{"name":"load","email":"load@example.com","password":"load-bench-pw"}' http://127.0.0.1:18000/api/auth/register)
+EMAIL="load-$(date +%s%N)@example.com"
+REG=$(curl -fs -H 'content-type: application/json' -d "{\"name\":\"load\",\"email\":\"$EMAIL\",\"password\":\"load-bench-pw\"}" http://127.0.0.1:18000/api/auth/register)
 field() { python3 -c "import json,sys;print(json.load(sys.stdin)['$1'])"; }
 TOKEN=$(echo "$REG" | field token); TENANT=$(echo "$REG" | field tenantId); KEY=$(echo "$REG" | field gatewayApiKey)
 API=http://127.0.0.1:18000/api/tenants/$TENANT
@@ -39,6 +41,7 @@ run() {
   for _ in $(seq 100); do curl -fs http://127.0.0.1:19080/healthz >/dev/null && break; sleep 0.1; done
   taskset -c 1 wrk -t1 -c32 -d2s http://127.0.0.1:18080/bench >/dev/null
   taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" --latency http://127.0.0.1:18080/bench > "$WORK/wrk-$logs.txt"
+  curl -fs http://127.0.0.1:19080/metrics | grep -E '^gatehouse_telemetry' | sed "s/^/  logs=$logs /" >&2
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local rps p50 p99
   rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk-$logs.txt")

@@ -115,45 +115,54 @@ async fn list_logs(
     Ok(Json(logs))
 }
 
-/// Inserts a tenant's request logs on `conn` (a transaction), in
-/// multi-row statements. A log whose id is already stored is skipped, so a
-/// node may safely send a batch twice.
+/// Inserts a tenant's request logs on `conn` (a transaction). The batch
+/// goes to the database as one JSON parameter that the database unpacks
+/// itself (`json_to_recordset` on PostgreSQL, `json_each` on SQLite): one
+/// statement and one round trip whatever the batch size, no per-row
+/// parameters. A log whose id is already stored is skipped, so a node may
+/// safely send a log twice.
 pub async fn insert(
     conn: &mut AnyConnection,
     dialect: Dialect,
     tenant_id: &str,
     logs: &[LogRecord],
 ) -> Result<(), sqlx::Error> {
-    // 14 columns a row: 28,000 parameters, under SQLite's 32,766 and
-    // PostgreSQL's 65,535. Fewer statements mean fewer round trips.
-    const ROWS_PER_STATEMENT: usize = 2_000;
-    for chunk in logs.chunks(ROWS_PER_STATEMENT) {
-        let mut query = Sql::new(
-            dialect,
-            "INSERT INTO request_logs (id, tenant_id, request_id, method, path, route_id, \
-             service_id, consumer_id, status_code, latency_ms, client_ip, bytes_in, bytes_out, \
-             created_at) VALUES ",
-        );
-        for log in chunk {
-            query.row(|row| {
-                row.bind(log.id.clone())
-                    .bind(tenant_id.to_owned())
-                    .bind(log.request_id.clone())
-                    .bind(log.method.clone())
-                    .bind(log.path.clone())
-                    .bind(log.route_id.clone())
-                    .bind(log.service_id.clone())
-                    .bind(log.consumer_id.clone())
-                    .bind(log.status_code)
-                    .bind(log.latency_ms)
-                    .bind(log.client_ip.clone())
-                    .bind(log.bytes_in)
-                    .bind(log.bytes_out)
-                    .bind(Timestamp::from_millis(log.at_ms));
-            });
-        }
-        query.push(" ON CONFLICT (id) DO NOTHING");
-        query.query()?.execute(&mut *conn).await?;
+    if logs.is_empty() {
+        return Ok(());
     }
+    let rows = serde_json::to_string(logs).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+    let sql = match dialect {
+        Dialect::Postgres => INSERT_FROM_JSON_POSTGRES,
+        Dialect::Sqlite => INSERT_FROM_JSON_SQLITE,
+    };
+    sqlx::query(sql)
+        .bind(tenant_id)
+        .bind(rows)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
+
+/// `$2` is a JSON array of `LogRecord`s (camelCase fields).
+const INSERT_FROM_JSON_POSTGRES: &str = "INSERT INTO request_logs (id, tenant_id, request_id, method, \
+     path, route_id, service_id, consumer_id, status_code, latency_ms, client_ip, bytes_in, \
+     bytes_out, created_at) \
+     SELECT r.id, $1, r.\"requestId\", r.method, r.path, r.\"routeId\", r.\"serviceId\", \
+     r.\"consumerId\", r.\"statusCode\", r.\"latencyMs\", r.\"clientIp\", r.\"bytesIn\", \
+     r.\"bytesOut\", r.\"atMs\" \
+     FROM json_to_recordset($2::json) AS r(id text, \"requestId\" text, method text, path text, \
+     \"routeId\" text, \"serviceId\" text, \"consumerId\" text, \"statusCode\" bigint, \
+     \"latencyMs\" double precision, \"clientIp\" text, \"bytesIn\" bigint, \"bytesOut\" bigint, \
+     \"atMs\" bigint) \
+     ON CONFLICT (id) DO NOTHING";
+
+/// The same for SQLite (`WHERE true` lets its parser see the upsert clause).
+const INSERT_FROM_JSON_SQLITE: &str = "INSERT INTO request_logs (id, tenant_id, request_id, method, \
+     path, route_id, service_id, consumer_id, status_code, latency_ms, client_ip, bytes_in, \
+     bytes_out, created_at) \
+     SELECT value ->> '$.id', $1, value ->> '$.requestId', value ->> '$.method', \
+     value ->> '$.path', value ->> '$.routeId', value ->> '$.serviceId', \
+     value ->> '$.consumerId', value ->> '$.statusCode', value ->> '$.latencyMs', \
+     value ->> '$.clientIp', value ->> '$.bytesIn', value ->> '$.bytesOut', value ->> '$.atMs' \
+     FROM json_each($2) WHERE true \
+     ON CONFLICT (id) DO NOTHING";

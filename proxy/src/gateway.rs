@@ -227,12 +227,18 @@ impl ProxyHttp for Gateway {
                 path: header.uri.path().to_owned(),
                 route_id: route.as_ref().map(|r| r.id.clone()),
                 service_id: route.as_ref().map(|r| r.service_id.clone()),
-                consumer_id: ctx.admitted.as_ref().and_then(|a| a.consumer.as_ref()).map(|c| c.id.clone()),
+                consumer_id: ctx
+                    .admitted
+                    .as_ref()
+                    .and_then(|a| a.consumer.as_ref())
+                    .map(|c| c.id.clone()),
                 status_code: i64::from(status),
                 latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
                 client_ip: client_ip(session).unwrap_or_default(),
-                bytes_in: i64::try_from(session.as_downstream().body_bytes_read()).unwrap_or(i64::MAX),
-                bytes_out: i64::try_from(session.as_downstream().body_bytes_sent()).unwrap_or(i64::MAX),
+                bytes_in: i64::try_from(session.as_downstream().body_bytes_read())
+                    .unwrap_or(i64::MAX),
+                bytes_out: i64::try_from(session.as_downstream().body_bytes_sent())
+                    .unwrap_or(i64::MAX),
                 at_ms: ctx.at_ms,
             },
             failure: ctx.failure.take(),

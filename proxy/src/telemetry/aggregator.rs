@@ -86,7 +86,9 @@ impl Aggregator {
             500..=599 => entry.errors += 1,
             _ => {}
         }
-        entry.latency.saturating_record(((record.latency_ms * 1000.0) as u64).max(1));
+        entry
+            .latency
+            .saturating_record(((record.latency_ms * 1000.0) as u64).max(1));
         self.dirty.insert(key);
         self.newest_minute = self.newest_minute.max(minute);
         if let Some(failure) = failure {
@@ -237,7 +239,10 @@ mod tests {
                 bytes_out: 10,
                 at_ms,
             },
-            failure: (status == 502).then(|| Failure { kind: "upstream_unavailable", message: "refused".into() }),
+            failure: (status == 502).then(|| Failure {
+                kind: "upstream_unavailable",
+                message: "refused".into(),
+            }),
         }))
     }
 
