@@ -20,7 +20,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use live::Tombstone;
-pub use sql::{Row, Sql};
+pub use sql::Sql;
 pub use types::{Flag, Timestamp};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");

@@ -1,5 +1,5 @@
 //! A query builder for SQL whose shape depends on the request (optional
-//! filters, multi-row inserts). sqlx's `QueryBuilder` writes `?` for the Any
+//! filters). sqlx's `QueryBuilder` writes `?` for the Any
 //! driver whatever the database, which PostgreSQL rejects; this one writes
 //! each dialect's own placeholders: `$1`, `$2`, ... on PostgreSQL, `?` on
 //! SQLite (whose numbered parameters are named ones, resolved by a search
@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use sqlx::any::{Any, AnyArguments, AnyRow};
-use sqlx::query::{Query, QueryAs};
+use sqlx::query::QueryAs;
 use sqlx::{Arguments, AssertSqlSafe, Encode, FromRow, Type};
 
 use super::Dialect;
@@ -56,21 +56,6 @@ impl Sql {
         self
     }
 
-    /// Appends one parenthesised row of a multi-row `VALUES` list (with the
-    /// comma before it unless it is the first), its values bound by `values`.
-    pub fn row(&mut self, values: impl FnOnce(&mut Row<'_>)) -> &mut Self {
-        if self.text.ends_with(')') {
-            self.text.push_str(", ");
-        }
-        self.text.push('(');
-        values(&mut Row {
-            sql: self,
-            first: true,
-        });
-        self.text.push(')');
-        self
-    }
-
     /// A query returning rows of `O`.
     pub fn query_as<O>(self) -> Result<QueryAs<'static, Any, O, AnyArguments>, sqlx::Error>
     where
@@ -80,34 +65,6 @@ impl Sql {
             Some(err) => Err(sqlx::Error::Encode(err)),
             None => Ok(sqlx::query_as_with(AssertSqlSafe(self.text), self.args)),
         }
-    }
-
-    /// A query run for its effect.
-    pub fn query(self) -> Result<Query<'static, Any, AnyArguments>, sqlx::Error> {
-        match self.error {
-            Some(err) => Err(sqlx::Error::Encode(err)),
-            None => Ok(sqlx::query_with(AssertSqlSafe(self.text), self.args)),
-        }
-    }
-}
-
-/// The values of one row, separated by commas.
-pub struct Row<'a> {
-    sql: &'a mut Sql,
-    first: bool,
-}
-
-impl Row<'_> {
-    /// Binds the next value of the row.
-    pub fn bind<T>(&mut self, value: T) -> &mut Self
-    where
-        T: for<'q> Encode<'q, Any> + Type<Any>,
-    {
-        if !std::mem::take(&mut self.first) {
-            self.sql.text.push_str(", ");
-        }
-        self.sql.bind(value);
-        self
     }
 }
 
@@ -124,16 +81,5 @@ mod tests {
         sql.bind(1_i64).push(" AND b = ").bind("x".to_owned());
         assert_eq!(sql.text, "SELECT * FROM t WHERE a = ? AND b = ?");
         assert_eq!(sql.args.len(), 2);
-    }
-
-    #[test]
-    fn rows_are_comma_separated() {
-        let mut sql = Sql::new(Dialect::Postgres, "INSERT INTO t (a, b) VALUES ");
-        for i in 0..2_i64 {
-            sql.row(|row| {
-                row.bind(i).bind(i * 10);
-            });
-        }
-        assert_eq!(sql.text, "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
     }
 }
