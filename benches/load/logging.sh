@@ -40,23 +40,34 @@ run() {
   local pid=$!
   for _ in $(seq 100); do curl -fs http://127.0.0.1:19080/healthz >/dev/null && break; sleep 0.1; done
   taskset -c 1 wrk -t1 -c32 -d2s http://127.0.0.1:18080/bench >/dev/null
+  local before after
+  before=$(cpu_ticks "$pid")
   taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" --latency http://127.0.0.1:18080/bench > "$WORK/wrk-$logs.txt"
+  after=$(cpu_ticks "$pid")
   curl -fs http://127.0.0.1:19080/metrics | grep -E '^gatehouse_telemetry' | sed "s/^/  logs=$logs /" >&2
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  local rps p50 p99
+  local rps p50 p99 requests cpu_us
   rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk-$logs.txt")
+  requests=$(awk '/requests in/ {print $1}' "$WORK/wrk-$logs.txt")
+  cpu_us=$(python3 -c "print(round(($after - $before) * 1e6 / $(getconf CLK_TCK) / $requests, 2))")
   p50=$(awk '$1=="50%" {print $2}' "$WORK/wrk-$logs.txt")
   p99=$(awk '$1=="99%" {print $2}' "$WORK/wrk-$logs.txt")
-  echo "$logs $rps $p50 $p99"
+  echo "$logs $rps $p50 $p99 $cpu_us"
 }
+
+# utime + stime of a process and its threads, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ON=$(run true); OFF=$(run false)
-printf '%-14s %12s %10s %10s\n' "request logs" "requests/s" "p50" "p99"
-printf '%-14s %12s %10s %10s\n' $ON
-printf '%-14s %12s %10s %10s\n' $OFF
+printf '%-14s %12s %10s %10s %16s\n' "request logs" "requests/s" "p50" "p99" "node CPU µs/req"
+printf '%-14s %12s %10s %10s %16s\n' $ON
+printf '%-14s %12s %10s %10s %16s\n' $OFF
 python3 - "$ON" "$OFF" <<'PY'
 import sys
-on = float(sys.argv[1].split()[1]); off = float(sys.argv[2].split()[1])
-print(f"logging costs {100 * (off - on) / off:.1f}% of throughput (node pinned to CPU 0, 1 worker; wrk on CPU 1, 32 connections)")
+on = sys.argv[1].split(); off = sys.argv[2].split()
+print(f"logging costs {100 * (float(off[1]) - float(on[1])) / float(off[1]):.1f}% of measured throughput "
+      "(node pinned to CPU 0, 1 worker; wrk, upstream, control plane on CPU 1, 32 connections)")
+print(f"and {100 * (float(on[4]) - float(off[4])) / float(off[4]):.1f}% more node CPU per request "
+      "(the throughput cost when the node is the bottleneck)")
 PY
 STORED=$(curl -fs -H "Authorization: Bearer $TOKEN" "$API/metrics?period=1h" | python3 -c 'import json,sys;print(sum(b["requestCount"] for b in json.load(sys.stdin)))')
 echo "requests counted by the control plane's metrics: $STORED"

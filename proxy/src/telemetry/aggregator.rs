@@ -19,6 +19,8 @@ use super::{Event, RequestOutcome};
 
 /// How often a batch is sealed.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the event queue is drained.
+pub const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 /// Seal early once this many logs wait.
 pub const MAX_LOGS_PER_BATCH: usize = 2_000;
 const MINUTE_MS: i64 = 60_000;
@@ -165,9 +167,10 @@ impl Aggregator {
     }
 }
 
-/// Runs the aggregator until `shutdown`: receives events, seals a batch
-/// every [`FLUSH_INTERVAL`] into `outbox`, and wakes the shipper. Seals once
-/// more before returning, so a clean stop loses nothing.
+/// Runs the aggregator until `shutdown`: drains events every
+/// [`DRAIN_INTERVAL`], seals a batch every [`FLUSH_INTERVAL`] into `outbox`,
+/// and wakes the shipper. Seals once more before returning, so a clean stop
+/// loses nothing.
 pub async fn run(
     mut aggregator: Aggregator,
     mut events: mpsc::Receiver<Event>,
@@ -176,7 +179,12 @@ pub async fn run(
     dropped: Arc<AtomicU64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+    // The queue is drained on a short timer rather than awaited: awaiting
+    // it would wake this thread for every request, and those wake-ups (a
+    // context switch each) cost the worker threads more than the telemetry
+    // itself.
+    let mut drain = tokio::time::interval(DRAIN_INTERVAL);
+    let mut last_seal = tokio::time::Instant::now();
     let seal = |aggregator: &mut Aggregator| {
         let total_dropped = dropped.load(Ordering::Relaxed) + lock(&outbox).dropped_records();
         aggregator.report_drops(total_dropped, now_ms());
@@ -187,17 +195,27 @@ pub async fn run(
     };
     loop {
         tokio::select! {
-            event = events.recv() => match event {
-                Some(event) => {
+            _ = drain.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        let closed = loop {
+            match events.try_recv() {
+                Ok(event) => {
                     aggregator.add(event);
                     if aggregator.is_full() {
                         seal(&mut aggregator);
                     }
                 }
-                None => break,
-            },
-            _ = tick.tick() => seal(&mut aggregator),
-            _ = shutdown.changed() => break,
+                Err(mpsc::error::TryRecvError::Empty) => break false,
+                Err(mpsc::error::TryRecvError::Disconnected) => break true,
+            }
+        };
+        if closed {
+            break;
+        }
+        if last_seal.elapsed() >= FLUSH_INTERVAL {
+            seal(&mut aggregator);
+            last_seal = tokio::time::Instant::now();
         }
     }
     while let Ok(event) = events.try_recv() {
