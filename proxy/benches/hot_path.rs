@@ -1,6 +1,7 @@
-//! Micro-benchmarks of the per-request lookups: route matching in a table of
-//! 10,000 routes, and API-key lookup among 100,000 consumers (through the
-//! cache, and hashing every time).
+//! Micro-benchmarks of the per-request work: route matching in a table of
+//! 10,000 routes, API-key lookup among 100,000 consumers (through the cache,
+//! and hashing every time), and a Wasm plugin call (fresh instance from the
+//! pool + `on-request`).
 //!
 //! `cargo bench -p gatehouse-proxy --bench hot_path`
 
@@ -95,5 +96,35 @@ fn bench_keys(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_routing, bench_keys);
+fn bench_plugins(c: &mut Criterion) {
+    use gatehouse_proxy::plugins::{CallContext, EngineSettings, Header, PluginEngine, Request};
+    const TESTBED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/testbed.wasm"));
+    let engine = PluginEngine::new(EngineSettings::default()).expect("engine");
+    let plugin = engine.load("testbed", TESTBED).expect("loads");
+    let request = Request {
+        method: "GET".into(),
+        path: "/users/1".into(),
+        query: String::new(),
+        headers: vec![Header {
+            name: "x-api-key".into(),
+            value: "ck_x".into(),
+        }],
+        client_ip: "127.0.0.1".into(),
+        route_id: "r1".into(),
+        consumer_id: None,
+    };
+    let ctx = CallContext {
+        config_json: r#"{"mode": "header"}"#.into(),
+        ..CallContext::default()
+    };
+    c.bench_function("plugin_on_request_fresh_instance", |b| {
+        b.iter(|| {
+            plugin
+                .on_request(black_box(&ctx), black_box(&request))
+                .expect("runs")
+        })
+    });
+}
+
+criterion_group!(benches, bench_routing, bench_keys, bench_plugins);
 criterion_main!(benches);

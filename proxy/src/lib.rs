@@ -19,6 +19,7 @@ pub mod keys;
 pub mod live;
 pub mod metrics;
 pub mod node;
+pub mod plugins;
 pub mod respond;
 pub mod routing;
 pub mod state_dir;

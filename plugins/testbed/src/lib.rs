@@ -1,0 +1,85 @@
+//! A plugin for the host's tests. Its route config `{"mode": "..."}` picks
+//! what `on-request` does: `header` (set `x-testbed: <value>`), `deny`
+//! (answer 403), `loop` (never return), `hog` (allocate without bound),
+//! `panic` (trap), `consumer` (identify the consumer of the `x-api-key`
+//! header through the host).
+
+wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
+
+use gatehouse::plugin::types::{Header, Hooks, LocalResponse, RequestChanges, ResponseChanges};
+use gatehouse::plugin::{config, consumers, log};
+
+struct Testbed;
+
+fn mode() -> String {
+    let json = config::get_json();
+    // A tiny extraction, to keep the guest free of a JSON dependency.
+    json.split("\"mode\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').nth(1))
+        .unwrap_or("header")
+        .to_owned()
+}
+
+impl Guest for Testbed {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "testbed".into(),
+            version: "0.1.0".into(),
+            hooks: Hooks::ON_REQUEST | Hooks::ON_RESPONSE,
+        }
+    }
+
+    fn on_request(request: Request) -> RequestAction {
+        let proceed = |set_headers, consumer_id| {
+            RequestAction::Proceed(RequestChanges {
+                set_headers,
+                remove_headers: vec![],
+                rewrite_path: None,
+                consumer_id,
+            })
+        };
+        match mode().as_str() {
+            "deny" => RequestAction::Respond(LocalResponse {
+                status: 403,
+                headers: vec![Header { name: "content-type".into(), value: "text/plain".into() }],
+                body: b"denied by testbed".to_vec(),
+            }),
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "hog" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "panic" => panic!("testbed panics on purpose"),
+            "consumer" => {
+                let key = request.headers.iter().find(|h| h.name == "x-api-key").map(|h| h.value.clone());
+                let consumer = key.and_then(|key| consumers::by_key(&key));
+                log::write(log::Level::Info, &format!("consumer found: {}", consumer.is_some()));
+                proceed(vec![], consumer.map(|c| c.id))
+            }
+            _ => proceed(
+                vec![Header { name: "x-testbed".into(), value: format!("{} {}", request.method, request.path) }],
+                None,
+            ),
+        }
+    }
+
+    fn on_response(_request: Request, _response: Response) -> ResponseAction {
+        ResponseAction::Modify(ResponseChanges {
+            set_headers: vec![Header { name: "x-testbed-response".into(), value: "seen".into() }],
+            remove_headers: vec![],
+        })
+    }
+
+    fn on_log(_entry: LogEntry) {}
+}
+
+export!(Testbed);

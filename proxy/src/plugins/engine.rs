@@ -1,0 +1,147 @@
+//! One wasmtime engine per node: the component model, a pooling allocator
+//! (instances recycled, memory kept resident, so a fresh instance per call
+//! costs microseconds), epoch interruption driven by a ticker thread, and
+//! the linker with WASI (an empty context) and Gatehouse's host interfaces.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings::Plugin;
+use super::host::HostState;
+use super::runtime::LoadedPlugin;
+
+/// How often the epoch advances: the granularity of call deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Limits every plugin call runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineSettings {
+    /// Wall-clock budget of one hook call.
+    pub call_deadline: Duration,
+    /// Largest linear memory a plugin may grow to, in bytes.
+    pub max_memory: usize,
+    /// Plugin instances that may exist at once (calls in flight).
+    pub max_instances: u32,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            call_deadline: Duration::from_millis(10),
+            max_memory: 16 << 20,
+            max_instances: 256,
+        }
+    }
+}
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a valid component: {0}")]
+    Compile(String),
+    #[error("does not fit the gatehouse:plugin world: {0}")]
+    World(String),
+}
+
+/// The node's wasmtime engine and linker.
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Linker<HostState>,
+    settings: EngineSettings,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for PluginEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginEngine")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginEngine {
+    /// Builds the engine and starts its epoch ticker.
+    pub fn new(settings: EngineSettings) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(settings.max_instances)
+            .total_core_instances(settings.max_instances * 4)
+            .total_memories(settings.max_instances * 2)
+            .total_tables(settings.max_instances * 4)
+            .total_stacks(settings.max_instances)
+            .max_memory_size(settings.max_memory)
+            .linear_memory_keep_resident(128 << 10)
+            .table_keep_resident(128 << 10);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(512 << 10)
+            .memory_reservation(
+                u64::try_from(settings.max_memory)
+                    .unwrap_or(u64::MAX)
+                    .max(1 << 20),
+            )
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let ticking = engine.clone();
+        let stop = Arc::clone(&ticker_stop);
+        std::thread::Builder::new()
+            .name("gatehouse-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticking.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            engine,
+            linker,
+            settings,
+            ticker_stop,
+        })
+    }
+
+    /// The limits calls run under.
+    pub fn settings(&self) -> EngineSettings {
+        self.settings
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles a component and links it against the plugin world. Slow
+    /// (milliseconds to seconds): never on the hot path.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|err| LoadError::World(format!("{err:#}")))?;
+        let pre = super::bindings::PluginPre::new(pre)
+            .map_err(|err| LoadError::World(format!("{err:#}")))?;
+        Ok(LoadedPlugin::new(
+            name.to_owned(),
+            pre,
+            self.engine.clone(),
+            self.settings,
+        ))
+    }
+}
+
+impl Drop for PluginEngine {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}

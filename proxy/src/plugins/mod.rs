@@ -1,0 +1,24 @@
+//! The Wasm plugin host: components built against `wit/plugin.wit`, run on
+//! the hot path in a sandbox. `engine` owns wasmtime (pooling allocator,
+//! epoch ticker, compilation); `host` is what a plugin may call and the
+//! limits it runs under; `runtime` instantiates a plugin for one call under
+//! a deadline and a memory cap and turns every way a call can go wrong into
+//! a [`PluginFailure`], leaving the node unharmed.
+
+mod bindings {
+    wasmtime::component::bindgen!({ world: "plugin", path: "../wit" });
+}
+
+pub mod engine;
+pub mod host;
+pub mod runtime;
+
+#[cfg(test)]
+mod tests;
+
+pub use bindings::gatehouse::plugin::types::{
+    Header, LocalResponse, LogEntry, Request, RequestAction, RequestChanges, Response,
+    ResponseAction, ResponseChanges,
+};
+pub use engine::{EngineSettings, PluginEngine};
+pub use runtime::{CallContext, LoadedPlugin, PluginFailure};

@@ -1,0 +1,150 @@
+//! The host against real components: the `testbed` plugin of `plugins/`,
+//! built by the build script, behaving and misbehaving on purpose.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gatehouse_protocol::ConsumerConfig;
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::keys::KeyIndex;
+
+const TESTBED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/testbed.wasm"));
+
+fn engine() -> PluginEngine {
+    PluginEngine::new(EngineSettings {
+        call_deadline: Duration::from_millis(20),
+        max_memory: 8 << 20,
+        max_instances: 16,
+    })
+    .expect("engine")
+}
+
+fn request() -> Request {
+    Request {
+        method: "GET".into(),
+        path: "/users/1".into(),
+        query: String::new(),
+        headers: vec![Header {
+            name: "x-api-key".into(),
+            value: "ck_good".into(),
+        }],
+        client_ip: "127.0.0.1".into(),
+        route_id: "r1".into(),
+        consumer_id: None,
+    }
+}
+
+fn mode(mode: &str) -> CallContext {
+    CallContext {
+        config_json: format!(r#"{{"mode": "{mode}"}}"#),
+        ..CallContext::default()
+    }
+}
+
+#[test]
+fn a_well_behaved_plugin_changes_the_request() {
+    let engine = engine();
+    let plugin = engine.load("testbed", TESTBED).expect("loads");
+    let info = plugin.describe().expect("describes");
+    assert_eq!(info.name, "testbed");
+    match plugin
+        .on_request(&mode("header"), &request())
+        .expect("runs")
+    {
+        RequestAction::Proceed(changes) => {
+            assert_eq!(changes.set_headers[0].name, "x-testbed");
+            assert_eq!(changes.set_headers[0].value, "GET /users/1");
+        }
+        other => panic!("expected proceed, got {other:?}"),
+    }
+    match plugin.on_request(&mode("deny"), &request()).expect("runs") {
+        RequestAction::Respond(response) => assert_eq!(response.status, 403),
+        other => panic!("expected a local response, got {other:?}"),
+    }
+}
+
+#[test]
+fn plugins_look_consumers_up_through_the_host() {
+    let engine = engine();
+    let plugin = engine.load("testbed", TESTBED).expect("loads");
+    let keys = KeyIndex::build(&[ConsumerConfig {
+        id: "c1".into(),
+        api_key_hash: Sha256::digest(b"ck_good")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        rate_limit_tier: "pro".into(),
+    }]);
+    let ctx = CallContext {
+        keys: Some(Arc::new(keys)),
+        ..mode("consumer")
+    };
+    match plugin.on_request(&ctx, &request()).expect("runs") {
+        RequestAction::Proceed(changes) => assert_eq!(changes.consumer_id.as_deref(), Some("c1")),
+        other => panic!("expected proceed, got {other:?}"),
+    }
+}
+
+#[test]
+fn loops_are_cut_at_the_deadline() {
+    let engine = engine();
+    let plugin = engine.load("testbed", TESTBED).expect("loads");
+    let started = Instant::now();
+    let failure = plugin
+        .on_request(&mode("loop"), &request())
+        .expect_err("times out");
+    assert_eq!(failure.reason(), "timeout", "{failure}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "cut short, not run to completion"
+    );
+    // The engine is unharmed: the next call works.
+    assert!(plugin.on_request(&mode("header"), &request()).is_ok());
+}
+
+#[test]
+fn runaway_allocation_hits_the_memory_cap() {
+    let engine = engine();
+    let plugin = engine.load("testbed", TESTBED).expect("loads");
+    let failure = plugin
+        .on_request(&mode("hog"), &request())
+        .expect_err("out of memory");
+    assert_eq!(failure.reason(), "out_of_memory", "{failure}");
+    assert!(plugin.on_request(&mode("header"), &request()).is_ok());
+}
+
+#[test]
+fn panics_are_traps_not_crashes() {
+    let engine = engine();
+    let plugin = engine.load("testbed", TESTBED).expect("loads");
+    let failure = plugin
+        .on_request(&mode("panic"), &request())
+        .expect_err("traps");
+    assert_eq!(failure.reason(), "trap", "{failure}");
+    for _ in 0..50 {
+        assert!(
+            plugin.on_request(&mode("header"), &request()).is_ok(),
+            "instances are recycled cleanly"
+        );
+    }
+}
+
+#[test]
+fn bad_bytes_and_other_worlds_are_refused_at_load() {
+    let engine = engine();
+    assert!(matches!(
+        engine.load("junk", b"not wasm at all"),
+        Err(engine::LoadError::Compile(_))
+    ));
+    // A core module is not a component.
+    let core_module = b"\0asm\x01\0\0\0";
+    assert!(engine.load("core", core_module).is_err());
+    // A component of another world: no gatehouse exports.
+    let empty_component = b"\0asm\x0d\0\x01\0";
+    assert!(matches!(
+        engine.load("empty", empty_component),
+        Err(engine::LoadError::World(_))
+    ));
+}
