@@ -11,7 +11,13 @@ fn main() {
     let manifest =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let plugins = manifest.join("../plugins");
-    for watched in ["Cargo.toml", "Cargo.lock", ".cargo/config.toml", "testbed"] {
+    for watched in [
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo/config.toml",
+        "api-key-auth",
+        "testbed",
+    ] {
         println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
     }
     println!(

@@ -1,12 +1,13 @@
-//! Whether a request may go upstream, and where: match its route, check its
-//! API key, find its service. This is the policy seam the Wasm plugins
-//! (issue: Wasm plugins) will take over; the native key check stays as their
-//! benchmark baseline.
+//! Whether a request may go upstream, and where: match its route, run the
+//! auth plugin when the route requires a key, find its service.
 
 use std::sync::Arc;
 
 use crate::compiled::CompiledConfig;
-use crate::keys::{Consumer, key_from_headers};
+use crate::keys::Consumer;
+use crate::plugins::{
+    Builtins, CallContext, LocalResponse, PluginFailure, Request as PluginRequest, RequestAction,
+};
 use crate::respond::Reject;
 use crate::routing::Route;
 use crate::upstream::Upstream;
@@ -16,40 +17,71 @@ use crate::upstream::Upstream;
 pub struct Admitted {
     pub route: Arc<Route>,
     pub upstream: Arc<Upstream>,
-    /// The consumer whose key was presented, when the route asks for one.
+    /// The consumer the auth plugin identified, when the route asks for one.
     pub consumer: Option<Arc<Consumer>>,
 }
 
-/// The request line and credential headers admission looks at.
+/// The request line admission looks at.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
     pub method: &'a str,
     pub path: &'a str,
-    pub x_api_key: Option<&'a str>,
-    pub authorization: Option<&'a str>,
 }
 
-/// Decides a request: 404 without an (enabled) route, 401 without a valid
-/// key on a route that requires one, 503 when the route's service is gone.
+/// Why a request does not go upstream.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The gateway answers with its error JSON (404, 503).
+    Reject(Reject, Option<Arc<Route>>),
+    /// A plugin answered (the auth plugin's 401, say).
+    Answered(LocalResponse, Arc<Route>),
+    /// A plugin that fails closed failed: 503 `plugin_failed`.
+    PluginFailed(PluginFailure, Arc<Route>),
+}
+
+/// Decides a request: 404 without an (enabled) route; on a route that
+/// requires a key, the `api-key-auth` plugin identifies the consumer or
+/// answers; 503 when the route's service is gone. `plugin_request` builds
+/// what plugins see, only when one runs.
 pub fn admit(
     config: &CompiledConfig,
+    builtins: &Builtins,
     request: RequestFacts<'_>,
-) -> Result<Admitted, (Reject, Option<Arc<Route>>)> {
+    plugin_request: impl FnOnce(&Route) -> PluginRequest,
+) -> Result<Admitted, Refusal> {
     let route = config
         .routes
         .lookup(request.method, request.path)
-        .ok_or((Reject::ROUTE_NOT_FOUND, None))?;
+        .ok_or(Refusal::Reject(Reject::ROUTE_NOT_FOUND, None))?;
     let consumer = if route.auth_required {
-        let key = key_from_headers(request.x_api_key, request.authorization);
-        let consumer = key.and_then(|key| config.keys.lookup(key));
-        Some(consumer.ok_or_else(|| (Reject::INVALID_API_KEY, Some(Arc::clone(route))))?)
+        let ctx = CallContext {
+            config_json: String::new(),
+            keys: Some(Arc::clone(&config.keys)),
+            shared: builtins.shared.clone(),
+        };
+        match builtins
+            .api_key_auth
+            .on_request(&ctx, &plugin_request(route))
+        {
+            Ok(RequestAction::Proceed(changes)) => {
+                // A consumer the plugin names must be one of this tenant's.
+                let consumer = changes.consumer_id.and_then(|id| config.keys.by_id(&id));
+                Some(consumer.ok_or_else(|| {
+                    Refusal::Reject(Reject::INVALID_API_KEY, Some(Arc::clone(route)))
+                })?)
+            }
+            Ok(RequestAction::Respond(response)) => {
+                return Err(Refusal::Answered(response, Arc::clone(route)));
+            }
+            Err(failure) => return Err(Refusal::PluginFailed(failure, Arc::clone(route))),
+        }
     } else {
         None
     };
     let upstream = config
         .upstreams
         .get(&route.service_id)
-        .ok_or_else(|| (Reject::SERVICE_UNAVAILABLE, Some(Arc::clone(route))))?;
+        .ok_or_else(|| Refusal::Reject(Reject::SERVICE_UNAVAILABLE, Some(Arc::clone(route))))?;
     Ok(Admitted {
         route: Arc::clone(route),
         upstream: Arc::clone(upstream),
@@ -99,49 +131,60 @@ mod tests {
         })
     }
 
-    fn facts<'a>(path: &'a str, key: Option<&'a str>) -> RequestFacts<'a> {
-        RequestFacts {
+    fn plugin_request(key: Option<&str>) -> PluginRequest {
+        PluginRequest {
+            method: "GET".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: key
+                .map(|k| {
+                    vec![crate::plugins::Header {
+                        name: "x-api-key".into(),
+                        value: k.into(),
+                    }]
+                })
+                .unwrap_or_default(),
+            client_ip: "127.0.0.1".into(),
+            route_id: "r".into(),
+            consumer_id: None,
+        }
+    }
+
+    fn status(
+        config: &CompiledConfig,
+        builtins: &Builtins,
+        path: &str,
+        key: Option<&str>,
+    ) -> Result<Option<String>, u16> {
+        let facts = RequestFacts {
             method: "GET",
             path,
-            x_api_key: key,
-            authorization: None,
+        };
+        match admit(config, builtins, facts, |_| plugin_request(key)) {
+            Ok(admitted) => Ok(admitted.consumer.map(|c| c.id.clone())),
+            Err(Refusal::Reject(reject, _)) => Err(reject.status),
+            Err(Refusal::Answered(response, _)) => Err(response.status),
+            Err(Refusal::PluginFailed(..)) => Err(503),
         }
     }
 
     #[test]
     fn decides_404_401_503_and_admits() {
         let config = config();
+        let engine = crate::plugins::PluginEngine::new(crate::plugins::EngineSettings::default())
+            .expect("engine");
+        let builtins = Builtins::load(&engine).expect("built-ins");
+        assert_eq!(status(&config, &builtins, "/nope", None), Err(404));
+        assert_eq!(status(&config, &builtins, "/secure", None), Err(401));
         assert_eq!(
-            admit(&config, facts("/nope", None))
-                .map(|_| ())
-                .map_err(|e| e.0.status),
-            Err(404)
-        );
-        assert_eq!(
-            admit(&config, facts("/secure", None))
-                .map(|_| ())
-                .map_err(|e| e.0.status),
+            status(&config, &builtins, "/secure", Some("ck_bad")),
             Err(401)
         );
         assert_eq!(
-            admit(&config, facts("/secure", Some("ck_bad")))
-                .map(|_| ())
-                .map_err(|e| e.0.status),
-            Err(401)
+            status(&config, &builtins, "/secure", Some("ck_good")),
+            Ok(Some("c".to_owned()))
         );
-        let ok = admit(&config, facts("/secure", Some("ck_good"))).expect("admitted");
-        assert_eq!(ok.consumer.map(|c| c.id.clone()).as_deref(), Some("c"));
-        assert!(
-            admit(&config, facts("/open", None))
-                .expect("open")
-                .consumer
-                .is_none()
-        );
-        assert_eq!(
-            admit(&config, facts("/orphan", None))
-                .map(|_| ())
-                .map_err(|e| e.0.status),
-            Err(503)
-        );
+        assert_eq!(status(&config, &builtins, "/open", None), Ok(None));
+        assert_eq!(status(&config, &builtins, "/orphan", None), Err(503));
     }
 }

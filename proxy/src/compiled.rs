@@ -17,7 +17,7 @@ pub struct CompiledConfig {
     pub tenant_id: String,
     pub version: i64,
     pub routes: RouteTable,
-    pub keys: KeyIndex,
+    pub keys: Arc<KeyIndex>,
     /// Live services by id; a route whose service is absent answers 503.
     pub upstreams: HashMap<String, Arc<Upstream>>,
 }
@@ -49,7 +49,7 @@ impl CompiledConfig {
             tenant_id: snapshot.tenant_id.clone(),
             version: snapshot.version,
             routes,
-            keys: KeyIndex::build(&snapshot.consumers),
+            keys: Arc::new(KeyIndex::build(&snapshot.consumers)),
             upstreams,
         }
     }

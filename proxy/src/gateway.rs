@@ -11,11 +11,12 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::admission::{self, Admitted, RequestFacts};
+use crate::admission::{self, Admitted, Refusal, RequestFacts};
 use crate::drain::{InFlight, InFlightGuard};
 use crate::forwarding::{self, Forwarded};
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
+use crate::plugins::{Builtins, Header as PluginHeader, Request as PluginRequest};
 use crate::respond::{self, Connection, Reject};
 use crate::routing::Route;
 use crate::telemetry::aggregator::now_ms;
@@ -28,6 +29,7 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     in_flight: InFlight,
     telemetry: Telemetry,
+    builtins: Arc<Builtins>,
 }
 
 impl Gateway {
@@ -36,12 +38,14 @@ impl Gateway {
         metrics: Arc<Metrics>,
         in_flight: InFlight,
         telemetry: Telemetry,
+        builtins: Arc<Builtins>,
     ) -> Self {
         Self {
             live,
             metrics,
             in_flight,
             telemetry,
+            builtins,
         }
     }
 }
@@ -109,23 +113,40 @@ impl ProxyHttp for Gateway {
         let facts = RequestFacts {
             method: header.method.as_str(),
             path: header.uri.path(),
-            x_api_key: header
-                .headers
-                .get("x-api-key")
-                .and_then(|v| v.to_str().ok()),
-            authorization: header
-                .headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok()),
         };
-        match admission::admit(&config, facts) {
+        let client = client_ip(session).unwrap_or_default();
+        let decision = admission::admit(&config, &self.builtins, facts, |route| {
+            plugin_request(header, route, client)
+        });
+        match decision {
             Ok(admitted) => {
                 ctx.admitted = Some(admitted);
                 Ok(false)
             }
-            Err((reject, route)) => {
+            Err(Refusal::Reject(reject, route)) => {
                 ctx.rejected_route = route;
                 respond::send(session, &reject, &ctx.request_id, Connection::KeepAlive).await?;
+                Ok(true)
+            }
+            Err(Refusal::Answered(response, route)) => {
+                ctx.rejected_route = Some(route);
+                respond::send_local(session, &response, &ctx.request_id).await?;
+                Ok(true)
+            }
+            Err(Refusal::PluginFailed(failure, route)) => {
+                ctx.rejected_route = Some(route);
+                tracing::warn!(error = %failure, "auth plugin failed; failing closed");
+                ctx.failure = Some(Failure {
+                    kind: "plugin_failed",
+                    message: format!("api-key-auth: {failure}"),
+                });
+                respond::send(
+                    session,
+                    &Reject::PLUGIN_FAILED,
+                    &ctx.request_id,
+                    Connection::KeepAlive,
+                )
+                .await?;
                 Ok(true)
             }
         }
@@ -244,6 +265,28 @@ impl ProxyHttp for Gateway {
             failure: ctx.failure.take(),
         };
         self.telemetry.emit(Event::Request(Box::new(outcome)));
+    }
+}
+
+/// The request as plugins see it.
+fn plugin_request(header: &RequestHeader, route: &Route, client_ip: String) -> PluginRequest {
+    PluginRequest {
+        method: header.method.as_str().to_owned(),
+        path: header.uri.path().to_owned(),
+        query: header.uri.query().unwrap_or("").to_owned(),
+        headers: header
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some(PluginHeader {
+                    name: name.as_str().to_owned(),
+                    value: value.to_str().ok()?.to_owned(),
+                })
+            })
+            .collect(),
+        client_ip,
+        route_id: route.id.clone(),
+        consumer_id: None,
     }
 }
 

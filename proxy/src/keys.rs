@@ -29,6 +29,7 @@ pub struct Consumer {
 /// Consumers by API key.
 pub struct KeyIndex {
     by_hash: HashMap<[u8; 32], Arc<Consumer>>,
+    by_id: HashMap<String, Arc<Consumer>>,
     recent: Cache<String, Option<Arc<Consumer>>>,
 }
 
@@ -44,7 +45,7 @@ impl KeyIndex {
     /// Indexes the consumers of a snapshot; entries whose hash is not 64 hex
     /// digits are skipped (they could never match).
     pub fn build(consumers: &[ConsumerConfig]) -> Self {
-        let by_hash = consumers
+        let by_hash: HashMap<[u8; 32], Arc<Consumer>> = consumers
             .iter()
             .filter_map(|c| {
                 let hash = decode_hex(&c.api_key_hash)?;
@@ -55,8 +56,13 @@ impl KeyIndex {
                 Some((hash, Arc::new(consumer)))
             })
             .collect();
+        let by_id = by_hash
+            .values()
+            .map(|c: &Arc<Consumer>| (c.id.clone(), Arc::clone(c)))
+            .collect();
         Self {
             by_hash,
+            by_id,
             recent: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_idle(CACHE_IDLE)
@@ -87,6 +93,11 @@ impl KeyIndex {
         found
     }
 
+    /// The consumer with this id (as an auth plugin names it).
+    pub fn by_id(&self, id: &str) -> Option<Arc<Consumer>> {
+        self.by_id.get(id).cloned()
+    }
+
     /// The consumer whose key this is, hashing every time (the baseline the
     /// cache is measured against).
     pub fn lookup_uncached(&self, key: &str) -> Option<Arc<Consumer>> {
@@ -104,24 +115,6 @@ fn decode_hex(hex: &str) -> Option<[u8; 32]> {
         *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
     }
     Some(out)
-}
-
-/// The API key of a request: `X-API-Key`, else `Authorization: Bearer`.
-pub fn key_from_headers<'a>(
-    x_api_key: Option<&'a str>,
-    authorization: Option<&'a str>,
-) -> Option<&'a str> {
-    x_api_key
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .or_else(|| {
-            let value = authorization?;
-            let (scheme, token) = value.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim())
-                .filter(|t| !t.is_empty())
-        })
 }
 
 #[cfg(test)]
@@ -178,17 +171,5 @@ mod tests {
             rate_limit_tier: "free".into(),
         };
         assert!(KeyIndex::build(&[bad]).is_empty());
-    }
-
-    #[test]
-    fn keys_come_from_x_api_key_or_bearer() {
-        assert_eq!(
-            key_from_headers(Some("ck_1"), Some("Bearer ck_2")),
-            Some("ck_1")
-        );
-        assert_eq!(key_from_headers(None, Some("Bearer ck_2")), Some("ck_2"));
-        assert_eq!(key_from_headers(None, Some("bearer  ck_3 ")), Some("ck_3"));
-        assert_eq!(key_from_headers(Some(" "), Some("Basic abc")), None);
-        assert_eq!(key_from_headers(None, None), None);
     }
 }

@@ -25,6 +25,7 @@ use crate::drain::{self, ExitHook, InFlight};
 use crate::gateway::Gateway;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
+use crate::plugins::{Builtins, EngineSettings, PluginEngine};
 use crate::state_dir::StateDir;
 use crate::sync::{Shipping, SyncSettings, Syncer};
 use crate::telemetry::Telemetry;
@@ -259,11 +260,14 @@ pub fn run_with_exit_hook(
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    let engine = PluginEngine::new(EngineSettings::default())?;
+    let builtins = Arc::new(Builtins::load(&engine)?);
     let gateway = Gateway::new(
         live.clone(),
         Arc::clone(&metrics),
         in_flight.clone(),
         telemetry.clone(),
+        builtins,
     );
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, gateway);
     if let Some(app) = proxy.app_logic_mut() {

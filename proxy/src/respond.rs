@@ -6,6 +6,8 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
+use crate::plugins::LocalResponse;
+
 /// A request the proxy answers itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reject {
@@ -45,6 +47,11 @@ impl Reject {
         code: "upstream_timeout",
         message: "the upstream service did not answer in time",
     };
+    pub const PLUGIN_FAILED: Self = Self {
+        status: 503,
+        code: "plugin_failed",
+        message: "a plugin of this route failed",
+    };
     pub const BAD_REQUEST: Self = Self {
         status: 400,
         code: "bad_request",
@@ -83,6 +90,32 @@ pub async fn send(
         header.insert_header("connection", "close")?;
         session.set_keepalive(None);
     }
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+/// Writes a plugin's local response as the whole response.
+pub async fn send_local(
+    session: &mut Session,
+    response: &LocalResponse,
+    request_id: &str,
+) -> Result<()> {
+    let body = Bytes::from(response.body.clone());
+    let status = if (100..=599).contains(&response.status) {
+        response.status
+    } else {
+        500
+    };
+    let mut header = ResponseHeader::build(status, Some(response.headers.len() + 2))?;
+    for plugin_header in &response.headers {
+        // A header the plugin got wrong is skipped, not fatal.
+        let _ = header.append_header(plugin_header.name.clone(), plugin_header.value.as_str());
+    }
+    header.insert_header("content-length", body.len().to_string())?;
+    header.insert_header("x-request-id", request_id)?;
     session
         .write_response_header(Box::new(header), false)
         .await?;

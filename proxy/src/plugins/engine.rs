@@ -52,7 +52,18 @@ pub struct PluginEngine {
     engine: Engine,
     linker: Linker<HostState>,
     settings: EngineSettings,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: Arc<Ticker>,
+}
+
+/// Stops the epoch ticker when the engine and every plugin loaded from it
+/// are gone (without it, deadlines would never fire).
+#[derive(Debug)]
+pub struct Ticker(Arc<AtomicBool>);
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for PluginEngine {
@@ -106,7 +117,7 @@ impl PluginEngine {
             engine,
             linker,
             settings,
-            ticker_stop,
+            ticker: Arc::new(Ticker(ticker_stop)),
         })
     }
 
@@ -136,12 +147,7 @@ impl PluginEngine {
             pre,
             self.engine.clone(),
             self.settings,
+            Arc::clone(&self.ticker),
         ))
-    }
-}
-
-impl Drop for PluginEngine {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
     }
 }

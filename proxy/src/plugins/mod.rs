@@ -9,6 +9,7 @@ mod bindings {
     wasmtime::component::bindgen!({ world: "plugin", path: "../wit" });
 }
 
+pub mod builtins;
 pub mod engine;
 pub mod host;
 pub mod runtime;
@@ -20,5 +21,6 @@ pub use bindings::gatehouse::plugin::types::{
     Header, LocalResponse, LogEntry, Request, RequestAction, RequestChanges, Response,
     ResponseAction, ResponseChanges,
 };
+pub use builtins::Builtins;
 pub use engine::{EngineSettings, PluginEngine};
 pub use runtime::{CallContext, LoadedPlugin, PluginFailure};

@@ -12,7 +12,7 @@ use super::bindings::PluginPre;
 use super::bindings::gatehouse::plugin::types::{
     PluginInfo, Request, RequestAction, Response, ResponseAction,
 };
-use super::engine::{EPOCH_TICK, EngineSettings};
+use super::engine::{EPOCH_TICK, EngineSettings, Ticker};
 use super::host::{HostState, SharedState};
 use crate::keys::KeyIndex;
 
@@ -55,6 +55,7 @@ pub struct LoadedPlugin {
     pre: PluginPre<HostState>,
     engine: Engine,
     settings: EngineSettings,
+    _ticker: Arc<Ticker>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -71,12 +72,14 @@ impl LoadedPlugin {
         pre: PluginPre<HostState>,
         engine: Engine,
         settings: EngineSettings,
+        ticker: Arc<Ticker>,
     ) -> Self {
         Self {
             name,
             pre,
             engine,
             settings,
+            _ticker: ticker,
         }
     }
 
