@@ -136,6 +136,8 @@ impl ProxyHttp for Gateway {
             Err(Refusal::PluginFailed(failure, route)) => {
                 ctx.rejected_route = Some(route);
                 tracing::warn!(error = %failure, "auth plugin failed; failing closed");
+                self.metrics
+                    .plugin_failure("api-key-auth", failure.reason());
                 ctx.failure = Some(Failure {
                     kind: "plugin_failed",
                     message: format!("api-key-auth: {failure}"),

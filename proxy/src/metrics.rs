@@ -20,6 +20,7 @@ pub struct Metrics {
     sync_rejected: IntGauge,
     snapshots: IntGauge,
     upstream_up: IntGaugeVec,
+    plugin_failures: IntCounterVec,
     telemetry_dropped: IntGauge,
     telemetry_waiting: IntGauge,
     telemetry_spilled: IntGauge,
@@ -104,12 +105,21 @@ impl Metrics {
             "Telemetry spilled to the state dir",
         )?;
         registry.register(Box::new(upstream_up.clone()))?;
+        let plugin_failures = IntCounterVec::new(
+            Opts::new(
+                "plugin_failures_total",
+                "Plugin calls that failed, by plugin and reason (timeout, out_of_memory, trap, unavailable)",
+            ),
+            &["plugin", "reason"],
+        )?;
+        registry.register(Box::new(plugin_failures.clone()))?;
         registry.register(Box::new(telemetry_dropped.clone()))?;
         registry.register(Box::new(telemetry_waiting.clone()))?;
         registry.register(Box::new(telemetry_spilled.clone()))?;
         config_version.set(-1);
         Ok(Self {
             upstream_up,
+            plugin_failures,
             telemetry_dropped,
             telemetry_waiting,
             telemetry_spilled,
@@ -136,6 +146,13 @@ impl Metrics {
         self.upstream_latency
             .with_label_values(&[route])
             .observe(seconds);
+    }
+
+    /// Counts a failed plugin call.
+    pub fn plugin_failure(&self, plugin: &str, reason: &str) {
+        self.plugin_failures
+            .with_label_values(&[plugin, reason])
+            .inc();
     }
 
     /// Records a health check's result.
