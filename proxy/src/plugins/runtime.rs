@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use wasmtime::{Engine, Store, Trap};
 
-use super::bindings::PluginPre;
 use super::bindings::gatehouse::plugin::types::{
     PluginInfo, Request, RequestAction, Response, ResponseAction,
 };
+use super::bindings::{Plugin, PluginPre};
 use super::engine::{EPOCH_TICK, EngineSettings, Ticker};
 use super::host::{HostState, SharedState};
 use crate::keys::KeyIndex;
@@ -119,16 +119,26 @@ impl LoadedPlugin {
         }
     }
 
-    /// Calls `describe`.
-    pub fn describe(&self) -> Result<PluginInfo, PluginFailure> {
-        let mut store = self.store(&CallContext::default());
+    /// Instantiates the plugin in a fresh store for `ctx` and runs `call`
+    /// on it; every way it can fail becomes a [`PluginFailure`].
+    fn call<R>(
+        &self,
+        ctx: &CallContext,
+        call: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginFailure> {
+        let mut store = self.store(ctx);
         let instance = self
             .pre
             .instantiate(&mut store)
             .map_err(|err| PluginFailure::Unavailable(format!("{err:#}")))?;
-        instance
-            .call_describe(&mut store)
-            .map_err(|err| self.failure(&store, &err))
+        call(&instance, &mut store).map_err(|err| self.failure(&store, &err))
+    }
+
+    /// Calls `describe`.
+    pub fn describe(&self) -> Result<PluginInfo, PluginFailure> {
+        self.call(&CallContext::default(), |plugin, store| {
+            plugin.call_describe(store)
+        })
     }
 
     /// Calls `on-request`.
@@ -137,14 +147,7 @@ impl LoadedPlugin {
         ctx: &CallContext,
         request: &Request,
     ) -> Result<RequestAction, PluginFailure> {
-        let mut store = self.store(ctx);
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|err| PluginFailure::Unavailable(format!("{err:#}")))?;
-        instance
-            .call_on_request(&mut store, request)
-            .map_err(|err| self.failure(&store, &err))
+        self.call(ctx, |plugin, store| plugin.call_on_request(store, request))
     }
 
     /// Calls `on-response`.
@@ -154,13 +157,8 @@ impl LoadedPlugin {
         request: &Request,
         response: &Response,
     ) -> Result<ResponseAction, PluginFailure> {
-        let mut store = self.store(ctx);
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|err| PluginFailure::Unavailable(format!("{err:#}")))?;
-        instance
-            .call_on_response(&mut store, request, response)
-            .map_err(|err| self.failure(&store, &err))
+        self.call(ctx, |plugin, store| {
+            plugin.call_on_response(store, request, response)
+        })
     }
 }
