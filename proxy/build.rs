@@ -39,6 +39,9 @@ fn main() {
         ])
         .arg(plugins.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target_dir)
+        // cargo finds `plugins/.cargo/config.toml` (small guest stacks) from
+        // the working directory, not from the manifest path.
+        .current_dir(&plugins)
         // The outer build's flags are for the host, not for the guests.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
