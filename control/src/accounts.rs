@@ -16,7 +16,7 @@ use crate::extract::Json;
 use crate::secrets::{self, GATEWAY_KEY_PREFIX};
 use crate::state::AppState;
 use crate::store::{Store, Timestamp};
-use crate::validate;
+use crate::{tiers, validate};
 
 /// How long a password-reset token is valid.
 pub const RESET_TOKEN_TTL_MS: i64 = 60 * 60 * 1000;
@@ -105,6 +105,7 @@ pub async fn create_tenant(
     let password_hash = passwords::hash(password.to_owned()).await?;
     let key = secrets::generate(GATEWAY_KEY_PREFIX);
     let tenant_id = Uuid::new_v4().to_string();
+    let mut tx = store.pool().begin().await?;
     sqlx::query(
         "INSERT INTO tenants (id, name, email, password_hash, gateway_key_hash, \
          gateway_key_prefix, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -116,12 +117,14 @@ pub async fn create_tenant(
     .bind(&key.hash)
     .bind(&key.display_prefix)
     .bind(Timestamp::now())
-    .execute(store.pool())
+    .execute(&mut *tx)
     .await
     .map_err(conflict_on_unique(
         "email_taken",
         "an account with this email already exists",
     ))?;
+    tiers::insert_defaults(&mut tx, &tenant_id).await?;
+    tx.commit().await?;
     Ok(NewTenant {
         tenant_id,
         gateway_key: key.plaintext,

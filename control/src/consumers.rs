@@ -17,10 +17,8 @@ use crate::extract::{Json, PathId};
 use crate::secrets::{self, CONSUMER_KEY_PREFIX};
 use crate::state::AppState;
 use crate::store::{Timestamp, Tombstone};
-use crate::validate;
+use crate::{tiers, validate};
 
-/// The rate-limit tiers every tenant starts with.
-pub const DEFAULT_TIERS: [&str; 4] = ["free", "pro", "enterprise", "unlimited"];
 /// The tier of a consumer created without one.
 pub const DEFAULT_TIER: &str = "free";
 
@@ -31,7 +29,8 @@ pub struct ConsumerEntity {
     pub id: String,
     pub tenant_id: String,
     pub name: String,
-    /// The rate-limit tier: free, pro, enterprise or unlimited.
+    /// The rate-limit tier: one of the tenant's (free, pro, enterprise and
+    /// unlimited by default).
     pub rate_limit_tier: String,
     /// The first characters of the API key, to tell keys apart.
     pub api_key_prefix: String,
@@ -115,7 +114,8 @@ async fn create_consumer(
     Json(body): Json<CreateConsumer>,
 ) -> Result<(StatusCode, Json<CreatedConsumer>)> {
     let name = validate::name("name", &body.name)?;
-    let tier = validate_tier(body.rate_limit_tier.as_deref().unwrap_or(DEFAULT_TIER))?;
+    let tier_name = body.rate_limit_tier.as_deref().unwrap_or(DEFAULT_TIER);
+    let tier = tiers::require_tier(state.store(), &auth.tenant_id, tier_name).await?;
     let key = secrets::generate(CONSUMER_KEY_PREFIX);
     let now = Timestamp::now();
     let consumer = sqlx::query_as(
@@ -157,11 +157,10 @@ async fn update_consumer(
         .as_deref()
         .map(|n| validate::name("name", n))
         .transpose()?;
-    let tier = body
-        .rate_limit_tier
-        .as_deref()
-        .map(validate_tier)
-        .transpose()?;
+    let tier = match body.rate_limit_tier.as_deref() {
+        Some(name) => Some(tiers::require_tier(state.store(), &auth.tenant_id, name).await?),
+        None => None,
+    };
     let consumer = sqlx::query_as(
         "UPDATE consumers SET name = COALESCE($1, name), \
          rate_limit_tier = COALESCE($2, rate_limit_tier), updated_at = $3 \
@@ -196,15 +195,4 @@ async fn revoke_consumer(
         return Err(ApiError::NotFound("consumer"));
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn validate_tier(tier: &str) -> Result<String> {
-    if DEFAULT_TIERS.contains(&tier) {
-        Ok(tier.to_owned())
-    } else {
-        Err(ApiError::invalid(
-            "rateLimitTier",
-            format!("unknown tier `{tier}`; one of {}", DEFAULT_TIERS.join(", ")),
-        ))
-    }
 }

@@ -18,7 +18,7 @@ use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 use crate::{
     accounts, consumers, error_events, gateway, gateway_status, health, logs, metrics, openapi,
-    routes, services,
+    routes, services, tiers,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -30,6 +30,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, OpenApi) {
         .merge(services::router())
         .merge(routes::router())
         .merge(consumers::router())
+        .merge(tiers::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             gateway::bump_on_change,

@@ -29,6 +29,7 @@ pub mod services;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tiers;
 pub mod validate;
 
 pub use config::ControlArgs;

@@ -17,6 +17,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         (name = "services", description = "Upstream services"),
         (name = "routes", description = "Routes to services"),
         (name = "consumers", description = "API consumers and their keys"),
+        (name = "rate limits", description = "Rate-limit tiers"),
         (name = "telemetry", description = "Logs, errors, health and metrics"),
         (name = "gateway", description = "Gateway nodes"),
     )

@@ -64,6 +64,14 @@ fn endpoints(ids: &Ids) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, "/health".into(), None),
         (Method::GET, "/metrics?period=1h".into(), None),
         (Method::GET, "/gateway-status".into(), None),
+        (Method::GET, "/rate-limit-tiers".into(), None),
+        (
+            Method::PUT,
+            "/rate-limit-tiers".into(),
+            Some(
+                json!({ "tiers": [{ "name": "free", "requestsPerMinute": 1 }], "anonymousRequestsPerMinute": null }),
+            ),
+        ),
     ]
 }
 

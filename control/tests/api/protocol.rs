@@ -125,6 +125,8 @@ async fn openapi_covers_every_endpoint(db: Db) {
         ("get", "/api/tenants/{tenantId}/health"),
         ("get", "/api/tenants/{tenantId}/metrics"),
         ("get", "/api/tenants/{tenantId}/gateway-status"),
+        ("get", "/api/tenants/{tenantId}/rate-limit-tiers"),
+        ("put", "/api/tenants/{tenantId}/rate-limit-tiers"),
     ];
     let paths = doc.body["paths"].as_object().expect("paths");
     let documented: usize = paths
