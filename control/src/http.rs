@@ -18,7 +18,7 @@ use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 use crate::{
     accounts, consumers, error_events, gateway, gateway_status, health, logs, metrics, openapi,
-    routes, services, tiers,
+    plugins, routes, services, tiers,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -38,6 +38,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, OpenApi) {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(accounts::router())
         .merge(config)
+        .merge(plugins::router())
         .merge(logs::router())
         .merge(error_events::router())
         .merge(health::router())

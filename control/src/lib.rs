@@ -22,6 +22,8 @@ pub mod logs;
 pub mod mail;
 pub mod metrics;
 pub mod openapi;
+pub mod plugin_check;
+pub mod plugins;
 pub mod routes;
 pub mod secrets;
 pub mod server;

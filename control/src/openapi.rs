@@ -18,6 +18,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         (name = "routes", description = "Routes to services"),
         (name = "consumers", description = "API consumers and their keys"),
         (name = "rate limits", description = "Rate-limit tiers"),
+        (name = "plugins", description = "Tenant Wasm plugins"),
         (name = "telemetry", description = "Logs, errors, health and metrics"),
         (name = "gateway", description = "Gateway nodes"),
     )

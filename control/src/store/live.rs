@@ -12,6 +12,7 @@ pub enum Tombstone {
     Services,
     Routes,
     Consumers,
+    Plugins,
 }
 
 impl Tombstone {
@@ -20,6 +21,7 @@ impl Tombstone {
             Self::Services => ("services", "deleted_at"),
             Self::Routes => ("routes", "deleted_at"),
             Self::Consumers => ("consumers", "revoked_at"),
+            Self::Plugins => ("plugins", "deleted_at"),
         }
     }
 }

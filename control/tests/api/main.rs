@@ -7,6 +7,7 @@ mod accounts;
 mod consumers;
 mod gateway;
 mod isolation;
+mod plugins;
 mod protocol;
 mod routes;
 mod services;

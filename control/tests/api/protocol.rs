@@ -127,6 +127,10 @@ async fn openapi_covers_every_endpoint(db: Db) {
         ("get", "/api/tenants/{tenantId}/gateway-status"),
         ("get", "/api/tenants/{tenantId}/rate-limit-tiers"),
         ("put", "/api/tenants/{tenantId}/rate-limit-tiers"),
+        ("get", "/api/tenants/{tenantId}/plugins"),
+        ("post", "/api/tenants/{tenantId}/plugins"),
+        ("get", "/api/tenants/{tenantId}/plugins/{id}"),
+        ("delete", "/api/tenants/{tenantId}/plugins/{id}"),
     ];
     let paths = doc.body["paths"].as_object().expect("paths");
     let documented: usize = paths
