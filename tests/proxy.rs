@@ -101,6 +101,23 @@ async fn traffic_flows_and_changes_apply_at_once() {
     let echoed: Value = response.json().await.expect("json");
     assert_eq!(echoed["headers"]["x-request-id"], "trace-me");
 
+    // Upstream connections are pooled: 20 more requests, at most one new connection.
+    let before = upstream
+        .connections
+        .load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..20 {
+        let (status, _, _) = get(&client, format!("{}/users/7", node.base), Some(&key)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let opened = upstream
+        .connections
+        .load(std::sync::atomic::Ordering::SeqCst)
+        - before;
+    assert!(
+        opened <= 1,
+        "{opened} new upstream connections for 20 requests"
+    );
+
     // Keys: missing or wrong → 401; open routes need none.
     for bad in [None, Some("ck_not-a-key")] {
         let (status, body, _) = get(&client, format!("{}/users/42", node.base), bad).await;

@@ -7,13 +7,14 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
 use axum::response::IntoResponse;
 use axum::routing::any;
+use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 
 pub const JWT_SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-0000";
@@ -311,6 +312,8 @@ pub struct Upstream {
     pub url: String,
     /// What `/health` answers: 200 while true, 503 while false.
     pub healthy: Arc<AtomicBool>,
+    /// TCP connections accepted so far.
+    pub connections: Arc<AtomicUsize>,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -373,12 +376,18 @@ pub async fn upstream() -> Upstream {
         }))
         .into_response()
     }));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&connections);
+    let listener = listener.tap_io(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.ok();
     });
     Upstream {
         url: format!("http://{addr}"),
         healthy,
+        connections,
         _task: task,
     }
 }

@@ -12,6 +12,7 @@ on_both_databases!(
     register_and_login,
     registration_is_validated,
     login_failures_are_throttled,
+    login_failures_are_throttled_per_ip,
     password_reset_round_trip,
     expired_reset_tokens_are_refused,
 );
@@ -152,6 +153,34 @@ async fn login_failures_are_throttled(db: Db) {
         .parse()
         .expect("seconds");
     assert!(retry > 0 && retry <= 15 * 60, "{retry}");
+    h.finish().await;
+}
+
+async fn login_failures_are_throttled_per_ip(db: Db) {
+    let h = Harness::start(db).await;
+    let tenant = h.register("ip-throttled").await;
+    // Many accounts guessed from one address.
+    for i in 0..gatehouse_control::server::LOGIN_FAILURES_PER_IP {
+        h.call(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(
+                json!({ "email": format!("guess-{i}@example.com"), "password": "wrong-password" }),
+            ),
+        )
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    }
+    // The address is refused, even for a real account with its real password.
+    h.call(
+        Method::POST,
+        "/api/auth/login",
+        None,
+        Some(json!({ "email": tenant.email, "password": tenant.password })),
+    )
+    .await
+    .expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     h.finish().await;
 }
 
