@@ -3,6 +3,7 @@
 //! otherwise).
 
 use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -23,7 +24,7 @@ impl FromRequestParts<AppState> for TenantAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).ok_or(ApiError::Unauthorized(
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(
             "missing_token",
             "send a tenant token in Authorization: Bearer <token>",
         ))?;
@@ -49,8 +50,8 @@ impl FromRequestParts<AppState> for TenantAuth {
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
-pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

@@ -8,10 +8,10 @@ use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
 use axum::response::Response;
 use gatehouse_protocol::sync::{self, ControlMessage, HEARTBEAT_INTERVAL_MS, NodeMessage};
 
+use crate::auth::tenant::bearer_token;
 use crate::error::{ApiError, Result};
 use crate::gateway_status;
 use crate::secrets::{GATEWAY_KEY_PREFIX, sha256_hex};
@@ -31,14 +31,7 @@ pub async fn connect(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
-    let key = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+    let key = bearer_token(&headers)
         .filter(|key| key.starts_with(GATEWAY_KEY_PREFIX))
         .ok_or(ApiError::Unauthorized(
             "invalid_gateway_key",
