@@ -141,3 +141,142 @@ async fn real_components_are_stored_listed_and_deleted() {
     control.stop().await.expect("stops");
     std::fs::remove_dir_all(dir).ok();
 }
+
+mod support;
+
+use gatehouse_proxy::plugins::builtins::TESTBED;
+use serde_json::json;
+use support::{ControlPlane, Node, Scratch, Tenant, eventually, free_port, upstream};
+
+/// A tenant plugin uploaded over REST, attached to a route, fetched by the
+/// node over the gateway link and run on traffic: it changes requests,
+/// answers them, and when it fails its failure policy decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
+    let scratch = Scratch::new("tenant-plugins");
+    let upstream = upstream().await;
+    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let tenant = Tenant::register(&control.base).await;
+    let service = tenant.service(&upstream.url, 30_000).await;
+    let uploaded = tenant
+        .http
+        .post(format!("{}/plugins?name=testbed&version=1", tenant.api))
+        .bearer_auth(&tenant.token)
+        .header("content-type", "application/wasm")
+        .body(TESTBED.to_vec())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    let plugin_id = uploaded.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let route = tenant
+        .send(reqwest::Method::POST, "/routes", Some(json!({
+            "method": "GET", "pathPattern": "/things/:id", "serviceId": service, "authRequired": false,
+            "plugins": [{ "pluginId": plugin_id, "config": { "mode": "header" } }],
+        })))
+        .await;
+    assert_eq!(
+        route["plugins"][0]["failurePolicy"], "closed",
+        "fails closed by default"
+    );
+    let route_id = route["id"].as_str().expect("id").to_owned();
+    let node = Node::start(
+        &scratch.0,
+        &control.base,
+        &tenant.gateway_key,
+        &scratch.0.join("node"),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/things/1?x=2", node.base);
+
+    // The plugin's header reaches the upstream (once the node has fetched it).
+    eventually("the plugin to run", || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let Ok(response) = client.get(url).send().await else {
+                return false;
+            };
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            body["headers"]["x-testbed"] == "GET /things/1"
+        }
+    })
+    .await;
+
+    let set_plugins = |config: Value, policy: &str| {
+        let body = json!({ "plugins": [{ "pluginId": plugin_id, "config": config, "failurePolicy": policy }] });
+        let (tenant, path) = (&tenant, format!("/routes/{route_id}"));
+        async move { tenant.send(reqwest::Method::PATCH, &path, Some(body)).await }
+    };
+    let status_is = |expected: StatusCode| {
+        let (client, url) = (client.clone(), url.clone());
+        move || {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                client
+                    .get(url)
+                    .send()
+                    .await
+                    .map(|r| r.status() == expected)
+                    .unwrap_or(false)
+            }
+        }
+    };
+
+    // It answers for the upstream.
+    set_plugins(json!({ "mode": "deny" }), "closed").await;
+    eventually("the plugin to deny", status_is(StatusCode::FORBIDDEN)).await;
+    // It loops: failing closed answers 503, failing open skips it.
+    set_plugins(json!({ "mode": "loop" }), "closed").await;
+    eventually(
+        "closed to answer 503",
+        status_is(StatusCode::SERVICE_UNAVAILABLE),
+    )
+    .await;
+    let body: Value = client
+        .get(&url)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["error"]["code"], "plugin_failed");
+    set_plugins(json!({ "mode": "hog" }), "open").await;
+    eventually("open to skip it", status_is(StatusCode::OK)).await;
+
+    // Other routes are unaffected, the node is healthy, and the failures are on record.
+    let metrics = client
+        .get(format!("{}/metrics", node.admin))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("gatehouse_plugin_failures_total{plugin=\"testbed\",reason=\"timeout\"}"),
+        "{metrics}"
+    );
+    eventually("a plugin_failed error event", || async {
+        let errors = tenant.send(reqwest::Method::GET, "/errors", None).await;
+        errors
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "plugin_failed"))
+    })
+    .await;
+
+    // A plugin in use cannot be deleted.
+    let delete = tenant
+        .http
+        .delete(format!("{}/plugins/{plugin_id}", tenant.api))
+        .bearer_auth(&tenant.token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(delete.status(), StatusCode::CONFLICT);
+    node.process.terminate();
+}

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod plugin_check;
 pub mod plugins;
+pub mod route_plugins;
 pub mod routes;
 pub mod secrets;
 pub mod server;

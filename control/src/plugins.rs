@@ -162,7 +162,7 @@ async fn get_plugin(
     Ok(Json(plugin))
 }
 
-/// Delete a plugin (sets deletedAt).
+/// Delete a plugin (sets deletedAt); 409 while a live route uses it.
 #[utoipa::path(delete, path = "/api/tenants/{tenantId}/plugins/{id}", tag = "plugins",
     params(("tenantId" = String, Path), ("id" = String, Path)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)),
@@ -172,6 +172,20 @@ async fn delete_plugin(
     auth: TenantAuth,
     PathId(id): PathId,
 ) -> Result<StatusCode> {
+    let attached: Option<(String,)> = sqlx::query_as(
+        "SELECT r.id FROM route_plugins rp JOIN routes r ON r.id = rp.route_id \
+         WHERE rp.plugin_id = $1 AND r.tenant_id = $2 AND r.deleted_at IS NULL LIMIT 1",
+    )
+    .bind(&id)
+    .bind(&auth.tenant_id)
+    .fetch_optional(state.store().pool())
+    .await?;
+    if let Some((route,)) = attached {
+        return Err(ApiError::conflict(
+            "plugin_in_use",
+            format!("route {route} uses this plugin; detach it first"),
+        ));
+    }
     if !state
         .store()
         .bury(Tombstone::Plugins, &auth.tenant_id, &id)

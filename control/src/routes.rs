@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::auth::TenantAuth;
 use crate::error::{ApiError, Result, conflict_on_unique};
 use crate::extract::{Json, PathId, double_option};
+use crate::route_plugins::{self, RoutePlugin};
 use crate::services::ServiceEntity;
 use crate::state::AppState;
 use crate::store::{Flag, Timestamp, Tombstone};
@@ -46,6 +47,9 @@ pub struct RouteEntity {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub deleted_at: Option<Timestamp>,
+    /// Tenant plugins, run in order after the built-ins.
+    #[sqlx(skip)]
+    pub plugins: Vec<RoutePlugin>,
 }
 
 /// Body of `POST .../routes`.
@@ -60,6 +64,8 @@ pub struct CreateRoute {
     pub rate_limit_override: Option<i64>,
     #[serde(default)]
     pub enabled: Option<bool>,
+    #[serde(default)]
+    pub plugins: Vec<RoutePlugin>,
 }
 
 /// Body of `PATCH .../routes/{id}`: any subset of the writable fields.
@@ -78,6 +84,8 @@ pub struct UpdateRoute {
     #[schema(value_type = Option<i64>)]
     pub rate_limit_override: Option<Option<i64>>,
     pub enabled: Option<bool>,
+    /// Replaces the route's plugin list.
+    pub plugins: Option<Vec<RoutePlugin>>,
     #[schema(ignore)]
     id: Option<IgnoredAny>,
     #[schema(ignore)]
@@ -106,12 +114,12 @@ async fn list_routes(
     State(state): State<AppState>,
     auth: TenantAuth,
 ) -> Result<Json<Vec<RouteEntity>>> {
-    Ok(Json(
-        state
-            .store()
-            .live(Tombstone::Routes, &auth.tenant_id)
-            .await?,
-    ))
+    let mut routes: Vec<RouteEntity> = state
+        .store()
+        .live(Tombstone::Routes, &auth.tenant_id)
+        .await?;
+    route_plugins::attach(state.store(), &auth.tenant_id, &mut routes).await?;
+    Ok(Json(routes))
 }
 
 /// Create a new route.
@@ -131,8 +139,10 @@ async fn create_route(
         .map(validate_rate_limit)
         .transpose()?;
     let service_id = require_live_service(&state, &auth.tenant_id, &body.service_id).await?;
+    let plugins = route_plugins::validate(state.store(), &auth.tenant_id, &body.plugins).await?;
     let now = Timestamp::now();
-    let route = sqlx::query_as(
+    let mut tx = state.store().pool().begin().await?;
+    let mut route: RouteEntity = sqlx::query_as(
         "INSERT INTO routes (id, tenant_id, method, path_pattern, path_shape, service_id, \
          auth_required, rate_limit_override, enabled, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING *",
@@ -147,9 +157,12 @@ async fn create_route(
     .bind(rate_limit_override)
     .bind(body.enabled.unwrap_or(true))
     .bind(now)
-    .fetch_one(state.store().pool())
+    .fetch_one(&mut *tx)
     .await
     .map_err(conflict_on_unique("route_conflict", DUPLICATE_ROUTE))?;
+    route_plugins::replace(&mut tx, &route.id, &plugins).await?;
+    tx.commit().await?;
+    route.plugins = plugins;
     Ok((StatusCode::CREATED, Json(route)))
 }
 
@@ -190,7 +203,14 @@ async fn update_route(
         Some(None) => None,
         None => current.rate_limit_override,
     };
-    let route = sqlx::query_as(
+    let plugins = match &body.plugins {
+        Some(plugins) => {
+            Some(route_plugins::validate(state.store(), &auth.tenant_id, plugins).await?)
+        }
+        None => None,
+    };
+    let mut tx = state.store().pool().begin().await?;
+    let route: RouteEntity = sqlx::query_as(
         "UPDATE routes SET method = $1, path_pattern = $2, path_shape = $3, service_id = $4, \
          auth_required = $5, rate_limit_override = $6, enabled = $7, updated_at = $8 \
          WHERE id = $9 AND tenant_id = $10 AND deleted_at IS NULL RETURNING *",
@@ -205,10 +225,17 @@ async fn update_route(
     .bind(Timestamp::now())
     .bind(&id)
     .bind(&auth.tenant_id)
-    .fetch_optional(state.store().pool())
+    .fetch_optional(&mut *tx)
     .await
     .map_err(conflict_on_unique("route_conflict", DUPLICATE_ROUTE))?
     .ok_or(ApiError::NotFound("route"))?;
+    if let Some(plugins) = &plugins {
+        route_plugins::replace(&mut tx, &route.id, plugins).await?;
+    }
+    tx.commit().await?;
+    let mut routes = [route];
+    route_plugins::attach(state.store(), &auth.tenant_id, &mut routes).await?;
+    let [route] = routes;
     Ok(Json(route))
 }
 

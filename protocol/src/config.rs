@@ -40,6 +40,9 @@ pub struct RouteConfig {
     pub auth_required: bool,
     pub rate_limit_override: Option<i64>,
     pub enabled: bool,
+    /// Tenant plugins run in order after the built-ins.
+    #[serde(default)]
+    pub plugins: Vec<RoutePluginConfig>,
 }
 
 /// A consumer as the proxy needs it: never the key, only its SHA-256.
@@ -50,4 +53,18 @@ pub struct ConsumerConfig {
     /// Lowercase hex SHA-256 of the consumer's API key.
     pub api_key_hash: String,
     pub rate_limit_tier: String,
+}
+
+/// A tenant plugin attached to a route, as nodes need it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutePluginConfig {
+    pub plugin_id: String,
+    pub name: String,
+    /// SHA-256 of the component: how a node fetches and caches it.
+    pub sha256: String,
+    /// The plugin's config on this route, as JSON text.
+    pub config_json: String,
+    /// `closed` (a failure answers 503) or `open` (a failure skips the plugin).
+    pub failure_policy: String,
 }

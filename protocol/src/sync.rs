@@ -32,6 +32,9 @@ pub enum NodeMessage {
     Heartbeat,
     /// Logs, metrics, errors and health results; answered by an ack.
     Telemetry(TelemetryBatch),
+    /// Asks for the component with this SHA-256 (one of the tenant's).
+    #[serde(rename_all = "camelCase")]
+    FetchPlugin { sha256: String },
 }
 
 /// What the control plane sends.
@@ -47,6 +50,13 @@ pub enum ControlMessage {
     /// The telemetry batch with this id is stored (or was already).
     #[serde(rename_all = "camelCase")]
     Ack { batch_id: String },
+    /// A component the node asked for, base64; `None` when the tenant has
+    /// no live plugin with that hash.
+    #[serde(rename_all = "camelCase")]
+    Plugin {
+        sha256: String,
+        wasm_base64: Option<String>,
+    },
 }
 
 /// Decodes one text frame from the control plane.

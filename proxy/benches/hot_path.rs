@@ -33,6 +33,7 @@ fn routes() -> Vec<RouteConfig> {
                 auth_required: true,
                 rate_limit_override: None,
                 enabled: true,
+                plugins: vec![],
             }
         })
         .collect()

@@ -105,6 +105,7 @@ mod tests {
             auth_required: auth,
             rate_limit_override: None,
             enabled: true,
+            plugins: vec![],
         };
         CompiledConfig::compile(&ConfigSnapshot {
             tenant_id: "t".into(),

@@ -9,6 +9,7 @@ use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
 use crate::keys::Consumer;
+use crate::plugins::chain::Changes;
 use crate::upstream::Upstream;
 
 /// Longest client-chosen request id kept as is.
@@ -81,6 +82,39 @@ pub fn rewrite(
     request.remove_header("x-consumer-id");
     if let Some(consumer) = forwarded.consumer {
         request.insert_header("x-consumer-id", consumer.id.as_str())?;
+    }
+    Ok(())
+}
+
+/// Applies what the route's plugins changed: headers set and removed, and
+/// a rewritten path (behind the service's prefix, query kept).
+pub fn apply_plugin_changes(
+    request: &mut RequestHeader,
+    upstream: &Upstream,
+    changes: &Changes,
+) -> Result<()> {
+    for name in &changes.remove_headers {
+        request.remove_header(name.as_str());
+    }
+    for header in &changes.set_headers {
+        request.insert_header(header.name.clone(), header.value.as_str())?;
+    }
+    if let Some(path) = &changes.rewrite_path {
+        let query = request
+            .uri
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let uri: http::Uri = upstream
+            .forward_path(&format!("{path}{query}"))
+            .parse()
+            .map_err(|_| {
+                Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "rewritten path is not a valid URI",
+                )
+            })?;
+        request.set_uri(uri);
     }
     Ok(())
 }

@@ -16,7 +16,8 @@ use crate::drain::{InFlight, InFlightGuard};
 use crate::forwarding::{self, Forwarded};
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
-use crate::plugins::{Builtins, Header as PluginHeader, Request as PluginRequest};
+use crate::plugins::chain::{self, ChainOutcome, Changes};
+use crate::plugins::{Builtins, Header as PluginHeader, Registry, Request as PluginRequest};
 use crate::respond::{self, Connection, Reject};
 use crate::routing::Route;
 use crate::telemetry::aggregator::now_ms;
@@ -30,6 +31,7 @@ pub struct Gateway {
     in_flight: InFlight,
     telemetry: Telemetry,
     builtins: Arc<Builtins>,
+    registry: Arc<Registry>,
 }
 
 impl Gateway {
@@ -39,6 +41,7 @@ impl Gateway {
         in_flight: InFlight,
         telemetry: Telemetry,
         builtins: Arc<Builtins>,
+        registry: Arc<Registry>,
     ) -> Self {
         Self {
             live,
@@ -46,6 +49,7 @@ impl Gateway {
             in_flight,
             telemetry,
             builtins,
+            registry,
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct RequestCtx {
     upstream_sent: Option<Instant>,
     upstream_status: Option<u16>,
     failure: Option<Failure>,
+    /// What the route's tenant plugins changed.
+    plugin_changes: Changes,
     _in_flight: InFlightGuard,
 }
 
@@ -88,6 +94,7 @@ impl ProxyHttp for Gateway {
             upstream_sent: None,
             upstream_status: None,
             failure: None,
+            plugin_changes: Changes::default(),
             _in_flight: self.in_flight.enter(),
         }
     }
@@ -116,12 +123,59 @@ impl ProxyHttp for Gateway {
         };
         let client = client_ip(session).unwrap_or_default();
         let decision = admission::admit(&config, &self.builtins, facts, |route| {
-            plugin_request(header, route, client)
+            plugin_request(header, route, client.clone())
         });
         match decision {
             Ok(admitted) => {
+                let route = Arc::clone(&admitted.route);
+                let mut request =
+                    (!route.plugins.is_empty()).then(|| plugin_request(header, &route, client));
+                if let Some(request) = &mut request {
+                    request.consumer_id = admitted.consumer.as_ref().map(|c| c.id.clone());
+                }
                 ctx.admitted = Some(admitted);
-                Ok(false)
+                let Some(request) = request else {
+                    return Ok(false);
+                };
+                let outcome = chain::run(
+                    &self.registry,
+                    &config.keys,
+                    &self.builtins.shared,
+                    &route.plugins,
+                    request,
+                );
+                match outcome {
+                    ChainOutcome::Proceed { changes, skipped } => {
+                        for (name, failure) in skipped {
+                            self.metrics.plugin_failure(&name, failure.reason());
+                            ctx.failure = Some(Failure {
+                                kind: "plugin_failed",
+                                message: format!("{name} (fails open): {failure}"),
+                            });
+                        }
+                        ctx.plugin_changes = changes;
+                        Ok(false)
+                    }
+                    ChainOutcome::Answered(response) => {
+                        respond::send_local(session, &response, &ctx.request_id).await?;
+                        Ok(true)
+                    }
+                    ChainOutcome::Failed(name, failure) => {
+                        self.metrics.plugin_failure(&name, failure.reason());
+                        ctx.failure = Some(Failure {
+                            kind: "plugin_failed",
+                            message: format!("{name}: {failure}"),
+                        });
+                        respond::send(
+                            session,
+                            &Reject::PLUGIN_FAILED,
+                            &ctx.request_id,
+                            Connection::KeepAlive,
+                        )
+                        .await?;
+                        Ok(true)
+                    }
+                }
             }
             Err(Refusal::Reject(reject, route)) => {
                 ctx.rejected_route = route;
@@ -182,6 +236,11 @@ impl ProxyHttp for Gateway {
             consumer: admitted.consumer.as_deref(),
         };
         forwarding::rewrite(upstream_request, &admitted.upstream, &forwarded)?;
+        forwarding::apply_plugin_changes(
+            upstream_request,
+            &admitted.upstream,
+            &ctx.plugin_changes,
+        )?;
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }

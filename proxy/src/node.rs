@@ -25,7 +25,7 @@ use crate::drain::{self, ExitHook, InFlight};
 use crate::gateway::Gateway;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
-use crate::plugins::{Builtins, EngineSettings, PluginEngine};
+use crate::plugins::{Builtins, EngineSettings, PluginEngine, Registry};
 use crate::state_dir::StateDir;
 use crate::sync::{Shipping, SyncSettings, Syncer};
 use crate::telemetry::Telemetry;
@@ -211,6 +211,12 @@ pub fn run_with_exit_hook(
         outbox: Arc::new(Mutex::new(outbox)),
         sealed: Arc::new(Notify::new()),
     };
+    let engine = Arc::new(PluginEngine::new(EngineSettings::default())?);
+    let builtins = Arc::new(Builtins::load(&engine)?);
+    let registry = Arc::new(Registry::new(
+        Arc::clone(&engine),
+        args.state_dir.join("plugins"),
+    )?);
     let syncer = Syncer::new(
         SyncSettings {
             control_url: args.control_url.clone(),
@@ -220,7 +226,8 @@ pub fn run_with_exit_hook(
         live.clone(),
         state,
         shipping.clone(),
-    );
+    )
+    .with_plugins(Arc::clone(&registry));
     match syncer.restore() {
         Ok(Some(version)) => tracing::info!(version, "restored the saved config"),
         Ok(None) => tracing::info!("no saved config; waiting for the control plane"),
@@ -260,14 +267,13 @@ pub fn run_with_exit_hook(
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let engine = PluginEngine::new(EngineSettings::default())?;
-    let builtins = Arc::new(Builtins::load(&engine)?);
     let gateway = Gateway::new(
         live.clone(),
         Arc::clone(&metrics),
         in_flight.clone(),
         telemetry.clone(),
         builtins,
+        registry,
     );
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, gateway);
     if let Some(app) = proxy.app_logic_mut() {

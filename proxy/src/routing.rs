@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gatehouse_protocol::{RouteConfig, RoutePattern, Segment};
+use gatehouse_protocol::{RouteConfig, RoutePattern, RoutePluginConfig, Segment};
 
 /// A route as the hot path needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub struct Route {
     pub service_id: String,
     pub auth_required: bool,
     pub rate_limit_override: Option<i64>,
+    /// Tenant plugins, in order.
+    pub plugins: Vec<RoutePluginConfig>,
     /// Per segment: 0 exact, 1 parameter, 2 wildcard. Lower sorts first.
     rank: Vec<u8>,
 }
@@ -113,6 +115,7 @@ impl RouteTable {
                 service_id: config.service_id.clone(),
                 auth_required: config.auth_required,
                 rate_limit_override: config.rate_limit_override,
+                plugins: config.plugins.clone(),
                 rank: rank(&pattern),
             });
             let layers = table.layers_mut(&config.method);
@@ -235,6 +238,7 @@ mod tests {
             auth_required: false,
             rate_limit_override: None,
             enabled: true,
+            plugins: vec![],
         }
     }
 

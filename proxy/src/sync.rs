@@ -24,8 +24,11 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::compiled::CompiledConfig;
 use crate::live::LiveConfig;
+use crate::plugins::Registry;
 use crate::state_dir::StateDir;
 use crate::telemetry::outbox::Outbox;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 /// The first reconnect delay's upper bound.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
@@ -111,6 +114,7 @@ pub struct Syncer {
     state: StateDir,
     status: Arc<SyncStatus>,
     shipping: Shipping,
+    plugins: Option<Arc<Registry>>,
 }
 
 /// Telemetry waiting to go out on the link: the outbox, and the signal that
@@ -134,6 +138,53 @@ impl Syncer {
             state,
             status: Arc::default(),
             shipping,
+            plugins: None,
+        }
+    }
+
+    /// Also keeps the tenant plugins the config refers to in `registry`.
+    pub fn with_plugins(mut self, registry: Arc<Registry>) -> Self {
+        self.plugins = Some(registry);
+        self
+    }
+
+    /// Asks the control plane for the plugins `snapshot` needs and the node
+    /// lacks (loading those kept on disk on the way).
+    async fn fetch_plugins<S>(
+        &self,
+        socket: &mut S,
+        snapshot: ConfigSnapshot,
+    ) -> Result<(), SyncError>
+    where
+        S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        let Some(registry) = self.plugins.clone() else {
+            return Ok(());
+        };
+        let missing = tokio::task::spawn_blocking(move || registry.missing(&snapshot))
+            .await
+            .unwrap_or_default();
+        for sha256 in missing {
+            socket
+                .send(Message::text(encode(&NodeMessage::FetchPlugin { sha256 })?))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Installs a component the control plane sent.
+    async fn receive_plugin(&self, sha256: String, wasm_base64: Option<String>) {
+        let Some(registry) = self.plugins.clone() else {
+            return;
+        };
+        let Some(bytes) = wasm_base64.and_then(|b| STANDARD.decode(b).ok()) else {
+            tracing::warn!(sha256, "the control plane has no such plugin");
+            return;
+        };
+        match tokio::task::spawn_blocking(move || registry.install_fetched(&sha256, &bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "tenant plugin not installed"),
+            Err(err) => tracing::error!(error = %err, "tenant plugin not installed"),
         }
     }
 
@@ -172,6 +223,10 @@ impl Syncer {
             return Ok(None);
         };
         self.live.install(CompiledConfig::compile(&snapshot));
+        if let Some(registry) = &self.plugins {
+            // Plugins kept on disk load now; the others are fetched once connected.
+            let _ = registry.missing(&snapshot);
+        }
         tracing::info!(
             version = snapshot.version,
             "serving the config saved in the state dir"
@@ -259,11 +314,23 @@ impl Syncer {
                             let message = sync::decode_control(&text)
                                 .map_err(|err| SyncError::Protocol(err.to_string()))?;
                             match message {
-                                ControlMessage::Snapshot(snapshot) => self.apply(snapshot).await,
+                                ControlMessage::Snapshot(snapshot) => {
+                                    if let Some(snapshot) = self.apply(snapshot).await {
+                                        self.fetch_plugins(&mut socket, snapshot).await?;
+                                    }
+                                }
+                                ControlMessage::Plugin { sha256, wasm_base64 } => {
+                                    self.receive_plugin(sha256, wasm_base64).await;
+                                }
                                 ControlMessage::Ack { batch_id } => {
                                     self.shipping.outbox.lock().unwrap_or_else(|p| p.into_inner()).ack(&batch_id);
                                 }
-                                ControlMessage::UpToDate { .. } | ControlMessage::Heartbeat => {}
+                                ControlMessage::UpToDate { .. } => {
+                                    if let Ok(Some(snapshot)) = self.state.load_snapshot() {
+                                        self.fetch_plugins(&mut socket, snapshot).await?;
+                                    }
+                                }
+                                ControlMessage::Heartbeat => {}
                             }
                         }
                         Some(Ok(Message::Close(_))) | None => return Err(SyncError::Closed),
@@ -285,14 +352,15 @@ impl Syncer {
     }
 
     /// Compiles and installs a snapshot, then saves it.
-    async fn apply(&self, snapshot: ConfigSnapshot) {
+    /// Returns the snapshot when it was installed.
+    async fn apply(&self, snapshot: ConfigSnapshot) -> Option<ConfigSnapshot> {
         let version = snapshot.version;
         if self
             .live
             .version()
             .is_some_and(|current| current >= version)
         {
-            return;
+            return None;
         }
         let (snapshot, compiled) = match tokio::task::spawn_blocking(move || {
             let compiled = CompiledConfig::compile(&snapshot);
@@ -303,18 +371,20 @@ impl Syncer {
             Ok(done) => done,
             Err(err) => {
                 tracing::error!(error = %err, version, "compiling the config failed");
-                return;
+                return None;
             }
         };
         self.live.install(compiled);
         self.status.snapshots.fetch_add(1, Ordering::Relaxed);
         tracing::info!(version, "config installed");
         let state = self.state.clone();
-        match tokio::task::spawn_blocking(move || state.save_snapshot(&snapshot)).await {
+        let saved = snapshot.clone();
+        match tokio::task::spawn_blocking(move || state.save_snapshot(&saved)).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::error!(error = %err, "config not saved to the state dir"),
             Err(err) => tracing::error!(error = %err, "config not saved to the state dir"),
         }
+        Some(snapshot)
     }
 }
 

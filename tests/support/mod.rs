@@ -43,7 +43,12 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
+        if std::thread::panicking() {
+            // Kept for the post-mortem: the binaries' logs are in there.
+            eprintln!("test files kept in {}", self.0.display());
+        } else {
+            std::fs::remove_dir_all(&self.0).ok();
+        }
     }
 }
 

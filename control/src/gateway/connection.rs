@@ -9,6 +9,8 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use gatehouse_protocol::sync::{self, ControlMessage, HEARTBEAT_INTERVAL_MS, NodeMessage};
 
 use crate::auth::tenant::bearer_token;
@@ -155,6 +157,18 @@ async fn stream(
                             Err(IngestError::Database(err)) => return Err(err.into()),
                         }
                         send(socket, &ControlMessage::Ack { batch_id: batch.batch_id }).await?;
+                    }
+                    Ok(NodeMessage::FetchPlugin { sha256 }) => {
+                        let wasm: Option<(Vec<u8>,)> = sqlx::query_as(
+                            "SELECT wasm FROM plugins WHERE tenant_id = $1 AND sha256 = $2 \
+                             AND deleted_at IS NULL LIMIT 1",
+                        )
+                        .bind(tenant_id)
+                        .bind(&sha256)
+                        .fetch_optional(state.store().pool())
+                        .await?;
+                        let wasm_base64 = wasm.map(|(bytes,)| STANDARD.encode(bytes));
+                        send(socket, &ControlMessage::Plugin { sha256, wasm_base64 }).await?;
                     }
                     Ok(NodeMessage::Hello { .. }) => {
                         return Err(ConnectionError::Protocol("second hello".to_owned()));

@@ -1,7 +1,9 @@
 //! Building a tenant's config snapshot from the database, in one read
 //! transaction so routes never point at services from another moment.
 
-use gatehouse_protocol::{ConfigSnapshot, ConsumerConfig, RouteConfig, ServiceConfig};
+use gatehouse_protocol::{
+    ConfigSnapshot, ConsumerConfig, RouteConfig, RoutePluginConfig, ServiceConfig,
+};
 use sqlx::FromRow;
 
 use crate::store::{Flag, Store};
@@ -25,6 +27,16 @@ struct RouteRow {
     rate_limit_override: Option<i64>,
     #[sqlx(try_from = "Flag")]
     enabled: bool,
+}
+
+#[derive(FromRow)]
+struct RoutePluginRow {
+    route_id: String,
+    plugin_id: String,
+    name: String,
+    sha256: String,
+    config: String,
+    failure_policy: String,
 }
 
 #[derive(FromRow)]
@@ -55,6 +67,29 @@ pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sql
     .bind(tenant_id)
     .fetch_all(&mut *tx)
     .await?;
+    let attached: Vec<RoutePluginRow> = sqlx::query_as(
+        "SELECT rp.route_id, rp.plugin_id, p.name, p.sha256, rp.config, rp.failure_policy \
+         FROM route_plugins rp JOIN routes r ON r.id = rp.route_id JOIN plugins p ON p.id = rp.plugin_id \
+         WHERE r.tenant_id = $1 AND r.deleted_at IS NULL AND p.deleted_at IS NULL \
+         ORDER BY rp.route_id, rp.position",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut plugins_of: std::collections::HashMap<String, Vec<RoutePluginConfig>> =
+        std::collections::HashMap::new();
+    for row in attached {
+        plugins_of
+            .entry(row.route_id)
+            .or_default()
+            .push(RoutePluginConfig {
+                plugin_id: row.plugin_id,
+                name: row.name,
+                sha256: row.sha256,
+                config_json: row.config,
+                failure_policy: row.failure_policy,
+            });
+    }
     let consumers: Vec<ConsumerRow> = sqlx::query_as(
         "SELECT id, api_key_hash, rate_limit_tier FROM consumers \
          WHERE tenant_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
@@ -78,6 +113,7 @@ pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sql
         routes: routes
             .into_iter()
             .map(|r| RouteConfig {
+                plugins: plugins_of.remove(&r.id).unwrap_or_default(),
                 id: r.id,
                 method: r.method,
                 path_pattern: r.path_pattern,

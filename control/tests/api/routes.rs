@@ -106,6 +106,18 @@ async fn route_validation_and_conflicts(db: Db) {
         reply.expect_error(StatusCode::BAD_REQUEST, "validation_failed");
         assert_eq!(reply.body["error"]["field"], field, "{body}");
     }
+    // Plugins must be live plugins of this tenant.
+    let with_plugin = |plugin: &str| {
+        json!({ "method": "GET", "pathPattern": "/p", "serviceId": service, "authRequired": false,
+                "plugins": [{ "pluginId": plugin }] })
+    };
+    for plugin in ["00000000-0000-4000-8000-000000000000", "not-a-uuid"] {
+        let reply = h
+            .post(&t.path("/routes"), &t.token, with_plugin(plugin))
+            .await;
+        reply.expect_error(StatusCode::BAD_REQUEST, "validation_failed");
+        assert_eq!(reply.body["error"]["field"], "plugins");
+    }
     // authRequired is required; types are checked.
     for body in [
         json!({ "method": "GET", "pathPattern": "/a", "serviceId": service }),

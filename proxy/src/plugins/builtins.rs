@@ -9,6 +9,10 @@ use super::runtime::LoadedPlugin;
 /// The api-key-auth component.
 pub const API_KEY_AUTH: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/api_key_auth.wasm"));
 
+/// The `testbed` plugin of `plugins/` (it behaves or misbehaves as its
+/// config says), for tests and as a small complete example.
+pub const TESTBED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/testbed.wasm"));
+
 /// The built-ins of a node, loaded once at start.
 #[derive(Debug)]
 pub struct Builtins {

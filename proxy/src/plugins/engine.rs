@@ -1,7 +1,7 @@
 //! One wasmtime engine per node: the component model, a pooling allocator
 //! (instances recycled, memory kept resident, so a fresh instance per call
 //! costs microseconds), epoch interruption driven by a ticker thread, and
-//! the linker with WASI (an empty context) and Gatehouse's host interfaces.
+//! the linker with Gatehouse's host interfaces (WASI imports trap).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,7 +82,6 @@ impl PluginEngine {
             .total_core_instances(settings.max_instances * 4)
             .total_memories(settings.max_instances * 2)
             .total_tables(settings.max_instances * 4)
-            .total_stacks(settings.max_instances)
             .max_memory_size(settings.max_memory)
             .linear_memory_keep_resident(128 << 10)
             .table_keep_resident(128 << 10);
@@ -99,7 +98,6 @@ impl PluginEngine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -136,8 +134,15 @@ impl PluginEngine {
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
         let component = Component::new(&self.engine, bytes)
             .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
-        let pre = self
-            .linker
+        // WASI is not provided: every WASI import of the component (Rust
+        // guests import stdio, clocks, random, ...) traps if called, so a
+        // plugin has no files, sockets, environment or clocks, and the host
+        // never enters WASI's runtime from the proxy's threads.
+        let mut linker = self.linker.clone();
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(|err| LoadError::World(format!("{err:#}")))?;
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|err| LoadError::World(format!("{err:#}")))?;
         let pre = super::bindings::PluginPre::new(pre)

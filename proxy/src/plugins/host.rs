@@ -1,5 +1,4 @@
-//! What a plugin may call, and the limits of its store: an empty WASI
-//! context, its route config, consumer lookup by key, node-local counters
+//! What a plugin may call, and the limits of its store: its route config, consumer lookup by key, node-local counters
 //! and key-value (tenant-scoped: one node serves one tenant), and a memory
 //! limiter that remembers when it refused growth (so the failure reads "out
 //! of memory", not just "trap").
@@ -9,8 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::ResourceLimiter;
-use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::gatehouse::plugin::{config, consumers, counters, kv, log, types};
 use crate::keys::KeyIndex;
@@ -25,8 +22,6 @@ pub struct SharedState {
 
 /// One call's store data.
 pub struct HostState {
-    wasi: WasiCtx,
-    table: ResourceTable,
     pub(super) limits: MemoryCap,
     plugin: String,
     config_json: String,
@@ -43,9 +38,6 @@ impl HostState {
         max_memory: usize,
     ) -> Self {
         Self {
-            // No files, sockets, environment, arguments or stdio.
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
             limits: MemoryCap {
                 max: max_memory,
                 refused: false,
@@ -54,15 +46,6 @@ impl HostState {
             config_json,
             keys,
             shared,
-        }
-    }
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
         }
     }
 }

@@ -10,8 +10,10 @@ mod bindings {
 }
 
 pub mod builtins;
+pub mod chain;
 pub mod engine;
 pub mod host;
+pub mod registry;
 pub mod runtime;
 
 #[cfg(test)]
@@ -23,4 +25,5 @@ pub use bindings::gatehouse::plugin::types::{
 };
 pub use builtins::Builtins;
 pub use engine::{EngineSettings, PluginEngine};
+pub use registry::Registry;
 pub use runtime::{CallContext, LoadedPlugin, PluginFailure};
