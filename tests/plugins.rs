@@ -1,57 +1,23 @@
-//! Uploading real plugin components (the built-ins the proxy's build script
-//! makes) to the real control plane: stored with their SHA-256, listed,
-//! versioned, deleted; another tenant sees none of them.
+//! Plugins end to end: real components (the ones the proxy's build script
+//! makes) uploaded to the real control plane — stored with their SHA-256,
+//! listed, versioned, deleted, invisible to other tenants — and attached to
+//! routes of a real node, where they run with their failure policy.
 
-use clap::Parser;
-use gatehouse_control::{Control, ControlArgs};
 use gatehouse_proxy::plugins::builtins::API_KEY_AUTH;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-async fn control(dir: &std::path::Path) -> Control {
-    let args = ControlArgs::try_parse_from([
-        "control".to_owned(),
-        "--listen=127.0.0.1:0".to_owned(),
-        format!("--database-url=sqlite://{}/db.sqlite", dir.display()),
-        "--jwt-secret=plugin-test-secret-plugin-test-secret".to_owned(),
-        format!("--mail-outbox={}/outbox", dir.display()),
-        format!("--data-dir={}/data", dir.display()),
-    ])
-    .expect("flags");
-    Control::start(&args).await.expect("control plane starts")
-}
-
-async fn register(http: &reqwest::Client, base: &str, email: &str) -> (String, String) {
-    let body: Value = http
-        .post(format!("{base}/api/auth/register"))
-        .json(&serde_json::json!({ "name": "p", "email": email, "password": "long-enough-pw" }))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    (
-        format!(
-            "{base}/api/tenants/{}",
-            body["tenantId"].as_str().expect("id")
-        ),
-        body["token"].as_str().expect("token").to_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_components_are_stored_listed_and_deleted() {
-    let dir = std::env::temp_dir().join(format!("gatehouse-plugins-{}", std::process::id()));
-    let control = control(&dir).await;
-    let base = format!("http://{}", control.addr);
-    let http = reqwest::Client::new();
-    let (api, token) = register(&http, &base, "plugins@example.com").await;
-    let (other_api, other_token) = register(&http, &base, "other@example.com").await;
+    let scratch = Scratch::new("plugin-uploads");
+    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let tenant = Tenant::register(&control.base).await;
+    let other = Tenant::register(&control.base).await;
+    let (http, api, token) = (&tenant.http, &tenant.api, &tenant.token);
     let upload = |version: &str| {
         http.post(format!("{api}/plugins?name=api-key-auth&version={version}"))
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .header("content-type", "application/wasm")
             .body(API_KEY_AUTH.to_vec())
             .send()
@@ -80,55 +46,32 @@ async fn real_components_are_stored_listed_and_deleted() {
         "a new version"
     );
 
-    let list: Value = http
-        .get(format!("{api}/plugins"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let list = tenant.send(reqwest::Method::GET, "/plugins", None).await;
     assert_eq!(list.as_array().map(Vec::len), Some(2));
     assert!(
         list[0].get("wasm").is_none(),
         "the bytes are not in the JSON"
     );
-    let other: Value = http
-        .get(format!("{other_api}/plugins"))
-        .bearer_auth(&other_token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(other.as_array().map(Vec::len), Some(0));
-    let theirs = http
-        .get(format!("{other_api}/plugins/{id}"))
-        .bearer_auth(&other_token)
+    let theirs = other.send(reqwest::Method::GET, "/plugins", None).await;
+    assert_eq!(theirs.as_array().map(Vec::len), Some(0));
+    let foreign = other
+        .http
+        .get(format!("{}/plugins/{id}", other.api))
+        .bearer_auth(&other.token)
         .send()
         .await
         .expect("sent");
-    assert_eq!(theirs.status(), StatusCode::NOT_FOUND);
+    assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
 
-    let got = http
-        .get(format!("{api}/plugins/{id}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(got.status(), StatusCode::OK);
-    let deleted = http
-        .delete(format!("{api}/plugins/{id}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    tenant
+        .send(reqwest::Method::GET, &format!("/plugins/{id}"), None)
+        .await;
+    tenant
+        .send(reqwest::Method::DELETE, &format!("/plugins/{id}"), None)
+        .await;
     let gone = http
         .get(format!("{api}/plugins/{id}"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .send()
         .await
         .expect("sent");
@@ -138,8 +81,6 @@ async fn real_components_are_stored_listed_and_deleted() {
         StatusCode::CREATED,
         "the version is free again"
     );
-    control.stop().await.expect("stops");
-    std::fs::remove_dir_all(dir).ok();
 }
 
 mod support;
