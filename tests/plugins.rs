@@ -87,7 +87,7 @@ mod support;
 
 use gatehouse_proxy::plugins::builtins::TESTBED;
 use serde_json::json;
-use support::{ControlPlane, Node, Scratch, Tenant, eventually, free_port, upstream};
+use support::{ControlPlane, Node, Scratch, Tenant, eventually, free_port, until_status, upstream};
 
 /// A tenant plugin uploaded over REST, attached to a route, fetched by the
 /// node over the gateway link and run on traffic: it changes requests,
@@ -152,31 +152,12 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
         let (tenant, path) = (&tenant, format!("/routes/{route_id}"));
         async move { tenant.send(reqwest::Method::PATCH, &path, Some(body)).await }
     };
-    let status_is = |expected: StatusCode| {
-        let (client, url) = (client.clone(), url.clone());
-        move || {
-            let (client, url) = (client.clone(), url.clone());
-            async move {
-                client
-                    .get(url)
-                    .send()
-                    .await
-                    .map(|r| r.status() == expected)
-                    .unwrap_or(false)
-            }
-        }
-    };
-
     // It answers for the upstream.
     set_plugins(json!({ "mode": "deny" }), "closed").await;
-    eventually("the plugin to deny", status_is(StatusCode::FORBIDDEN)).await;
+    until_status(&client, url.clone(), None, StatusCode::FORBIDDEN).await;
     // It loops: failing closed answers 503, failing open skips it.
     set_plugins(json!({ "mode": "loop" }), "closed").await;
-    eventually(
-        "closed to answer 503",
-        status_is(StatusCode::SERVICE_UNAVAILABLE),
-    )
-    .await;
+    until_status(&client, url.clone(), None, StatusCode::SERVICE_UNAVAILABLE).await;
     let body: Value = client
         .get(&url)
         .send()
@@ -187,17 +168,10 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
         .expect("json");
     assert_eq!(body["error"]["code"], "plugin_failed");
     set_plugins(json!({ "mode": "hog" }), "open").await;
-    eventually("open to skip it", status_is(StatusCode::OK)).await;
+    until_status(&client, url.clone(), None, StatusCode::OK).await;
 
     // Other routes are unaffected, the node is healthy, and the failures are on record.
-    let metrics = client
-        .get(format!("{}/metrics", node.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = node.metrics().await;
     assert!(
         metrics.contains("gatehouse_plugin_failures_total{plugin=\"testbed\",reason=\"timeout\"}"),
         "{metrics}"

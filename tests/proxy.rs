@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{
-    ControlPlane, Node, Scratch, Tenant, eventually, eventually_within, free_port, upstream,
+    ControlPlane, Node, Scratch, Tenant, eventually, eventually_within, free_port, until_status,
+    upstream,
 };
 
 async fn get(
@@ -26,20 +27,6 @@ async fn get(
     let headers = response.headers().clone();
     let body = response.json().await.unwrap_or(Value::Null);
     (status, body, headers)
-}
-
-/// Waits until GET `url` (with `key`) answers `status`; returns how long it took.
-async fn until_status(
-    client: &reqwest::Client,
-    url: String,
-    key: Option<&str>,
-    status: StatusCode,
-) -> Duration {
-    eventually(&format!("{url} to answer {status}"), || {
-        let (client, url, key) = (client.clone(), url.clone(), key.map(str::to_owned));
-        async move { get(&client, url, key.as_deref()).await.0 == status }
-    })
-    .await
 }
 
 fn error_code(body: &Value) -> &str {
@@ -255,14 +242,7 @@ async fn traffic_flows_and_changes_apply_at_once() {
     );
 
     // The admin listener reports what happened.
-    let metrics = client
-        .get(format!("{}/metrics", node.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = node.metrics().await;
     assert!(
         metrics.contains("gatehouse_requests_total{route=\"none\",status=\"404\"}"),
         "{metrics}"
@@ -363,14 +343,7 @@ async fn a_wrong_gateway_key_is_reported() {
         }
     })
     .await;
-    let metrics = client
-        .get(format!("{}/metrics", node.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = node.metrics().await;
     assert!(metrics.contains("gatehouse_sync_rejected 1"), "{metrics}");
     // Without config, traffic gets a clear 503.
     node.accepting().await;

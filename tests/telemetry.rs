@@ -211,7 +211,6 @@ async fn health_checks_follow_the_service() {
         &["--health-interval-ms=100", "--health-timeout-ms=500"],
     )
     .await;
-    let client = reqwest::Client::new();
     let health_is = |status: &'static str| {
         let tenant = &tenant;
         let service = service.clone();
@@ -231,14 +230,7 @@ async fn health_checks_follow_the_service() {
     upstream.healthy.store(false, Ordering::SeqCst);
     let took = eventually("the service down", health_is("down")).await;
     eprintln!("health went down in the API {took:?} after the service did");
-    let metrics = client
-        .get(format!("{}/metrics", node.admin))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = node.metrics().await;
     assert!(
         metrics.contains(&format!("gatehouse_upstream_up{{service=\"{service}\"}} 0")),
         "{metrics}"

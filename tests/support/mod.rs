@@ -190,6 +190,16 @@ impl Node {
         node
     }
 
+    /// The node's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// Waits until the traffic listener accepts connections (pingora binds
     /// it and the admin listener independently).
     pub async fn accepting(&self) {
@@ -215,6 +225,27 @@ pub async fn wait_for(url: &str, status: u16) {
         assert!(Instant::now() < deadline, "{url} never answered {status}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Waits until GET `url` (with `x-api-key: key`) answers `status`; returns
+/// how long it took.
+pub async fn until_status(
+    client: &reqwest::Client,
+    url: String,
+    key: Option<&str>,
+    status: reqwest::StatusCode,
+) -> Duration {
+    eventually(&format!("{url} to answer {status}"), || {
+        let (client, url, key) = (client.clone(), url.clone(), key.map(str::to_owned));
+        async move {
+            let mut request = client.get(url);
+            if let Some(key) = key {
+                request = request.header("x-api-key", key);
+            }
+            request.send().await.is_ok_and(|r| r.status() == status)
+        }
+    })
+    .await
 }
 
 /// Polls `check` until it is true (10 s at most); returns the time it took.
