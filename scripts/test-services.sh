@@ -43,4 +43,6 @@ if ! redis_answers; then
   for _ in $(seq 1 30); do redis_answers && break; sleep 0.5; done
   redis_answers || { echo "test-services: Redis did not start" >&2; exit 1; }
 fi
+# The rate-limit tests start (and kill) a Redis of their own.
+command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 echo "test-services: PostgreSQL and Redis answer"

@@ -13,6 +13,7 @@ async fn real_components_are_stored_listed_and_deleted() {
     let scratch = Scratch::new("plugin-uploads");
     let control = ControlPlane::start(&scratch.0, free_port()).await;
     let tenant = Tenant::register(&control.base).await;
+    tenant.unlimited().await;
     let other = Tenant::register(&control.base).await;
     let (http, api, token) = (&tenant.http, &tenant.api, &tenant.token);
     let upload = |version: &str| {
@@ -98,6 +99,7 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     let upstream = upstream().await;
     let control = ControlPlane::start(&scratch.0, free_port()).await;
     let tenant = Tenant::register(&control.base).await;
+    tenant.unlimited().await;
     let service = tenant.service(&upstream.url, 30_000).await;
     let uploaded = tenant
         .http

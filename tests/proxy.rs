@@ -40,6 +40,7 @@ async fn traffic_flows_and_changes_apply_at_once() {
     let upstream_url = upstream.url.clone();
     let control = ControlPlane::start(&scratch.0, free_port()).await;
     let tenant = Tenant::register(&control.base).await;
+    tenant.unlimited().await;
     let service = tenant.service(&format!("{upstream_url}/v1"), 30_000).await;
     let users = tenant.route("GET", "/users/:id", &service, true).await;
     tenant.route("ANY", "/public/*", &service, false).await;
@@ -260,6 +261,7 @@ async fn the_node_outlives_the_control_plane() {
     let port = free_port();
     let control = ControlPlane::start(&scratch.0, port).await;
     let tenant = Tenant::register(&control.base).await;
+    tenant.unlimited().await;
     let service = tenant.service(&upstream_url, 30_000).await;
     tenant.route("GET", "/hello", &service, false).await;
     let state_dir = scratch.0.join("node");
@@ -361,6 +363,7 @@ async fn bodies_stream_and_shutdown_drains_in_flight_requests() {
     let upstream_url = upstream.url.clone();
     let control = ControlPlane::start(&scratch.0, free_port()).await;
     let tenant = Tenant::register(&control.base).await;
+    tenant.unlimited().await;
     let service = tenant.service(&upstream_url, 30_000).await;
     tenant.route("POST", "/count", &service, false).await;
     tenant.route("GET", "/big/:size", &service, false).await;

@@ -47,6 +47,7 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
     let upstream = upstream().await;
     let control = ControlPlane::start(&scratch.0, free_port()).await;
     let tenant = Tenant::register(&control.base).await;
+    tenant.unlimited().await;
     let service = tenant.service(&upstream.url, 30_000).await;
     let route = tenant.route("GET", "/items/:id", &service, true).await;
     tenant.route("GET", "/fail", &service, false).await;
@@ -197,6 +198,7 @@ async fn health_checks_follow_the_service() {
     let upstream = upstream().await;
     let control = ControlPlane::start(&scratch.0, free_port()).await;
     let tenant = Tenant::register(&control.base).await;
+    tenant.unlimited().await;
     let service = tenant
         .send(Method::POST, "/services", Some(json!({ "name": "checked", "targetUrl": upstream.url, "healthCheckPath": "/health" })))
         .await["id"]
@@ -251,6 +253,7 @@ async fn logs_from_an_outage_arrive_exactly_once() {
     let port = free_port();
     let control = ControlPlane::start(&scratch.0, port).await;
     let tenant = Tenant::register(&control.base).await;
+    tenant.unlimited().await;
     let service = tenant.service(&upstream.url, 30_000).await;
     tenant.route("GET", "/ping", &service, false).await;
     let state_dir = scratch.0.join("node");

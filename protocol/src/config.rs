@@ -2,6 +2,8 @@
 //! the hot path needs, versioned. The control plane builds it from the
 //! database; the node keeps the last one on disk.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// One tenant's whole gateway configuration at one version.
@@ -17,6 +19,19 @@ pub struct ConfigSnapshot {
     pub routes: Vec<RouteConfig>,
     /// Consumers that are not revoked.
     pub consumers: Vec<ConsumerConfig>,
+    /// The tenant's rate-limit tiers and anonymous limit.
+    #[serde(default)]
+    pub rate_limits: RateLimits,
+}
+
+/// The tenant's rate limits, requests per minute (`None`: unlimited).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimits {
+    /// Tier name → limit; a consumer's `rateLimitTier` picks one.
+    pub tiers: BTreeMap<String, Option<i64>>,
+    /// Per client IP, on routes without auth.
+    pub anonymous_per_minute: Option<i64>,
 }
 
 /// A service as the proxy needs it.

@@ -9,5 +9,7 @@ pub mod route_pattern;
 pub mod sync;
 pub mod telemetry;
 
-pub use config::{ConfigSnapshot, ConsumerConfig, RouteConfig, RoutePluginConfig, ServiceConfig};
+pub use config::{
+    ConfigSnapshot, ConsumerConfig, RateLimits, RouteConfig, RoutePluginConfig, ServiceConfig,
+};
 pub use route_pattern::{PatternError, RoutePattern, Segment};

@@ -45,8 +45,13 @@ pub enum ControlMessage {
     Snapshot(ConfigSnapshot),
     /// The node's version is current (answer to a Hello).
     UpToDate { version: i64 },
-    /// The control plane is alive.
-    Heartbeat,
+    /// The control plane is alive; `nodes` is how many of the tenant's
+    /// nodes are connected (a node that loses Redis gives each its share
+    /// of a fleet-wide rate limit).
+    Heartbeat {
+        #[serde(default)]
+        nodes: Option<u32>,
+    },
     /// The telemetry batch with this id is stored (or was already).
     #[serde(rename_all = "camelCase")]
     Ack { batch_id: String },

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gatehouse_protocol::{ConsumerConfig, RouteConfig};
+use gatehouse_protocol::{ConsumerConfig, RateLimits, RouteConfig};
 use gatehouse_proxy::keys::KeyIndex;
 use gatehouse_proxy::routing::RouteTable;
 use sha2::{Digest, Sha256};
@@ -40,7 +40,7 @@ fn routes() -> Vec<RouteConfig> {
 }
 
 fn bench_routing(c: &mut Criterion) {
-    let (table, errors) = RouteTable::build(&routes());
+    let (table, errors) = RouteTable::build(&routes(), &RateLimits::default());
     assert!(errors.is_empty());
     let mut group = c.benchmark_group("route_match_10k");
     group.bench_function("exact", |b| {
@@ -65,25 +65,30 @@ fn bench_routing(c: &mut Criterion) {
     });
     group.finish();
     c.bench_function("route_table_build_10k", |b| {
-        b.iter(|| RouteTable::build(black_box(&routes())))
+        b.iter(|| RouteTable::build(black_box(&routes()), &RateLimits::default()))
     });
 }
 
-fn bench_keys(c: &mut Criterion) {
-    let consumers: Vec<ConsumerConfig> = (0..CONSUMERS)
-        .map(|i| {
-            let key = format!("ck_benchmark_key_number_{i:08}_padding_padding");
-            ConsumerConfig {
-                id: format!("c{i}"),
-                api_key_hash: Sha256::digest(key.as_bytes())
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect(),
-                rate_limit_tier: "free".into(),
-            }
+/// `n` consumers, consumer `c{i}` holding the key `key_for(i)`.
+fn consumers(n: usize) -> Vec<ConsumerConfig> {
+    (0..n)
+        .map(|i| ConsumerConfig {
+            id: format!("c{i}"),
+            api_key_hash: Sha256::digest(key_for(i).as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            rate_limit_tier: "free".into(),
         })
-        .collect();
-    let index = KeyIndex::build(&consumers);
+        .collect()
+}
+
+fn key_for(i: usize) -> String {
+    format!("ck_benchmark_key_number_{i:08}_padding_padding")
+}
+
+fn bench_keys(c: &mut Criterion) {
+    let index = KeyIndex::build(&consumers(CONSUMERS));
     let key = "ck_benchmark_key_number_00050000_padding_padding";
     assert!(index.lookup(key).is_some());
     let mut group = c.benchmark_group("key_lookup_100k");
@@ -97,35 +102,130 @@ fn bench_keys(c: &mut Criterion) {
     group.finish();
 }
 
+/// Per-request cost of each built-in plugin and of a tenant plugin (a fresh
+/// instance per call, as on the hot path), next to the native code each
+/// built-in replaced: the key lookup and the GCRA step.
 fn bench_plugins(c: &mut Criterion) {
-    use gatehouse_proxy::plugins::{CallContext, EngineSettings, Header, PluginEngine, Request};
-    const TESTBED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/testbed.wasm"));
+    use futures_util::FutureExt;
+    use gatehouse_proxy::plugins::builtins::{API_KEY_AUTH, RATE_LIMIT, TESTBED};
+    use gatehouse_proxy::plugins::{
+        CallContext, EngineSettings, Header, PluginEngine, Request, RequestAction,
+    };
+    use gatehouse_proxy::ratelimit::LocalGcra;
+    use std::sync::Arc;
+
     let engine = PluginEngine::new(EngineSettings::default()).expect("engine");
-    let plugin = engine.load("testbed", TESTBED).expect("loads");
+    let consumers = consumers(1_000);
+    let keys = Arc::new(KeyIndex::build(&consumers));
     let request = Request {
         method: "GET".into(),
         path: "/users/1".into(),
         query: String::new(),
         headers: vec![Header {
             name: "x-api-key".into(),
-            value: "ck_x".into(),
+            value: key_for(500),
         }],
         client_ip: "127.0.0.1".into(),
         route_id: "r1".into(),
-        consumer_id: None,
+        consumer_id: Some("c500".into()),
     };
-    let ctx = CallContext {
-        config_json: r#"{"mode": "header"}"#.into(),
+    let context = |config: &str| CallContext {
+        tenant: Arc::from("t"),
+        config_json: Arc::from(config),
+        keys: Some(Arc::clone(&keys)),
         ..CallContext::default()
     };
-    c.bench_function("plugin_on_request_fresh_instance", |b| {
-        b.iter(|| {
-            plugin
-                .on_request(black_box(&ctx), black_box(&request))
-                .expect("runs")
-        })
+    let mut group = c.benchmark_group("plugins");
+    for (name, wasm, config) in [
+        ("api_key_auth", API_KEY_AUTH, ""),
+        (
+            "rate_limit",
+            RATE_LIMIT,
+            r#"{"override":null,"tiers":{"free":1000000000,"unlimited":null}}"#,
+        ),
+        ("tenant_testbed_header", TESTBED, r#"{"mode": "header"}"#),
+    ] {
+        let plugin = engine.load(name, wasm).expect("loads");
+        let ctx = context(config);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let action = plugin
+                    .on_request(black_box(&ctx), black_box(&request))
+                    .now_or_never()
+                    .expect("no I/O")
+                    .expect("runs");
+                assert!(matches!(action, RequestAction::Proceed(_)));
+            })
+        });
+    }
+    let key = key_for(500);
+    group.bench_function("native_key_lookup", |b| {
+        b.iter(|| keys.lookup(black_box(&key)).expect("known"))
     });
+    let gcra = LocalGcra::default();
+    group.bench_function("native_gcra_step", |b| {
+        b.iter(|| gcra.check(black_box("consumer:c500"), 1_000_000_000))
+    });
+    group.finish();
 }
 
-criterion_group!(benches, bench_routing, bench_keys, bench_plugins);
+/// A rate-limit decision on the node and over Redis (`GATEHOUSE_BENCH_REDIS`,
+/// default `redis://127.0.0.1:6379/`; skipped when it does not answer).
+fn bench_limit_decisions(c: &mut Criterion) {
+    use gatehouse_proxy::metrics::Metrics;
+    use gatehouse_proxy::ratelimit::{Fleet, FleetSize, RateLimiter};
+    use gatehouse_proxy::telemetry::Telemetry;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let local = RateLimiter::local();
+    let mut group = c.benchmark_group("limit_decision");
+    group.bench_function("local", |b| {
+        b.iter(|| runtime.block_on(local.check("t", black_box("consumer:c1"), 1_000_000_000)))
+    });
+    let url = std::env::var("GATEHOUSE_BENCH_REDIS")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+    let (telemetry, _events) = Telemetry::new();
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let fleet = Arc::new(
+        Fleet::new(&url, Duration::from_millis(50), telemetry, metrics).expect("redis url"),
+    );
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let maintain = Arc::clone(&fleet);
+    runtime.spawn(async move { maintain.maintain(stop).await });
+    let shared = RateLimiter::shared(Arc::clone(&fleet), Arc::new(FleetSize::default()));
+    let connected = runtime.block_on(async {
+        for _ in 0..50 {
+            if fleet.check("bench", "probe", 1_000_000_000).await.is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    });
+    if connected {
+        group.bench_function("redis", |b| {
+            b.iter(|| {
+                runtime.block_on(shared.check("bench", black_box("consumer:c1"), 1_000_000_000))
+            })
+        });
+    } else {
+        eprintln!("limit_decision/redis skipped: no Redis at {url}");
+    }
+    group.finish();
+    let _ = stop_tx.send(true);
+}
+
+criterion_group!(
+    benches,
+    bench_routing,
+    bench_keys,
+    bench_plugins,
+    bench_limit_decisions
+);
 criterion_main!(benches);

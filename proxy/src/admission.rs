@@ -1,12 +1,14 @@
 //! Whether a request may go upstream, and where: match its route, run the
-//! auth plugin when the route requires a key, find its service.
+//! auth plugin when the route requires a key, find its service, run the
+//! rate-limit plugin where a limit applies.
 
 use std::sync::Arc;
 
 use crate::compiled::CompiledConfig;
 use crate::keys::Consumer;
 use crate::plugins::{
-    Builtins, CallContext, LocalResponse, PluginFailure, Request as PluginRequest, RequestAction,
+    Builtins, CallContext, Header, LocalResponse, PluginFailure, Request as PluginRequest,
+    RequestAction,
 };
 use crate::respond::Reject;
 use crate::routing::Route;
@@ -19,6 +21,12 @@ pub struct Admitted {
     pub upstream: Arc<Upstream>,
     /// The consumer the auth plugin identified, when the route asks for one.
     pub consumer: Option<Arc<Consumer>>,
+    /// Headers for the response to the client (`RateLimit-*`).
+    pub response_headers: Vec<Header>,
+    /// The request as plugins saw it, when one ran (for the tenant chain).
+    pub plugin_request: Option<PluginRequest>,
+    /// A built-in that failed open (the rate limiter), to report.
+    pub failed_open: Option<(&'static str, PluginFailure)>,
 }
 
 /// The request line admission looks at.
@@ -33,17 +41,18 @@ pub struct RequestFacts<'a> {
 pub enum Refusal {
     /// The gateway answers with its error JSON (404, 503).
     Reject(Reject, Option<Arc<Route>>),
-    /// A plugin answered (the auth plugin's 401, say).
+    /// A plugin answered (the auth plugin's 401, the rate limit's 429).
     Answered(LocalResponse, Arc<Route>),
     /// A plugin that fails closed failed: 503 `plugin_failed`.
-    PluginFailed(PluginFailure, Arc<Route>),
+    PluginFailed(&'static str, PluginFailure, Arc<Route>),
 }
 
 /// Decides a request: 404 without an (enabled) route; on a route that
 /// requires a key, the `api-key-auth` plugin identifies the consumer or
-/// answers; 503 when the route's service is gone. `plugin_request` builds
-/// what plugins see, only when one runs.
-pub fn admit(
+/// answers; 503 when the route's service is gone; where a limit applies,
+/// the `rate-limit` plugin takes from the bucket or answers 429 (and fails
+/// open). `plugin_request` builds what plugins see, only when one runs.
+pub async fn admit(
     config: &CompiledConfig,
     builtins: &Builtins,
     request: RequestFacts<'_>,
@@ -53,40 +62,65 @@ pub fn admit(
         .routes
         .lookup(request.method, request.path)
         .ok_or(Refusal::Reject(Reject::ROUTE_NOT_FOUND, None))?;
-    let consumer = if route.auth_required {
-        let ctx = CallContext {
-            config_json: String::new(),
-            keys: Some(Arc::clone(&config.keys)),
-            shared: builtins.shared.clone(),
-        };
-        match builtins
-            .api_key_auth
-            .on_request(&ctx, &plugin_request(route))
-        {
-            Ok(RequestAction::Proceed(changes)) => {
-                // A consumer the plugin names must be one of this tenant's.
-                let consumer = changes.consumer_id.and_then(|id| config.keys.by_id(&id));
-                Some(consumer.ok_or_else(|| {
-                    Refusal::Reject(Reject::INVALID_API_KEY, Some(Arc::clone(route)))
-                })?)
+    let refuse = |reject| Refusal::Reject(reject, Some(Arc::clone(route)));
+    let mut ctx = CallContext {
+        tenant: Arc::clone(&config.tenant_id),
+        config_json: Arc::from(""),
+        keys: Some(Arc::clone(&config.keys)),
+        shared: builtins.shared.clone(),
+    };
+    let mut seen =
+        (route.auth_required || route.rate_limit.is_some()).then(|| plugin_request(route));
+    let consumer = match &mut seen {
+        Some(plugin_request) if route.auth_required => {
+            match builtins.api_key_auth.on_request(&ctx, plugin_request).await {
+                Ok(RequestAction::Proceed(changes)) => {
+                    // A consumer the plugin names must be one of this tenant's.
+                    let consumer = changes.consumer_id.and_then(|id| config.keys.by_id(&id));
+                    let consumer = consumer.ok_or_else(|| refuse(Reject::INVALID_API_KEY))?;
+                    plugin_request.consumer_id = Some(consumer.id.clone());
+                    Some(consumer)
+                }
+                Ok(RequestAction::Respond(response)) => {
+                    return Err(Refusal::Answered(response, Arc::clone(route)));
+                }
+                Err(failure) => {
+                    return Err(Refusal::PluginFailed(
+                        "api-key-auth",
+                        failure,
+                        Arc::clone(route),
+                    ));
+                }
             }
-            Ok(RequestAction::Respond(response)) => {
-                return Err(Refusal::Answered(response, Arc::clone(route)));
-            }
-            Err(failure) => return Err(Refusal::PluginFailed(failure, Arc::clone(route))),
         }
-    } else {
-        None
+        _ => None,
     };
     let upstream = config
         .upstreams
         .get(&route.service_id)
-        .ok_or_else(|| Refusal::Reject(Reject::SERVICE_UNAVAILABLE, Some(Arc::clone(route))))?;
-    Ok(Admitted {
+        .ok_or_else(|| refuse(Reject::SERVICE_UNAVAILABLE))?;
+    let mut admitted = Admitted {
         route: Arc::clone(route),
         upstream: Arc::clone(upstream),
         consumer,
-    })
+        response_headers: Vec::new(),
+        plugin_request: None,
+        failed_open: None,
+    };
+    if let (Some(settings), Some(plugin_request)) = (&route.rate_limit, &seen) {
+        ctx.config_json = Arc::clone(settings);
+        match builtins.rate_limit.on_request(&ctx, plugin_request).await {
+            Ok(RequestAction::Proceed(changes)) => {
+                admitted.response_headers = changes.response_headers
+            }
+            Ok(RequestAction::Respond(response)) => {
+                return Err(Refusal::Answered(response, Arc::clone(route)));
+            }
+            Err(failure) => admitted.failed_open = Some(("rate-limit", failure)),
+        }
+    }
+    admitted.plugin_request = seen;
+    Ok(admitted)
 }
 
 #[cfg(test)]
@@ -129,6 +163,10 @@ mod tests {
                     .collect(),
                 rate_limit_tier: "free".into(),
             }],
+            rate_limits: gatehouse_protocol::RateLimits {
+                tiers: [("free".to_owned(), Some(2))].into(),
+                anonymous_per_minute: None,
+            },
         })
     }
 
@@ -161,7 +199,12 @@ mod tests {
             method: "GET",
             path,
         };
-        match admit(config, builtins, facts, |_| plugin_request(key)) {
+        let decision =
+            futures_util::FutureExt::now_or_never(admit(config, builtins, facts, |_| {
+                plugin_request(key)
+            }))
+            .expect("no I/O on local limits");
+        match decision {
             Ok(admitted) => Ok(admitted.consumer.map(|c| c.id.clone())),
             Err(Refusal::Reject(reject, _)) => Err(reject.status),
             Err(Refusal::Answered(response, _)) => Err(response.status),
@@ -174,7 +217,7 @@ mod tests {
         let config = config();
         let engine = crate::plugins::PluginEngine::new(crate::plugins::EngineSettings::default())
             .expect("engine");
-        let builtins = Builtins::load(&engine).expect("built-ins");
+        let builtins = Builtins::load(&engine, Arc::default()).expect("built-ins");
         assert_eq!(status(&config, &builtins, "/nope", None), Err(404));
         assert_eq!(status(&config, &builtins, "/secure", None), Err(401));
         assert_eq!(
@@ -184,6 +227,15 @@ mod tests {
         assert_eq!(
             status(&config, &builtins, "/secure", Some("ck_good")),
             Ok(Some("c".to_owned()))
+        );
+        assert_eq!(
+            status(&config, &builtins, "/secure", Some("ck_good")),
+            Ok(Some("c".to_owned()))
+        );
+        assert_eq!(
+            status(&config, &builtins, "/secure", Some("ck_good")),
+            Err(429),
+            "the free tier here allows 2 a minute"
         );
         assert_eq!(status(&config, &builtins, "/open", None), Ok(None));
         assert_eq!(status(&config, &builtins, "/orphan", None), Err(503));

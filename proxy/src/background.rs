@@ -1,6 +1,7 @@
 //! The node's work off the hot path, on one thread with its own runtime:
 //! following the control plane (`sync`), sealing telemetry into batches
-//! (`telemetry::aggregator`) and checking services (`telemetry::health`).
+//! (`telemetry::aggregator`), checking services (`telemetry::health`) and
+//! keeping the Redis connection of fleet-wide rate limits (`ratelimit::fleet`).
 //! Stopping is ordered so nothing is lost: seal the last batch, give the
 //! link a moment to deliver it, close the link, spill what is still waiting
 //! to the state dir for the next start.
@@ -14,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
+use crate::ratelimit::Fleet;
 use crate::sync::{Shipping, SyncStatus, Syncer};
 use crate::telemetry::aggregator::{self, Aggregator};
 use crate::telemetry::health::{self, HealthSettings};
@@ -34,6 +36,8 @@ pub struct BackgroundParts {
     pub health: HealthSettings,
     pub telemetry: Telemetry,
     pub metrics: Arc<Metrics>,
+    /// Fleet-wide rate limits, whose Redis connection is kept here.
+    pub fleet: Option<Arc<Fleet>>,
 }
 
 /// The running background thread.
@@ -78,7 +82,12 @@ impl Background {
                         health,
                         telemetry,
                         metrics,
+                        fleet,
                     } = parts;
+                    let fleet_task = fleet.map(|fleet| {
+                        let stop = sync_stopped.clone();
+                        tokio::spawn(async move { fleet.maintain(stop).await })
+                    });
                     let health_task = tokio::spawn(health::run(
                         live,
                         health,
@@ -100,6 +109,9 @@ impl Background {
                     });
                     syncer.run(sync_stopped).await;
                     let _ = health_task.await;
+                    if let Some(task) = fleet_task {
+                        let _ = task.await;
+                    }
                     let _ = aggregator_task.await;
                 });
             })?;

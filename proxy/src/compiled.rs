@@ -14,7 +14,7 @@ use crate::upstream::Upstream;
 /// Everything a request needs, at one config version.
 #[derive(Debug)]
 pub struct CompiledConfig {
-    pub tenant_id: String,
+    pub tenant_id: Arc<str>,
     pub version: i64,
     pub routes: RouteTable,
     pub keys: Arc<KeyIndex>,
@@ -27,7 +27,7 @@ impl CompiledConfig {
     /// cannot be served (a route or service the
     /// control plane should have refused) is logged and left out.
     pub fn compile(snapshot: &ConfigSnapshot) -> Self {
-        let (routes, route_errors) = RouteTable::build(&snapshot.routes);
+        let (routes, route_errors) = RouteTable::build(&snapshot.routes, &snapshot.rate_limits);
         for err in route_errors {
             tracing::warn!(error = %err, "route left out of the table");
         }
@@ -46,7 +46,7 @@ impl CompiledConfig {
             })
             .collect();
         Self {
-            tenant_id: snapshot.tenant_id.clone(),
+            tenant_id: Arc::from(snapshot.tenant_id.as_str()),
             version: snapshot.version,
             routes,
             keys: Arc::new(KeyIndex::build(&snapshot.consumers)),

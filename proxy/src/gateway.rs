@@ -17,7 +17,10 @@ use crate::forwarding::{self, Forwarded};
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::plugins::chain::{self, ChainOutcome, Changes};
-use crate::plugins::{Builtins, Header as PluginHeader, Registry, Request as PluginRequest};
+use crate::plugins::{
+    Builtins, CallContext, Header as PluginHeader, PluginFailure, Registry,
+    Request as PluginRequest,
+};
 use crate::respond::{self, Connection, Reject};
 use crate::routing::Route;
 use crate::telemetry::aggregator::now_ms;
@@ -68,6 +71,8 @@ pub struct RequestCtx {
     failure: Option<Failure>,
     /// What the route's tenant plugins changed.
     plugin_changes: Changes,
+    /// Headers plugins set for the client's response (`RateLimit-*`).
+    response_headers: Vec<PluginHeader>,
     _in_flight: InFlightGuard,
 }
 
@@ -95,6 +100,7 @@ impl ProxyHttp for Gateway {
             upstream_status: None,
             failure: None,
             plugin_changes: Changes::default(),
+            response_headers: Vec::new(),
             _in_flight: self.in_flight.enter(),
         }
     }
@@ -112,6 +118,7 @@ impl ProxyHttp for Gateway {
                 session,
                 &Reject::NOT_CONFIGURED,
                 &ctx.request_id,
+                &[],
                 Connection::KeepAlive,
             )
             .await?;
@@ -124,82 +131,58 @@ impl ProxyHttp for Gateway {
         let client = client_ip(session).unwrap_or_default();
         let decision = admission::admit(&config, &self.builtins, facts, |route| {
             plugin_request(header, route, client.clone())
+        })
+        .await;
+        let mut admitted = match decision {
+            Ok(admitted) => admitted,
+            Err(refusal) => return self.refuse(session, ctx, refusal).await,
+        };
+        if let Some((name, failure)) = admitted.failed_open.take() {
+            self.plugin_failed(ctx, name, &failure, "fails open");
+        }
+        ctx.response_headers = std::mem::take(&mut admitted.response_headers);
+        let route = Arc::clone(&admitted.route);
+        let request = (!route.plugins.is_empty()).then(|| {
+            let mut request = admitted
+                .plugin_request
+                .take()
+                .unwrap_or_else(|| plugin_request(header, &route, client));
+            request.consumer_id = admitted.consumer.as_ref().map(|c| c.id.clone());
+            request
         });
-        match decision {
-            Ok(admitted) => {
-                let route = Arc::clone(&admitted.route);
-                let mut request =
-                    (!route.plugins.is_empty()).then(|| plugin_request(header, &route, client));
-                if let Some(request) = &mut request {
-                    request.consumer_id = admitted.consumer.as_ref().map(|c| c.id.clone());
+        ctx.admitted = Some(admitted);
+        let Some(request) = request else {
+            return Ok(false);
+        };
+        let base = CallContext {
+            tenant: Arc::clone(&config.tenant_id),
+            config_json: Arc::from(""),
+            keys: Some(Arc::clone(&config.keys)),
+            shared: self.builtins.shared.clone(),
+        };
+        match chain::run(&self.registry, &base, &route.plugins, request).await {
+            ChainOutcome::Proceed { changes, skipped } => {
+                for (name, failure) in skipped {
+                    self.plugin_failed(ctx, &name, &failure, "fails open");
                 }
-                ctx.admitted = Some(admitted);
-                let Some(request) = request else {
-                    return Ok(false);
-                };
-                let outcome = chain::run(
-                    &self.registry,
-                    &config.keys,
-                    &self.builtins.shared,
-                    &route.plugins,
-                    request,
-                );
-                match outcome {
-                    ChainOutcome::Proceed { changes, skipped } => {
-                        for (name, failure) in skipped {
-                            self.metrics.plugin_failure(&name, failure.reason());
-                            ctx.failure = Some(Failure {
-                                kind: "plugin_failed",
-                                message: format!("{name} (fails open): {failure}"),
-                            });
-                        }
-                        ctx.plugin_changes = changes;
-                        Ok(false)
-                    }
-                    ChainOutcome::Answered(response) => {
-                        respond::send_local(session, &response, &ctx.request_id).await?;
-                        Ok(true)
-                    }
-                    ChainOutcome::Failed(name, failure) => {
-                        self.metrics.plugin_failure(&name, failure.reason());
-                        ctx.failure = Some(Failure {
-                            kind: "plugin_failed",
-                            message: format!("{name}: {failure}"),
-                        });
-                        respond::send(
-                            session,
-                            &Reject::PLUGIN_FAILED,
-                            &ctx.request_id,
-                            Connection::KeepAlive,
-                        )
-                        .await?;
-                        Ok(true)
-                    }
+                for header in &changes.response_headers {
+                    chain::set_header(&mut ctx.response_headers, header.clone());
                 }
+                ctx.plugin_changes = changes;
+                Ok(false)
             }
-            Err(Refusal::Reject(reject, route)) => {
-                ctx.rejected_route = route;
-                respond::send(session, &reject, &ctx.request_id, Connection::KeepAlive).await?;
+            ChainOutcome::Answered(response) => {
+                respond::send_local(session, &response, &ctx.request_id, &ctx.response_headers)
+                    .await?;
                 Ok(true)
             }
-            Err(Refusal::Answered(response, route)) => {
-                ctx.rejected_route = Some(route);
-                respond::send_local(session, &response, &ctx.request_id).await?;
-                Ok(true)
-            }
-            Err(Refusal::PluginFailed(failure, route)) => {
-                ctx.rejected_route = Some(route);
-                tracing::warn!(error = %failure, "auth plugin failed; failing closed");
-                self.metrics
-                    .plugin_failure("api-key-auth", failure.reason());
-                ctx.failure = Some(Failure {
-                    kind: "plugin_failed",
-                    message: format!("api-key-auth: {failure}"),
-                });
+            ChainOutcome::Failed(name, failure) => {
+                self.plugin_failed(ctx, &name, &failure, "fails closed");
                 respond::send(
                     session,
                     &Reject::PLUGIN_FAILED,
                     &ctx.request_id,
+                    &ctx.response_headers,
                     Connection::KeepAlive,
                 )
                 .await?;
@@ -264,6 +247,7 @@ impl ProxyHttp for Gateway {
             }
         }
         upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        respond::add_headers(upstream_response, &ctx.response_headers);
         Ok(())
     }
 
@@ -285,7 +269,14 @@ impl ProxyHttp for Gateway {
                 message: e.to_string(),
             });
         }
-        if let Err(err) = respond::send(session, &reject, &ctx.request_id, Connection::Close).await
+        if let Err(err) = respond::send(
+            session,
+            &reject,
+            &ctx.request_id,
+            &ctx.response_headers,
+            Connection::Close,
+        )
+        .await
         {
             tracing::debug!(error = %err, "error response not sent");
         }
@@ -326,6 +317,64 @@ impl ProxyHttp for Gateway {
             failure: ctx.failure.take(),
         };
         self.telemetry.emit(Event::Request(Box::new(outcome)));
+    }
+}
+
+impl Gateway {
+    /// Answers a request admission refused.
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        refusal: Refusal,
+    ) -> Result<bool> {
+        match refusal {
+            Refusal::Reject(reject, route) => {
+                ctx.rejected_route = route;
+                respond::send(
+                    session,
+                    &reject,
+                    &ctx.request_id,
+                    &[],
+                    Connection::KeepAlive,
+                )
+                .await?;
+            }
+            Refusal::Answered(response, route) => {
+                ctx.rejected_route = Some(route);
+                respond::send_local(session, &response, &ctx.request_id, &[]).await?;
+            }
+            Refusal::PluginFailed(name, failure, route) => {
+                ctx.rejected_route = Some(route);
+                self.plugin_failed(ctx, name, &failure, "fails closed");
+                respond::send(
+                    session,
+                    &Reject::PLUGIN_FAILED,
+                    &ctx.request_id,
+                    &[],
+                    Connection::KeepAlive,
+                )
+                .await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Counts a failed plugin call and keeps it for the request's error
+    /// event.
+    fn plugin_failed(
+        &self,
+        ctx: &mut RequestCtx,
+        name: &str,
+        failure: &PluginFailure,
+        policy: &str,
+    ) {
+        tracing::warn!(plugin = name, error = %failure, policy, "plugin failed");
+        self.metrics.plugin_failure(name, failure.reason());
+        ctx.failure = Some(Failure {
+            kind: "plugin_failed",
+            message: format!("{name} ({policy}): {failure}"),
+        });
     }
 }
 

@@ -20,6 +20,7 @@ pub mod live;
 pub mod metrics;
 pub mod node;
 pub mod plugins;
+pub mod ratelimit;
 pub mod respond;
 pub mod routing;
 pub mod state_dir;

@@ -1,11 +1,11 @@
 //! The node's Prometheus metrics, served on the admin listener: requests by
 //! route and status, upstream latency, service health, the config version
 //! served, the state of the link to the control plane, and telemetry
-//! delivery.
+//! delivery, and whether rate limits are fleet-wide.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::sync::SyncStatus;
@@ -24,6 +24,8 @@ pub struct Metrics {
     telemetry_dropped: IntGauge,
     telemetry_waiting: IntGauge,
     telemetry_spilled: IntGauge,
+    rate_limit_fleet_up: IntGauge,
+    rate_limit_fallbacks: IntCounter,
 }
 
 /// The state of the node's telemetry, for `/metrics`.
@@ -116,8 +118,21 @@ impl Metrics {
         registry.register(Box::new(telemetry_dropped.clone()))?;
         registry.register(Box::new(telemetry_waiting.clone()))?;
         registry.register(Box::new(telemetry_spilled.clone()))?;
+        let rate_limit_fleet_up = IntGauge::new(
+            "rate_limit_fleet_up",
+            "1 while rate-limit decisions are made in Redis (fleet-wide); 0 when local \
+             (no --redis-url, or Redis unreachable)",
+        )?;
+        let rate_limit_fallbacks = IntCounter::new(
+            "rate_limit_fallback_decisions_total",
+            "Rate-limit decisions made locally with the node's share because Redis was unreachable",
+        )?;
+        registry.register(Box::new(rate_limit_fleet_up.clone()))?;
+        registry.register(Box::new(rate_limit_fallbacks.clone()))?;
         config_version.set(-1);
         Ok(Self {
+            rate_limit_fleet_up,
+            rate_limit_fallbacks,
             upstream_up,
             plugin_failures,
             telemetry_dropped,
@@ -153,6 +168,16 @@ impl Metrics {
         self.plugin_failures
             .with_label_values(&[plugin, reason])
             .inc();
+    }
+
+    /// Whether rate-limit decisions go through Redis.
+    pub fn rate_limit_fleet_up(&self, up: bool) {
+        self.rate_limit_fleet_up.set(i64::from(up));
+    }
+
+    /// Counts a decision made locally because Redis was unreachable.
+    pub fn rate_limit_fallback(&self) {
+        self.rate_limit_fallbacks.inc();
     }
 
     /// Records a health check's result.

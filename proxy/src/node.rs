@@ -26,6 +26,7 @@ use crate::gateway::Gateway;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::plugins::{Builtins, EngineSettings, PluginEngine, Registry};
+use crate::ratelimit::{Fleet, FleetSize, RateLimiter};
 use crate::state_dir::StateDir;
 use crate::sync::{Shipping, SyncSettings, Syncer};
 use crate::telemetry::Telemetry;
@@ -65,9 +66,15 @@ pub struct ProxyArgs {
     )]
     pub state_dir: PathBuf,
 
-    /// Rate limits across nodes (not used yet by this build: limits are local).
+    /// Redis shared by the tenant's nodes, for rate limits that hold across
+    /// the fleet (`redis://host:6379/0`). Without it, limits are per node.
     #[arg(long, env = "GATEHOUSE_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// How long a rate-limit decision may wait for Redis before the node
+    /// decides locally (with its share of the limit), in ms.
+    #[arg(long, env = "GATEHOUSE_REDIS_TIMEOUT_MS", default_value_t = 50)]
+    pub redis_timeout_ms: u64,
 
     /// Worker threads for traffic.
     #[arg(long, env = "GATEHOUSE_PROXY_THREADS", default_value_t = 2)]
@@ -141,6 +148,18 @@ impl ProxyArgs {
                 reason: "health check interval and timeout must be positive".into(),
             });
         }
+        if let Some(url) = &self.redis_url {
+            redis::Client::open(url.as_str()).map_err(|err| NodeError {
+                flag: "redis-url",
+                reason: err.to_string(),
+            })?;
+        }
+        if self.redis_timeout_ms == 0 {
+            return Err(NodeError {
+                flag: "redis-timeout-ms",
+                reason: "must be positive".into(),
+            });
+        }
         if self.threads == 0 {
             return Err(NodeError {
                 flag: "threads",
@@ -211,8 +230,24 @@ pub fn run_with_exit_hook(
         outbox: Arc::new(Mutex::new(outbox)),
         sealed: Arc::new(Notify::new()),
     };
+    let metrics = Arc::new(Metrics::new()?);
+    let (telemetry, events) = Telemetry::new();
+    let fleet_size = Arc::new(FleetSize::default());
+    let fleet = match &args.redis_url {
+        Some(url) => Some(Arc::new(Fleet::new(
+            url,
+            Duration::from_millis(args.redis_timeout_ms),
+            telemetry.clone(),
+            Arc::clone(&metrics),
+        )?)),
+        None => None,
+    };
+    let limiter = match &fleet {
+        Some(fleet) => RateLimiter::shared(Arc::clone(fleet), Arc::clone(&fleet_size)),
+        None => RateLimiter::local(),
+    };
     let engine = Arc::new(PluginEngine::new(EngineSettings::default())?);
-    let builtins = Arc::new(Builtins::load(&engine)?);
+    let builtins = Arc::new(Builtins::load(&engine, Arc::new(limiter))?);
     let registry = Arc::new(Registry::new(
         Arc::clone(&engine),
         args.state_dir.join("plugins"),
@@ -227,7 +262,8 @@ pub fn run_with_exit_hook(
         state,
         shipping.clone(),
     )
-    .with_plugins(Arc::clone(&registry));
+    .with_plugins(Arc::clone(&registry))
+    .with_fleet_size(fleet_size);
     match syncer.restore() {
         Ok(Some(version)) => tracing::info!(version, "restored the saved config"),
         Ok(None) => tracing::info!("no saved config; waiting for the control plane"),
@@ -236,8 +272,6 @@ pub fn run_with_exit_hook(
         }
     }
     let sync_status = syncer.status();
-    let metrics = Arc::new(Metrics::new()?);
-    let (telemetry, events) = Telemetry::new();
     let background = Background::start(BackgroundParts {
         syncer,
         shipping: shipping.clone(),
@@ -251,6 +285,7 @@ pub fn run_with_exit_hook(
         },
         telemetry: telemetry.clone(),
         metrics: Arc::clone(&metrics),
+        fleet,
     })?;
     let exit = ExitHook::new(move || {
         background.stop();

@@ -6,7 +6,7 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use crate::plugins::LocalResponse;
+use crate::plugins::{Header, LocalResponse};
 
 /// A request the proxy answers itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,18 +74,21 @@ pub enum Connection {
     Close,
 }
 
-/// Writes `reject` as the whole response.
+/// Writes `reject` as the whole response, with `extra` headers (the
+/// route's `RateLimit-*`, say).
 pub async fn send(
     session: &mut Session,
     reject: &Reject,
     request_id: &str,
+    extra: &[Header],
     connection: Connection,
 ) -> Result<()> {
     let body = reject.body();
-    let mut header = ResponseHeader::build(reject.status, Some(4))?;
+    let mut header = ResponseHeader::build(reject.status, Some(4 + extra.len()))?;
     header.insert_header("content-type", "application/json")?;
     header.insert_header("content-length", body.len().to_string())?;
     header.insert_header("x-request-id", request_id)?;
+    add_headers(&mut header, extra);
     if connection == Connection::Close {
         header.insert_header("connection", "close")?;
         session.set_keepalive(None);
@@ -97,11 +100,13 @@ pub async fn send(
     Ok(())
 }
 
-/// Writes a plugin's local response as the whole response.
+/// Writes a plugin's local response as the whole response, with `extra`
+/// headers where the plugin set none of that name.
 pub async fn send_local(
     session: &mut Session,
     response: &LocalResponse,
     request_id: &str,
+    extra: &[Header],
 ) -> Result<()> {
     let body = Bytes::from(response.body.clone());
     let status = if (100..=599).contains(&response.status) {
@@ -114,6 +119,17 @@ pub async fn send_local(
         // A header the plugin got wrong is skipped, not fatal.
         let _ = header.append_header(plugin_header.name.clone(), plugin_header.value.as_str());
     }
+    let own: Vec<Header> = extra
+        .iter()
+        .filter(|e| {
+            !response
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(&e.name))
+        })
+        .cloned()
+        .collect();
+    add_headers(&mut header, &own);
     header.insert_header("content-length", body.len().to_string())?;
     header.insert_header("x-request-id", request_id)?;
     session
@@ -121,6 +137,14 @@ pub async fn send_local(
         .await?;
     session.write_response_body(Some(body), true).await?;
     Ok(())
+}
+
+/// Sets plugin-given headers on a response; one that is not a valid
+/// header is skipped, not fatal.
+pub fn add_headers(header: &mut ResponseHeader, headers: &[Header]) {
+    for extra in headers {
+        let _ = header.insert_header(extra.name.clone(), extra.value.as_str());
+    }
 }
 
 /// The answer for a failure to proxy: timeouts are 504, everything else on

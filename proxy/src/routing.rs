@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gatehouse_protocol::{RouteConfig, RoutePattern, RoutePluginConfig, Segment};
+use gatehouse_protocol::{RateLimits, RouteConfig, RoutePattern, RoutePluginConfig, Segment};
 
 /// A route as the hot path needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub struct Route {
     pub service_id: String,
     pub auth_required: bool,
     pub rate_limit_override: Option<i64>,
+    /// The `rate-limit` plugin's config here; `None`: no limit applies.
+    pub rate_limit: Option<Arc<str>>,
     /// Tenant plugins, in order.
     pub plugins: Vec<RoutePluginConfig>,
     /// Per segment: 0 exact, 1 parameter, 2 wildcard. Lower sorts first.
@@ -93,7 +95,7 @@ impl RouteTable {
     /// Builds the table from the enabled routes of a snapshot. A route that
     /// cannot be served (which the control plane's validation prevents) is
     /// left out and reported; the others are served.
-    pub fn build(routes: &[RouteConfig]) -> (Self, Vec<RouteError>) {
+    pub fn build(routes: &[RouteConfig], limits: &RateLimits) -> (Self, Vec<RouteError>) {
         let mut table = Self::default();
         let mut aliases = Vec::new();
         let mut errors = Vec::new();
@@ -115,6 +117,7 @@ impl RouteTable {
                 service_id: config.service_id.clone(),
                 auth_required: config.auth_required,
                 rate_limit_override: config.rate_limit_override,
+                rate_limit: crate::ratelimit::route_settings(config, limits).map(Arc::from),
                 plugins: config.plugins.clone(),
                 rank: rank(&pattern),
             });
@@ -243,7 +246,7 @@ mod tests {
     }
 
     fn build(routes: &[RouteConfig]) -> RouteTable {
-        let (table, errors) = RouteTable::build(routes);
+        let (table, errors) = RouteTable::build(routes, &RateLimits::default());
         assert!(errors.is_empty(), "{errors:?}");
         table
     }
@@ -342,8 +345,10 @@ mod tests {
 
     #[test]
     fn unservable_routes_are_reported_and_skipped() {
-        let (table, errors) =
-            RouteTable::build(&[route("ok", "GET", "/a"), route("bad", "GET", "no-slash")]);
+        let (table, errors) = RouteTable::build(
+            &[route("ok", "GET", "/a"), route("bad", "GET", "no-slash")],
+            &RateLimits::default(),
+        );
         assert_eq!(table.len(), 1);
         assert_eq!(errors.len(), 1);
         assert!(errors[0].to_string().contains("bad"));

@@ -99,6 +99,7 @@ mod tests {
             services: vec![],
             routes: vec![],
             consumers: vec![],
+            rate_limits: Default::default(),
         }
     }
 

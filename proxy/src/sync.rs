@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use crate::compiled::CompiledConfig;
 use crate::live::LiveConfig;
 use crate::plugins::Registry;
+use crate::ratelimit::FleetSize;
 use crate::state_dir::StateDir;
 use crate::telemetry::outbox::Outbox;
 use base64::Engine;
@@ -115,6 +116,7 @@ pub struct Syncer {
     status: Arc<SyncStatus>,
     shipping: Shipping,
     plugins: Option<Arc<Registry>>,
+    fleet_size: Arc<FleetSize>,
 }
 
 /// Telemetry waiting to go out on the link: the outbox, and the signal that
@@ -139,12 +141,20 @@ impl Syncer {
             status: Arc::default(),
             shipping,
             plugins: None,
+            fleet_size: Arc::default(),
         }
     }
 
     /// Also keeps the tenant plugins the config refers to in `registry`.
     pub fn with_plugins(mut self, registry: Arc<Registry>) -> Self {
         self.plugins = Some(registry);
+        self
+    }
+
+    /// Keeps `fleet_size` at the number of the tenant's connected nodes, as
+    /// the control plane's heartbeats say.
+    pub fn with_fleet_size(mut self, fleet_size: Arc<FleetSize>) -> Self {
+        self.fleet_size = fleet_size;
         self
     }
 
@@ -330,7 +340,11 @@ impl Syncer {
                                         self.fetch_plugins(&mut socket, snapshot).await?;
                                     }
                                 }
-                                ControlMessage::Heartbeat => {}
+                                ControlMessage::Heartbeat { nodes } => {
+                                    if let Some(nodes) = nodes {
+                                        self.fleet_size.set(nodes);
+                                    }
+                                }
                             }
                         }
                         Some(Ok(Message::Close(_))) | None => return Err(SyncError::Closed),

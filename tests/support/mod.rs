@@ -336,6 +336,30 @@ impl Tenant {
         body["id"].as_str().expect("id").to_owned()
     }
 
+    /// Sets the tenant's rate limits: the default tiers with these limits,
+    /// and the anonymous per-IP limit (`None`: unlimited).
+    pub async fn limits(&self, free: Option<i64>, anonymous: Option<i64>) {
+        self.send(
+            reqwest::Method::PUT,
+            "/rate-limit-tiers",
+            Some(json!({
+                "tiers": [
+                    { "name": "free", "requestsPerMinute": free },
+                    { "name": "pro", "requestsPerMinute": 600 },
+                    { "name": "enterprise", "requestsPerMinute": 6000 },
+                    { "name": "unlimited", "requestsPerMinute": null },
+                ],
+                "anonymousRequestsPerMinute": anonymous,
+            })),
+        )
+        .await;
+    }
+
+    /// No rate limits at all (for tests that count other things).
+    pub async fn unlimited(&self) {
+        self.limits(None, None).await;
+    }
+
     pub async fn online(&self) -> bool {
         self.send(reqwest::Method::GET, "/gateway-status", None)
             .await["online"]

@@ -190,7 +190,11 @@ async fn stream(
                     send(socket, &ControlMessage::Snapshot(snapshot)).await?;
                 }
             }
-            _ = heartbeat.tick() => send(socket, &ControlMessage::Heartbeat).await?,
+            _ = heartbeat.tick() => {
+                let fleet = gateway_status::status(state.store(), tenant_id, Timestamp::now()).await?;
+                let nodes = u32::try_from(fleet.connected_nodes).ok().filter(|n| *n > 0);
+                send(socket, &ControlMessage::Heartbeat { nodes }).await?;
+            }
         }
     }
 }

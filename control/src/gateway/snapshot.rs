@@ -2,7 +2,7 @@
 //! transaction so routes never point at services from another moment.
 
 use gatehouse_protocol::{
-    ConfigSnapshot, ConsumerConfig, RouteConfig, RoutePluginConfig, ServiceConfig,
+    ConfigSnapshot, ConsumerConfig, RateLimits, RouteConfig, RoutePluginConfig, ServiceConfig,
 };
 use sqlx::FromRow;
 
@@ -97,8 +97,23 @@ pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sql
     .bind(tenant_id)
     .fetch_all(&mut *tx)
     .await?;
+    let tiers: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT name, requests_per_minute FROM rate_limit_tiers WHERE tenant_id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let (anonymous_per_minute,): (Option<i64>,) =
+        sqlx::query_as("SELECT anonymous_requests_per_minute FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
     tx.commit().await?;
     Ok(ConfigSnapshot {
+        rate_limits: RateLimits {
+            tiers: tiers.into_iter().collect(),
+            anonymous_per_minute,
+        },
         tenant_id: tenant_id.to_owned(),
         version,
         services: services

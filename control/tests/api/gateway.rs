@@ -52,7 +52,7 @@ async fn next(socket: &mut Socket) -> ControlMessage {
             .expect("frame");
         if let Message::Text(text) = frame {
             match sync::decode_control(&text).expect("decodes") {
-                ControlMessage::Heartbeat => continue,
+                ControlMessage::Heartbeat { .. } => continue,
                 other => return other,
             }
         }

@@ -33,6 +33,7 @@ impl Guest for ApiKeyAuth {
                 remove_headers: vec![],
                 rewrite_path: None,
                 consumer_id: Some(consumer.id),
+                response_headers: vec![],
             }),
             None => RequestAction::Respond(LocalResponse {
                 status: 401,

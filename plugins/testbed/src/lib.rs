@@ -37,6 +37,7 @@ impl Guest for Testbed {
                 remove_headers: vec![],
                 rewrite_path: None,
                 consumer_id,
+                response_headers: vec![],
             })
         };
         match mode().as_str() {

@@ -1,13 +1,20 @@
 //! The built-in plugins, compiled from `plugins/` by the build script and
 //! embedded in the binary: `api-key-auth` runs on every route that requires
-//! a key (it fails closed).
+//! a key (it fails closed); `rate-limit` runs where a limit can apply (it
+//! fails open: a broken limiter must not take the API down).
+
+use std::sync::Arc;
 
 use super::engine::{LoadError, PluginEngine};
 use super::host::SharedState;
 use super::runtime::LoadedPlugin;
+use crate::ratelimit::RateLimiter;
 
 /// The api-key-auth component.
 pub const API_KEY_AUTH: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/api_key_auth.wasm"));
+
+/// The rate-limit component.
+pub const RATE_LIMIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rate_limit.wasm"));
 
 /// The `testbed` plugin of `plugins/` (it behaves or misbehaves as its
 /// config says), for tests and as a small complete example.
@@ -17,16 +24,19 @@ pub const TESTBED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/testbed.was
 #[derive(Debug)]
 pub struct Builtins {
     pub api_key_auth: LoadedPlugin,
-    /// Counters and key-value the node's plugins share.
+    pub rate_limit: LoadedPlugin,
+    /// The rate limiter, counters and key-value the node's plugins share.
     pub shared: SharedState,
 }
 
 impl Builtins {
-    /// Compiles the embedded built-ins with `engine`.
-    pub fn load(engine: &PluginEngine) -> Result<Self, LoadError> {
+    /// Compiles the embedded built-ins with `engine`; rate limits are
+    /// decided by `limiter`.
+    pub fn load(engine: &PluginEngine, limiter: Arc<RateLimiter>) -> Result<Self, LoadError> {
         Ok(Self {
             api_key_auth: engine.load("api-key-auth", API_KEY_AUTH)?,
-            shared: SharedState::default(),
+            rate_limit: engine.load("rate-limit", RATE_LIMIT)?,
+            shared: SharedState::new(limiter),
         })
     }
 }

@@ -7,10 +7,8 @@ use std::sync::Arc;
 use gatehouse_protocol::RoutePluginConfig;
 
 use super::bindings::gatehouse::plugin::types::{Header, LocalResponse, Request, RequestAction};
-use super::host::SharedState;
 use super::registry::Registry;
 use super::runtime::{CallContext, PluginFailure};
-use crate::keys::KeyIndex;
 
 /// What the chain decided.
 #[derive(Debug)]
@@ -32,13 +30,26 @@ pub struct Changes {
     pub set_headers: Vec<Header>,
     pub remove_headers: Vec<String>,
     pub rewrite_path: Option<String>,
+    /// Headers for the response to the client.
+    pub response_headers: Vec<Header>,
 }
 
-/// Runs `plugins` on `request`.
-pub fn run(
+/// Sets `header` (name lowercased) in `headers`, replacing one of the
+/// same name.
+pub fn set_header(headers: &mut Vec<Header>, header: Header) {
+    let header = Header {
+        name: header.name.to_ascii_lowercase(),
+        value: header.value,
+    };
+    headers.retain(|h| h.name != header.name);
+    headers.push(header);
+}
+
+/// Runs `plugins` on `request`, in the context `base` (tenant, consumers,
+/// shared state).
+pub async fn run(
     registry: &Registry,
-    keys: &Arc<KeyIndex>,
-    shared: &SharedState,
+    base: &CallContext,
     plugins: &[RoutePluginConfig],
     mut request: Request,
 ) -> ChainOutcome {
@@ -46,12 +57,11 @@ pub fn run(
     let mut skipped = Vec::new();
     for plugin in plugins {
         let ctx = CallContext {
-            config_json: plugin.config_json.clone(),
-            keys: Some(Arc::clone(keys)),
-            shared: shared.clone(),
+            config_json: Arc::from(plugin.config_json.as_str()),
+            ..base.clone()
         };
         let result = match registry.get(&plugin.sha256) {
-            Some(loaded) => loaded.on_request(&ctx, &request),
+            Some(loaded) => loaded.on_request(&ctx, &request).await,
             None => Err(PluginFailure::Unavailable(
                 "not loaded on this node yet".to_owned(),
             )),
@@ -65,14 +75,11 @@ pub fn run(
                     changes.remove_headers.push(name);
                 }
                 for header in step.set_headers {
-                    let header = Header {
-                        name: header.name.to_ascii_lowercase(),
-                        value: header.value,
-                    };
-                    request.headers.retain(|h| h.name != header.name);
-                    changes.set_headers.retain(|h| h.name != header.name);
-                    request.headers.push(header.clone());
-                    changes.set_headers.push(header);
+                    set_header(&mut request.headers, header.clone());
+                    set_header(&mut changes.set_headers, header);
+                }
+                for header in step.response_headers {
+                    set_header(&mut changes.response_headers, header);
                 }
                 if let Some(path) = step.rewrite_path.filter(|p| p.starts_with('/')) {
                     request.path = path.clone();

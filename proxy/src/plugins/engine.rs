@@ -83,13 +83,17 @@ impl PluginEngine {
             .total_memories(settings.max_instances * 2)
             .total_tables(settings.max_instances * 4)
             .max_memory_size(settings.max_memory)
+            .total_stacks(settings.max_instances)
             .linear_memory_keep_resident(128 << 10)
             .table_keep_resident(128 << 10);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
-            .max_wasm_stack(512 << 10)
+            .max_wasm_stack(256 << 10)
+            // Calls run on fibers (async): the wasm stack plus room for
+            // the host functions the plugin calls.
+            .async_stack_size(1 << 20)
             .memory_reservation(
                 u64::try_from(settings.max_memory)
                     .unwrap_or(u64::MAX)

@@ -1,53 +1,94 @@
-//! What a plugin may call, and the limits of its store: its route config, consumer lookup by key, node-local counters
+//! What a plugin may call, and the limits of its store: its route config,
+//! consumer lookup by key or id, rate-limit checks (the node's
+//! [`RateLimiter`]: local, or fleet-wide through Redis), node-local counters
 //! and key-value (tenant-scoped: one node serves one tenant), and a memory
 //! limiter that remembers when it refused growth (so the failure reads "out
 //! of memory", not just "trap").
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
 
 use super::bindings::gatehouse::plugin::{config, consumers, counters, kv, log, types};
-use crate::keys::KeyIndex;
+use super::runtime::CallContext;
+use crate::keys::Consumer;
+use crate::ratelimit::RateLimiter;
 
-/// State shared by every call of a node's plugins: counters and key-value.
+/// State shared by every call of a node's plugins: the rate limiter,
+/// counters and key-value.
 #[derive(Debug, Default, Clone)]
 pub struct SharedState {
+    limiter: Arc<RateLimiter>,
     counters: Arc<Mutex<HashMap<String, i64>>>,
     kv: Arc<Mutex<HashMap<String, Vec<u8>>>>,
-    rates: Arc<Mutex<HashMap<(String, u64), Instant>>>,
+}
+
+impl SharedState {
+    /// Shared state deciding rate limits with `limiter`.
+    pub fn new(limiter: Arc<RateLimiter>) -> Self {
+        Self {
+            limiter,
+            ..Self::default()
+        }
+    }
 }
 
 /// One call's store data.
 pub struct HostState {
     pub(super) limits: MemoryCap,
     plugin: String,
-    config_json: String,
-    keys: Option<Arc<KeyIndex>>,
-    shared: SharedState,
+    ctx: CallContext,
+    started: Instant,
+    /// Time spent waiting on host I/O (Redis), which is not the plugin's.
+    host_wait: Duration,
+    /// This thread's CPU time when the wall-clock deadline first ran out.
+    cpu_mark: Option<Duration>,
 }
 
 impl HostState {
-    pub fn new(
-        plugin: String,
-        config_json: String,
-        keys: Option<Arc<KeyIndex>>,
-        shared: SharedState,
-        max_memory: usize,
-    ) -> Self {
+    pub fn new(ctx: CallContext, plugin: String, max_memory: usize) -> Self {
         Self {
             limits: MemoryCap {
                 max: max_memory,
                 refused: false,
             },
             plugin,
-            config_json,
-            keys,
-            shared,
+            ctx,
+            started: Instant::now(),
+            host_wait: Duration::ZERO,
+            cpu_mark: None,
         }
     }
+
+    /// What to do when the epoch deadline of a call with `deadline` runs
+    /// out. First, wall-clock time less the host's I/O waits must reach the
+    /// deadline; then — so that a busy machine preempting the thread never
+    /// cuts a well-behaved plugin — the thread must also have spent the
+    /// deadline in CPU time since. A plugin spinning on an idle machine is
+    /// cut after about twice the deadline. Returns the time left, or `None`
+    /// to interrupt.
+    pub fn time_left(&mut self, deadline: Duration) -> Option<Duration> {
+        let spent = self.started.elapsed().saturating_sub(self.host_wait);
+        if let Some(left) = deadline.checked_sub(spent).filter(|l| !l.is_zero()) {
+            return Some(left);
+        }
+        let cpu = thread_cpu_time();
+        let mark = *self.cpu_mark.get_or_insert(cpu);
+        deadline
+            .checked_sub(cpu.saturating_sub(mark))
+            .filter(|l| !l.is_zero())
+    }
+}
+
+/// CPU time this thread has used.
+fn thread_cpu_time() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// Caps linear memory; remembers a refusal.
@@ -101,77 +142,71 @@ impl log::Host for HostState {
 
 impl config::Host for HostState {
     fn get_json(&mut self) -> String {
-        self.config_json.clone()
+        if self.ctx.config_json.is_empty() {
+            "{}".to_owned()
+        } else {
+            self.ctx.config_json.to_string()
+        }
+    }
+}
+
+fn plugin_view(consumer: &Consumer) -> consumers::Consumer {
+    consumers::Consumer {
+        id: consumer.id.clone(),
+        rate_limit_tier: consumer.rate_limit_tier.clone(),
     }
 }
 
 impl consumers::Host for HostState {
     fn by_key(&mut self, key: String) -> Option<consumers::Consumer> {
-        let consumer = self.keys.as_ref()?.lookup(&key)?;
-        Some(consumers::Consumer {
-            id: consumer.id.clone(),
-            rate_limit_tier: consumer.rate_limit_tier.clone(),
-        })
+        let consumer = self.ctx.keys.as_ref()?.lookup(&key)?;
+        Some(plugin_view(&consumer))
+    }
+
+    fn by_id(&mut self, id: String) -> Option<consumers::Consumer> {
+        let consumer = self.ctx.keys.as_ref()?.by_id(&id)?;
+        Some(plugin_view(&consumer))
     }
 }
 
 impl counters::Host for HostState {
     fn increment(&mut self, name: String, delta: i64) -> i64 {
-        let mut counters = lock(&self.shared.counters);
+        let mut counters = lock(&self.ctx.shared.counters);
         let value = counters.entry(name).or_insert(0);
         *value = value.saturating_add(delta);
         *value
     }
 
-    fn check_rate(&mut self, key: String, per_minute: u64) -> counters::LimitDecision {
-        // GCRA on this node: the theoretical arrival time advances by one
-        // emission interval per allowed request; bursts up to the limit.
-        let per_minute = per_minute.max(1);
-        let interval =
-            std::time::Duration::from_secs(60) / u32::try_from(per_minute).unwrap_or(u32::MAX);
-        let burst = interval * u32::try_from(per_minute).unwrap_or(u32::MAX);
-        let now = Instant::now();
-        let mut rates = lock(&self.shared.rates);
-        let tat = rates
-            .get(&(key.clone(), per_minute))
-            .copied()
-            .unwrap_or(now)
-            .max(now);
-        let allow_at = tat.checked_sub(burst - interval).unwrap_or(now);
-        if now < allow_at {
-            let wait = allow_at - now;
-            return counters::LimitDecision {
-                allowed: false,
-                limit: per_minute,
-                remaining: 0,
-                reset_seconds: (tat - now).as_secs().max(1),
-                retry_after_seconds: wait.as_secs().max(1),
-            };
-        }
-        let new_tat = tat + interval;
-        rates.insert((key, per_minute), new_tat);
-        let used = ((new_tat - now).as_nanos() / interval.as_nanos().max(1)) as u64;
+    async fn check_rate(&mut self, key: String, per_minute: u64) -> counters::LimitDecision {
+        let waiting = Instant::now();
+        let decision = self
+            .ctx
+            .shared
+            .limiter
+            .check(&self.ctx.tenant, &key, per_minute)
+            .await;
+        self.host_wait += waiting.elapsed();
         counters::LimitDecision {
-            allowed: true,
-            limit: per_minute,
-            remaining: per_minute.saturating_sub(used),
-            reset_seconds: (new_tat - now).as_secs(),
-            retry_after_seconds: 0,
+            allowed: decision.allowed,
+            limit: decision.limit,
+            remaining: decision.remaining,
+            reset_seconds: decision.reset_seconds,
+            retry_after_seconds: decision.retry_after_seconds,
         }
     }
 }
 
 impl kv::Host for HostState {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        lock(&self.shared.kv).get(&key).cloned()
+        lock(&self.ctx.shared.kv).get(&key).cloned()
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) {
-        lock(&self.shared.kv).insert(key, value);
+        lock(&self.ctx.shared.kv).insert(key, value);
     }
 
     fn delete(&mut self, key: String) {
-        lock(&self.shared.kv).remove(&key);
+        lock(&self.ctx.shared.kv).remove(&key);
     }
 }
 
@@ -181,23 +216,28 @@ mod tests {
     use counters::Host as _;
 
     fn state(shared: &SharedState) -> HostState {
-        HostState::new("t".into(), "{}".into(), None, shared.clone(), 1 << 20)
+        let ctx = CallContext {
+            shared: shared.clone(),
+            ..CallContext::default()
+        };
+        HostState::new(ctx, "t".into(), 1 << 20)
     }
 
-    #[test]
-    fn rate_checks_allow_the_limit_then_refuse_without_consuming() {
+    #[tokio::test]
+    async fn rate_checks_share_the_node_limiter_and_refusals_take_nothing() {
         let shared = SharedState::default();
-        let mut host = state(&shared);
-        let allowed = (0..10)
-            .filter(|_| host.check_rate("k".into(), 5).allowed)
-            .count();
+        let mut allowed = 0;
+        for _ in 0..10 {
+            if state(&shared).check_rate("k".into(), 5).await.allowed {
+                allowed += 1;
+            }
+        }
         assert_eq!(allowed, 5, "a burst up to the per-minute limit, no more");
-        let refused = host.check_rate("k".into(), 5);
+        let refused = state(&shared).check_rate("k".into(), 5).await;
         assert!(!refused.allowed);
         assert!(refused.retry_after_seconds >= 1);
         assert_eq!(refused.remaining, 0);
-        // Another key has its own budget, shared across calls of the node.
-        assert!(state(&shared).check_rate("other".into(), 5).allowed);
+        assert!(state(&shared).check_rate("other".into(), 5).await.allowed);
     }
 
     #[test]

@@ -6,7 +6,14 @@
 //! a [`PluginFailure`], leaving the node unharmed.
 
 mod bindings {
-    wasmtime::component::bindgen!({ world: "plugin", path: "../wit" });
+    // Calls are async so that a host function may wait on I/O (a rate-limit
+    // decision in Redis) without blocking the proxy's worker thread.
+    wasmtime::component::bindgen!({
+        world: "plugin",
+        path: "../wit",
+        imports: { "gatehouse:plugin/counters.check-rate": async },
+        exports: { default: async },
+    });
 }
 
 pub mod builtins;

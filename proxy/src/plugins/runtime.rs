@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use super::bindings::gatehouse::plugin::types::{
     PluginInfo, Request, RequestAction, Response, ResponseAction,
@@ -15,6 +15,13 @@ use super::bindings::{Plugin, PluginPre};
 use super::engine::{EPOCH_TICK, EngineSettings, Ticker};
 use super::host::{HostState, SharedState};
 use crate::keys::KeyIndex;
+
+/// Epoch ticks in `duration` (at least one).
+fn ticks(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_micros() / EPOCH_TICK.as_micros().max(1))
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
 
 /// How a call went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,10 +48,13 @@ impl PluginFailure {
     }
 }
 
-/// What one call may see: its route config, the consumers, shared state.
+/// What one call may see: its tenant, its route config, the consumers,
+/// shared state.
 #[derive(Clone, Default)]
 pub struct CallContext {
-    pub config_json: String,
+    pub tenant: Arc<str>,
+    /// The plugin's config on this route, JSON (empty: `{}`).
+    pub config_json: Arc<str>,
     pub keys: Option<Arc<KeyIndex>>,
     pub shared: SharedState,
 }
@@ -89,23 +99,19 @@ impl LoadedPlugin {
     }
 
     fn store(&self, ctx: &CallContext) -> Store<HostState> {
-        let state = HostState::new(
-            self.name.clone(),
-            if ctx.config_json.is_empty() {
-                "{}".to_owned()
-            } else {
-                ctx.config_json.clone()
-            },
-            ctx.keys.clone(),
-            ctx.shared.clone(),
-            self.settings.max_memory,
-        );
+        let state = HostState::new(ctx.clone(), self.name.clone(), self.settings.max_memory);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
-        let ticks =
-            (self.settings.call_deadline.as_micros() / EPOCH_TICK.as_micros().max(1)).max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
+        // The deadline is on the plugin's own time: host I/O waits and the
+        // thread being preempted do not count (see `HostState::time_left`).
+        let deadline = self.settings.call_deadline;
+        store.set_epoch_deadline(ticks(deadline));
+        store.epoch_deadline_callback(move |mut store| {
+            Ok(match store.data_mut().time_left(deadline) {
+                Some(left) => UpdateDeadline::Continue(ticks(left)),
+                None => UpdateDeadline::Interrupt,
+            })
+        });
         store
     }
 
@@ -119,46 +125,47 @@ impl LoadedPlugin {
         }
     }
 
-    /// Instantiates the plugin in a fresh store for `ctx` and runs `call`
-    /// on it; every way it can fail becomes a [`PluginFailure`].
-    fn call<R>(
+    /// Instantiates the plugin in a fresh store for `ctx`.
+    async fn instance(
         &self,
         ctx: &CallContext,
-        call: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<R>,
-    ) -> Result<R, PluginFailure> {
+    ) -> Result<(Plugin, Store<HostState>), PluginFailure> {
         let mut store = self.store(ctx);
         let instance = self
             .pre
-            .instantiate(&mut store)
+            .instantiate_async(&mut store)
+            .await
             .map_err(|err| PluginFailure::Unavailable(format!("{err:#}")))?;
-        call(&instance, &mut store).map_err(|err| self.failure(&store, &err))
+        Ok((instance, store))
     }
 
     /// Calls `describe`.
-    pub fn describe(&self) -> Result<PluginInfo, PluginFailure> {
-        self.call(&CallContext::default(), |plugin, store| {
-            plugin.call_describe(store)
-        })
+    pub async fn describe(&self) -> Result<PluginInfo, PluginFailure> {
+        let (plugin, mut store) = self.instance(&CallContext::default()).await?;
+        let result = plugin.call_describe(&mut store).await;
+        result.map_err(|err| self.failure(&store, &err))
     }
 
     /// Calls `on-request`.
-    pub fn on_request(
+    pub async fn on_request(
         &self,
         ctx: &CallContext,
         request: &Request,
     ) -> Result<RequestAction, PluginFailure> {
-        self.call(ctx, |plugin, store| plugin.call_on_request(store, request))
+        let (plugin, mut store) = self.instance(ctx).await?;
+        let result = plugin.call_on_request(&mut store, request).await;
+        result.map_err(|err| self.failure(&store, &err))
     }
 
     /// Calls `on-response`.
-    pub fn on_response(
+    pub async fn on_response(
         &self,
         ctx: &CallContext,
         request: &Request,
         response: &Response,
     ) -> Result<ResponseAction, PluginFailure> {
-        self.call(ctx, |plugin, store| {
-            plugin.call_on_response(store, request, response)
-        })
+        let (plugin, mut store) = self.instance(ctx).await?;
+        let result = plugin.call_on_response(&mut store, request, response).await;
+        result.map_err(|err| self.failure(&store, &err))
     }
 }

@@ -38,19 +38,20 @@ fn request() -> Request {
 
 fn mode(mode: &str) -> CallContext {
     CallContext {
-        config_json: format!(r#"{{"mode": "{mode}"}}"#),
+        config_json: format!(r#"{{"mode": "{mode}"}}"#).into(),
         ..CallContext::default()
     }
 }
 
-#[test]
-fn a_well_behaved_plugin_changes_the_request() {
+#[tokio::test]
+async fn a_well_behaved_plugin_changes_the_request() {
     let engine = engine();
     let plugin = engine.load("testbed", TESTBED).expect("loads");
-    let info = plugin.describe().expect("describes");
+    let info = plugin.describe().await.expect("describes");
     assert_eq!(info.name, "testbed");
     match plugin
         .on_request(&mode("header"), &request())
+        .await
         .expect("runs")
     {
         RequestAction::Proceed(changes) => {
@@ -59,14 +60,18 @@ fn a_well_behaved_plugin_changes_the_request() {
         }
         other => panic!("expected proceed, got {other:?}"),
     }
-    match plugin.on_request(&mode("deny"), &request()).expect("runs") {
+    match plugin
+        .on_request(&mode("deny"), &request())
+        .await
+        .expect("runs")
+    {
         RequestAction::Respond(response) => assert_eq!(response.status, 403),
         other => panic!("expected a local response, got {other:?}"),
     }
 }
 
-#[test]
-fn plugins_look_consumers_up_through_the_host() {
+#[tokio::test]
+async fn plugins_look_consumers_up_through_the_host() {
     let engine = engine();
     let plugin = engine.load("testbed", TESTBED).expect("loads");
     let keys = KeyIndex::build(&[ConsumerConfig {
@@ -81,19 +86,20 @@ fn plugins_look_consumers_up_through_the_host() {
         keys: Some(Arc::new(keys)),
         ..mode("consumer")
     };
-    match plugin.on_request(&ctx, &request()).expect("runs") {
+    match plugin.on_request(&ctx, &request()).await.expect("runs") {
         RequestAction::Proceed(changes) => assert_eq!(changes.consumer_id.as_deref(), Some("c1")),
         other => panic!("expected proceed, got {other:?}"),
     }
 }
 
-#[test]
-fn loops_are_cut_at_the_deadline() {
+#[tokio::test]
+async fn loops_are_cut_at_the_deadline() {
     let engine = engine();
     let plugin = engine.load("testbed", TESTBED).expect("loads");
     let started = Instant::now();
     let failure = plugin
         .on_request(&mode("loop"), &request())
+        .await
         .expect_err("times out");
     assert_eq!(failure.reason(), "timeout", "{failure}");
     assert!(
@@ -101,31 +107,33 @@ fn loops_are_cut_at_the_deadline() {
         "cut short, not run to completion"
     );
     // The engine is unharmed: the next call works.
-    assert!(plugin.on_request(&mode("header"), &request()).is_ok());
+    assert!(plugin.on_request(&mode("header"), &request()).await.is_ok());
 }
 
-#[test]
-fn runaway_allocation_hits_the_memory_cap() {
+#[tokio::test]
+async fn runaway_allocation_hits_the_memory_cap() {
     let engine = engine();
     let plugin = engine.load("testbed", TESTBED).expect("loads");
     let failure = plugin
         .on_request(&mode("hog"), &request())
+        .await
         .expect_err("out of memory");
     assert_eq!(failure.reason(), "out_of_memory", "{failure}");
-    assert!(plugin.on_request(&mode("header"), &request()).is_ok());
+    assert!(plugin.on_request(&mode("header"), &request()).await.is_ok());
 }
 
-#[test]
-fn panics_are_traps_not_crashes() {
+#[tokio::test]
+async fn panics_are_traps_not_crashes() {
     let engine = engine();
     let plugin = engine.load("testbed", TESTBED).expect("loads");
     let failure = plugin
         .on_request(&mode("panic"), &request())
+        .await
         .expect_err("traps");
     assert_eq!(failure.reason(), "trap", "{failure}");
     for _ in 0..50 {
         assert!(
-            plugin.on_request(&mode("header"), &request()).is_ok(),
+            plugin.on_request(&mode("header"), &request()).await.is_ok(),
             "instances are recycled cleanly"
         );
     }

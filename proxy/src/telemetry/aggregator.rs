@@ -68,6 +68,7 @@ impl Aggregator {
         match event {
             Event::Request(outcome) => self.add_request(*outcome),
             Event::Health(result) => self.health.push(result),
+            Event::Error(occurrence) => self.errors.push(occurrence),
         }
     }
 

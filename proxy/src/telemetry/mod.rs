@@ -12,7 +12,7 @@ pub mod outbox;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use gatehouse_protocol::telemetry::{HealthResult, LogRecord};
+use gatehouse_protocol::telemetry::{ErrorOccurrence, HealthResult, LogRecord};
 use tokio::sync::mpsc;
 
 use crate::metrics::TelemetryGauges;
@@ -41,6 +41,8 @@ pub struct Failure {
 pub enum Event {
     Request(Box<RequestOutcome>),
     Health(HealthResult),
+    /// A failure of the node itself, not of one request (Redis lost, ...).
+    Error(ErrorOccurrence),
 }
 
 /// The hot path's side of telemetry: a bounded queue.
