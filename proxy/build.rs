@@ -18,6 +18,8 @@ fn main() {
         "api-key-auth",
         "rate-limit",
         "testbed",
+        "examples/add-header",
+        "examples/hmac-sign",
     ] {
         println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
     }

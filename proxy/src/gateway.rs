@@ -7,19 +7,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::admission::{self, Admitted, Refusal, RequestFacts};
+use crate::compiled::CompiledConfig;
 use crate::drain::{InFlight, InFlightGuard};
 use crate::forwarding::{self, Forwarded};
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::plugins::chain::{self, ChainOutcome, Changes};
 use crate::plugins::{
-    Builtins, CallContext, Header as PluginHeader, PluginFailure, Registry,
-    Request as PluginRequest,
+    Builtins, CallContext, Header as PluginHeader, LocalResponse as PluginLocalResponse,
+    LogEntry as PluginLogEntry, PluginFailure, Registry, Request as PluginRequest,
+    Response as PluginResponse,
 };
 use crate::respond::{self, Connection, Reject};
 use crate::routing::Route;
@@ -73,6 +76,11 @@ pub struct RequestCtx {
     plugin_changes: Changes,
     /// Headers plugins set for the client's response (`RateLimit-*`).
     response_headers: Vec<PluginHeader>,
+    /// The request as the route's tenant plugins left it (for their
+    /// `on-response` and `on-log`), when the route has any.
+    plugin_request: Option<PluginRequest>,
+    /// A body replacing the upstream's (a plugin replaced the response).
+    replacement_body: Option<Bytes>,
     _in_flight: InFlightGuard,
 }
 
@@ -101,6 +109,8 @@ impl ProxyHttp for Gateway {
             failure: None,
             plugin_changes: Changes::default(),
             response_headers: Vec::new(),
+            plugin_request: None,
+            replacement_body: None,
             _in_flight: self.in_flight.enter(),
         }
     }
@@ -129,8 +139,9 @@ impl ProxyHttp for Gateway {
             path: header.uri.path(),
         };
         let client = client_ip(session).unwrap_or_default();
+        let request_id = &ctx.request_id;
         let decision = admission::admit(&config, &self.builtins, facts, |route| {
-            plugin_request(header, route, client.clone())
+            plugin_request(header, route, client.clone(), request_id)
         })
         .await;
         let mut admitted = match decision {
@@ -146,7 +157,7 @@ impl ProxyHttp for Gateway {
             let mut request = admitted
                 .plugin_request
                 .take()
-                .unwrap_or_else(|| plugin_request(header, &route, client));
+                .unwrap_or_else(|| plugin_request(header, &route, client, &ctx.request_id));
             request.consumer_id = admitted.consumer.as_ref().map(|c| c.id.clone());
             request
         });
@@ -154,17 +165,17 @@ impl ProxyHttp for Gateway {
         let Some(request) = request else {
             return Ok(false);
         };
-        let base = CallContext {
-            tenant: Arc::clone(&config.tenant_id),
-            config_json: Arc::from(""),
-            keys: Some(Arc::clone(&config.keys)),
-            shared: self.builtins.shared.clone(),
-        };
+        let base = self.call_context(&config);
         match chain::run(&self.registry, &base, &route.plugins, request).await {
-            ChainOutcome::Proceed { changes, skipped } => {
+            ChainOutcome::Proceed {
+                changes,
+                skipped,
+                request,
+            } => {
                 for (name, failure) in skipped {
                     self.plugin_failed(ctx, &name, &failure, "fails open");
                 }
+                ctx.plugin_request = Some(*request);
                 for header in &changes.response_headers {
                     chain::set_header(&mut ctx.response_headers, header.clone());
                 }
@@ -248,7 +259,24 @@ impl ProxyHttp for Gateway {
         }
         upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
         respond::add_headers(upstream_response, &ctx.response_headers);
-        Ok(())
+        self.run_response_hooks(upstream_response, ctx).await
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<Option<std::time::Duration>> {
+        if ctx.replacement_body.is_some() {
+            *body = if end_of_stream {
+                ctx.replacement_body.take()
+            } else {
+                None
+            };
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(
@@ -316,6 +344,7 @@ impl ProxyHttp for Gateway {
             },
             failure: ctx.failure.take(),
         };
+        self.run_log_hooks(&outcome.record, ctx).await;
         self.telemetry.emit(Event::Request(Box::new(outcome)));
     }
 }
@@ -360,6 +389,102 @@ impl Gateway {
         Ok(true)
     }
 
+    /// The `on-response` hooks of the route's tenant plugins.
+    async fn run_response_hooks(
+        &self,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let (Some(request), Some(admitted), Some(config)) =
+            (&ctx.plugin_request, &ctx.admitted, self.live.load())
+        else {
+            return Ok(());
+        };
+        let response = PluginResponse {
+            status: upstream_response.status.as_u16(),
+            headers: upstream_response
+                .headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some(PluginHeader {
+                        name: name.as_str().to_owned(),
+                        value: value.to_str().ok()?.to_owned(),
+                    })
+                })
+                .collect(),
+        };
+        let base = self.call_context(&config);
+        let route = Arc::clone(&admitted.route);
+        let outcome =
+            chain::respond(&self.registry, &base, &route.plugins, request, response).await;
+        let mut replace = outcome.replace;
+        for (name, failure, closed) in outcome.failed {
+            self.plugin_failed(
+                ctx,
+                &name,
+                &failure,
+                if closed { "fails closed" } else { "fails open" },
+            );
+            if closed {
+                let reject = Reject::PLUGIN_FAILED;
+                replace = Some(PluginLocalResponse {
+                    status: reject.status,
+                    headers: vec![PluginHeader {
+                        name: "content-type".into(),
+                        value: "application/json".into(),
+                    }],
+                    body: reject.body().to_vec(),
+                });
+            }
+        }
+        if let Some(replacement) = replace {
+            let mut header =
+                respond::local_header(&replacement, &ctx.request_id, &ctx.response_headers)?;
+            std::mem::swap(upstream_response, &mut header);
+            ctx.replacement_body = Some(Bytes::from(replacement.body));
+            return Ok(());
+        }
+        for name in &outcome.remove_headers {
+            upstream_response.remove_header(name.as_str());
+        }
+        respond::add_headers(upstream_response, &outcome.set_headers);
+        Ok(())
+    }
+
+    /// The `on-log` hooks of the route's tenant plugins, after the response.
+    async fn run_log_hooks(&self, record: &LogRecord, ctx: &mut RequestCtx) {
+        let (Some(admitted), Some(config)) = (&ctx.admitted, self.live.load()) else {
+            return;
+        };
+        if admitted.route.plugins.is_empty() {
+            return;
+        }
+        let route = Arc::clone(&admitted.route);
+        let entry = PluginLogEntry {
+            request_id: record.request_id.clone(),
+            method: record.method.clone(),
+            path: record.path.clone(),
+            route_id: record.route_id.clone(),
+            consumer_id: record.consumer_id.clone(),
+            status: u16::try_from(record.status_code).unwrap_or(0),
+            latency_ms: record.latency_ms,
+        };
+        let base = self.call_context(&config);
+        for (name, failure) in chain::log(&self.registry, &base, &route.plugins, &entry).await {
+            self.plugin_failed(ctx, &name, &failure, "on-log");
+        }
+    }
+
+    /// What every plugin call of this tenant shares.
+    fn call_context(&self, config: &CompiledConfig) -> CallContext {
+        CallContext {
+            tenant: Arc::clone(&config.tenant_id),
+            config_json: Arc::from(""),
+            keys: Some(Arc::clone(&config.keys)),
+            shared: self.builtins.shared.clone(),
+        }
+    }
+
     /// Counts a failed plugin call and keeps it for the request's error
     /// event.
     fn plugin_failed(
@@ -378,8 +503,14 @@ impl Gateway {
     }
 }
 
-/// The request as plugins see it.
-fn plugin_request(header: &RequestHeader, route: &Route, client_ip: String) -> PluginRequest {
+/// The request as plugins see it: the client's, with the request id the
+/// upstream will get.
+fn plugin_request(
+    header: &RequestHeader,
+    route: &Route,
+    client_ip: String,
+    request_id: &str,
+) -> PluginRequest {
     PluginRequest {
         method: header.method.as_str().to_owned(),
         path: header.uri.path().to_owned(),
@@ -387,12 +518,17 @@ fn plugin_request(header: &RequestHeader, route: &Route, client_ip: String) -> P
         headers: header
             .headers
             .iter()
+            .filter(|(name, _)| name.as_str() != "x-request-id")
             .filter_map(|(name, value)| {
                 Some(PluginHeader {
                     name: name.as_str().to_owned(),
                     value: value.to_str().ok()?.to_owned(),
                 })
             })
+            .chain(std::iter::once(PluginHeader {
+                name: "x-request-id".to_owned(),
+                value: request_id.to_owned(),
+            }))
             .collect(),
         client_ip,
         route_id: route.id.clone(),

@@ -107,6 +107,15 @@ pub struct ProxyArgs {
     #[arg(long, env = "GATEHOUSE_TELEMETRY_SPILL_MB", default_value_t = 256)]
     pub telemetry_spill_mb: u64,
 
+    /// Time a plugin hook may take, in ms (its own time: host I/O waits
+    /// excluded, CPU time confirmed before a call is cut).
+    #[arg(long, env = "GATEHOUSE_PLUGIN_DEADLINE_MS", default_value_t = 10)]
+    pub plugin_deadline_ms: u64,
+
+    /// Linear memory a plugin may grow to, in MiB.
+    #[arg(long, env = "GATEHOUSE_PLUGIN_MEMORY_MB", default_value_t = 16)]
+    pub plugin_memory_mb: usize,
+
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "GATEHOUSE_SHUTDOWN_GRACE", default_value_t = 5)]
     pub shutdown_grace: u64,
@@ -158,6 +167,12 @@ impl ProxyArgs {
             return Err(NodeError {
                 flag: "redis-timeout-ms",
                 reason: "must be positive".into(),
+            });
+        }
+        if self.plugin_deadline_ms == 0 || !(1..=4096).contains(&self.plugin_memory_mb) {
+            return Err(NodeError {
+                flag: "plugin-deadline-ms",
+                reason: "the plugin deadline must be positive and the memory 1 to 4096 MiB".into(),
             });
         }
         if self.threads == 0 {
@@ -246,7 +261,11 @@ pub fn run_with_exit_hook(
         Some(fleet) => RateLimiter::shared(Arc::clone(fleet), Arc::clone(&fleet_size)),
         None => RateLimiter::local(),
     };
-    let engine = Arc::new(PluginEngine::new(EngineSettings::default())?);
+    let engine = Arc::new(PluginEngine::new(EngineSettings {
+        call_deadline: Duration::from_millis(args.plugin_deadline_ms),
+        max_memory: args.plugin_memory_mb << 20,
+        ..EngineSettings::default()
+    })?);
     let builtins = Arc::new(Builtins::load(&engine, Arc::new(limiter))?);
     let registry = Arc::new(Registry::new(
         Arc::clone(&engine),

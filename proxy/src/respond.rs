@@ -109,6 +109,22 @@ pub async fn send_local(
     extra: &[Header],
 ) -> Result<()> {
     let body = Bytes::from(response.body.clone());
+    let header = local_header(response, request_id, extra)?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+/// The head of a plugin's local response: its status (500 when out of
+/// range) and headers, `extra` headers it did not set itself, the length
+/// of its body and the request id.
+pub fn local_header(
+    response: &LocalResponse,
+    request_id: &str,
+    extra: &[Header],
+) -> Result<ResponseHeader> {
     let status = if (100..=599).contains(&response.status) {
         response.status
     } else {
@@ -130,13 +146,9 @@ pub async fn send_local(
         .cloned()
         .collect();
     add_headers(&mut header, &own);
-    header.insert_header("content-length", body.len().to_string())?;
+    header.insert_header("content-length", response.body.len().to_string())?;
     header.insert_header("x-request-id", request_id)?;
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session.write_response_body(Some(body), true).await?;
-    Ok(())
+    Ok(header)
 }
 
 /// Sets plugin-given headers on a response; one that is not a valid

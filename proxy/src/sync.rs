@@ -119,6 +119,13 @@ pub struct Syncer {
     fleet_size: Arc<FleetSize>,
 }
 
+/// Frames as large as a plugin component (up to 32 MiB, base64 in JSON).
+fn socket_config() -> tungstenite::protocol::WebSocketConfig {
+    tungstenite::protocol::WebSocketConfig::default()
+        .max_frame_size(Some(64 << 20))
+        .max_message_size(Some(64 << 20))
+}
+
 /// Telemetry waiting to go out on the link: the outbox, and the signal that
 /// a batch was sealed.
 #[derive(Debug, Clone)]
@@ -286,7 +293,7 @@ impl Syncer {
             })?;
         request.headers_mut().insert("authorization", bearer);
         let (mut socket, _) = tokio::select! {
-            connected = tokio_tungstenite::connect_async(request) => connected.map_err(|err| match err {
+            connected = tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true) => connected.map_err(|err| match err {
                 tungstenite::Error::Http(response) if response.status() == StatusCode::UNAUTHORIZED => {
                     SyncError::Rejected
                 }

@@ -20,6 +20,15 @@ pub const RATE_LIMIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rate_lim
 /// config says), for tests and as a small complete example.
 pub const TESTBED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/testbed.wasm"));
 
+/// The Rust example plugins of `plugins/examples/` (for the tests that
+/// upload them like a tenant would; not embedded in the node).
+pub mod examples {
+    /// Sets request and response headers from its config.
+    pub const ADD_HEADER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/add_header.wasm"));
+    /// Signs requests for the upstream with HMAC-SHA256.
+    pub const HMAC_SIGN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hmac_sign.wasm"));
+}
+
 /// The built-ins of a node, loaded once at start.
 #[derive(Debug)]
 pub struct Builtins {

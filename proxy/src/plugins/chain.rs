@@ -1,22 +1,29 @@
-//! Running a route's tenant plugins in order: each sees the request with the
-//! changes of the ones before it; one may answer the client; a failing one
-//! is skipped (`open`) or ends the request with 503 (`closed`).
+//! Running a route's tenant plugins in order, hook by hook (only the hooks
+//! each implements): `on-request` — each sees the request with the changes
+//! of the ones before it, one may answer the client; `on-response` — each
+//! may change the response head or replace the response; `on-log` — after
+//! the response. A failing plugin is skipped (`open`) or ends the request
+//! with 503 `plugin_failed` (`closed`).
 
 use std::sync::Arc;
 
 use gatehouse_protocol::RoutePluginConfig;
 
-use super::bindings::gatehouse::plugin::types::{Header, LocalResponse, Request, RequestAction};
+use super::bindings::gatehouse::plugin::types::{
+    Header, Hooks, LocalResponse, LogEntry, Request, RequestAction, Response, ResponseAction,
+};
 use super::registry::Registry;
 use super::runtime::{CallContext, PluginFailure};
 
 /// What the chain decided.
 #[derive(Debug)]
 pub enum ChainOutcome {
-    /// Go upstream with these changes; `skipped` failed but fail open.
+    /// Go upstream with these changes; `skipped` failed but fail open;
+    /// `request` is the request as the last plugin saw it.
     Proceed {
         changes: Changes,
         skipped: Vec<(String, PluginFailure)>,
+        request: Box<Request>,
     },
     /// A plugin answered the client.
     Answered(LocalResponse),
@@ -61,6 +68,7 @@ pub async fn run(
             ..base.clone()
         };
         let result = match registry.get(&plugin.sha256) {
+            Some(loaded) if !loaded.implements(Hooks::ON_REQUEST) => continue,
             Some(loaded) => loaded.on_request(&ctx, &request).await,
             None => Err(PluginFailure::Unavailable(
                 "not loaded on this node yet".to_owned(),
@@ -93,5 +101,96 @@ pub async fn run(
             Err(failure) => return ChainOutcome::Failed(plugin.name.clone(), failure),
         }
     }
-    ChainOutcome::Proceed { changes, skipped }
+    ChainOutcome::Proceed {
+        changes,
+        skipped,
+        request: Box::new(request),
+    }
+}
+
+/// What the chain made of the upstream's response head.
+#[derive(Debug, Default)]
+pub struct ResponseOutcome {
+    pub set_headers: Vec<Header>,
+    pub remove_headers: Vec<String>,
+    /// A plugin replaced the response (or one failing closed failed:
+    /// `failed` says which).
+    pub replace: Option<LocalResponse>,
+    /// Plugins that failed, and whether they fail closed.
+    pub failed: Vec<(String, PluginFailure, bool)>,
+}
+
+/// Runs the `on-response` hooks of `plugins`, in order, on `response`.
+pub async fn respond(
+    registry: &Registry,
+    base: &CallContext,
+    plugins: &[RoutePluginConfig],
+    request: &Request,
+    mut response: Response,
+) -> ResponseOutcome {
+    let mut outcome = ResponseOutcome::default();
+    for plugin in plugins {
+        let Some(loaded) = registry.get(&plugin.sha256) else {
+            continue;
+        };
+        if !loaded.implements(Hooks::ON_RESPONSE) {
+            continue;
+        }
+        let ctx = CallContext {
+            config_json: Arc::from(plugin.config_json.as_str()),
+            ..base.clone()
+        };
+        match loaded.on_response(&ctx, request, &response).await {
+            Ok(ResponseAction::Modify(changes)) => {
+                for name in changes.remove_headers {
+                    let name = name.to_ascii_lowercase();
+                    response.headers.retain(|h| h.name != name);
+                    outcome.set_headers.retain(|h| h.name != name);
+                    outcome.remove_headers.push(name);
+                }
+                for header in changes.set_headers {
+                    set_header(&mut response.headers, header.clone());
+                    set_header(&mut outcome.set_headers, header);
+                }
+            }
+            Ok(ResponseAction::Replace(replacement)) => {
+                outcome.replace = Some(replacement);
+                return outcome;
+            }
+            Err(failure) => {
+                let closed = plugin.failure_policy != "open";
+                outcome.failed.push((plugin.name.clone(), failure, closed));
+                if closed {
+                    return outcome;
+                }
+            }
+        }
+    }
+    outcome
+}
+
+/// Runs the `on-log` hooks of `plugins` with `entry`; returns the failures.
+pub async fn log(
+    registry: &Registry,
+    base: &CallContext,
+    plugins: &[RoutePluginConfig],
+    entry: &LogEntry,
+) -> Vec<(String, PluginFailure)> {
+    let mut failed = Vec::new();
+    for plugin in plugins {
+        let Some(loaded) = registry.get(&plugin.sha256) else {
+            continue;
+        };
+        if !loaded.implements(Hooks::ON_LOG) {
+            continue;
+        }
+        let ctx = CallContext {
+            config_json: Arc::from(plugin.config_json.as_str()),
+            ..base.clone()
+        };
+        if let Err(failure) = loaded.on_log(&ctx, entry).await {
+            failed.push((plugin.name.clone(), failure));
+        }
+    }
+    failed
 }

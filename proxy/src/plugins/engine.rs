@@ -1,7 +1,7 @@
 //! One wasmtime engine per node: the component model, a pooling allocator
 //! (instances recycled, memory kept resident, so a fresh instance per call
 //! costs microseconds), epoch interruption driven by a ticker thread, and
-//! the linker with Gatehouse's host interfaces (WASI imports trap).
+//! the linker with Gatehouse's host interfaces and an empty WASI context.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +11,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::Plugin;
+use super::breaker::BreakerSettings;
 use super::host::HostState;
 use super::runtime::LoadedPlugin;
 
@@ -26,6 +27,8 @@ pub struct EngineSettings {
     pub max_memory: usize,
     /// Plugin instances that may exist at once (calls in flight).
     pub max_instances: u32,
+    /// When a failing plugin's circuit opens.
+    pub breaker: BreakerSettings,
 }
 
 impl Default for EngineSettings {
@@ -34,6 +37,7 @@ impl Default for EngineSettings {
             call_deadline: Duration::from_millis(10),
             max_memory: 16 << 20,
             max_instances: 256,
+            breaker: BreakerSettings::default(),
         }
     }
 }
@@ -102,6 +106,9 @@ impl PluginEngine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
+        // An empty WASI context (see `host::Wasi`): language runtimes (Python,
+        // JavaScript) read the environment and clocks as they start.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -138,25 +145,23 @@ impl PluginEngine {
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
         let component = Component::new(&self.engine, bytes)
             .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
-        // WASI is not provided: every WASI import of the component (Rust
-        // guests import stdio, clocks, random, ...) traps if called, so a
-        // plugin has no files, sockets, environment or clocks, and the host
-        // never enters WASI's runtime from the proxy's threads.
-        let mut linker = self.linker.clone();
-        linker
-            .define_unknown_imports_as_traps(&component)
-            .map_err(|err| LoadError::World(format!("{err:#}")))?;
-        let pre = linker
+        // Imports must be the plugin world's or WASI p2's (any 0.2.x: the
+        // linker matches semver-compatible versions); anything else is
+        // refused here, as the control plane refuses it at upload.
+        let pre = self
+            .linker
             .instantiate_pre(&component)
             .map_err(|err| LoadError::World(format!("{err:#}")))?;
         let pre = super::bindings::PluginPre::new(pre)
             .map_err(|err| LoadError::World(format!("{err:#}")))?;
-        Ok(LoadedPlugin::new(
+        LoadedPlugin::new(
             name.to_owned(),
             pre,
             self.engine.clone(),
             self.settings,
             Arc::clone(&self.ticker),
-        ))
+        )
+        .with_described_hooks()
+        .map_err(|err| LoadError::World(format!("describe failed: {err}")))
     }
 }

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::gatehouse::plugin::{config, consumers, counters, kv, log, types};
 use super::runtime::CallContext;
@@ -45,6 +47,40 @@ pub struct HostState {
     host_wait: Duration,
     /// This thread's CPU time when the wall-clock deadline first ran out.
     cpu_mark: Option<Duration>,
+    /// The empty WASI context, built on a plugin's first WASI call.
+    wasi: Option<Box<Wasi>>,
+}
+
+/// WASI as plugins get it: no environment, arguments, files, sockets or
+/// name lookups; stdin closed, stdout and stderr discarded; clocks and
+/// random from the host (language runtimes need them).
+struct Wasi {
+    ctx: WasiCtx,
+    table: ResourceTable,
+}
+
+impl Wasi {
+    fn empty() -> Box<Self> {
+        let ctx = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Box::new(Self {
+            ctx,
+            table: ResourceTable::new(),
+        })
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        let wasi = self.wasi.get_or_insert_with(Wasi::empty);
+        WasiCtxView {
+            ctx: &mut wasi.ctx,
+            table: &mut wasi.table,
+        }
+    }
 }
 
 impl HostState {
@@ -59,6 +95,7 @@ impl HostState {
             started: Instant::now(),
             host_wait: Duration::ZERO,
             cpu_mark: None,
+            wasi: None,
         }
     }
 

@@ -16,6 +16,7 @@ mod bindings {
     });
 }
 
+pub mod breaker;
 pub mod builtins;
 pub mod chain;
 pub mod engine;
@@ -27,7 +28,7 @@ pub mod runtime;
 mod tests;
 
 pub use bindings::gatehouse::plugin::types::{
-    Header, LocalResponse, LogEntry, Request, RequestAction, RequestChanges, Response,
+    Header, Hooks, LocalResponse, LogEntry, Request, RequestAction, RequestChanges, Response,
     ResponseAction, ResponseChanges,
 };
 pub use builtins::Builtins;

@@ -8,13 +8,36 @@ use std::sync::Arc;
 
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
+use futures_util::FutureExt;
+
 use super::bindings::gatehouse::plugin::types::{
-    PluginInfo, Request, RequestAction, Response, ResponseAction,
+    Hooks, LogEntry, PluginInfo, Request, RequestAction, Response, ResponseAction,
 };
 use super::bindings::{Plugin, PluginPre};
+use super::breaker::Breaker;
 use super::engine::{EPOCH_TICK, EngineSettings, Ticker};
 use super::host::{HostState, SharedState};
 use crate::keys::KeyIndex;
+
+/// What went wrong first, then where: the root cause and the innermost
+/// frames of the guest backtrace, at most 500 characters.
+fn trap_message(err: &wasmtime::Error) -> String {
+    let cause = err.root_cause().to_string();
+    let frames = format!("{err:#}");
+    let mut message = cause.clone();
+    for line in frames
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .take(3)
+    {
+        message.push_str(" | ");
+        message.push_str(line.trim());
+    }
+    if message == cause && frames != cause {
+        message = frames;
+    }
+    message.chars().take(500).collect()
+}
 
 /// Epoch ticks in `duration` (at least one).
 fn ticks(duration: std::time::Duration) -> u64 {
@@ -34,6 +57,8 @@ pub enum PluginFailure {
     Trap(String),
     #[error("no plugin instance available: {0}")]
     Unavailable(String),
+    #[error("the plugin's circuit is open after repeated failures")]
+    CircuitOpen,
 }
 
 impl PluginFailure {
@@ -44,6 +69,15 @@ impl PluginFailure {
             Self::OutOfMemory(_) => "out_of_memory",
             Self::Trap(_) => "trap",
             Self::Unavailable(_) => "unavailable",
+            Self::CircuitOpen => "circuit_open",
+        }
+    }
+
+    /// What the failure says of the plugin, for its circuit breaker.
+    fn verdict(&self) -> Option<bool> {
+        match self {
+            Self::Timeout(_) | Self::OutOfMemory(_) | Self::Trap(_) => Some(false),
+            Self::Unavailable(_) | Self::CircuitOpen => None,
         }
     }
 }
@@ -62,6 +96,8 @@ pub struct CallContext {
 /// A compiled, linked plugin, ready to be instantiated per call.
 pub struct LoadedPlugin {
     name: String,
+    hooks: Hooks,
+    breaker: Breaker,
     pre: PluginPre<HostState>,
     engine: Engine,
     settings: EngineSettings,
@@ -86,11 +122,34 @@ impl LoadedPlugin {
     ) -> Self {
         Self {
             name,
+            hooks: Hooks::all(),
+            breaker: Breaker::new(settings.breaker),
             pre,
             engine,
             settings,
             _ticker: ticker,
         }
+    }
+
+    /// Asks the plugin which hooks it implements (at load, off the hot
+    /// path); the others are never called.
+    pub(super) fn with_described_hooks(mut self) -> Result<Self, PluginFailure> {
+        let info = self
+            .describe()
+            .now_or_never()
+            .ok_or_else(|| PluginFailure::Trap("describe waited on I/O".to_owned()))??;
+        self.hooks = info.hooks;
+        Ok(self)
+    }
+
+    /// Whether the plugin implements `hook`.
+    pub fn implements(&self, hook: Hooks) -> bool {
+        self.hooks.contains(hook)
+    }
+
+    /// Whether its circuit breaker is refusing calls.
+    pub fn circuit_open(&self) -> bool {
+        self.breaker.is_open()
     }
 
     /// The plugin's name as loaded.
@@ -121,7 +180,7 @@ impl LoadedPlugin {
         } else if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
             PluginFailure::Timeout(self.settings.call_deadline.as_millis())
         } else {
-            PluginFailure::Trap(format!("{err:#}").chars().take(500).collect())
+            PluginFailure::Trap(trap_message(err))
         }
     }
 
@@ -146,15 +205,36 @@ impl LoadedPlugin {
         result.map_err(|err| self.failure(&store, &err))
     }
 
+    /// Runs `call` unless the circuit is open, and tells the breaker how
+    /// it went.
+    async fn guarded<R>(
+        &self,
+        call: impl Future<Output = Result<R, PluginFailure>>,
+    ) -> Result<R, PluginFailure> {
+        self.breaker
+            .admit()
+            .map_err(|_| PluginFailure::CircuitOpen)?;
+        let result = call.await;
+        self.breaker.record(
+            result
+                .as_ref()
+                .map_or_else(PluginFailure::verdict, |_| Some(true)),
+        );
+        result
+    }
+
     /// Calls `on-request`.
     pub async fn on_request(
         &self,
         ctx: &CallContext,
         request: &Request,
     ) -> Result<RequestAction, PluginFailure> {
-        let (plugin, mut store) = self.instance(ctx).await?;
-        let result = plugin.call_on_request(&mut store, request).await;
-        result.map_err(|err| self.failure(&store, &err))
+        self.guarded(async {
+            let (plugin, mut store) = self.instance(ctx).await?;
+            let result = plugin.call_on_request(&mut store, request).await;
+            result.map_err(|err| self.failure(&store, &err))
+        })
+        .await
     }
 
     /// Calls `on-response`.
@@ -164,8 +244,21 @@ impl LoadedPlugin {
         request: &Request,
         response: &Response,
     ) -> Result<ResponseAction, PluginFailure> {
-        let (plugin, mut store) = self.instance(ctx).await?;
-        let result = plugin.call_on_response(&mut store, request, response).await;
-        result.map_err(|err| self.failure(&store, &err))
+        self.guarded(async {
+            let (plugin, mut store) = self.instance(ctx).await?;
+            let result = plugin.call_on_response(&mut store, request, response).await;
+            result.map_err(|err| self.failure(&store, &err))
+        })
+        .await
+    }
+
+    /// Calls `on-log`.
+    pub async fn on_log(&self, ctx: &CallContext, entry: &LogEntry) -> Result<(), PluginFailure> {
+        self.guarded(async {
+            let (plugin, mut store) = self.instance(ctx).await?;
+            let result = plugin.call_on_log(&mut store, entry).await;
+            result.map_err(|err| self.failure(&store, &err))
+        })
+        .await
     }
 }

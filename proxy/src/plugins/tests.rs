@@ -17,6 +17,10 @@ fn engine() -> PluginEngine {
         call_deadline: Duration::from_millis(20),
         max_memory: 8 << 20,
         max_instances: 16,
+        breaker: breaker::BreakerSettings {
+            failures: 3,
+            cooldown: Duration::from_millis(200),
+        },
     })
     .expect("engine")
 }
@@ -155,4 +159,40 @@ fn bad_bytes_and_other_worlds_are_refused_at_load() {
         engine.load("empty", empty_component),
         Err(engine::LoadError::World(_))
     ));
+}
+
+#[tokio::test]
+async fn a_plugin_that_keeps_failing_is_tripped_then_tried_again() {
+    let engine = engine();
+    let plugin = engine.load("testbed", TESTBED).expect("loads");
+    for _ in 0..3 {
+        let failure = plugin
+            .on_request(&mode("panic"), &request())
+            .await
+            .expect_err("traps");
+        assert_eq!(failure.reason(), "trap");
+    }
+    assert!(plugin.circuit_open());
+    // Open: even a good call is refused at once, without running.
+    let refused = plugin
+        .on_request(&mode("header"), &request())
+        .await
+        .expect_err("circuit open");
+    assert_eq!(refused.reason(), "circuit_open");
+    // After the cooldown one trial goes through and closes it.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(plugin.on_request(&mode("header"), &request()).await.is_ok());
+    assert!(!plugin.circuit_open());
+}
+
+#[tokio::test]
+async fn only_the_hooks_a_plugin_declares_are_called() {
+    let engine = engine();
+    let testbed = engine.load("testbed", TESTBED).expect("loads");
+    assert!(testbed.implements(Hooks::ON_REQUEST | Hooks::ON_RESPONSE));
+    assert!(!testbed.implements(Hooks::ON_LOG));
+    let auth = engine
+        .load("api-key-auth", builtins::API_KEY_AUTH)
+        .expect("loads");
+    assert!(!auth.implements(Hooks::ON_RESPONSE));
 }

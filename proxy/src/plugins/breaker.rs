@@ -1,0 +1,159 @@
+//! A circuit breaker per loaded plugin: after `failures` failed calls in a
+//! row (timeouts, out-of-memory, traps) the plugin is not called for
+//! `cooldown`; its calls fail at once as `circuit_open` and the route's
+//! failure policy applies, so a broken plugin costs nothing on the hot path.
+//! After the cooldown one trial call goes through: success closes the
+//! circuit, failure opens it again. Pool exhaustion is back-pressure, not
+//! the plugin's fault, and counts neither way.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// When a breaker trips and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerSettings {
+    /// Consecutive failures that open the circuit.
+    pub failures: u32,
+    /// How long an open circuit refuses calls.
+    pub cooldown: Duration,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            failures: 5,
+            cooldown: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// One trial call is in flight.
+    HalfOpen,
+}
+
+/// One plugin's breaker.
+#[derive(Debug)]
+pub struct Breaker {
+    settings: BreakerSettings,
+    state: Mutex<State>,
+}
+
+impl Breaker {
+    pub fn new(settings: BreakerSettings) -> Self {
+        Self {
+            settings,
+            state: Mutex::new(State::Closed { failures: 0 }),
+        }
+    }
+
+    /// Whether a call may go through now; `Err` holds the time left open.
+    pub fn admit(&self) -> Result<(), Duration> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match *state {
+            State::Closed { .. } => Ok(()),
+            State::Open { until } => {
+                let now = Instant::now();
+                if now >= until {
+                    *state = State::HalfOpen;
+                    Ok(())
+                } else {
+                    Err(until - now)
+                }
+            }
+            // The trial is running; others wait for its verdict.
+            State::HalfOpen => Err(Duration::ZERO),
+        }
+    }
+
+    /// Records the outcome of an admitted call: `Some(true)` succeeded,
+    /// `Some(false)` failed, `None` says nothing of the plugin.
+    pub fn record(&self, outcome: Option<bool>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        *state = match (*state, outcome) {
+            (State::HalfOpen, None) => State::Open {
+                until: Instant::now(),
+            },
+            (_, None) => return,
+            (_, Some(true)) => State::Closed { failures: 0 },
+            (State::Closed { failures }, Some(false)) if failures + 1 < self.settings.failures => {
+                State::Closed {
+                    failures: failures + 1,
+                }
+            }
+            (_, Some(false)) => {
+                tracing::warn!(
+                    cooldown_ms = self.settings.cooldown.as_millis(),
+                    "plugin circuit opened after repeated failures"
+                );
+                State::Open {
+                    until: Instant::now() + self.settings.cooldown,
+                }
+            }
+        };
+    }
+
+    /// Whether calls are being refused.
+    pub fn is_open(&self) -> bool {
+        !matches!(
+            *self.state.lock().unwrap_or_else(|p| p.into_inner()),
+            State::Closed { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker(cooldown_ms: u64) -> Breaker {
+        Breaker::new(BreakerSettings {
+            failures: 3,
+            cooldown: Duration::from_millis(cooldown_ms),
+        })
+    }
+
+    #[test]
+    fn opens_after_consecutive_failures_only() {
+        let b = breaker(60_000);
+        for _ in 0..2 {
+            assert!(b.admit().is_ok());
+            b.record(Some(false));
+        }
+        b.record(Some(true));
+        for _ in 0..2 {
+            b.record(Some(false));
+        }
+        assert!(b.admit().is_ok(), "a success in between resets the count");
+        b.record(Some(false));
+        assert!(b.admit().is_err(), "the third failure in a row opens it");
+        b.record(None);
+        assert!(b.admit().is_err(), "pool exhaustion changes nothing");
+    }
+
+    #[test]
+    fn one_trial_after_the_cooldown_decides() {
+        let b = breaker(20);
+        for _ in 0..3 {
+            b.record(Some(false));
+        }
+        assert!(b.admit().is_err());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(b.admit().is_ok(), "the trial goes through");
+        assert!(b.admit().is_err(), "only one trial at a time");
+        b.record(Some(false));
+        assert!(b.admit().is_err(), "a failed trial opens it again");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(b.admit().is_ok());
+        b.record(Some(true));
+        assert!(!b.is_open());
+        assert!(b.admit().is_ok());
+    }
+}
