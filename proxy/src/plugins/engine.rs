@@ -10,6 +10,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::artifacts::ArtifactCache;
 use super::bindings::Plugin;
 use super::breaker::BreakerSettings;
 use super::host::HostState;
@@ -145,6 +146,25 @@ impl PluginEngine {
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
         let component = Component::new(&self.engine, bytes)
             .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
+        self.link(name, component)
+    }
+
+    /// [`PluginEngine::load`], reading the compiled component from `cache`
+    /// when it holds one for `sha256` (and filling it otherwise).
+    pub fn load_cached(
+        &self,
+        name: &str,
+        sha256: &str,
+        bytes: &[u8],
+        cache: &ArtifactCache,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let component = cache
+            .component(&self.engine, sha256, bytes)
+            .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
+        self.link(name, component)
+    }
+
+    fn link(&self, name: &str, component: Component) -> Result<LoadedPlugin, LoadError> {
         // Imports must be the plugin world's or WASI p2's (any 0.2.x: the
         // linker matches semver-compatible versions); anything else is
         // refused here, as the control plane refuses it at upload.

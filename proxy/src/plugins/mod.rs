@@ -16,6 +16,7 @@ mod bindings {
     });
 }
 
+pub mod artifacts;
 pub mod breaker;
 pub mod builtins;
 pub mod chain;

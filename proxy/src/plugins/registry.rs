@@ -1,7 +1,8 @@
 //! The tenant plugins a node has: components fetched from the control plane
 //! by SHA-256 (over the gateway link), checked against their hash, kept in
 //! `<state-dir>/plugins/` so a restart needs no control plane, and compiled
-//! once. The hot path reads the loaded set lock-free.
+//! once (the compiled artifact is kept too, in `plugins/compiled/`). The hot
+//! path reads the loaded set lock-free.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use arc_swap::ArcSwap;
 use gatehouse_protocol::ConfigSnapshot;
 use sha2::{Digest, Sha256};
 
+use super::artifacts::ArtifactCache;
 use super::engine::PluginEngine;
 use super::runtime::LoadedPlugin;
 
@@ -18,6 +20,7 @@ use super::runtime::LoadedPlugin;
 pub struct Registry {
     engine: Arc<PluginEngine>,
     dir: PathBuf,
+    artifacts: ArtifactCache,
     loaded: ArcSwap<HashMap<String, Arc<LoadedPlugin>>>,
     /// Names of the plugins asked for, by hash (for logs and errors).
     names: std::sync::Mutex<HashMap<String, String>>,
@@ -46,9 +49,11 @@ impl Registry {
     /// A registry keeping components in `dir`.
     pub fn new(engine: Arc<PluginEngine>, dir: PathBuf) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
+        let artifacts = ArtifactCache::new(dir.join("compiled"), engine.engine());
         Ok(Self {
             engine,
             dir,
+            artifacts,
             loaded: ArcSwap::from_pointee(HashMap::new()),
             names: Default::default(),
         })
@@ -97,7 +102,10 @@ impl Registry {
         if actual != sha256 {
             return Err(InstallError::HashMismatch(sha256.to_owned()));
         }
-        let plugin = Arc::new(self.engine.load(name, bytes)?);
+        let plugin = Arc::new(
+            self.engine
+                .load_cached(name, sha256, bytes, &self.artifacts)?,
+        );
         let path = self.path(sha256);
         if !path.exists() {
             std::fs::write(&path, bytes)?;
