@@ -35,22 +35,6 @@ fn language_examples() -> (Vec<u8>, Vec<u8>) {
     (read("js-guard.wasm"), read("python-rewrite.wasm"))
 }
 
-async fn upload(tenant: &Tenant, name: &str, wasm: &[u8]) -> String {
-    let response = tenant
-        .http
-        .post(format!("{}/plugins?name={name}&version=1", tenant.api))
-        .bearer_auth(&tenant.token)
-        .header("content-type", "application/wasm")
-        .body(wasm.to_vec())
-        .send()
-        .await
-        .expect("sent");
-    let status = response.status();
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(status, StatusCode::CREATED, "{name}: {body}");
-    body["id"].as_str().expect("id").to_owned()
-}
-
 async fn route_with(tenant: &Tenant, service: &str, pattern: &str, plugin: &str, config: Value) {
     tenant
         .send(
@@ -77,10 +61,12 @@ async fn example_plugins_in_three_languages_work_through_the_proxy() {
     tenant.unlimited().await;
     let service = tenant.service(&upstream.url, 30_000).await;
 
-    let add_header = upload(&tenant, "add-header", ADD_HEADER).await;
-    let hmac_sign = upload(&tenant, "hmac-sign", HMAC_SIGN).await;
-    let guard = upload(&tenant, "js-guard", &js_guard).await;
-    let rewrite = upload(&tenant, "python-rewrite", &python_rewrite).await;
+    let add_header = tenant.upload_plugin("add-header", ADD_HEADER).await;
+    let hmac_sign = tenant.upload_plugin("hmac-sign", HMAC_SIGN).await;
+    let guard = tenant.upload_plugin("js-guard", &js_guard).await;
+    let rewrite = tenant
+        .upload_plugin("python-rewrite", &python_rewrite)
+        .await;
     route_with(
         &tenant,
         &service,

@@ -101,20 +101,7 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant.service(&upstream.url, 30_000).await;
-    let uploaded = tenant
-        .http
-        .post(format!("{}/plugins?name=testbed&version=1", tenant.api))
-        .bearer_auth(&tenant.token)
-        .header("content-type", "application/wasm")
-        .body(TESTBED.to_vec())
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(uploaded.status(), StatusCode::CREATED);
-    let plugin_id = uploaded.json::<Value>().await.expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let plugin_id = tenant.upload_plugin("testbed", TESTBED).await;
     let route = tenant
         .send(reqwest::Method::POST, "/routes", Some(json!({
             "method": "GET", "pathPattern": "/things/:id", "serviceId": service, "authRequired": false,
@@ -126,13 +113,7 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
         "fails closed by default"
     );
     let route_id = route["id"].as_str().expect("id").to_owned();
-    let node = Node::start(
-        &scratch.0,
-        &control.base,
-        &tenant.gateway_key,
-        &scratch.0.join("node"),
-    )
-    .await;
+    let node = Node::start_for(&scratch.0, &control, &tenant).await;
     let client = reqwest::Client::new();
     let url = format!("{}/things/1?x=2", node.base);
 

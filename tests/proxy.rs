@@ -48,13 +48,7 @@ async fn traffic_flows_and_changes_apply_at_once() {
         .send(Method::POST, "/consumers", Some(json!({ "name": "app" })))
         .await;
     let key = consumer["apiKey"].as_str().expect("key").to_owned();
-    let node = Node::start(
-        &scratch.0,
-        &control.base,
-        &tenant.gateway_key,
-        &scratch.0.join("node"),
-    )
-    .await;
+    let node = Node::start_for(&scratch.0, &control, &tenant).await;
     let client = reqwest::Client::new();
 
     // Forwarded with the service's path prefix, query kept, headers set.
@@ -368,13 +362,7 @@ async fn bodies_stream_and_shutdown_drains_in_flight_requests() {
     tenant.route("POST", "/count", &service, false).await;
     tenant.route("GET", "/big/:size", &service, false).await;
     tenant.route("GET", "/slow", &service, false).await;
-    let node = Node::start(
-        &scratch.0,
-        &control.base,
-        &tenant.gateway_key,
-        &scratch.0.join("node"),
-    )
-    .await;
+    let node = Node::start_for(&scratch.0, &control, &tenant).await;
     let client = reqwest::Client::new();
 
     // 16 MiB up and 16 MiB down, through the node.
@@ -420,13 +408,7 @@ async fn bodies_stream_and_shutdown_drains_in_flight_requests() {
 
     // A node that dies without a goodbye is marked offline once its
     // connection drops.
-    let node = Node::start(
-        &scratch.0,
-        &control.base,
-        &tenant.gateway_key,
-        &scratch.0.join("node"),
-    )
-    .await;
+    let node = Node::start_for(&scratch.0, &control, &tenant).await;
     eventually("online", || tenant.online()).await;
     node.process.kill();
     let took = eventually("offline after SIGKILL", || async { !tenant.online().await }).await;

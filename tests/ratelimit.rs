@@ -121,13 +121,7 @@ async fn one_node_enforces_tiers_overrides_and_anonymous_limits() {
         )
         .await;
     tenant.route("GET", "/open", &service, false).await;
-    let node = Node::start(
-        &scratch.0,
-        &control.base,
-        &tenant.gateway_key,
-        &scratch.0.join("node"),
-    )
-    .await;
+    let node = Node::start_for(&scratch.0, &control, &tenant).await;
     let client = reqwest::Client::new();
 
     // Allowed responses carry the limit headers.

@@ -59,13 +59,7 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
         .send(Method::POST, "/consumers", Some(json!({ "name": "app" })))
         .await;
     let key = consumer["apiKey"].as_str().expect("key").to_owned();
-    let node = Node::start(
-        &scratch.0,
-        &control.base,
-        &tenant.gateway_key,
-        &scratch.0.join("node"),
-    )
-    .await;
+    let node = Node::start_for(&scratch.0, &control, &tenant).await;
     let client = reqwest::Client::new();
 
     // 60 good requests, 10 without a key, 5 to no route, 4 upstream 500s, 3 to a dead upstream.

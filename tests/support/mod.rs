@@ -190,6 +190,12 @@ impl Node {
         node
     }
 
+    /// Starts a node for `tenant` (state in `dir/node`) and waits until it
+    /// serves a config.
+    pub async fn start_for(dir: &Path, control: &ControlPlane, tenant: &Tenant) -> Self {
+        Self::start(dir, &control.base, &tenant.gateway_key, &dir.join("node")).await
+    }
+
     /// The node's `/metrics` text.
     pub async fn metrics(&self) -> String {
         reqwest::get(format!("{}/metrics", self.admin))
@@ -333,6 +339,23 @@ impl Tenant {
     pub async fn route(&self, method: &str, pattern: &str, service: &str, auth: bool) -> String {
         let body = self.send(reqwest::Method::POST, "/routes",
             Some(json!({ "method": method, "pathPattern": pattern, "serviceId": service, "authRequired": auth }))).await;
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Uploads a plugin component; returns its id.
+    pub async fn upload_plugin(&self, name: &str, wasm: &[u8]) -> String {
+        let response = self
+            .http
+            .post(format!("{}/plugins?name={name}&version=1", self.api))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/wasm")
+            .body(wasm.to_vec())
+            .send()
+            .await
+            .expect("sent");
+        let status = response.status();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{name}: {body}");
         body["id"].as_str().expect("id").to_owned()
     }
 

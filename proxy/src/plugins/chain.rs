@@ -13,7 +13,7 @@ use super::bindings::gatehouse::plugin::types::{
     Header, Hooks, LocalResponse, LogEntry, Request, RequestAction, Response, ResponseAction,
 };
 use super::registry::Registry;
-use super::runtime::{CallContext, PluginFailure};
+use super::runtime::{CallContext, LoadedPlugin, PluginFailure};
 
 /// What the chain decided.
 #[derive(Debug)]
@@ -129,17 +129,7 @@ pub async fn respond(
     mut response: Response,
 ) -> ResponseOutcome {
     let mut outcome = ResponseOutcome::default();
-    for plugin in plugins {
-        let Some(loaded) = registry.get(&plugin.sha256) else {
-            continue;
-        };
-        if !loaded.implements(Hooks::ON_RESPONSE) {
-            continue;
-        }
-        let ctx = CallContext {
-            config_json: Arc::from(plugin.config_json.as_str()),
-            ..base.clone()
-        };
+    for (plugin, loaded, ctx) in with_hook(registry, base, plugins, Hooks::ON_RESPONSE) {
         match loaded.on_response(&ctx, request, &response).await {
             Ok(ResponseAction::Modify(changes)) => {
                 for name in changes.remove_headers {
@@ -177,20 +167,30 @@ pub async fn log(
     entry: &LogEntry,
 ) -> Vec<(String, PluginFailure)> {
     let mut failed = Vec::new();
-    for plugin in plugins {
-        let Some(loaded) = registry.get(&plugin.sha256) else {
-            continue;
-        };
-        if !loaded.implements(Hooks::ON_LOG) {
-            continue;
-        }
-        let ctx = CallContext {
-            config_json: Arc::from(plugin.config_json.as_str()),
-            ..base.clone()
-        };
+    for (plugin, loaded, ctx) in with_hook(registry, base, plugins, Hooks::ON_LOG) {
         if let Err(failure) = loaded.on_log(&ctx, entry).await {
             failed.push((plugin.name.clone(), failure));
         }
     }
     failed
+}
+
+/// The loaded plugins of `plugins` that implement `hook`, each with its
+/// call context (a plugin not loaded yet is left out).
+fn with_hook<'a>(
+    registry: &'a Registry,
+    base: &'a CallContext,
+    plugins: &'a [RoutePluginConfig],
+    hook: Hooks,
+) -> impl Iterator<Item = (&'a RoutePluginConfig, Arc<LoadedPlugin>, CallContext)> + 'a {
+    plugins.iter().filter_map(move |plugin| {
+        let loaded = registry.get(&plugin.sha256)?;
+        loaded.implements(hook).then(|| {
+            let ctx = CallContext {
+                config_json: Arc::from(plugin.config_json.as_str()),
+                ..base.clone()
+            };
+            (plugin, loaded, ctx)
+        })
+    })
 }

@@ -1,0 +1,299 @@
+"""Runs the load scenarios of benches/load/run.sh and reports them.
+
+Each scenario starts what it measures, warms it up for 2 s, then drives it
+with wrk (32 connections, one thread) for the given duration, reading the
+proxy's CPU time and peak RSS from /proc. Prints a table and writes
+benches/results/latest.json.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+DURATION = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+BIG_CONFIG = os.environ.get("BIG_CONFIG", "1") != "0"
+GATEHOUSE = os.environ["GATEHOUSE_BIN"]
+UPSTREAM = os.environ["UPSTREAM_BIN"]
+NGINX = os.environ["NGINX_BIN"]
+TENANT_PLUGIN = os.environ["TENANT_PLUGIN"]
+CONNECTIONS = 32
+PROXY_CPU, LOAD_CPU = "0", "1"
+UPSTREAM_ADDR = "127.0.0.1:18081"
+CONTROL = "http://127.0.0.1:18000"
+WORK = tempfile.mkdtemp(prefix="gatehouse-load-")
+WRK_SCRIPT = os.path.join(WORK, "report.lua")
+processes = []
+
+with open(WRK_SCRIPT, "w") as f:
+    f.write(
+        """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('RESULT {"requests":%d,"duration_us":%d,"p50":%d,"p99":%d,"p999":%d,'
+    .. '"socket_errors":%d,"non_2xx":%d}\\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+    )
+
+
+def start(args, cpu, log):
+    proc = subprocess.Popen(
+        ["taskset", "-c", cpu] + args,
+        stdout=subprocess.DEVNULL,
+        stderr=open(os.path.join(WORK, log), "w"),
+    )
+    processes.append(proc)
+    return proc
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def wait_http(url, status=200, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == status:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} never answered {status}")
+
+
+def api(method, path, body=None, token=None, raw=None, content_type="application/json"):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(CONTROL + path, data=data, method=method)
+    if data is not None:
+        request.add_header("content-type", content_type)
+    if token:
+        request.add_header("authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=60) as r:
+        text = r.read()
+        return json.loads(text) if text else None
+
+
+def cpu_seconds(pids):
+    ticks = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+    return round(total / 1024, 1)
+
+
+def wrk(url, seconds, headers=()):
+    args = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", WRK_SCRIPT]
+    for header in headers:
+        args += ["-H", header]
+    out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def measure(name, url, pids, headers=()):
+    wrk(url, 2, headers)  # warm-up: connections, pools, caches
+    before = cpu_seconds(pids) if pids else 0
+    result = wrk(url, DURATION, headers)
+    after = cpu_seconds(pids) if pids else 0
+    seconds = result["duration_us"] / 1e6
+    row = {
+        "scenario": name,
+        "requests_per_s": round(result["requests"] / seconds),
+        "p50_ms": result["p50"] / 1000,
+        "p99_ms": result["p99"] / 1000,
+        "p999_ms": result["p999"] / 1000,
+        "errors": result["socket_errors"] + result["non_2xx"],
+        "proxy_cpu_us_per_request": round((after - before) * 1e6 / max(result["requests"], 1), 1) if pids else None,
+        "proxy_peak_rss_mb": peak_rss_mb(pids) if pids else None,
+    }
+    print(f"  {name}: {row['requests_per_s']} req/s, p99 {row['p99_ms']} ms", file=sys.stderr)
+    return row
+
+
+def nginx_pids(master):
+    children = subprocess.run(["pgrep", "-P", str(master.pid)], capture_output=True, text=True).stdout.split()
+    return [master.pid] + [int(c) for c in children]
+
+
+def start_nginx():
+    conf = os.path.join(WORK, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(
+            f"""
+worker_processes 1;
+daemon off;
+pid {WORK}/nginx.pid;
+error_log {WORK}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  upstream backend {{ server {UPSTREAM_ADDR}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:18090;
+    location / {{
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Request-Id $request_id;
+    }}
+  }}
+}}
+"""
+        )
+    proc = start([NGINX, "-c", conf, "-p", WORK], PROXY_CPU, "nginx.log")
+    wait_http("http://127.0.0.1:18090/")
+    return proc
+
+
+def start_node(key, name, logs):
+    proc = start(
+        [GATEHOUSE, "proxy", "--control-url", CONTROL, "--gateway-key", key, "--listen", "127.0.0.1:18080",
+         "--admin-listen", "127.0.0.1:19080", "--state-dir", os.path.join(WORK, name), "--threads", "1",
+         "--request-logs", "true" if logs else "false"],
+        PROXY_CPU, f"{name}.log",
+    )
+    wait_http("http://127.0.0.1:19080/healthz")
+    return proc
+
+
+def tenant(email):
+    reg = api("POST", "/api/auth/register", {"name": "load", "email": email, "password": "load-bench-pw"})
+    return reg["token"], f"/api/tenants/{reg['tenantId']}", reg["gatewayApiKey"]
+
+
+def main():
+    results = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "duration_s": DURATION,
+               "connections": CONNECTIONS,
+               "pinning": f"proxies on CPU {PROXY_CPU} (one worker each); wrk and the upstream on CPU {LOAD_CPU}",
+               "scenarios": []}
+    rows = results["scenarios"]
+    start([UPSTREAM, UPSTREAM_ADDR], LOAD_CPU, "upstream.log")
+    wait_http(f"http://{UPSTREAM_ADDR}/")
+    rows.append(measure("direct to upstream", f"http://{UPSTREAM_ADDR}/bench", []))
+
+    nginx = start_nginx()
+    rows.append(measure("nginx proxy", "http://127.0.0.1:18090/bench", nginx_pids(nginx)))
+    stop(nginx)
+
+    start([GATEHOUSE, "control", "--listen", "127.0.0.1:18000", "--database-url", f"sqlite://{WORK}/db.sqlite",
+           "--jwt-secret", "load-bench-secret-load-bench-secret-00", "--data-dir", f"{WORK}/data",
+           "--mail-outbox", f"{WORK}/outbox"], LOAD_CPU, "control.log")
+    wait_http(CONTROL + "/healthz")
+    token, base, key = tenant(f"load-{time.time_ns()}@example.com")
+    service = api("POST", base + "/services", {"name": "fast", "targetUrl": f"http://{UPSTREAM_ADDR}"}, token)["id"]
+    api("PUT", base + "/rate-limit-tiers", {"tiers": [{"name": "free", "requestsPerMinute": 1_000_000_000}],
+                                            "anonymousRequestsPerMinute": None}, token)
+    api("POST", base + "/routes", {"method": "GET", "pathPattern": "/open", "serviceId": service,
+                                   "authRequired": False}, token)
+    api("POST", base + "/routes", {"method": "GET", "pathPattern": "/secure", "serviceId": service,
+                                   "authRequired": True}, token)
+    plugin = api("POST", base + "/plugins?name=add-header&version=1", token=token,
+                 raw=open(TENANT_PLUGIN, "rb").read(), content_type="application/wasm")["id"]
+    api("POST", base + "/routes", {"method": "GET", "pathPattern": "/plugin", "serviceId": service,
+                                   "authRequired": False, "plugins": [
+                                       {"pluginId": plugin, "config": {"request": {"x-team": "bench"}}}]}, token)
+    consumer_key = api("POST", base + "/consumers", {"name": "bench", "rateLimitTier": "free"}, token)["apiKey"]
+
+    node = start_node(key, "node-plain", logs=False)
+    rows.append(measure("gatehouse, no policies", "http://127.0.0.1:18080/open", [node.pid]))
+    stop(node)
+    node = start_node(key, "node-policies", logs=True)
+    rows.append(measure("gatehouse, api-key-auth + rate-limit + request logs", "http://127.0.0.1:18080/secure",
+                        [node.pid], headers=[f"x-api-key: {consumer_key}"]))
+    time.sleep(1)  # the tenant plugin is fetched and compiled in the background
+    rows.append(measure("gatehouse, one tenant plugin (add-header) + request logs", "http://127.0.0.1:18080/plugin",
+                        [node.pid]))
+    stop(node)
+
+    nginx_rps = rows[1]["requests_per_s"]
+    for row in rows:
+        row["ratio_to_nginx"] = round(row["requests_per_s"] / nginx_rps, 2)
+
+    if BIG_CONFIG:
+        results["large_config"] = large_config()
+
+    os.makedirs("benches/results", exist_ok=True)
+    with open("benches/results/latest.json", "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"\n{results['pinning']}; wrk -t1 -c{CONNECTIONS}, {DURATION} s per scenario, on {results['machine']} "
+          f"({results['cpus']} CPUs)\n")
+    header = f"{'scenario':58} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7} {'CPU µs/req':>10} {'RSS MB':>7} {'vs nginx':>8} {'errors':>6}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        cpu = "" if r["proxy_cpu_us_per_request"] is None else r["proxy_cpu_us_per_request"]
+        rss = "" if r["proxy_peak_rss_mb"] is None else r["proxy_peak_rss_mb"]
+        print(f"{r['scenario']:58} {r['requests_per_s']:>8} {r['p50_ms']:>7} {r['p99_ms']:>7} {r['p999_ms']:>7} "
+              f"{cpu:>10} {rss:>7} {r['ratio_to_nginx']:>8} {r['errors']:>6}")
+    if BIG_CONFIG:
+        big = results["large_config"]
+        print(f"\nlarge config ({big['routes']} routes, {big['consumers']} consumers): {big['requests_per_s']} req/s, "
+              f"p99 {big['p99_ms']} ms, node peak RSS {big['proxy_peak_rss_mb']} MB, loaded in {big['load_s']} s, "
+              f"a new route served {big['propagation_ms']} ms after the REST call")
+    print("\nwritten to benches/results/latest.json")
+
+
+def large_config():
+    """10,000 routes and 100,000 consumers, loaded before the node starts."""
+    token, base, key = tenant(f"big-{time.time_ns()}@example.com")
+    service = api("POST", base + "/services", {"name": "fast", "targetUrl": f"http://{UPSTREAM_ADDR}"}, token)["id"]
+    api("PUT", base + "/rate-limit-tiers", {"tiers": [{"name": "free", "requestsPerMinute": 1_000_000_000}],
+                                            "anonymousRequestsPerMinute": None}, token)
+    started = time.time()
+    loader = subprocess.run(
+        [sys.executable, "benches/load/bulk_config.py", CONTROL + base, token, service, "10000", "100000"],
+        capture_output=True, text=True, check=True)
+    consumer_key = loader.stdout.strip().splitlines()[-1]
+    load_s = round(time.time() - started, 1)
+    node = start_node(key, "node-big", logs=True)
+    row = measure("large config: api-key-auth + rate-limit + logs", "http://127.0.0.1:18080/r/5000/x",
+                  [node.pid], headers=[f"x-api-key: {consumer_key}"])
+    sent = time.time()
+    api("POST", base + "/routes", {"method": "GET", "pathPattern": "/fresh", "serviceId": service,
+                                   "authRequired": False}, token)
+    while True:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:18080/fresh", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except Exception:
+            time.sleep(0.005)
+    propagation_ms = round((time.time() - sent) * 1000)
+    rss = peak_rss_mb([node.pid])
+    stop(node)
+    return {"routes": 10000, "consumers": 100000, "load_s": load_s, "requests_per_s": row["requests_per_s"],
+            "p99_ms": row["p99_ms"], "proxy_peak_rss_mb": rss, "propagation_ms": propagation_ms}
+
+
+try:
+    main()
+finally:
+    for proc in processes:
+        if proc.poll() is None:
+            stop(proc)
+    shutil.rmtree(WORK, ignore_errors=True)
