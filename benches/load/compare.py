@@ -290,10 +290,11 @@ def large_config():
             "p99_ms": row["p99_ms"], "proxy_peak_rss_mb": rss, "propagation_ms": propagation_ms}
 
 
-try:
-    main()
-finally:
-    for proc in processes:
-        if proc.poll() is None:
-            stop(proc)
-    shutil.rmtree(WORK, ignore_errors=True)
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for proc in processes:
+            if proc.poll() is None:
+                stop(proc)
+        shutil.rmtree(WORK, ignore_errors=True)

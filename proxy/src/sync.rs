@@ -189,7 +189,9 @@ impl Syncer {
         Ok(())
     }
 
-    /// Installs a component the control plane sent.
+    /// Installs a component the control plane sent, compiling it on a
+    /// blocking thread while the link goes on (a language runtime takes
+    /// seconds to compile; heartbeats and telemetry must not wait).
     async fn receive_plugin(&self, sha256: String, wasm_base64: Option<String>) {
         let Some(registry) = self.plugins.clone() else {
             return;
@@ -198,11 +200,15 @@ impl Syncer {
             tracing::warn!(sha256, "the control plane has no such plugin");
             return;
         };
-        match tokio::task::spawn_blocking(move || registry.install_fetched(&sha256, &bytes)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!(error = %err, "tenant plugin not installed"),
-            Err(err) => tracing::error!(error = %err, "tenant plugin not installed"),
-        }
+        let install =
+            tokio::task::spawn_blocking(move || registry.install_fetched(&sha256, &bytes));
+        tokio::spawn(async move {
+            match install.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::error!(error = %err, "tenant plugin not installed"),
+                Err(err) => tracing::error!(error = %err, "tenant plugin not installed"),
+            }
+        });
     }
 
     /// Sends every batch not yet sent on this link.

@@ -61,7 +61,8 @@ impl ArtifactCache {
 
     fn write(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let tmp = path.with_extension("cwasm.tmp");
+        // A name of its own: two installs of one component may race.
+        let tmp = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
         std::fs::write(&tmp, component.serialize()?)?;
         std::fs::rename(&tmp, path)?;
         Ok(())

@@ -196,3 +196,46 @@ async fn only_the_hooks_a_plugin_declares_are_called() {
         .expect("loads");
     assert!(!auth.implements(Hooks::ON_RESPONSE));
 }
+
+#[test]
+fn an_exhausted_pool_is_back_pressure_not_a_crash() {
+    let engine = std::sync::Arc::new(
+        PluginEngine::new(EngineSettings {
+            call_deadline: Duration::from_millis(300),
+            max_memory: 8 << 20,
+            max_instances: 2,
+            breaker: breaker::BreakerSettings::default(),
+        })
+        .expect("engine"),
+    );
+    let plugin = std::sync::Arc::new(engine.load("testbed", TESTBED).expect("loads"));
+    // Two calls loop on two threads, holding both instances of the pool.
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let plugin = std::sync::Arc::clone(&plugin);
+            std::thread::spawn(move || {
+                futures_util::FutureExt::now_or_never(plugin.on_request(&mode("loop"), &request()))
+                    .expect("no I/O")
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let refused =
+        futures_util::FutureExt::now_or_never(plugin.on_request(&mode("header"), &request()))
+            .expect("no I/O")
+            .expect_err("no instance free");
+    assert_eq!(refused.reason(), "unavailable", "{refused}");
+    for call in busy {
+        let failure = call
+            .join()
+            .expect("thread")
+            .expect_err("cut at the deadline");
+        assert_eq!(failure.reason(), "timeout");
+    }
+    // The pool is free again and the breaker did not count the refusal.
+    assert!(
+        futures_util::FutureExt::now_or_never(plugin.on_request(&mode("header"), &request()))
+            .expect("no I/O")
+            .is_ok()
+    );
+}
