@@ -198,4 +198,6 @@ async fn example_plugins_in_three_languages_work_through_the_proxy() {
         .expect("json");
     assert_eq!(echoed["path"], "/py/other");
     node.process.terminate();
+    // A plugin's config may hold secrets (the HMAC key): never logged.
+    support::assert_logs_free_of(&scratch.0, &["s3cret", &tenant.gateway_key, &tenant.token]);
 }

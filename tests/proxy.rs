@@ -245,6 +245,17 @@ async fn traffic_flows_and_changes_apply_at_once() {
     assert!(metrics.contains("gatehouse_sync_connected 1"));
     assert!(metrics.contains("gatehouse_upstream_latency_seconds_bucket"));
     node.process.terminate();
+    // Nothing secret reached a log on the way.
+    support::assert_logs_free_of(
+        &scratch.0,
+        &[
+            &key,
+            &tenant.token,
+            &tenant.gateway_key,
+            support::PASSWORD,
+            support::JWT_SECRET,
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,7 +105,7 @@ pub async fn create_tenant(
     let password_hash = passwords::hash(password.to_owned()).await?;
     let key = secrets::generate(GATEWAY_KEY_PREFIX);
     let tenant_id = Uuid::new_v4().to_string();
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     sqlx::query(
         "INSERT INTO tenants (id, name, email, password_hash, gateway_key_hash, \
          gateway_key_prefix, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -287,7 +287,7 @@ async fn reset_password(
         return Err(invalid());
     };
     let password_hash = passwords::hash(body.password).await?;
-    let mut tx = state.store().pool().begin().await?;
+    let mut tx = state.store().begin_write().await?;
     // Claiming the token in the same statement that checks it keeps it
     // single-use even when two resets race.
     let claimed =

@@ -140,7 +140,7 @@ pub async fn record(
     tenant_id: &str,
     occurrence: &ErrorOccurrence,
 ) -> Result<String, sqlx::Error> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let id = record_on(&mut tx, tenant_id, occurrence).await?;
     tx.commit().await?;
     Ok(id)

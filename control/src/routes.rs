@@ -141,7 +141,7 @@ async fn create_route(
     let service_id = require_live_service(&state, &auth.tenant_id, &body.service_id).await?;
     let plugins = route_plugins::validate(state.store(), &auth.tenant_id, &body.plugins).await?;
     let now = Timestamp::now();
-    let mut tx = state.store().pool().begin().await?;
+    let mut tx = state.store().begin_write().await?;
     let mut route: RouteEntity = sqlx::query_as(
         "INSERT INTO routes (id, tenant_id, method, path_pattern, path_shape, service_id, \
          auth_required, rate_limit_override, enabled, created_at, updated_at) \
@@ -209,7 +209,7 @@ async fn update_route(
         }
         None => None,
     };
-    let mut tx = state.store().pool().begin().await?;
+    let mut tx = state.store().begin_write().await?;
     let route: RouteEntity = sqlx::query_as(
         "UPDATE routes SET method = $1, path_pattern = $2, path_shape = $3, service_id = $4, \
          auth_required = $5, rate_limit_override = $6, enabled = $7, updated_at = $8 \

@@ -33,7 +33,7 @@ pub async fn ingest(
     tenant_id: &str,
     batch: &TelemetryBatch,
 ) -> Result<bool, IngestError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let fresh = sqlx::query(
         "INSERT INTO telemetry_batches (tenant_id, batch_id, node_id, received_at) \
          VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",

@@ -72,7 +72,7 @@ async fn put_tiers(
     Json(body): Json<TierSettings>,
 ) -> Result<Json<TierSettings>> {
     validate(&body)?;
-    let mut tx = state.store().pool().begin().await?;
+    let mut tx = state.store().begin_write().await?;
     let in_use: Vec<(String,)> = sqlx::query_as(
         "SELECT DISTINCT rate_limit_tier FROM consumers WHERE tenant_id = $1 AND revoked_at IS NULL",
     )

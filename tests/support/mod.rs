@@ -18,6 +18,32 @@ use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 
 pub const JWT_SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-0000";
+/// Every e2e tenant's password.
+pub const PASSWORD: &str = "long-enough-pw";
+
+/// Asserts that no log the binaries wrote under `dir` contains any of
+/// `secrets` (keys, tokens, passwords must never be logged).
+pub fn assert_logs_free_of(dir: &Path, secrets: &[&str]) {
+    let mut read = 0;
+    for entry in std::fs::read_dir(dir).expect("scratch dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|ext| ext != "log") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("log");
+        read += 1;
+        for secret in secrets {
+            assert!(!secret.is_empty());
+            assert!(
+                !text.contains(secret),
+                "{} contains a secret ({}…)",
+                path.display(),
+                &secret[..secret.len().min(6)]
+            );
+        }
+    }
+    assert!(read >= 2, "the control plane's and a node's logs were read");
+}
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the binary).
 pub fn free_port() -> u16 {
@@ -291,7 +317,7 @@ impl Tenant {
         let email = format!("e2e-{}@example.com", uuid::Uuid::new_v4().simple());
         let body: Value = http
             .post(format!("{control}/api/auth/register"))
-            .json(&json!({ "name": "e2e", "email": email, "password": "long-enough-pw" }))
+            .json(&json!({ "name": "e2e", "email": email, "password": PASSWORD }))
             .send()
             .await
             .expect("register")

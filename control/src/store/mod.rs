@@ -119,6 +119,18 @@ impl Store {
         self.dialect
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`, waiting as the busy timeout allows): a
+    /// transaction that reads first and writes later cannot upgrade its lock
+    /// while another connection writes, and would fail with "database is
+    /// locked" instead of waiting.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Answers whether the database is reachable right now.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")
