@@ -107,9 +107,9 @@ fn bench_keys(c: &mut Criterion) {
 /// built-in replaced: the key lookup and the GCRA step.
 fn bench_plugins(c: &mut Criterion) {
     use futures_util::FutureExt;
-    use gatehouse_proxy::plugins::builtins::{API_KEY_AUTH, RATE_LIMIT, TESTBED};
+    use gatehouse_proxy::plugins::builtins::TESTBED;
     use gatehouse_proxy::plugins::{
-        CallContext, EngineSettings, Header, PluginEngine, Request, RequestAction,
+        Builtins, CallContext, EngineSettings, Header, PluginEngine, Request, RequestAction,
     };
     use gatehouse_proxy::ratelimit::LocalGcra;
     use std::sync::Arc;
@@ -135,17 +135,20 @@ fn bench_plugins(c: &mut Criterion) {
         keys: Some(Arc::clone(&keys)),
         ..CallContext::default()
     };
+    let builtins = Builtins::load(&engine, Arc::default()).expect("built-ins");
+    let testbed = engine.load("testbed", TESTBED).expect("loads");
     let mut group = c.benchmark_group("plugins");
-    for (name, wasm, config) in [
-        ("api_key_auth", API_KEY_AUTH, ""),
+    // The built-ins as the node runs them (instances kept between calls);
+    // a tenant plugin with a fresh instance per call.
+    for (name, plugin, config) in [
+        ("api_key_auth", &builtins.api_key_auth, ""),
         (
             "rate_limit",
-            RATE_LIMIT,
+            &builtins.rate_limit,
             r#"{"override":null,"tiers":{"free":1000000000,"unlimited":null}}"#,
         ),
-        ("tenant_testbed_header", TESTBED, r#"{"mode": "header"}"#),
+        ("tenant_testbed_header", &testbed, r#"{"mode": "header"}"#),
     ] {
-        let plugin = engine.load(name, wasm).expect("loads");
         let ctx = context(config);
         group.bench_function(name, |b| {
             b.iter(|| {

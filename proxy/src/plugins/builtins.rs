@@ -1,7 +1,9 @@
 //! The built-in plugins, compiled from `plugins/` by the build script and
 //! embedded in the binary: `api-key-auth` runs on every route that requires
 //! a key (it fails closed); `rate-limit` runs where a limit can apply (it
-//! fails open: a broken limiter must not take the API down).
+//! fails open: a broken limiter must not take the API down). Being ours and
+//! stateless between calls, they keep their instances from call to call
+//! (a failed call's instance is dropped); tenant plugins get a fresh one.
 
 use std::sync::Arc;
 
@@ -43,8 +45,10 @@ impl Builtins {
     /// decided by `limiter`.
     pub fn load(engine: &PluginEngine, limiter: Arc<RateLimiter>) -> Result<Self, LoadError> {
         Ok(Self {
-            api_key_auth: engine.load("api-key-auth", API_KEY_AUTH)?,
-            rate_limit: engine.load("rate-limit", RATE_LIMIT)?,
+            api_key_auth: engine
+                .load("api-key-auth", API_KEY_AUTH)?
+                .reusing_instances(),
+            rate_limit: engine.load("rate-limit", RATE_LIMIT)?.reusing_instances(),
             shared: SharedState::new(limiter),
         })
     }

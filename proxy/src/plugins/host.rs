@@ -99,6 +99,15 @@ impl HostState {
         }
     }
 
+    /// Readies a kept instance's state for another call.
+    pub fn begin_call(&mut self, ctx: CallContext) {
+        self.ctx = ctx;
+        self.started = Instant::now();
+        self.host_wait = Duration::ZERO;
+        self.cpu_mark = None;
+        self.wasi = None;
+    }
+
     /// What to do when the epoch deadline of a call with `deadline` runs
     /// out. First, wall-clock time less the host's I/O waits must reach the
     /// deadline; then — so that a busy machine preempting the thread never

@@ -4,7 +4,7 @@
 //! a trap or panic, an exhausted pool — comes back as a [`PluginFailure`];
 //! the store is dropped and the node carries on.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
@@ -102,7 +102,16 @@ pub struct LoadedPlugin {
     engine: Engine,
     settings: EngineSettings,
     _ticker: Arc<Ticker>,
+    /// Instances kept between calls, for the built-ins only (`None`: a
+    /// fresh instance per call, as every tenant plugin gets).
+    idle: Option<Mutex<Vec<Kept>>>,
 }
+
+/// An instance kept for another call, with its store.
+type Kept = (Plugin, Store<HostState>);
+
+/// Idle instances a built-in keeps at most.
+const MAX_IDLE: usize = 16;
 
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,11 +137,20 @@ impl LoadedPlugin {
             engine,
             settings,
             _ticker: ticker,
+            idle: None,
         }
     }
 
     /// Asks the plugin which hooks it implements (at load, off the hot
     /// path); the others are never called.
+    /// Keeps instances between calls instead of instantiating per call:
+    /// for the built-ins, which are ours and keep nothing between calls. An
+    /// instance whose call failed is dropped, never reused.
+    pub(super) fn reusing_instances(mut self) -> Self {
+        self.idle = Some(Mutex::new(Vec::new()));
+        self
+    }
+
     pub(super) fn with_described_hooks(mut self) -> Result<Self, PluginFailure> {
         let info = self
             .describe()
@@ -189,6 +207,14 @@ impl LoadedPlugin {
         &self,
         ctx: &CallContext,
     ) -> Result<(Plugin, Store<HostState>), PluginFailure> {
+        if let Some(idle) = &self.idle {
+            let reused = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            if let Some((plugin, mut store)) = reused {
+                store.data_mut().begin_call(ctx.clone());
+                store.set_epoch_deadline(ticks(self.settings.call_deadline));
+                return Ok((plugin, store));
+            }
+        }
         let mut store = self.store(ctx);
         let instance = self
             .pre
@@ -196,6 +222,16 @@ impl LoadedPlugin {
             .await
             .map_err(|err| PluginFailure::Unavailable(format!("{err:#}")))?;
         Ok((instance, store))
+    }
+
+    /// Keeps an instance whose call succeeded, when this plugin reuses them.
+    fn give_back(&self, plugin: Plugin, store: Store<HostState>) {
+        if let Some(idle) = &self.idle {
+            let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push((plugin, store));
+            }
+        }
     }
 
     /// Calls `describe`.
@@ -231,8 +267,13 @@ impl LoadedPlugin {
     ) -> Result<RequestAction, PluginFailure> {
         self.guarded(async {
             let (plugin, mut store) = self.instance(ctx).await?;
-            let result = plugin.call_on_request(&mut store, request).await;
-            result.map_err(|err| self.failure(&store, &err))
+            match plugin.call_on_request(&mut store, request).await {
+                Ok(value) => {
+                    self.give_back(plugin, store);
+                    Ok(value)
+                }
+                Err(err) => Err(self.failure(&store, &err)),
+            }
         })
         .await
     }
@@ -246,8 +287,13 @@ impl LoadedPlugin {
     ) -> Result<ResponseAction, PluginFailure> {
         self.guarded(async {
             let (plugin, mut store) = self.instance(ctx).await?;
-            let result = plugin.call_on_response(&mut store, request, response).await;
-            result.map_err(|err| self.failure(&store, &err))
+            match plugin.call_on_response(&mut store, request, response).await {
+                Ok(value) => {
+                    self.give_back(plugin, store);
+                    Ok(value)
+                }
+                Err(err) => Err(self.failure(&store, &err)),
+            }
         })
         .await
     }
@@ -256,8 +302,13 @@ impl LoadedPlugin {
     pub async fn on_log(&self, ctx: &CallContext, entry: &LogEntry) -> Result<(), PluginFailure> {
         self.guarded(async {
             let (plugin, mut store) = self.instance(ctx).await?;
-            let result = plugin.call_on_log(&mut store, entry).await;
-            result.map_err(|err| self.failure(&store, &err))
+            match plugin.call_on_log(&mut store, entry).await {
+                Ok(value) => {
+                    self.give_back(plugin, store);
+                    Ok(value)
+                }
+                Err(err) => Err(self.failure(&store, &err)),
+            }
         })
         .await
     }

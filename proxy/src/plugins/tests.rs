@@ -239,3 +239,35 @@ fn an_exhausted_pool_is_back_pressure_not_a_crash() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn kept_instances_serve_again_and_a_failed_one_is_dropped() {
+    let engine = engine();
+    let plugin = engine
+        .load("testbed", TESTBED)
+        .expect("loads")
+        .reusing_instances();
+    for _ in 0..20 {
+        assert!(plugin.on_request(&mode("header"), &request()).await.is_ok());
+    }
+    // A trap poisons its instance: it is not kept, and the next call gets
+    // a healthy one.
+    let failure = plugin
+        .on_request(&mode("panic"), &request())
+        .await
+        .expect_err("traps");
+    assert_eq!(failure.reason(), "trap");
+    match plugin
+        .on_request(&mode("header"), &request())
+        .await
+        .expect("runs")
+    {
+        RequestAction::Proceed(changes) => assert_eq!(changes.set_headers[0].name, "x-testbed"),
+        other => panic!("expected proceed, got {other:?}"),
+    }
+    // Each call sees its own config, not the previous call's.
+    assert!(matches!(
+        plugin.on_request(&mode("deny"), &request()).await,
+        Ok(RequestAction::Respond(_))
+    ));
+}
