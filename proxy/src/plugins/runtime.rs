@@ -224,14 +224,22 @@ impl LoadedPlugin {
         Ok((instance, store))
     }
 
-    /// Keeps an instance whose call succeeded, when this plugin reuses them.
-    fn give_back(&self, plugin: Plugin, store: Store<HostState>) {
+    /// The outcome of a call: a failure explained (its instance dropped),
+    /// or the value, the instance kept when this plugin reuses them.
+    fn finish<R>(
+        &self,
+        plugin: Plugin,
+        store: Store<HostState>,
+        result: wasmtime::Result<R>,
+    ) -> Result<R, PluginFailure> {
+        let value = result.map_err(|err| self.failure(&store, &err))?;
         if let Some(idle) = &self.idle {
             let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
             if idle.len() < MAX_IDLE {
                 idle.push((plugin, store));
             }
         }
+        Ok(value)
     }
 
     /// Calls `describe`.
@@ -267,13 +275,8 @@ impl LoadedPlugin {
     ) -> Result<RequestAction, PluginFailure> {
         self.guarded(async {
             let (plugin, mut store) = self.instance(ctx).await?;
-            match plugin.call_on_request(&mut store, request).await {
-                Ok(value) => {
-                    self.give_back(plugin, store);
-                    Ok(value)
-                }
-                Err(err) => Err(self.failure(&store, &err)),
-            }
+            let result = plugin.call_on_request(&mut store, request).await;
+            self.finish(plugin, store, result)
         })
         .await
     }
@@ -287,13 +290,8 @@ impl LoadedPlugin {
     ) -> Result<ResponseAction, PluginFailure> {
         self.guarded(async {
             let (plugin, mut store) = self.instance(ctx).await?;
-            match plugin.call_on_response(&mut store, request, response).await {
-                Ok(value) => {
-                    self.give_back(plugin, store);
-                    Ok(value)
-                }
-                Err(err) => Err(self.failure(&store, &err)),
-            }
+            let result = plugin.call_on_response(&mut store, request, response).await;
+            self.finish(plugin, store, result)
         })
         .await
     }
@@ -302,13 +300,8 @@ impl LoadedPlugin {
     pub async fn on_log(&self, ctx: &CallContext, entry: &LogEntry) -> Result<(), PluginFailure> {
         self.guarded(async {
             let (plugin, mut store) = self.instance(ctx).await?;
-            match plugin.call_on_log(&mut store, entry).await {
-                Ok(value) => {
-                    self.give_back(plugin, store);
-                    Ok(value)
-                }
-                Err(err) => Err(self.failure(&store, &err)),
-            }
+            let result = plugin.call_on_log(&mut store, entry).await;
+            self.finish(plugin, store, result)
         })
         .await
     }
