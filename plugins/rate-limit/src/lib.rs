@@ -12,7 +12,9 @@
 
 wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use gatehouse::plugin::counters::{self, LimitDecision};
 use gatehouse::plugin::types::{Header, Hooks, LocalResponse, RequestChanges, ResponseChanges};
@@ -28,6 +30,27 @@ struct Settings {
     route_override: Option<u64>,
     tiers: BTreeMap<String, Option<u64>>,
     anonymous: Option<u64>,
+}
+
+thread_local! {
+    /// The last config parsed, by its text: the node keeps this plugin's
+    /// instances between calls, so a route's settings are parsed once.
+    static PARSED: RefCell<Option<(String, Rc<Settings>)>> = const { RefCell::new(None) };
+}
+
+fn settings() -> Rc<Settings> {
+    let json = config::get_json();
+    PARSED.with(|parsed| {
+        let mut parsed = parsed.borrow_mut();
+        if let Some((text, settings)) = parsed.as_ref()
+            && *text == json
+        {
+            return Rc::clone(settings);
+        }
+        let settings = Rc::new(serde_json::from_str(&json).unwrap_or_default());
+        *parsed = Some((json, Rc::clone(&settings)));
+        settings
+    })
 }
 
 const REFUSED: &str =
@@ -72,7 +95,7 @@ impl Guest for RateLimit {
     }
 
     fn on_request(request: Request) -> RequestAction {
-        let settings: Settings = serde_json::from_str(&config::get_json()).unwrap_or_default();
+        let settings = settings();
         let Some((key, limit)) = bucket(&settings, &request) else {
             return RequestAction::Proceed(RequestChanges {
                 set_headers: vec![],
