@@ -167,6 +167,24 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     })
     .await;
 
+    // A failure in on-log (after the response went out) is counted and
+    // recorded too; the request itself is unaffected.
+    set_plugins(json!({ "mode": "log-panic" }), "open").await;
+    eventually("an on-log failure on record", || async {
+        let status = client.get(&url).send().await.map(|r| r.status());
+        assert!(status.is_ok_and(|s| s == StatusCode::OK));
+        let errors = tenant.send(reqwest::Method::GET, "/errors", None).await;
+        errors.as_array().is_some_and(|e| {
+            e.iter().any(|e| {
+                e["kind"] == "plugin_failed"
+                    && e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("(on-log)"))
+            })
+        })
+    })
+    .await;
+
     // A plugin in use cannot be deleted.
     let delete = tenant
         .http

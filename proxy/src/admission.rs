@@ -63,12 +63,7 @@ pub async fn admit(
         .lookup(request.method, request.path)
         .ok_or(Refusal::Reject(Reject::ROUTE_NOT_FOUND, None))?;
     let refuse = |reject| Refusal::Reject(reject, Some(Arc::clone(route)));
-    let mut ctx = CallContext {
-        tenant: Arc::clone(&config.tenant_id),
-        config_json: Arc::from(""),
-        keys: Some(Arc::clone(&config.keys)),
-        shared: builtins.shared.clone(),
-    };
+    let ctx = CallContext::for_tenant(config, &builtins.shared);
     let mut seen =
         (route.auth_required || route.rate_limit.is_some()).then(|| plugin_request(route));
     let consumer = match &mut seen {
@@ -108,7 +103,7 @@ pub async fn admit(
         failed_open: None,
     };
     if let (Some(settings), Some(plugin_request)) = (&route.rate_limit, &seen) {
-        ctx.config_json = Arc::clone(settings);
+        let ctx = ctx.with_config(Arc::clone(settings));
         match builtins.rate_limit.on_request(&ctx, plugin_request).await {
             Ok(RequestAction::Proceed(changes)) => {
                 admitted.response_headers = changes.response_headers

@@ -13,7 +13,6 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::admission::{self, Admitted, Refusal, RequestFacts};
-use crate::compiled::CompiledConfig;
 use crate::drain::{InFlight, InFlightGuard};
 use crate::forwarding::{self, Forwarded};
 use crate::live::LiveConfig;
@@ -76,8 +75,10 @@ pub struct RequestCtx {
     plugin_changes: Changes,
     /// Headers plugins set for the client's response (`RateLimit-*`).
     response_headers: Vec<PluginHeader>,
-    /// The request as the route's tenant plugins left it (for their
-    /// `on-response` and `on-log`), when the route has any.
+    /// What the route's tenant plugins share (the tenant and consumers of
+    /// the config the request was admitted with), when the route has any.
+    plugin_base: Option<CallContext>,
+    /// The request as the tenant plugins left it, for their `on-response`.
     plugin_request: Option<PluginRequest>,
     /// A body replacing the upstream's (a plugin replaced the response).
     replacement_body: Option<Bytes>,
@@ -109,6 +110,7 @@ impl ProxyHttp for Gateway {
             failure: None,
             plugin_changes: Changes::default(),
             response_headers: Vec::new(),
+            plugin_base: None,
             plugin_request: None,
             replacement_body: None,
             _in_flight: self.in_flight.enter(),
@@ -165,8 +167,10 @@ impl ProxyHttp for Gateway {
         let Some(request) = request else {
             return Ok(false);
         };
-        let base = self.call_context(&config);
-        match chain::run(&self.registry, &base, &route.plugins, request).await {
+        let base = CallContext::for_tenant(&config, &self.builtins.shared);
+        let outcome = chain::run(&self.registry, &base, &route.plugins, request).await;
+        ctx.plugin_base = Some(base);
+        match outcome {
             ChainOutcome::Proceed {
                 changes,
                 skipped,
@@ -320,7 +324,7 @@ impl ProxyHttp for Gateway {
         self.metrics
             .request(route.as_ref().map(|r| r.id.as_str()), status);
         let header = session.req_header();
-        let outcome = RequestOutcome {
+        let mut outcome = RequestOutcome {
             record: LogRecord {
                 id: uuid::Uuid::new_v4().to_string(),
                 request_id: std::mem::take(&mut ctx.request_id),
@@ -344,7 +348,7 @@ impl ProxyHttp for Gateway {
             },
             failure: ctx.failure.take(),
         };
-        self.run_log_hooks(&outcome.record, ctx).await;
+        self.run_log_hooks(&mut outcome, ctx).await;
         self.telemetry.emit(Event::Request(Box::new(outcome)));
     }
 }
@@ -395,28 +399,17 @@ impl Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let (Some(request), Some(admitted), Some(config)) =
-            (&ctx.plugin_request, &ctx.admitted, self.live.load())
+        let (Some(request), Some(base), Some(admitted)) =
+            (&ctx.plugin_request, &ctx.plugin_base, &ctx.admitted)
         else {
             return Ok(());
         };
         let response = PluginResponse {
             status: upstream_response.status.as_u16(),
-            headers: upstream_response
-                .headers
-                .iter()
-                .filter_map(|(name, value)| {
-                    Some(PluginHeader {
-                        name: name.as_str().to_owned(),
-                        value: value.to_str().ok()?.to_owned(),
-                    })
-                })
-                .collect(),
+            headers: plugin_headers(&upstream_response.headers).collect(),
         };
-        let base = self.call_context(&config);
         let route = Arc::clone(&admitted.route);
-        let outcome =
-            chain::respond(&self.registry, &base, &route.plugins, request, response).await;
+        let outcome = chain::respond(&self.registry, base, &route.plugins, request, response).await;
         let mut replace = outcome.replace;
         for (name, failure, closed) in outcome.failed {
             self.plugin_failed(
@@ -451,15 +444,14 @@ impl Gateway {
         Ok(())
     }
 
-    /// The `on-log` hooks of the route's tenant plugins, after the response.
-    async fn run_log_hooks(&self, record: &LogRecord, ctx: &mut RequestCtx) {
-        let (Some(admitted), Some(config)) = (&ctx.admitted, self.live.load()) else {
+    /// The `on-log` hooks of the route's tenant plugins, after the response;
+    /// a failure becomes the request's error event if it has none.
+    async fn run_log_hooks(&self, outcome: &mut RequestOutcome, ctx: &mut RequestCtx) {
+        let (Some(base), Some(admitted)) = (ctx.plugin_base.clone(), &ctx.admitted) else {
             return;
         };
-        if admitted.route.plugins.is_empty() {
-            return;
-        }
         let route = Arc::clone(&admitted.route);
+        let record = &outcome.record;
         let entry = PluginLogEntry {
             request_id: record.request_id.clone(),
             method: record.method.clone(),
@@ -469,19 +461,11 @@ impl Gateway {
             status: u16::try_from(record.status_code).unwrap_or(0),
             latency_ms: record.latency_ms,
         };
-        let base = self.call_context(&config);
         for (name, failure) in chain::log(&self.registry, &base, &route.plugins, &entry).await {
             self.plugin_failed(ctx, &name, &failure, "on-log");
         }
-    }
-
-    /// What every plugin call of this tenant shares.
-    fn call_context(&self, config: &CompiledConfig) -> CallContext {
-        CallContext {
-            tenant: Arc::clone(&config.tenant_id),
-            config_json: Arc::from(""),
-            keys: Some(Arc::clone(&config.keys)),
-            shared: self.builtins.shared.clone(),
+        if outcome.failure.is_none() {
+            outcome.failure = ctx.failure.take();
         }
     }
 
@@ -515,16 +499,8 @@ fn plugin_request(
         method: header.method.as_str().to_owned(),
         path: header.uri.path().to_owned(),
         query: header.uri.query().unwrap_or("").to_owned(),
-        headers: header
-            .headers
-            .iter()
-            .filter(|(name, _)| name.as_str() != "x-request-id")
-            .filter_map(|(name, value)| {
-                Some(PluginHeader {
-                    name: name.as_str().to_owned(),
-                    value: value.to_str().ok()?.to_owned(),
-                })
-            })
+        headers: plugin_headers(&header.headers)
+            .filter(|h| h.name != "x-request-id")
             .chain(std::iter::once(PluginHeader {
                 name: "x-request-id".to_owned(),
                 value: request_id.to_owned(),
@@ -534,6 +510,17 @@ fn plugin_request(
         route_id: route.id.clone(),
         consumer_id: None,
     }
+}
+
+/// HTTP headers as plugins see them (those that are not valid text are
+/// left out).
+fn plugin_headers(headers: &http::HeaderMap) -> impl Iterator<Item = PluginHeader> + '_ {
+    headers.iter().filter_map(|(name, value)| {
+        Some(PluginHeader {
+            name: name.as_str().to_owned(),
+            value: value.to_str().ok()?.to_owned(),
+        })
+    })
 }
 
 fn client_ip(session: &Session) -> Option<String> {

@@ -2,7 +2,7 @@
 //! what `on-request` does: `header` (set `x-testbed: <value>`), `deny`
 //! (answer 403), `loop` (never return), `hog` (allocate without bound),
 //! `panic` (trap), `consumer` (identify the consumer of the `x-api-key`
-//! header through the host).
+//! header through the host); `log-panic` proceeds, then traps in `on-log`.
 
 wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
 
@@ -26,7 +26,7 @@ impl Guest for Testbed {
         PluginInfo {
             name: "testbed".into(),
             version: "0.1.0".into(),
-            hooks: Hooks::ON_REQUEST | Hooks::ON_RESPONSE,
+            hooks: Hooks::ON_REQUEST | Hooks::ON_RESPONSE | Hooks::ON_LOG,
         }
     }
 
@@ -80,7 +80,11 @@ impl Guest for Testbed {
         })
     }
 
-    fn on_log(_entry: LogEntry) {}
+    fn on_log(_entry: LogEntry) {
+        if mode() == "log-panic" {
+            panic!("testbed panics in on-log on purpose");
+        }
+    }
 }
 
 export!(Testbed);

@@ -63,10 +63,7 @@ pub async fn run(
     let mut changes = Changes::default();
     let mut skipped = Vec::new();
     for plugin in plugins {
-        let ctx = CallContext {
-            config_json: Arc::from(plugin.config_json.as_str()),
-            ..base.clone()
-        };
+        let ctx = base.with_config(Arc::from(plugin.config_json.as_str()));
         let result = match registry.get(&plugin.sha256) {
             Some(loaded) if !loaded.implements(Hooks::ON_REQUEST) => continue,
             Some(loaded) => loaded.on_request(&ctx, &request).await,
@@ -186,10 +183,7 @@ fn with_hook<'a>(
     plugins.iter().filter_map(move |plugin| {
         let loaded = registry.get(&plugin.sha256)?;
         loaded.implements(hook).then(|| {
-            let ctx = CallContext {
-                config_json: Arc::from(plugin.config_json.as_str()),
-                ..base.clone()
-            };
+            let ctx = base.with_config(Arc::from(plugin.config_json.as_str()));
             (plugin, loaded, ctx)
         })
     })

@@ -17,6 +17,7 @@ use super::bindings::{Plugin, PluginPre};
 use super::breaker::Breaker;
 use super::engine::{EPOCH_TICK, EngineSettings, Ticker};
 use super::host::{HostState, SharedState};
+use crate::compiled::CompiledConfig;
 use crate::keys::KeyIndex;
 
 /// What went wrong first, then where: the root cause and the innermost
@@ -91,6 +92,36 @@ pub struct CallContext {
     pub config_json: Arc<str>,
     pub keys: Option<Arc<KeyIndex>>,
     pub shared: SharedState,
+}
+
+impl std::fmt::Debug for CallContext {
+    // The plugin's config may hold secrets (an HMAC key): never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallContext {
+    /// The context of `config`'s tenant: its id and consumers, and the
+    /// node's shared state; no plugin config yet.
+    pub fn for_tenant(config: &CompiledConfig, shared: &SharedState) -> Self {
+        Self {
+            tenant: Arc::clone(&config.tenant_id),
+            config_json: Arc::from(""),
+            keys: Some(Arc::clone(&config.keys)),
+            shared: shared.clone(),
+        }
+    }
+
+    /// This context, with `config_json` as the plugin's config.
+    pub fn with_config(&self, config_json: Arc<str>) -> Self {
+        Self {
+            config_json,
+            ..self.clone()
+        }
+    }
 }
 
 /// A compiled, linked plugin, ready to be instantiated per call.
