@@ -44,10 +44,7 @@ async fn traffic_flows_and_changes_apply_at_once() {
     let service = tenant.service(&format!("{upstream_url}/v1"), 30_000).await;
     let users = tenant.route("GET", "/users/:id", &service, true).await;
     tenant.route("ANY", "/public/*", &service, false).await;
-    let consumer = tenant
-        .send(Method::POST, "/consumers", Some(json!({ "name": "app" })))
-        .await;
-    let key = consumer["apiKey"].as_str().expect("key").to_owned();
+    let (consumer, key) = tenant.consumer(json!({ "name": "app" })).await;
     let node = Node::start_for(&scratch.0, &control, &tenant).await;
     let client = reqwest::Client::new();
 

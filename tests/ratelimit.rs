@@ -31,14 +31,9 @@ async fn tenant_with_consumer(
     let tenant = Tenant::register(&control.base).await;
     let service = tenant.service(upstream_url, 30_000).await;
     tenant.route("GET", "/api/*", &service, true).await;
-    let consumer = tenant
-        .send(
-            Method::POST,
-            "/consumers",
-            Some(json!({ "name": "app", "rateLimitTier": "free" })),
-        )
+    let (_, key) = tenant
+        .consumer(json!({ "name": "app", "rateLimitTier": "free" }))
         .await;
-    let key = consumer["apiKey"].as_str().expect("key").to_owned();
     (tenant, key, service)
 }
 
@@ -332,6 +327,13 @@ async fn losing_redis_falls_back_to_each_nodes_share() {
     .await;
     assert_eq!(count(&statuses, 200), 10);
 
+    // The second node joined when the first was online: the control plane
+    // tells it the fleet is two nodes.
+    eventually("the second node to know the fleet size", || async {
+        second.metrics().await.contains("gatehouse_fleet_nodes 2")
+    })
+    .await;
+
     // Redis dies: traffic goes on, each node limiting with its share.
     redis.kill();
     let started = Instant::now();
@@ -342,8 +344,7 @@ async fn losing_redis_falls_back_to_each_nodes_share() {
         50,
         "no errors: {statuses:?}"
     );
-    // The second node joined when the first was online: the control plane
-    // told it the fleet is two nodes, so its share is 30 a minute.
+    // Two nodes: its share is 30 a minute.
     assert_eq!(count(&statuses, 200), 30, "{statuses:?}");
     assert!(
         waited < Duration::from_secs(5),

@@ -55,10 +55,7 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
         .service(&format!("http://127.0.0.1:{}", free_port()), 30_000)
         .await;
     let dead_route = tenant.route("GET", "/dead", &dead, false).await;
-    let consumer = tenant
-        .send(Method::POST, "/consumers", Some(json!({ "name": "app" })))
-        .await;
-    let key = consumer["apiKey"].as_str().expect("key").to_owned();
+    let (consumer, key) = tenant.consumer(json!({ "name": "app" })).await;
     let node = Node::start_for(&scratch.0, &control, &tenant).await;
     let client = reqwest::Client::new();
 

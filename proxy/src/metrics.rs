@@ -26,6 +26,7 @@ pub struct Metrics {
     telemetry_spilled: IntGauge,
     rate_limit_fleet_up: IntGauge,
     rate_limit_fallbacks: IntCounter,
+    fleet_nodes: IntGauge,
 }
 
 /// The state of the node's telemetry, for `/metrics`.
@@ -129,10 +130,17 @@ impl Metrics {
         )?;
         registry.register(Box::new(rate_limit_fleet_up.clone()))?;
         registry.register(Box::new(rate_limit_fallbacks.clone()))?;
+        let fleet_nodes = IntGauge::new(
+            "fleet_nodes",
+            "The tenant's connected nodes as the control plane last said (a node's share \
+             of a fleet-wide limit while Redis is unreachable is the limit divided by this)",
+        )?;
+        registry.register(Box::new(fleet_nodes.clone()))?;
         config_version.set(-1);
         Ok(Self {
             rate_limit_fleet_up,
             rate_limit_fallbacks,
+            fleet_nodes,
             upstream_up,
             plugin_failures,
             telemetry_dropped,
@@ -202,6 +210,7 @@ impl Metrics {
         self.config_version.set(version.unwrap_or(-1));
         self.sync_connected.set(i64::from(sync.connected()));
         self.sync_rejected.set(i64::from(sync.rejected()));
+        self.fleet_nodes.set(i64::from(sync.fleet_size().get()));
         self.snapshots
             .set(i64::try_from(sync.snapshots()).unwrap_or(i64::MAX));
         let mut out = Vec::new();

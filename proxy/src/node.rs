@@ -26,7 +26,7 @@ use crate::gateway::Gateway;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::plugins::{Builtins, EngineSettings, PluginEngine, Registry};
-use crate::ratelimit::{Fleet, FleetSize, RateLimiter};
+use crate::ratelimit::{Fleet, RateLimiter};
 use crate::state_dir::StateDir;
 use crate::sync::{Shipping, SyncSettings, Syncer};
 use crate::telemetry::Telemetry;
@@ -169,10 +169,16 @@ impl ProxyArgs {
                 reason: "must be positive".into(),
             });
         }
-        if self.plugin_deadline_ms == 0 || !(1..=4096).contains(&self.plugin_memory_mb) {
+        if self.plugin_deadline_ms == 0 {
             return Err(NodeError {
                 flag: "plugin-deadline-ms",
-                reason: "the plugin deadline must be positive and the memory 1 to 4096 MiB".into(),
+                reason: "must be positive".into(),
+            });
+        }
+        if !(1..=4096).contains(&self.plugin_memory_mb) {
+            return Err(NodeError {
+                flag: "plugin-memory-mb",
+                reason: "must be between 1 and 4096".into(),
             });
         }
         if self.threads == 0 {
@@ -247,26 +253,11 @@ pub fn run_with_exit_hook(
     };
     let metrics = Arc::new(Metrics::new()?);
     let (telemetry, events) = Telemetry::new();
-    let fleet_size = Arc::new(FleetSize::default());
-    let fleet = match &args.redis_url {
-        Some(url) => Some(Arc::new(Fleet::new(
-            url,
-            Duration::from_millis(args.redis_timeout_ms),
-            telemetry.clone(),
-            Arc::clone(&metrics),
-        )?)),
-        None => None,
-    };
-    let limiter = match &fleet {
-        Some(fleet) => RateLimiter::shared(Arc::clone(fleet), Arc::clone(&fleet_size)),
-        None => RateLimiter::local(),
-    };
     let engine = Arc::new(PluginEngine::new(EngineSettings {
         call_deadline: Duration::from_millis(args.plugin_deadline_ms),
         max_memory: args.plugin_memory_mb << 20,
         ..EngineSettings::default()
     })?);
-    let builtins = Arc::new(Builtins::load(&engine, Arc::new(limiter))?);
     let registry = Arc::new(Registry::new(
         Arc::clone(&engine),
         args.state_dir.join("plugins"),
@@ -281,8 +272,21 @@ pub fn run_with_exit_hook(
         state,
         shipping.clone(),
     )
-    .with_plugins(Arc::clone(&registry))
-    .with_fleet_size(fleet_size);
+    .with_plugins(Arc::clone(&registry));
+    let fleet = match &args.redis_url {
+        Some(url) => Some(Arc::new(Fleet::new(
+            url,
+            Duration::from_millis(args.redis_timeout_ms),
+            telemetry.clone(),
+            Arc::clone(&metrics),
+        )?)),
+        None => None,
+    };
+    let limiter = match &fleet {
+        Some(fleet) => RateLimiter::shared(Arc::clone(fleet), syncer.status().fleet_size()),
+        None => RateLimiter::local(),
+    };
+    let builtins = Arc::new(Builtins::load(&engine, Arc::new(limiter))?);
     match syncer.restore() {
         Ok(Some(version)) => tracing::info!(version, "restored the saved config"),
         Ok(None) => tracing::info!("no saved config; waiting for the control plane"),

@@ -56,9 +56,17 @@ pub struct SyncStatus {
     rejected: AtomicBool,
     snapshots: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// The tenant's connected nodes, as the control plane's heartbeats say.
+    fleet: Arc<FleetSize>,
 }
 
 impl SyncStatus {
+    /// The tenant's connected nodes as last reported (shared with the rate
+    /// limiter, which gives each node its share when Redis is away).
+    pub fn fleet_size(&self) -> Arc<FleetSize> {
+        Arc::clone(&self.fleet)
+    }
+
     /// Whether a WebSocket to the control plane is open.
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
@@ -116,7 +124,6 @@ pub struct Syncer {
     status: Arc<SyncStatus>,
     shipping: Shipping,
     plugins: Option<Arc<Registry>>,
-    fleet_size: Arc<FleetSize>,
 }
 
 /// Frames as large as a plugin component (up to 32 MiB, base64 in JSON).
@@ -148,20 +155,12 @@ impl Syncer {
             status: Arc::default(),
             shipping,
             plugins: None,
-            fleet_size: Arc::default(),
         }
     }
 
     /// Also keeps the tenant plugins the config refers to in `registry`.
     pub fn with_plugins(mut self, registry: Arc<Registry>) -> Self {
         self.plugins = Some(registry);
-        self
-    }
-
-    /// Keeps `fleet_size` at the number of the tenant's connected nodes, as
-    /// the control plane's heartbeats say.
-    pub fn with_fleet_size(mut self, fleet_size: Arc<FleetSize>) -> Self {
-        self.fleet_size = fleet_size;
         self
     }
 
@@ -355,7 +354,7 @@ impl Syncer {
                                 }
                                 ControlMessage::Heartbeat { nodes } => {
                                     if let Some(nodes) = nodes {
-                                        self.fleet_size.set(nodes);
+                                        self.status.fleet.set(nodes);
                                     }
                                 }
                             }

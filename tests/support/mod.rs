@@ -368,6 +368,15 @@ impl Tenant {
         body["id"].as_str().expect("id").to_owned()
     }
 
+    /// Creates a consumer from `body`; returns it and its API key.
+    pub async fn consumer(&self, body: Value) -> (Value, String) {
+        let consumer = self
+            .send(reqwest::Method::POST, "/consumers", Some(body))
+            .await;
+        let key = consumer["apiKey"].as_str().expect("key").to_owned();
+        (consumer, key)
+    }
+
     /// Uploads a plugin component; returns its id.
     pub async fn upload_plugin(&self, name: &str, wasm: &[u8]) -> String {
         let response = self

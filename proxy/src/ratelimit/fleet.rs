@@ -75,7 +75,6 @@ impl Fleet {
         telemetry: Telemetry,
         metrics: Arc<Metrics>,
     ) -> redis::RedisResult<Self> {
-        metrics.rate_limit_fleet_up(false);
         Ok(Self {
             client: Client::open(url)?,
             script: Script::new(GCRA_SCRIPT),
