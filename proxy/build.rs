@@ -17,6 +17,7 @@ fn main() {
         ".cargo/config.toml",
         "api-key-auth",
         "rate-limit",
+        "request-log",
         "testbed",
         "examples/add-header",
         "examples/hmac-sign",

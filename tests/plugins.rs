@@ -3,7 +3,7 @@
 //! listed, versioned, deleted, invisible to other tenants — and attached to
 //! routes of a real node, where they run with their failure policy.
 
-use gatehouse_proxy::plugins::builtins::API_KEY_AUTH;
+use gatehouse_proxy::plugins::builtins::{API_KEY_AUTH, REQUEST_LOG};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -45,6 +45,24 @@ async fn real_components_are_stored_listed_and_deleted() {
         upload("1.1.0").await.expect("sent").status(),
         StatusCode::CREATED,
         "a new version"
+    );
+    // A real component built against another world (the built-ins' world,
+    // which adds the request log): refused, with the import named.
+    let builtin_world = http
+        .post(format!("{api}/plugins?name=request-log&version=1.0.0"))
+        .bearer_auth(token)
+        .header("content-type", "application/wasm")
+        .body(REQUEST_LOG.to_vec())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(builtin_world.status(), StatusCode::BAD_REQUEST);
+    let refusal: Value = builtin_world.json().await.expect("json");
+    assert_eq!(refusal["error"]["code"], "invalid_plugin");
+    let message = refusal["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("gatehouse:plugin/request-logs") && message.contains("reserved"),
+        "{message}"
     );
 
     let list = tenant.send(reqwest::Method::GET, "/plugins", None).await;

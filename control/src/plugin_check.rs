@@ -1,7 +1,8 @@
 //! Checking an uploaded plugin without running it: the bytes must be a
 //! valid WebAssembly component whose top level exports the hooks of the
 //! `gatehouse:plugin@0.1` world and imports nothing but that world's host
-//! interfaces and WASI (which the node links with an empty context).
+//! interfaces and WASI (which the node links with an empty context) — not
+//! the request log, which only the node's own built-ins may write.
 
 use wasmparser::{ComponentTypeRef, Parser, Payload, Validator, WasmFeatures};
 
@@ -23,7 +24,14 @@ pub enum PluginCheckError {
     MissingExport(&'static str),
     #[error("imports `{0}`, which the gatehouse:plugin world does not provide")]
     ForeignImport(String),
+    #[error(
+        "imports `{0}`, which is reserved for the node's built-in plugins; build against the `plugin` world"
+    )]
+    ReservedImport(String),
 }
+
+/// Host interfaces of the `builtin` world that tenant plugins may not import.
+const RESERVED_IMPORTS: [&str; 1] = ["gatehouse:plugin/request-logs"];
 
 /// Checks the bytes; `Ok` means a node can load them.
 pub fn check(bytes: &[u8]) -> Result<(), PluginCheckError> {
@@ -63,6 +71,9 @@ pub fn check(bytes: &[u8]) -> Result<(), PluginCheckError> {
                     }
                     if name.starts_with("gatehouse:plugin/") && !name.contains("@0.1.") {
                         return Err(PluginCheckError::ForeignImport(name.to_owned()));
+                    }
+                    if RESERVED_IMPORTS.iter().any(|r| name.starts_with(r)) {
+                        return Err(PluginCheckError::ReservedImport(name.to_owned()));
                     }
                 }
             }

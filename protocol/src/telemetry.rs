@@ -33,7 +33,7 @@ impl TelemetryBatch {
 }
 
 /// One request the node handled or answered itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogRecord {
     /// A UUID made by the node.

@@ -135,7 +135,7 @@ fn bench_plugins(c: &mut Criterion) {
         keys: Some(Arc::clone(&keys)),
         ..CallContext::default()
     };
-    let builtins = Builtins::load(&engine, Arc::default()).expect("built-ins");
+    let builtins = Builtins::load(&engine, Arc::default(), true).expect("built-ins");
     let testbed = engine.load("testbed", TESTBED).expect("loads");
     let mut group = c.benchmark_group("plugins");
     // The built-ins as the node runs them (instances kept between calls);
@@ -161,6 +161,38 @@ fn bench_plugins(c: &mut Criterion) {
             })
         });
     }
+    // The request log: hand it the finished request, take the record it
+    // ships (kept instance).
+    let request_log = builtins.request_log.as_ref().expect("request logs on");
+    let finished = gatehouse_protocol::telemetry::LogRecord {
+        request_id: "5b0e1c1e-5d7a-4e57-9a55-0f2b8d3e7a10".into(),
+        method: "GET".into(),
+        path: "/users/1".into(),
+        route_id: Some("r1".into()),
+        service_id: Some("s1".into()),
+        consumer_id: Some("c500".into()),
+        status_code: 200,
+        latency_ms: 0.42,
+        client_ip: "127.0.0.1".into(),
+        bytes_in: 0,
+        bytes_out: 1024,
+        at_ms: 1_800_000_000_000,
+        ..Default::default()
+    };
+    group.bench_function("request_log", |b| {
+        let mut record = finished.clone();
+        b.iter(|| {
+            request_log
+                .log_request(&builtins.log_context, black_box(&mut record))
+                .now_or_never()
+                .expect("no I/O")
+                .expect("runs")
+                .expect("ships")
+        })
+    });
+    group.bench_function("native_log_record_clone", |b| {
+        b.iter(|| black_box(&finished).clone())
+    });
     let key = key_for(500);
     group.bench_function("native_key_lookup", |b| {
         b.iter(|| keys.lookup(black_box(&key)).expect("known"))

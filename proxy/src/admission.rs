@@ -212,7 +212,7 @@ mod tests {
         let config = config();
         let engine = crate::plugins::PluginEngine::new(crate::plugins::EngineSettings::default())
             .expect("engine");
-        let builtins = Builtins::load(&engine, Arc::default()).expect("built-ins");
+        let builtins = Builtins::load(&engine, Arc::default(), false).expect("built-ins");
         assert_eq!(status(&config, &builtins, "/nope", None), Err(404));
         assert_eq!(status(&config, &builtins, "/secure", None), Err(401));
         assert_eq!(

@@ -18,6 +18,7 @@ use crate::forwarding::{self, Forwarded};
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::plugins::chain::{self, ChainOutcome, Changes};
+use crate::plugins::host::log_record;
 use crate::plugins::{
     Builtins, CallContext, Header as PluginHeader, LocalResponse as PluginLocalResponse,
     LogEntry as PluginLogEntry, PluginFailure, Registry, Request as PluginRequest,
@@ -326,7 +327,8 @@ impl ProxyHttp for Gateway {
         let header = session.req_header();
         let mut outcome = RequestOutcome {
             record: LogRecord {
-                id: uuid::Uuid::new_v4().to_string(),
+                // Only a log record gets an id.
+                id: String::new(),
                 request_id: std::mem::take(&mut ctx.request_id),
                 method: header.method.as_str().to_owned(),
                 path: header.uri.path().to_owned(),
@@ -346,9 +348,14 @@ impl ProxyHttp for Gateway {
                     .unwrap_or(i64::MAX),
                 at_ms: ctx.at_ms,
             },
+            log: None,
             failure: ctx.failure.take(),
         };
-        self.run_log_hooks(&mut outcome, ctx).await;
+        self.write_log(&mut outcome, ctx).await;
+        self.run_log_hooks(&outcome.record, ctx).await;
+        if outcome.failure.is_none() {
+            outcome.failure = ctx.failure.take();
+        }
         self.telemetry.emit(Event::Request(Box::new(outcome)));
     }
 }
@@ -444,28 +451,37 @@ impl Gateway {
         Ok(())
     }
 
-    /// The `on-log` hooks of the route's tenant plugins, after the response;
-    /// a failure becomes the request's error event if it has none.
-    async fn run_log_hooks(&self, outcome: &mut RequestOutcome, ctx: &mut RequestCtx) {
+    /// The request's log record, written by the `request-log` built-in
+    /// when the node ships request logs. It fails open: when it fails, the
+    /// record the node measured is logged and the failure reported.
+    async fn write_log(&self, outcome: &mut RequestOutcome, ctx: &mut RequestCtx) {
+        let Some(request_log) = &self.builtins.request_log else {
+            return;
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let context = &self.builtins.log_context;
+        match request_log.log_request(context, &mut outcome.record).await {
+            Ok(shipped) => outcome.log = shipped.map(|shipped| log_record(shipped, id)),
+            Err(failure) => {
+                self.plugin_failed(ctx, "request-log", &failure, "fails open");
+                outcome.log = Some(LogRecord {
+                    id,
+                    ..outcome.record.clone()
+                });
+            }
+        }
+    }
+
+    /// The `on-log` hooks of the route's tenant plugins, after the response
+    /// (their failures are kept in `ctx` for the error event).
+    async fn run_log_hooks(&self, record: &LogRecord, ctx: &mut RequestCtx) {
         let (Some(base), Some(admitted)) = (ctx.plugin_base.clone(), &ctx.admitted) else {
             return;
         };
         let route = Arc::clone(&admitted.route);
-        let record = &outcome.record;
-        let entry = PluginLogEntry {
-            request_id: record.request_id.clone(),
-            method: record.method.clone(),
-            path: record.path.clone(),
-            route_id: record.route_id.clone(),
-            consumer_id: record.consumer_id.clone(),
-            status: u16::try_from(record.status_code).unwrap_or(0),
-            latency_ms: record.latency_ms,
-        };
+        let entry = PluginLogEntry::from(record);
         for (name, failure) in chain::log(&self.registry, &base, &route.plugins, &entry).await {
             self.plugin_failed(ctx, &name, &failure, "on-log");
-        }
-        if outcome.failure.is_none() {
-            outcome.failure = ctx.failure.take();
         }
     }
 

@@ -286,7 +286,11 @@ pub fn run_with_exit_hook(
         Some(fleet) => RateLimiter::shared(Arc::clone(fleet), syncer.status().fleet_size()),
         None => RateLimiter::local(),
     };
-    let builtins = Arc::new(Builtins::load(&engine, Arc::new(limiter))?);
+    let builtins = Arc::new(Builtins::load(
+        &engine,
+        Arc::new(limiter),
+        args.request_logs,
+    )?);
     match syncer.restore() {
         Ok(Some(version)) => tracing::info!(version, "restored the saved config"),
         Ok(None) => tracing::info!("no saved config; waiting for the control plane"),
@@ -298,7 +302,7 @@ pub fn run_with_exit_hook(
     let background = Background::start(BackgroundParts {
         syncer,
         shipping: shipping.clone(),
-        aggregator: Aggregator::new(node_name, args.request_logs),
+        aggregator: Aggregator::new(node_name),
         events,
         dropped: telemetry.dropped_counter(),
         live: live.clone(),

@@ -1,7 +1,9 @@
 //! The built-in plugins, compiled from `plugins/` by the build script and
 //! embedded in the binary: `api-key-auth` runs on every route that requires
 //! a key (it fails closed); `rate-limit` runs where a limit can apply (it
-//! fails open: a broken limiter must not take the API down). Being ours and
+//! fails open: a broken limiter must not take the API down); `request-log`
+//! writes every request's log record when the node ships request logs (it
+//! fails open: the node then ships the record it measured). Being ours and
 //! stateless between calls, they keep their instances from call to call
 //! (a failed call's instance is dropped); tenant plugins get a fresh one.
 
@@ -9,7 +11,7 @@ use std::sync::Arc;
 
 use super::engine::{LoadError, PluginEngine};
 use super::host::SharedState;
-use super::runtime::LoadedPlugin;
+use super::runtime::{CallContext, LoadedPlugin};
 use crate::ratelimit::RateLimiter;
 
 /// The api-key-auth component.
@@ -17,6 +19,9 @@ pub const API_KEY_AUTH: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/api_ke
 
 /// The rate-limit component.
 pub const RATE_LIMIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rate_limit.wasm"));
+
+/// The request-log component (built against the `builtin` world).
+pub const REQUEST_LOG: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/request_log.wasm"));
 
 /// The `testbed` plugin of `plugins/` (it behaves or misbehaves as its
 /// config says), for tests and as a small complete example.
@@ -36,20 +41,40 @@ pub mod examples {
 pub struct Builtins {
     pub api_key_auth: LoadedPlugin,
     pub rate_limit: LoadedPlugin,
+    /// The request log, when the node ships request logs.
+    pub request_log: Option<LoadedPlugin>,
     /// The rate limiter, counters and key-value the node's plugins share.
     pub shared: SharedState,
+    /// What the request log's calls see (it reads nothing of the tenant's:
+    /// the record is handed to it).
+    pub log_context: CallContext,
 }
 
 impl Builtins {
     /// Compiles the embedded built-ins with `engine`; rate limits are
-    /// decided by `limiter`.
-    pub fn load(engine: &PluginEngine, limiter: Arc<RateLimiter>) -> Result<Self, LoadError> {
+    /// decided by `limiter`; the request log runs when `request_logs`.
+    pub fn load(
+        engine: &PluginEngine,
+        limiter: Arc<RateLimiter>,
+        request_logs: bool,
+    ) -> Result<Self, LoadError> {
+        let shared = SharedState::new(limiter);
+        let load = |name, bytes| {
+            engine
+                .load_builtin(name, bytes)
+                .map(LoadedPlugin::reusing_instances)
+        };
         Ok(Self {
-            api_key_auth: engine
-                .load("api-key-auth", API_KEY_AUTH)?
-                .reusing_instances(),
-            rate_limit: engine.load("rate-limit", RATE_LIMIT)?.reusing_instances(),
-            shared: SharedState::new(limiter),
+            api_key_auth: load("api-key-auth", API_KEY_AUTH)?,
+            rate_limit: load("rate-limit", RATE_LIMIT)?,
+            request_log: request_logs
+                .then(|| load("request-log", REQUEST_LOG))
+                .transpose()?,
+            log_context: CallContext {
+                shared: shared.clone(),
+                ..CallContext::default()
+            },
+            shared,
         })
     }
 }

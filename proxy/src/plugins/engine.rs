@@ -52,10 +52,13 @@ pub enum LoadError {
     World(String),
 }
 
-/// The node's wasmtime engine and linker.
+/// The node's wasmtime engine and linkers.
 pub struct PluginEngine {
     engine: Engine,
+    /// The plugin world and WASI: what tenant plugins may import.
     linker: Linker<HostState>,
+    /// The built-ins' world: the plugin world, WASI and the request log.
+    builtin_linker: Linker<HostState>,
     settings: EngineSettings,
     ticker: Arc<Ticker>,
 }
@@ -113,7 +116,18 @@ impl PluginEngine {
         // An empty WASI context (see `host::Wasi`): language runtimes (Python,
         // JavaScript) read the environment and clocks as they start.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+        let mut builtin_linker = linker.clone();
+        Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut builtin_linker, |s| s)?;
+        {
+            use super::bindings::gatehouse::plugin::{config, consumers, counters, kv, log, types};
+            let l = &mut linker;
+            types::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+            log::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+            config::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+            consumers::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+            counters::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+            kv::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+        }
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let ticking = engine.clone();
@@ -129,6 +143,7 @@ impl PluginEngine {
         Ok(Self {
             engine,
             linker,
+            builtin_linker,
             settings,
             ticker: Arc::new(Ticker(ticker_stop)),
         })
@@ -149,7 +164,15 @@ impl PluginEngine {
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
         let component = Component::new(&self.engine, bytes)
             .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
-        self.link(name, component)
+        self.link(&self.linker, name, component)
+    }
+
+    /// [`PluginEngine::load`] for one of the node's own built-ins, linked
+    /// against the `builtin` world (which adds the request log).
+    pub fn load_builtin(&self, name: &str, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
+        self.link(&self.builtin_linker, name, component)
     }
 
     /// [`PluginEngine::load`], reading the compiled component from `cache`
@@ -164,15 +187,19 @@ impl PluginEngine {
         let component = cache
             .component(&self.engine, sha256, bytes)
             .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
-        self.link(name, component)
+        self.link(&self.linker, name, component)
     }
 
-    fn link(&self, name: &str, component: Component) -> Result<LoadedPlugin, LoadError> {
+    fn link(
+        &self,
+        linker: &Linker<HostState>,
+        name: &str,
+        component: Component,
+    ) -> Result<LoadedPlugin, LoadError> {
         // Imports must be the plugin world's or WASI p2's (any 0.2.x: the
         // linker matches semver-compatible versions); anything else is
         // refused here, as the control plane refuses it at upload.
-        let pre = self
-            .linker
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|err| LoadError::World(format!("{err:#}")))?;
         let pre = super::bindings::PluginPre::new(pre)

@@ -3,7 +3,8 @@
 //! [`RateLimiter`]: local, or fleet-wide through Redis), node-local counters
 //! and key-value (tenant-scoped: one node serves one tenant), and a memory
 //! limiter that remembers when it refused growth (so the failure reads "out
-//! of memory", not just "trap").
+//! of memory", not just "trap"); for the `request-log` built-in, the
+//! finished request and what it ships.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,9 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use gatehouse_protocol::telemetry::LogRecord;
+
+use super::bindings::gatehouse::plugin::request_logs::{self, RequestRecord};
 use super::bindings::gatehouse::plugin::{config, consumers, counters, kv, log, types};
 use super::runtime::CallContext;
 use crate::keys::Consumer;
@@ -49,6 +53,10 @@ pub struct HostState {
     cpu_mark: Option<Duration>,
     /// The empty WASI context, built on a plugin's first WASI call.
     wasi: Option<Box<Wasi>>,
+    /// The request being logged (an `on-log` call of the request log).
+    pub(super) finished: Option<LogRecord>,
+    /// What the request log shipped during the call.
+    pub(super) shipped: Option<RequestRecord>,
 }
 
 /// WASI as plugins get it: no environment, arguments, files, sockets or
@@ -96,6 +104,8 @@ impl HostState {
             host_wait: Duration::ZERO,
             cpu_mark: None,
             wasi: None,
+            finished: None,
+            shipped: None,
         }
     }
 
@@ -106,6 +116,8 @@ impl HostState {
         self.host_wait = Duration::ZERO;
         self.cpu_mark = None;
         self.wasi = None;
+        self.finished = None;
+        self.shipped = None;
     }
 
     /// What to do when the epoch deadline of a call with `deadline` runs
@@ -239,6 +251,70 @@ impl counters::Host for HostState {
             reset_seconds: decision.reset_seconds,
             retry_after_seconds: decision.retry_after_seconds,
         }
+    }
+}
+
+impl From<&LogRecord> for types::LogEntry {
+    /// A finished request as `on-log` gets it.
+    fn from(record: &LogRecord) -> Self {
+        Self {
+            request_id: record.request_id.clone(),
+            method: record.method.clone(),
+            path: record.path.clone(),
+            route_id: record.route_id.clone(),
+            consumer_id: record.consumer_id.clone(),
+            status: u16::try_from(record.status_code).unwrap_or(0),
+            latency_ms: record.latency_ms,
+        }
+    }
+}
+
+/// A node's record as the request log sees it.
+fn request_record(record: &LogRecord) -> RequestRecord {
+    RequestRecord {
+        request_id: record.request_id.clone(),
+        method: record.method.clone(),
+        path: record.path.clone(),
+        route_id: record.route_id.clone(),
+        service_id: record.service_id.clone(),
+        consumer_id: record.consumer_id.clone(),
+        status: u16::try_from(record.status_code).unwrap_or(0),
+        latency_ms: record.latency_ms,
+        client_ip: record.client_ip.clone(),
+        bytes_in: u64::try_from(record.bytes_in).unwrap_or(0),
+        bytes_out: u64::try_from(record.bytes_out).unwrap_or(0),
+        at_ms: record.at_ms,
+    }
+}
+
+/// What the request log shipped, as a log record with the node's `id`.
+pub fn log_record(shipped: RequestRecord, id: String) -> LogRecord {
+    LogRecord {
+        id,
+        request_id: shipped.request_id,
+        method: shipped.method,
+        path: shipped.path,
+        route_id: shipped.route_id,
+        service_id: shipped.service_id,
+        consumer_id: shipped.consumer_id,
+        status_code: i64::from(shipped.status),
+        latency_ms: shipped.latency_ms,
+        client_ip: shipped.client_ip,
+        bytes_in: i64::try_from(shipped.bytes_in).unwrap_or(i64::MAX),
+        bytes_out: i64::try_from(shipped.bytes_out).unwrap_or(i64::MAX),
+        at_ms: shipped.at_ms,
+    }
+}
+
+impl request_logs::Host for HostState {
+    fn finished(&mut self) -> RequestRecord {
+        self.finished
+            .as_ref()
+            .map_or_else(|| request_record(&LogRecord::default()), request_record)
+    }
+
+    fn ship(&mut self, record: RequestRecord) {
+        self.shipped = Some(record);
     }
 }
 

@@ -6,14 +6,20 @@
 //! a [`PluginFailure`], leaving the node unharmed.
 
 mod bindings {
-    // Calls are async so that a host function may wait on I/O (a rate-limit
-    // decision in Redis) without blocking the proxy's worker thread.
+    // The `builtin` world: the plugin world plus the request log. Tenant
+    // plugins are linked without the request log (see `engine`); their
+    // exports are the same. Calls are async so that a host function may
+    // wait on I/O (a rate-limit decision in Redis) without blocking the
+    // proxy's worker thread.
     wasmtime::component::bindgen!({
-        world: "plugin",
+        world: "builtin",
         path: "../wit",
         imports: { "gatehouse:plugin/counters.check-rate": async },
         exports: { default: async },
     });
+
+    pub use Builtin as Plugin;
+    pub use BuiltinPre as PluginPre;
 }
 
 pub mod artifacts;

@@ -10,6 +10,7 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use futures_util::FutureExt;
 
+use super::bindings::gatehouse::plugin::request_logs::RequestRecord;
 use super::bindings::gatehouse::plugin::types::{
     Hooks, LogEntry, PluginInfo, Request, RequestAction, Response, ResponseAction,
 };
@@ -19,6 +20,7 @@ use super::engine::{EPOCH_TICK, EngineSettings, Ticker};
 use super::host::{HostState, SharedState};
 use crate::compiled::CompiledConfig;
 use crate::keys::KeyIndex;
+use gatehouse_protocol::telemetry::LogRecord;
 
 /// What went wrong first, then where: the root cause and the innermost
 /// frames of the guest backtrace, at most 500 characters.
@@ -172,8 +174,6 @@ impl LoadedPlugin {
         }
     }
 
-    /// Asks the plugin which hooks it implements (at load, off the hot
-    /// path); the others are never called.
     /// Keeps instances between calls instead of instantiating per call:
     /// for the built-ins, which are ours and keep nothing between calls. An
     /// instance whose call failed is dropped, never reused.
@@ -182,6 +182,8 @@ impl LoadedPlugin {
         self
     }
 
+    /// Asks the plugin which hooks it implements (at load, off the hot
+    /// path); the others are never called.
     pub(super) fn with_described_hooks(mut self) -> Result<Self, PluginFailure> {
         let info = self
             .describe()
@@ -323,6 +325,26 @@ impl LoadedPlugin {
             let (plugin, mut store) = self.instance(ctx).await?;
             let result = plugin.call_on_response(&mut store, request, response).await;
             self.finish(plugin, store, result)
+        })
+        .await
+    }
+
+    /// Calls `on-log` of the request log with `record` as the finished
+    /// request (`record` is left as it was); returns what the plugin
+    /// shipped, `None` when it logged nothing.
+    pub async fn log_request(
+        &self,
+        ctx: &CallContext,
+        record: &mut LogRecord,
+    ) -> Result<Option<RequestRecord>, PluginFailure> {
+        let entry = LogEntry::from(&*record);
+        self.guarded(async {
+            let (plugin, mut store) = self.instance(ctx).await?;
+            store.data_mut().finished = Some(std::mem::take(record));
+            let result = plugin.call_on_log(&mut store, &entry).await;
+            *record = store.data_mut().finished.take().unwrap_or_default();
+            let shipped = store.data_mut().shipped.take();
+            self.finish(plugin, store, result.map(|()| shipped))
         })
         .await
     }

@@ -161,6 +161,74 @@ fn bad_bytes_and_other_worlds_are_refused_at_load() {
     ));
 }
 
+fn finished_request(path: String) -> gatehouse_protocol::telemetry::LogRecord {
+    gatehouse_protocol::telemetry::LogRecord {
+        request_id: "req-1".into(),
+        method: "GET".into(),
+        path,
+        route_id: Some("r1".into()),
+        service_id: Some("s1".into()),
+        consumer_id: Some("c1".into()),
+        status_code: 201,
+        latency_ms: 1.5,
+        client_ip: "10.0.0.7".into(),
+        bytes_in: 12,
+        bytes_out: 1024,
+        at_ms: 1_800_000_000_000,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_request_log_ships_the_record_with_client_fields_cut_to_size() {
+    let engine = engine();
+    let log = engine
+        .load_builtin("request-log", builtins::REQUEST_LOG)
+        .expect("loads")
+        .reusing_instances();
+    assert!(log.implements(Hooks::ON_LOG));
+    assert!(!log.implements(Hooks::ON_REQUEST));
+    for _ in 0..2 {
+        let mut record = finished_request("/users/1".into());
+        let shipped = log
+            .log_request(&CallContext::default(), &mut record)
+            .await
+            .expect("runs")
+            .expect("ships a record");
+        assert_eq!(record, finished_request("/users/1".into()), "left as it was");
+        let logged = host::log_record(shipped, "id-1".into());
+        assert_eq!(
+            logged,
+            gatehouse_protocol::telemetry::LogRecord {
+                id: "id-1".into(),
+                ..finished_request("/users/1".into())
+            }
+        );
+    }
+    // A client's 10 KB path of two-byte characters: cut to 2 KiB at a
+    // character boundary, marked.
+    let mut long = finished_request(format!("/{}", "é".repeat(5000)));
+    let shipped = log
+        .log_request(&CallContext::default(), &mut long)
+        .await
+        .expect("runs")
+        .expect("ships");
+    assert!(shipped.path.len() <= 2048, "{}", shipped.path.len());
+    assert!(shipped.path.len() > 2000);
+    assert!(shipped.path.ends_with('…'));
+    assert_eq!(long.path.len(), 10_001, "the node's own record is untouched");
+}
+
+#[test]
+fn the_request_log_is_not_for_tenant_plugins() {
+    // Linked as a tenant plugin, the request log's import is unknown.
+    let refused = engine().load("request-log", builtins::REQUEST_LOG);
+    assert!(
+        matches!(&refused, Err(engine::LoadError::World(m)) if m.contains("request-logs")),
+        "{refused:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_plugin_that_keeps_failing_is_tripped_then_tried_again() {
     let engine = engine();

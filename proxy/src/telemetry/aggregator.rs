@@ -37,8 +37,6 @@ struct Minute {
 /// Accumulates events until the next seal.
 pub struct Aggregator {
     node_id: String,
-    /// Whether request records are shipped as logs (metrics always are).
-    keep_logs: bool,
     logs: Vec<LogRecord>,
     errors: Vec<ErrorOccurrence>,
     health: Vec<gatehouse_protocol::telemetry::HealthResult>,
@@ -49,10 +47,9 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    pub fn new(node_id: String, keep_logs: bool) -> Self {
+    pub fn new(node_id: String) -> Self {
         Self {
             node_id,
-            keep_logs,
             logs: Vec::new(),
             errors: Vec::new(),
             health: Vec::new(),
@@ -73,7 +70,11 @@ impl Aggregator {
     }
 
     fn add_request(&mut self, outcome: RequestOutcome) {
-        let RequestOutcome { record, failure } = outcome;
+        let RequestOutcome {
+            record,
+            log,
+            failure,
+        } = outcome;
         let minute = record.at_ms - record.at_ms.rem_euclid(MINUTE_MS);
         let route = record.route_id.clone().unwrap_or_else(|| "none".to_owned());
         let key = (minute, route);
@@ -105,9 +106,7 @@ impl Aggregator {
                 at_ms: record.at_ms,
             });
         }
-        if self.keep_logs {
-            self.logs.push(record);
-        }
+        self.logs.extend(log);
     }
 
     /// Whether enough logs wait to seal before the interval ends.
@@ -241,33 +240,39 @@ mod tests {
     use super::super::Failure;
     use super::*;
 
-    fn outcome(route: Option<&str>, status: u16, latency_us: u64, at_ms: i64) -> Event {
-        Event::Request(Box::new(RequestOutcome {
-            record: LogRecord {
-                id: uuid::Uuid::new_v4().to_string(),
-                request_id: "r".into(),
-                method: "GET".into(),
-                path: "/x".into(),
-                route_id: route.map(str::to_owned),
-                service_id: None,
-                consumer_id: None,
-                status_code: i64::from(status),
-                latency_ms: latency_us as f64 / 1000.0,
-                client_ip: "127.0.0.1".into(),
-                bytes_in: 0,
-                bytes_out: 10,
-                at_ms,
-            },
+    fn request(route: Option<&str>, status: u16, latency_us: u64, at_ms: i64) -> RequestOutcome {
+        let record = LogRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            request_id: "r".into(),
+            method: "GET".into(),
+            path: "/x".into(),
+            route_id: route.map(str::to_owned),
+            service_id: None,
+            consumer_id: None,
+            status_code: i64::from(status),
+            latency_ms: latency_us as f64 / 1000.0,
+            client_ip: "127.0.0.1".into(),
+            bytes_in: 0,
+            bytes_out: 10,
+            at_ms,
+        };
+        RequestOutcome {
+            log: Some(record.clone()),
+            record,
             failure: (status == 502).then(|| Failure {
                 kind: "upstream_unavailable",
                 message: "refused".into(),
             }),
-        }))
+        }
+    }
+
+    fn outcome(route: Option<&str>, status: u16, latency_us: u64, at_ms: i64) -> Event {
+        Event::Request(Box::new(request(route, status, latency_us, at_ms)))
     }
 
     #[test]
     fn seals_logs_errors_and_cumulative_minutes() {
-        let mut agg = Aggregator::new("n1".into(), true);
+        let mut agg = Aggregator::new("n1".into());
         assert!(agg.seal().is_none());
         let t = 1_800_000_000_000;
         agg.add(outcome(Some("r1"), 200, 1000, t));
@@ -298,9 +303,11 @@ mod tests {
     }
 
     #[test]
-    fn without_request_logs_only_metrics_and_errors_go_out() {
-        let mut agg = Aggregator::new("n1".into(), false);
-        agg.add(outcome(Some("r1"), 502, 1000, 1_800_000_000_000));
+    fn a_request_without_a_log_record_counts_in_metrics_and_errors_only() {
+        let mut agg = Aggregator::new("n1".into());
+        let mut unlogged = request(Some("r1"), 502, 1000, 1_800_000_000_000);
+        unlogged.log = None;
+        agg.add(Event::Request(Box::new(unlogged)));
         let batch = agg.seal().expect("a batch");
         assert!(batch.logs.is_empty());
         assert_eq!(batch.metrics.len(), 1);
@@ -309,7 +316,7 @@ mod tests {
 
     #[test]
     fn drops_are_reported_once() {
-        let mut agg = Aggregator::new("n1".into(), true);
+        let mut agg = Aggregator::new("n1".into());
         agg.report_drops(5, 1);
         agg.report_drops(5, 2);
         let batch = agg.seal().expect("batch");

@@ -21,11 +21,15 @@ use outbox::Outbox;
 /// Events the hot path can queue before new ones are dropped (and counted).
 pub const QUEUE_CAPACITY: usize = 65_536;
 
-/// One finished request: its log record, and the upstream failure if
-/// there was one.
+/// One finished request: what the node measured (for metrics and error
+/// events), what the request log shipped for it, and the failure worth an
+/// error event if there was one.
 #[derive(Debug, Clone)]
 pub struct RequestOutcome {
     pub record: LogRecord,
+    /// The request's log record (`None`: not logged — request logs off, or
+    /// the request log chose not to).
+    pub log: Option<LogRecord>,
     pub failure: Option<Failure>,
 }
 
