@@ -15,7 +15,7 @@ import tempfile
 import time
 import urllib.request
 
-DURATION = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+DURATION = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 10
 BIG_CONFIG = os.environ.get("BIG_CONFIG", "1") != "0"
 GATEHOUSE = os.environ["GATEHOUSE_BIN"]
 UPSTREAM = os.environ["UPSTREAM_BIN"]
@@ -95,12 +95,14 @@ def cpu_seconds(pids):
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_mb(pids):
+def peak_rss_mb(pids, field="VmHWM:"):
+    """Peak resident memory (VmHWM) of `pids`; with field="VmRSS:", the
+    resident memory now."""
     total = 0
     for pid in pids:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     total += int(line.split()[1])
     return round(total / 1024, 1)
 
@@ -186,20 +188,9 @@ def tenant(email):
     return reg["token"], f"/api/tenants/{reg['tenantId']}", reg["gatewayApiKey"]
 
 
-def main():
-    results = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "duration_s": DURATION,
-               "connections": CONNECTIONS,
-               "pinning": f"proxies on CPU {PROXY_CPU} (one worker each); wrk and the upstream on CPU {LOAD_CPU}",
-               "scenarios": []}
-    rows = results["scenarios"]
-    start([UPSTREAM, UPSTREAM_ADDR], LOAD_CPU, "upstream.log")
-    wait_http(f"http://{UPSTREAM_ADDR}/")
-    rows.append(measure("direct to upstream", f"http://{UPSTREAM_ADDR}/bench", []))
-
-    nginx = start_nginx()
-    rows.append(measure("nginx proxy", "http://127.0.0.1:18090/bench", nginx_pids(nginx)))
-    stop(nginx)
-
+def setup_tenant():
+    """Starts the control plane with a tenant, its routes (/open, /secure,
+    /plugin) and a consumer; returns the consumer's key and the gateway key."""
     start([GATEHOUSE, "control", "--listen", "127.0.0.1:18000", "--database-url", f"sqlite://{WORK}/db.sqlite",
            "--jwt-secret", "load-bench-secret-load-bench-secret-00", "--data-dir", f"{WORK}/data",
            "--mail-outbox", f"{WORK}/outbox"], LOAD_CPU, "control.log")
@@ -218,6 +209,24 @@ def main():
                                    "authRequired": False, "plugins": [
                                        {"pluginId": plugin, "config": {"request": {"x-team": "bench"}}}]}, token)
     consumer_key = api("POST", base + "/consumers", {"name": "bench", "rateLimitTier": "free"}, token)["apiKey"]
+    return consumer_key, key
+
+
+def main():
+    results = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "duration_s": DURATION,
+               "connections": CONNECTIONS,
+               "pinning": f"proxies on CPU {PROXY_CPU} (one worker each); wrk and the upstream on CPU {LOAD_CPU}",
+               "scenarios": []}
+    rows = results["scenarios"]
+    start([UPSTREAM, UPSTREAM_ADDR], LOAD_CPU, "upstream.log")
+    wait_http(f"http://{UPSTREAM_ADDR}/")
+    rows.append(measure("direct to upstream", f"http://{UPSTREAM_ADDR}/bench", []))
+
+    nginx = start_nginx()
+    rows.append(measure("nginx proxy", "http://127.0.0.1:18090/bench", nginx_pids(nginx)))
+    stop(nginx)
+
+    consumer_key, key = setup_tenant()
 
     node = start_node(key, "node-plain", logs=False)
     rows.append(measure("gatehouse, no policies", "http://127.0.0.1:18080/open", [node.pid]))
@@ -253,7 +262,8 @@ def main():
     if BIG_CONFIG:
         big = results["large_config"]
         print(f"\nlarge config ({big['routes']} routes, {big['consumers']} consumers): {big['requests_per_s']} req/s, "
-              f"p99 {big['p99_ms']} ms, node peak RSS {big['proxy_peak_rss_mb']} MB, loaded in {big['load_s']} s, "
+              f"p99 {big['p99_ms']} ms, node RSS {big['proxy_rss_mb']} MB after the run "
+              f"(peak {big['proxy_peak_rss_mb']} MB), loaded in {big['load_s']} s, "
               f"a new route served {big['propagation_ms']} ms after the REST call")
     print("\nwritten to benches/results/latest.json")
 
@@ -285,9 +295,10 @@ def large_config():
             time.sleep(0.005)
     propagation_ms = round((time.time() - sent) * 1000)
     rss = peak_rss_mb([node.pid])
+    steady_rss = peak_rss_mb([node.pid], "VmRSS:")
     stop(node)
     return {"routes": 10000, "consumers": 100000, "load_s": load_s, "requests_per_s": row["requests_per_s"],
-            "p99_ms": row["p99_ms"], "proxy_peak_rss_mb": rss, "propagation_ms": propagation_ms}
+            "p99_ms": row["p99_ms"], "proxy_peak_rss_mb": rss, "proxy_rss_mb": steady_rss, "propagation_ms": propagation_ms}
 
 
 if __name__ == "__main__":

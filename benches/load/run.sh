@@ -3,6 +3,8 @@
 #
 #   benches/load/run.sh [seconds-per-scenario]      (default 10)
 #   BIG_CONFIG=0 benches/load/run.sh                (skip the 10k routes / 100k consumers run)
+#   PROFILE=plain|logs|policies|plugin benches/load/run.sh [seconds] [--graph]
+#                                                   (perf profile of the node instead; see profile.py)
 #
 # Builds release binaries and the example plugins, installs wrk and nginx
 # (Debian's) when missing, then runs every scenario with the same wrk on
@@ -15,6 +17,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+[ -z "${PROFILE:-}" ] || command -v perf >/dev/null || need+=(linux-perf)
 if [ ${#need[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -24,6 +27,9 @@ cargo build --release --quiet --bin gatehouse --example upstream
 (cd plugins && cargo build --release --quiet --target wasm32-wasip2 -p add-header)
 export GATEHOUSE_BIN=${CARGO_TARGET_DIR:-target}/release/gatehouse
 export UPSTREAM_BIN=${CARGO_TARGET_DIR:-target}/release/examples/upstream
-export TENANT_PLUGIN=plugins/target/wasm32-wasip2/release/add_header.wasm
+export TENANT_PLUGIN=${CARGO_TARGET_DIR:-plugins/target}/wasm32-wasip2/release/add_header.wasm
 export NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+if [ -n "${PROFILE:-}" ]; then
+  exec python3 benches/load/profile.py "$PROFILE" "${1:-10}" "${@:2}"
+fi
 exec python3 benches/load/compare.py "${1:-10}"

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 
+use http::header::{HOST, HeaderName};
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
@@ -14,6 +15,12 @@ use crate::upstream::Upstream;
 
 /// Longest client-chosen request id kept as is.
 const MAX_REQUEST_ID: usize = 200;
+
+// Header names made once, not parsed on every request.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
 
 /// The peer to send `upstream`'s requests to.
 pub fn peer(upstream: &Upstream) -> Result<Box<HttpPeer>> {
@@ -32,7 +39,7 @@ pub fn peer(upstream: &Upstream) -> Result<Box<HttpPeer>> {
 /// What the upstream request is told about the client.
 #[derive(Debug)]
 pub struct Forwarded<'a> {
-    pub client_ip: Option<String>,
+    pub client_ip: Option<&'a str>,
     pub request_id: &'a str,
     pub consumer: Option<&'a Consumer>,
 }
@@ -65,23 +72,23 @@ pub fn rewrite(
     } else {
         format!("{}:{}", upstream.host, upstream.port)
     };
-    request.insert_header("host", host)?;
-    if let Some(ip) = &forwarded.client_ip {
+    request.insert_header(HOST, host)?;
+    if let Some(ip) = forwarded.client_ip {
         let chain = match request
             .headers
-            .get("x-forwarded-for")
+            .get(&X_FORWARDED_FOR)
             .and_then(|v| v.to_str().ok())
         {
             Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
-            _ => ip.clone(),
+            _ => ip.to_owned(),
         };
-        request.insert_header("x-forwarded-for", chain)?;
+        request.insert_header(X_FORWARDED_FOR, chain)?;
     }
-    request.insert_header("x-forwarded-proto", "http")?;
-    request.insert_header("x-request-id", forwarded.request_id)?;
-    request.remove_header("x-consumer-id");
+    request.insert_header(X_FORWARDED_PROTO, "http")?;
+    request.insert_header(X_REQUEST_ID, forwarded.request_id)?;
+    request.remove_header(&X_CONSUMER_ID);
     if let Some(consumer) = forwarded.consumer {
-        request.insert_header("x-consumer-id", consumer.id.as_str())?;
+        request.insert_header(X_CONSUMER_ID, consumer.id.as_str())?;
     }
     Ok(())
 }
@@ -162,7 +169,7 @@ mod tests {
             rate_limit_tier: "free".into(),
         };
         let forwarded = Forwarded {
-            client_ip: Some("127.0.0.9".into()),
+            client_ip: Some("127.0.0.9"),
             request_id: "rid",
             consumer: Some(&consumer),
         };

@@ -66,6 +66,8 @@ pub struct RequestCtx {
     started: Instant,
     at_ms: i64,
     request_id: String,
+    /// The client's address, formatted once.
+    client_ip: Option<String>,
     admitted: Option<Admitted>,
     /// The route of a request answered locally (401/503).
     rejected_route: Option<Arc<Route>>,
@@ -104,6 +106,7 @@ impl ProxyHttp for Gateway {
             started: Instant::now(),
             at_ms: now_ms(),
             request_id: String::new(),
+            client_ip: None,
             admitted: None,
             rejected_route: None,
             upstream_sent: None,
@@ -141,7 +144,8 @@ impl ProxyHttp for Gateway {
             method: header.method.as_str(),
             path: header.uri.path(),
         };
-        let client = client_ip(session).unwrap_or_default();
+        ctx.client_ip = client_ip(session);
+        let client = ctx.client_ip.clone().unwrap_or_default();
         let request_id = &ctx.request_id;
         let decision = admission::admit(&config, &self.builtins, facts, |route| {
             plugin_request(header, route, client.clone(), request_id)
@@ -221,7 +225,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
@@ -230,7 +234,7 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no admitted route"))?;
         let forwarded = Forwarded {
-            client_ip: client_ip(session),
+            client_ip: ctx.client_ip.as_deref(),
             request_id: &ctx.request_id,
             consumer: admitted.consumer.as_deref(),
         };
@@ -341,7 +345,11 @@ impl ProxyHttp for Gateway {
                     .map(|c| c.id.clone()),
                 status_code: i64::from(status),
                 latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
-                client_ip: client_ip(session).unwrap_or_default(),
+                client_ip: ctx
+                    .client_ip
+                    .take()
+                    .or_else(|| client_ip(session))
+                    .unwrap_or_default(),
                 bytes_in: i64::try_from(session.as_downstream().body_bytes_read())
                     .unwrap_or(i64::MAX),
                 bytes_out: i64::try_from(session.as_downstream().body_bytes_sent())

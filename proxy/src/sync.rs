@@ -403,14 +403,25 @@ impl Syncer {
         self.live.install(compiled);
         self.status.snapshots.fetch_add(1, Ordering::Relaxed);
         tracing::info!(version, "config installed");
+        // Saved without a copy (a large config's snapshot is tens of MB):
+        // the blocking task hands it back.
         let state = self.state.clone();
-        let saved = snapshot.clone();
-        match tokio::task::spawn_blocking(move || state.save_snapshot(&saved)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!(error = %err, "config not saved to the state dir"),
-            Err(err) => tracing::error!(error = %err, "config not saved to the state dir"),
+        let saving = tokio::task::spawn_blocking(move || {
+            let saved = state.save_snapshot(&snapshot);
+            (snapshot, saved)
+        });
+        match saving.await {
+            Ok((snapshot, saved)) => {
+                if let Err(err) = saved {
+                    tracing::error!(error = %err, "config not saved to the state dir");
+                }
+                Some(snapshot)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "config not saved to the state dir");
+                None
+            }
         }
-        Some(snapshot)
     }
 }
 
