@@ -15,7 +15,8 @@ use crate::error::ApiError;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A JSON body in or out. Reading it, malformed JSON and wrong types are 400, a missing
-/// content type 415, an oversized body 413.
+/// content type 415, an oversized body 413, a string holding a NUL character
+/// 400 (no database stores one in text: PostgreSQL refuses it).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
@@ -27,11 +28,60 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+                } else {
+                    ApiError::bad_request("bad_request", rejection.body_text())
+                }
+            })?;
+        if has_nul_escape(&bytes) {
+            return Err(ApiError::bad_request(
+                "validation_failed",
+                "text may not contain NUL (\\u0000) characters",
+            ));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// Whether the content type is JSON (`application/json`, or `+json`).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Whether JSON text holds a `\u0000` escape (a NUL in a string; raw
+/// control characters are not valid JSON anyway). An escaped backslash
+/// before `u0000` is text, not an escape: the backslashes are counted.
+fn has_nul_escape(json: &[u8]) -> bool {
+    json.windows(5)
+        .enumerate()
+        .filter(|(_, w)| w == b"u0000")
+        .any(|(at, _)| {
+            let backslashes = json[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+            backslashes % 2 == 1
+        })
 }
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
@@ -63,7 +113,8 @@ fn serde_reason(text: &str) -> String {
         .to_owned()
 }
 
-/// A query string; anything that does not parse is 400 `invalid_query`.
+/// A query string; anything that does not parse, or decodes to a NUL
+/// character, is 400 `invalid_query`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
 
@@ -75,6 +126,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        if query.contains("%00") || query.contains('\0') {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "the query may not contain NUL (%00) characters",
+            ));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Self(value))
@@ -113,4 +171,18 @@ where
     D: serde::Deserializer<'de>,
 {
     <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nul_escapes_but_not_escaped_backslashes() {
+        assert!(has_nul_escape(br#"{"name":"a\u0000b"}"#));
+        assert!(has_nul_escape(br#"{"name":"\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"name":"\\u0000"}"#));
+        assert!(has_nul_escape(br#"{"name":"\\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"name":"u0000"}"#));
+    }
 }

@@ -6,6 +6,7 @@ mod common;
 mod accounts;
 mod consumers;
 mod gateway;
+mod hostile_input;
 mod isolation;
 mod plugins;
 mod protocol;

@@ -195,7 +195,11 @@ async fn the_request_log_ships_the_record_with_client_fields_cut_to_size() {
             .await
             .expect("runs")
             .expect("ships a record");
-        assert_eq!(record, finished_request("/users/1".into()), "left as it was");
+        assert_eq!(
+            record,
+            finished_request("/users/1".into()),
+            "left as it was"
+        );
         let logged = host::log_record(shipped, "id-1".into());
         assert_eq!(
             logged,
@@ -216,7 +220,11 @@ async fn the_request_log_ships_the_record_with_client_fields_cut_to_size() {
     assert!(shipped.path.len() <= 2048, "{}", shipped.path.len());
     assert!(shipped.path.len() > 2000);
     assert!(shipped.path.ends_with('…'));
-    assert_eq!(long.path.len(), 10_001, "the node's own record is untouched");
+    assert_eq!(
+        long.path.len(),
+        10_001,
+        "the node's own record is untouched"
+    );
 }
 
 #[test]
