@@ -10,6 +10,7 @@ dev: setup
 
 test: setup services
 	$(CARGO) test --workspace
+	scripts/fuzz.sh 20
 
 setup:
 	@scripts/setup.sh

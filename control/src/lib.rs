@@ -22,7 +22,7 @@ pub mod logs;
 pub mod mail;
 pub mod metrics;
 pub mod openapi;
-pub mod plugin_check;
+pub use gatehouse_protocol::plugin_check;
 pub mod plugins;
 pub mod route_plugins;
 pub mod routes;

@@ -1,10 +1,12 @@
 //! What the control plane and the gateway nodes must agree on: route
 //! patterns (the control plane validates with the same code the proxy
 //! matches with), the config snapshot a node serves from, the sync
-//! protocol that carries it, and the telemetry nodes ship back.
+//! protocol that carries it, the telemetry nodes ship back, and what makes
+//! an uploaded plugin loadable (checked by the control plane at upload).
 
 pub mod config;
 pub mod histogram;
+pub mod plugin_check;
 pub mod route_pattern;
 pub mod sync;
 pub mod telemetry;
