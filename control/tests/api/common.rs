@@ -190,6 +190,32 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Creates a key-protected `GET` route of `tenant` on `service` and
+    /// returns its id.
+    pub async fn route(&self, tenant: &Tenant, service: &str, pattern: &str) -> String {
+        let body = json!({ "method": "GET", "pathPattern": pattern, "serviceId": service, "authRequired": true });
+        let reply = self
+            .post(&tenant.path("/routes"), &tenant.token, body)
+            .await;
+        reply.expect(StatusCode::CREATED);
+        reply.str("id")
+    }
+
+    /// Creates a consumer of `tenant` and returns its id.
+    pub async fn consumer(&self, tenant: &Tenant, name: &str) -> String {
+        let reply = self
+            .post(
+                &tenant.path("/consumers"),
+                &tenant.token,
+                json!({ "name": name }),
+            )
+            .await;
+        reply.expect(StatusCode::CREATED);
+        reply.str("id")
+    }
+}
+
 /// A registered tenant.
 #[derive(Debug, Clone)]
 pub struct Tenant {

@@ -236,18 +236,8 @@ async fn no_input_gets_a_server_error(db: Db) {
     let h = Harness::start(db).await;
     let t = h.register("hostile").await;
     let service = h.service(&t, "svc").await;
-    let route = h
-        .post(
-            &t.path("/routes"),
-            &t.token,
-            json!({ "method": "GET", "pathPattern": "/a", "serviceId": service, "authRequired": true }),
-        )
-        .await
-        .str("id");
-    let consumer = h
-        .post(&t.path("/consumers"), &t.token, json!({ "name": "c" }))
-        .await
-        .str("id");
+    let route = h.route(&t, &service, "/a").await;
+    let consumer = h.consumer(&t, "c").await;
     let values = hostile_values();
     let mut tried = 0usize;
     let mut rng = Seeded(0x5eed_1234_abcd_ef01);

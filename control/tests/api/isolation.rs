@@ -87,15 +87,8 @@ struct Ids {
 
 async fn populate(h: &Harness, t: &Tenant) -> Ids {
     let service = h.service(t, "svc").await;
-    let route = h
-        .post(&t.path("/routes"), &t.token,
-            json!({ "method": "GET", "pathPattern": "/a", "serviceId": service, "authRequired": true }))
-        .await
-        .str("id");
-    let consumer = h
-        .post(&t.path("/consumers"), &t.token, json!({ "name": "c" }))
-        .await
-        .str("id");
+    let route = h.route(t, &service, "/a").await;
+    let consumer = h.consumer(t, "c").await;
     let error = error_events::record(
         h.store(),
         &t.id,
