@@ -30,6 +30,11 @@ if ! pg_answers; then
   pg_answers || { echo "test-services: PostgreSQL did not start; see $dir/log" >&2; exit 1; }
 fi
 
+# tests/faults.rs runs a private PostgreSQL server (stopped and restarted
+# under the control plane): it needs the server's binaries and `runuser`.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+command -v runuser >/dev/null 2>&1 || apt_install util-linux
+
 # Databases of test runs that were killed before they could clean up.
 psql "$PG_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'gh\_test\_%'" |
   while read -r db; do [ -n "$db" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; done

@@ -168,6 +168,17 @@ impl From<sqlx::Error> for ApiError {
                 tracing::warn!(error = %err, "database unavailable");
                 Self::Unavailable
             }
+            // PostgreSQL shutting down or starting (57P01-57P03) or a lost
+            // connection (class 08): the database is away, not the request
+            // wrong.
+            sqlx::Error::Database(ref db)
+                if db
+                    .code()
+                    .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")) =>
+            {
+                tracing::warn!(error = %err, "database unavailable");
+                Self::Unavailable
+            }
             other => Self::Internal(other.into()),
         }
     }

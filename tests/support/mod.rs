@@ -137,11 +137,18 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
+    /// A control plane on a SQLite file in `dir`.
     pub async fn start(dir: &Path, port: u16) -> Self {
+        let database = format!("sqlite://{}/control.db", dir.display());
+        Self::start_on(dir, port, &database).await
+    }
+
+    /// A control plane on the database at `database_url`.
+    pub async fn start_on(dir: &Path, port: u16, database_url: &str) -> Self {
         let args = vec![
             "control".to_owned(),
             format!("--listen=127.0.0.1:{port}"),
-            format!("--database-url=sqlite://{}/control.db", dir.display()),
+            format!("--database-url={database_url}"),
             format!("--jwt-secret={JWT_SECRET}"),
             format!("--mail-outbox={}/outbox", dir.display()),
             format!("--data-dir={}/data", dir.display()),

@@ -1,0 +1,226 @@
+//! Faults under the real binaries: the control plane's PostgreSQL stopped
+//! and started again underneath it. Meanwhile the API answers 503
+//! `database_unavailable` with the error JSON (never a 500, never a hang);
+//! afterwards it serves again without a restart, and nothing written before
+//! is lost.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{ControlPlane, Scratch, Tenant, free_port};
+
+/// A throwaway PostgreSQL server of Debian's packages on its own port and
+/// data dir (run as the `postgres` user when the tests run as root, as
+/// PostgreSQL refuses root).
+struct PrivatePostgres {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    server: Option<Child>,
+}
+
+fn postgres_bin() -> PathBuf {
+    let versions = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL's server packages (scripts/test-services.sh installs them)");
+    let mut bins: Vec<PathBuf> = versions
+        .filter_map(|v| Some(v.ok()?.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    bins.sort();
+    bins.pop()
+        .expect("an initdb under /usr/lib/postgresql/*/bin")
+}
+
+fn as_postgres_user(program: &Path) -> Command {
+    if rustix::process::geteuid().is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+impl PrivatePostgres {
+    fn init(dir: &Path) -> Self {
+        let data = dir.join("pgdata");
+        std::fs::create_dir_all(&data).expect("data dir");
+        if rustix::process::geteuid().is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir)
+                .status()
+                .expect("chown runs");
+            assert!(status.success(), "chown to postgres");
+        }
+        let bin = postgres_bin();
+        let status = as_postgres_user(&bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "-D"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("initdb runs");
+        assert!(status.success(), "initdb");
+        let mut postgres = Self {
+            bin,
+            data,
+            port: free_port(),
+            server: None,
+        };
+        postgres.start();
+        postgres
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn start(&mut self) {
+        let child = as_postgres_user(&self.bin.join("postgres"))
+            .arg("-D")
+            .arg(&self.data)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+            ])
+            .args(["-c", "unix_socket_directories=", "-c", "fsync=off"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postgres starts");
+        self.server = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return;
+            }
+            assert!(Instant::now() < deadline, "postgres never got ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A fast shutdown: SIGINT to the postmaster (its pid from
+    /// `postmaster.pid`: the child may be `runuser`, which does not pass
+    /// signals on), waiting until it is gone.
+    fn stop(&mut self) {
+        let Some(mut child) = self.server.take() else {
+            return;
+        };
+        let postmaster = std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw)
+            .unwrap_or_else(|| rustix::process::Pid::from_child(&child));
+        rustix::process::kill_process(postmaster, rustix::process::Signal::INT).ok();
+        child.wait().ok();
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn call(
+    tenant: &Tenant,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = tenant
+        .http
+        .request(method, format!("{}{path}", tenant.api))
+        .bearer_auth(&tenant.token)
+        .timeout(Duration::from_secs(30));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the control plane answers");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_under_the_control_plane() {
+    let scratch = Scratch::new("fault-postgres");
+    let mut postgres = PrivatePostgres::init(&scratch.0);
+    let control = ControlPlane::start_on(&scratch.0, free_port(), &postgres.url()).await;
+    let tenant = Tenant::register(&control.base).await;
+    let (status, service) = call(
+        &tenant,
+        Method::POST,
+        "/services",
+        Some(json!({ "name": "before", "targetUrl": "http://127.0.0.1:9/" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{service}");
+
+    postgres.stop();
+    let started = Instant::now();
+    for (method, path, body) in [
+        (Method::GET, "/services", None),
+        (Method::GET, "/routes", None),
+        (
+            Method::POST,
+            "/services",
+            Some(json!({ "name": "during", "targetUrl": "http://127.0.0.1:9/" })),
+        ),
+    ] {
+        let (status, body) = call(&tenant, method.clone(), path, body).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{method} {path}: {body}"
+        );
+        assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "answered within the pool's acquire timeout, not hung"
+    );
+
+    postgres.start();
+    // Serves again without a restart (the pool replaces its dead
+    // connections), with what was written before.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let services = loop {
+        let (status, body) = call(&tenant, Method::GET, "/services", None).await;
+        if status == StatusCode::OK {
+            break body;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(Instant::now() < deadline, "the API never recovered: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let names: Vec<&str> = services
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["before"], "nothing lost, nothing half-written");
+    let (status, body) = call(
+        &tenant,
+        Method::POST,
+        "/services",
+        Some(json!({ "name": "after", "targetUrl": "http://127.0.0.1:9/" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    control.process.terminate();
+}
