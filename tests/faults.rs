@@ -154,19 +154,19 @@ async fn call(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Creates a service named `name`.
+async fn add_service(tenant: &Tenant, name: &str) -> (StatusCode, Value) {
+    let body = json!({ "name": name, "targetUrl": "http://127.0.0.1:9/" });
+    call(tenant, Method::POST, "/services", Some(body)).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restarted_under_the_control_plane() {
     let scratch = Scratch::new("fault-postgres");
     let mut postgres = PrivatePostgres::init(&scratch.0);
     let control = ControlPlane::start_on(&scratch.0, free_port(), &postgres.url()).await;
     let tenant = Tenant::register(&control.base).await;
-    let (status, service) = call(
-        &tenant,
-        Method::POST,
-        "/services",
-        Some(json!({ "name": "before", "targetUrl": "http://127.0.0.1:9/" })),
-    )
-    .await;
+    let (status, service) = add_service(&tenant, "before").await;
     assert_eq!(status, StatusCode::CREATED, "{service}");
 
     postgres.stop();
@@ -214,13 +214,7 @@ async fn postgres_restarted_under_the_control_plane() {
         .filter_map(|s| s["name"].as_str())
         .collect();
     assert_eq!(names, ["before"], "nothing lost, nothing half-written");
-    let (status, body) = call(
-        &tenant,
-        Method::POST,
-        "/services",
-        Some(json!({ "name": "after", "targetUrl": "http://127.0.0.1:9/" })),
-    )
-    .await;
+    let (status, body) = add_service(&tenant, "after").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     control.process.terminate();
 }
