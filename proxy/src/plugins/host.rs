@@ -109,15 +109,10 @@ impl HostState {
         }
     }
 
-    /// Readies a kept instance's state for another call.
+    /// Readies a kept instance's state for another call: everything as a
+    /// fresh store's, the plugin and its memory cap kept.
     pub fn begin_call(&mut self, ctx: CallContext) {
-        self.ctx = ctx;
-        self.started = Instant::now();
-        self.host_wait = Duration::ZERO;
-        self.cpu_mark = None;
-        self.wasi = None;
-        self.finished = None;
-        self.shipped = None;
+        *self = Self::new(ctx, std::mem::take(&mut self.plugin), self.limits.max);
     }
 
     /// What to do when the epoch deadline of a call with `deadline` runs
