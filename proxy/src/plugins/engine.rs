@@ -162,17 +162,17 @@ impl PluginEngine {
     /// Compiles a component and links it against the plugin world. Slow
     /// (milliseconds to seconds): never on the hot path.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
-        self.link(&self.linker, name, component)
+        self.link(&self.linker, name, self.compile(bytes)?)
     }
 
     /// [`PluginEngine::load`] for one of the node's own built-ins, linked
     /// against the `builtin` world (which adds the request log).
     pub fn load_builtin(&self, name: &str, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
-        self.link(&self.builtin_linker, name, component)
+        self.link(&self.builtin_linker, name, self.compile(bytes)?)
+    }
+
+    fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        Component::new(&self.engine, bytes).map_err(|err| LoadError::Compile(format!("{err:#}")))
     }
 
     /// [`PluginEngine::load`], reading the compiled component from `cache`
