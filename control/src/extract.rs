@@ -33,13 +33,7 @@ where
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(MAX_BODY_BYTES)
-                } else {
-                    ApiError::bad_request("bad_request", rejection.body_text())
-                }
-            })?;
+            .map_err(|rejection| json_rejection(rejection.into()))?;
         if has_nul_escape(&bytes) {
             return Err(ApiError::bad_request(
                 "validation_failed",
@@ -90,6 +84,8 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// A body that could not be read (413 when too large) or decoded (the
+/// content type is checked before: `is_json`).
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(err) => {
@@ -98,7 +94,6 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::JsonSyntaxError(err) => {
             ApiError::bad_request("malformed_json", serde_reason(&err.body_text()))
         }
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge(MAX_BODY_BYTES)
         }
