@@ -108,15 +108,9 @@ async fn send_json(h: &Harness, e: &Endpoint, body: Value) -> Reply {
 }
 
 async fn send_raw(h: &Harness, e: &Endpoint, body: String) -> Reply {
-    let mut request = h
-        .http
-        .request(e.method.clone(), format!("{}{}", h.base, e.path))
-        .header("content-type", "application/json")
-        .body(body);
-    if let Some(token) = &e.token {
-        request = request.bearer_auth(token);
-    }
-    Reply::read(request.send().await.expect("sent")).await
+    let token = e.token.as_deref();
+    h.call_raw(e.method.clone(), &e.path, token, "application/json", body)
+        .await
 }
 
 fn endpoints(t: &Tenant, service: &str, route: &str, consumer: &str) -> Vec<Endpoint> {

@@ -2,7 +2,7 @@
 //! with a clear reason and nothing is stored. (Uploads of real plugins are
 //! tested end to end in `tests/plugins.rs`, where the built components are.)
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
 use crate::common::{Db, Harness, Reply, Tenant};
 use crate::on_both_databases;
@@ -10,17 +10,9 @@ use crate::on_both_databases;
 on_both_databases!(bad_uploads_are_refused);
 
 async fn upload(h: &Harness, t: &Tenant, query: &str, content_type: &str, body: Vec<u8>) -> Reply {
-    let url = format!("{}{}", h.base, t.path(&format!("/plugins{query}")));
-    let response = h
-        .http
-        .post(url)
-        .bearer_auth(&t.token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
+    let path = t.path(&format!("/plugins{query}"));
+    h.call_raw(Method::POST, &path, Some(&t.token), content_type, body)
         .await
-        .expect("sent");
-    Reply::read(response).await
 }
 
 async fn bad_uploads_are_refused(db: Db) {
