@@ -201,6 +201,27 @@ async fn node_config_follows_the_control_plane() {
     .await;
     let served_version = live.version().expect("version");
 
+    // Rotating the gateway key cuts this node off at once: it keeps serving
+    // what it has and says why; the old key is refused from then on.
+    let rotated = call(
+        &http,
+        Method::POST,
+        format!("{api}/gateway-key"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert!(
+        rotated["gatewayApiKey"]
+            .as_str()
+            .expect("key")
+            .starts_with("gk_")
+    );
+    until("the cut-off", || status.rejected()).await;
+    let why = status.last_error().expect("why");
+    assert!(why.contains("rotated") || why.contains("401"), "{why}");
+    assert_eq!(live.version(), Some(served_version));
+
     // The control plane goes away: the node keeps serving what it has.
     control.stop().await.expect("stops");
     until("the link to drop", || !status.connected()).await;

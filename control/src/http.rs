@@ -17,8 +17,8 @@ use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 use crate::{
-    accounts, consumers, error_events, gateway, gateway_status, health, logs, metrics, openapi,
-    plugins, routes, services, tiers,
+    accounts, consumers, error_events, gateway, gateway_key, gateway_status, health, logs, metrics,
+    openapi, plugins, routes, services, tiers,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -31,6 +31,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, OpenApi) {
         .merge(routes::router())
         .merge(consumers::router())
         .merge(tiers::router())
+        .merge(gateway_key::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             gateway::bump_on_change,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod error_events;
 pub mod extract;
 pub mod gateway;
+pub mod gateway_key;
 pub mod gateway_status;
 pub mod health;
 pub mod http;

@@ -17,6 +17,10 @@ use crate::telemetry::TelemetryBatch;
 pub const CONNECT_PATH: &str = "/api/gateway/connect";
 /// How often each side sends a heartbeat, in milliseconds.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 5_000;
+/// The WebSocket close code the control plane ends a node's connection
+/// with when the gateway key it connected with was rotated (the node will
+/// get 401 until restarted with the new key).
+pub const KEY_ROTATED_CLOSE_CODE: u16 = 4001;
 
 /// What a node sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -92,8 +92,10 @@ impl SyncStatus {
 
     fn failed(&self, err: &SyncError) {
         self.connected.store(false, Ordering::Relaxed);
-        self.rejected
-            .store(matches!(err, SyncError::Rejected), Ordering::Relaxed);
+        self.rejected.store(
+            matches!(err, SyncError::Rejected | SyncError::Rotated),
+            Ordering::Relaxed,
+        );
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.to_string());
     }
 }
@@ -103,6 +105,10 @@ impl SyncStatus {
 pub enum SyncError {
     #[error("the control plane rejected the gateway key (401): check --gateway-key")]
     Rejected,
+    #[error(
+        "the gateway key was rotated: restart the node with the new key (it serves its last config meanwhile)"
+    )]
+    Rotated,
     #[error("control URL: {0}")]
     Url(String),
     #[error("connection: {0}")]
@@ -270,7 +276,7 @@ impl Syncer {
             if let Err(err) = outcome {
                 self.status.failed(&err);
                 match err {
-                    SyncError::Rejected => tracing::error!("{err}; retrying"),
+                    SyncError::Rejected | SyncError::Rotated => tracing::error!("{err}; retrying"),
                     _ => tracing::warn!(error = %err, "control plane link down; reconnecting"),
                 }
             }
@@ -358,6 +364,11 @@ impl Syncer {
                                     }
                                 }
                             }
+                        }
+                        Some(Ok(Message::Close(Some(frame))))
+                            if u16::from(frame.code) == sync::KEY_ROTATED_CLOSE_CODE =>
+                        {
+                            return Err(SyncError::Rotated);
                         }
                         Some(Ok(Message::Close(_))) | None => return Err(SyncError::Closed),
                         Some(Ok(_)) => {}

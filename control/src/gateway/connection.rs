@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use base64::Engine;
@@ -15,11 +15,11 @@ use gatehouse_protocol::sync::{self, ControlMessage, HEARTBEAT_INTERVAL_MS, Node
 
 use crate::auth::tenant::bearer_token;
 use crate::error::{ApiError, Result};
-use crate::gateway_status;
 use crate::secrets::{GATEWAY_KEY_PREFIX, sha256_hex};
 use crate::state::AppState;
 use crate::store::Timestamp;
 use crate::telemetry::{self, IngestError};
+use crate::{gateway_key, gateway_status};
 
 use super::snapshot;
 
@@ -40,15 +40,13 @@ pub async fn connect(
             "send the tenant's gateway key in Authorization: Bearer gk_...",
         ))?;
     // Looked up by hash: the key itself is never compared or stored.
-    let tenant: Option<(String,)> =
-        sqlx::query_as("SELECT id FROM tenants WHERE gateway_key_hash = $1")
-            .bind(sha256_hex(key))
-            .fetch_optional(state.store().pool())
-            .await?;
-    let (tenant_id,) = tenant.ok_or(ApiError::Unauthorized(
-        "invalid_gateway_key",
-        "the gateway key is unknown or was rotated",
-    ))?;
+    let key_hash = sha256_hex(key);
+    let tenant_id = gateway_key::tenant_of(state.store(), &key_hash)
+        .await?
+        .ok_or(ApiError::Unauthorized(
+            "invalid_gateway_key",
+            "the gateway key is unknown or was rotated",
+        ))?;
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::bad_request(
             "websocket_required",
@@ -56,7 +54,7 @@ pub async fn connect(
         )
     })?;
     Ok(upgrade.on_upgrade(move |socket| async move {
-        if let Err(err) = serve(socket, state, tenant_id.clone()).await {
+        if let Err(err) = serve(socket, state, tenant_id.clone(), key_hash).await {
             tracing::info!(tenant_id, error = %err, "gateway connection ended");
         }
     }))
@@ -70,12 +68,15 @@ enum ConnectionError {
     Socket(#[from] axum::Error),
     #[error("protocol: {0}")]
     Protocol(String),
+    #[error("its gateway key was rotated")]
+    KeyRotated,
 }
 
 async fn serve(
     mut socket: WebSocket,
     state: AppState,
     tenant_id: String,
+    key_hash: String,
 ) -> Result<(), ConnectionError> {
     let (node_name, have_version) = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
         Ok(Some(Ok(Message::Text(text)))) => match sync::decode_node(&text) {
@@ -102,6 +103,7 @@ async fn serve(
         &state,
         &tenant_id,
         &connection_id,
+        &key_hash,
         have_version,
     )
     .await;
@@ -116,6 +118,7 @@ async fn stream(
     state: &AppState,
     tenant_id: &str,
     connection_id: &str,
+    key_hash: &str,
     have_version: Option<i64>,
 ) -> Result<(), ConnectionError> {
     let first = snapshot::build(state.store(), tenant_id).await?;
@@ -184,6 +187,16 @@ async fn stream(
                     return Ok(());
                 }
                 let announced = *changes.borrow_and_update();
+                // A rotated key bumps the version too: its nodes are cut off
+                // here instead of being sent the new config.
+                if gateway_key::tenant_of(state.store(), key_hash).await?.as_deref() != Some(tenant_id) {
+                    let frame = CloseFrame {
+                        code: gateway_key::KEY_ROTATED_CLOSE_CODE,
+                        reason: "gateway key rotated".into(),
+                    };
+                    socket.send(Message::Close(Some(frame))).await.ok();
+                    return Err(ConnectionError::KeyRotated);
+                }
                 if announced > sent_version {
                     let snapshot = snapshot::build(state.store(), tenant_id).await?;
                     sent_version = snapshot.version;

@@ -12,11 +12,16 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use crate::common::{Db, Harness, Tenant};
 use crate::on_both_databases;
 
-on_both_databases!(gateway_keys_are_checked, nodes_get_snapshots_and_changes);
+on_both_databases!(
+    gateway_keys_are_checked,
+    nodes_get_snapshots_and_changes,
+    rotating_the_key_cuts_off_old_nodes
+);
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -64,6 +69,30 @@ async fn snapshot(socket: &mut Socket) -> ConfigSnapshot {
         ControlMessage::Snapshot(snapshot) => snapshot,
         other => panic!("expected a snapshot, got {other:?}"),
     }
+}
+
+/// The close frame `socket` ends with, skipping other messages.
+async fn closed(socket: &mut Socket) -> Option<CloseFrame> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("closed within 10 s");
+        match frame {
+            Some(Ok(Message::Close(frame))) => return frame,
+            Some(Ok(_)) => continue,
+            None | Some(Err(_)) => return None,
+        }
+    }
+}
+
+async fn connect_status(h: &Harness, key: &str) -> StatusCode {
+    h.http
+        .get(format!("{}{CONNECT_PATH}", h.base))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("sent")
+        .status()
 }
 
 async fn online(h: &Harness, t: &Tenant) -> bool {
@@ -239,5 +268,56 @@ async fn nodes_get_snapshots_and_changes(db: Db) {
         replica.stop().await.expect("stops");
     }
     again.close(None).await.ok();
+    h.finish().await;
+}
+
+async fn rotating_the_key_cuts_off_old_nodes(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("rotor").await;
+    let other = h.register("bystander").await;
+    h.service(&t, "users").await;
+    let mut old_node = dial(&h.base, &t.gateway_key, None).await;
+    snapshot(&mut old_node).await;
+    let mut bystander = dial(&h.base, &other.gateway_key, None).await;
+    snapshot(&mut bystander).await;
+
+    let rotated = h.post(&t.path("/gateway-key"), &t.token, json!({})).await;
+    rotated.expect(StatusCode::CREATED);
+    let new_key = rotated.str("gatewayApiKey");
+    assert!(new_key.starts_with("gk_") && new_key != t.gateway_key);
+    assert!(new_key.starts_with(&rotated.str("gatewayKeyPrefix")));
+    assert_eq!(rotated.str("tenantId"), t.id);
+
+    // The node on the old key is closed with the rotation code, not sent
+    // the config again; the old key no longer connects, the new one does.
+    let frame = closed(&mut old_node).await.expect("a close frame");
+    assert_eq!(u16::from(frame.code), sync::KEY_ROTATED_CLOSE_CODE);
+    assert_eq!(
+        connect_status(&h, &t.gateway_key).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        connect_status(&h, &new_key).await,
+        StatusCode::BAD_REQUEST,
+        "known key, not a WebSocket"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while online(&h, &t).await {
+        assert!(
+            Instant::now() < deadline,
+            "the cut-off node still counts as online"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut new_node = dial(&h.base, &new_key, None).await;
+    assert_eq!(snapshot(&mut new_node).await.services.len(), 1);
+    assert!(online(&h, &t).await);
+
+    // Another tenant's node is untouched and still follows its changes.
+    h.service(&other, "mine").await;
+    assert_eq!(snapshot(&mut bystander).await.services.len(), 1);
+    assert!(online(&h, &other).await);
+    new_node.close(None).await.ok();
+    bystander.close(None).await.ok();
     h.finish().await;
 }

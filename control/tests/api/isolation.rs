@@ -64,6 +64,7 @@ fn endpoints(ids: &Ids) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, "/health".into(), None),
         (Method::GET, "/metrics?period=1h".into(), None),
         (Method::GET, "/gateway-status".into(), None),
+        (Method::POST, "/gateway-key".into(), None),
         (Method::GET, "/plugins".into(), None),
         (Method::GET, format!("/plugins/{}", ids.service), None),
         (Method::DELETE, format!("/plugins/{}", ids.service), None),

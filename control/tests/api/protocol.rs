@@ -125,6 +125,7 @@ async fn openapi_covers_every_endpoint(db: Db) {
         ("get", "/api/tenants/{tenantId}/health"),
         ("get", "/api/tenants/{tenantId}/metrics"),
         ("get", "/api/tenants/{tenantId}/gateway-status"),
+        ("post", "/api/tenants/{tenantId}/gateway-key"),
         ("get", "/api/tenants/{tenantId}/rate-limit-tiers"),
         ("put", "/api/tenants/{tenantId}/rate-limit-tiers"),
         ("get", "/api/tenants/{tenantId}/plugins"),
