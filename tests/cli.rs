@@ -20,7 +20,9 @@ fn run(args: &[&str]) -> (i32, String) {
 fn bad_flags_name_themselves() {
     let dir = std::env::temp_dir().join(format!("gatehouse-cli-{}", std::process::id()));
     let state = format!("--state-dir={}", dir.display());
-    let cases: [(&[&str], &str); 5] = [
+    let missing = dir.join("missing.pem");
+    let missing = missing.to_str().expect("utf-8");
+    let cases: [(&[&str], &str); 7] = [
         (
             &["proxy", "--gateway-key", "not-a-key", &state],
             "--gateway-key",
@@ -50,6 +52,32 @@ fn bad_flags_name_themselves() {
         (
             &["proxy", "--gateway-key", "gk_x", "--threads", "0", &state],
             "--threads",
+        ),
+        (
+            &[
+                "proxy",
+                "--gateway-key",
+                "gk_x",
+                "--tls-listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                missing,
+                "--tls-key",
+                missing,
+                &state,
+            ],
+            "--tls-cert",
+        ),
+        (
+            &[
+                "proxy",
+                "--gateway-key",
+                "gk_x",
+                "--upstream-ca-file",
+                missing,
+                &state,
+            ],
+            "--upstream-ca-file",
         ),
         (
             &[

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{
     ControlPlane, Node, Scratch, Tenant, eventually, eventually_within, free_port, upstream,
 };
@@ -21,24 +21,6 @@ async fn status_of(client: &reqwest::Client, url: String, key: Option<&str>) -> 
         request = request.header("x-api-key", key);
     }
     request.send().await.expect("sent").status()
-}
-
-/// Every log of the tenant, all pages.
-async fn all_logs(tenant: &Tenant, filter: &str) -> Vec<Value> {
-    let mut logs = Vec::new();
-    for page in 1.. {
-        let sep = if filter.is_empty() { "?" } else { "&" };
-        let body = tenant
-            .send(Method::GET, &format!("/logs{filter}{sep}page={page}"), None)
-            .await;
-        let rows = body.as_array().expect("list").clone();
-        let done = rows.len() < 50;
-        logs.extend(rows);
-        if done {
-            break;
-        }
-    }
-    logs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,11 +75,11 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
     let total = 60 + 10 + 5 + 4 + 3;
 
     let took = eventually("every request in the logs", || async {
-        all_logs(&tenant, "").await.len() == total
+        tenant.all_logs("").await.len() == total
     })
     .await;
     eprintln!("logs visible {took:?} after the last request");
-    let logs = all_logs(&tenant, "").await;
+    let logs = tenant.all_logs("").await;
     let ids: HashSet<&str> = logs
         .iter()
         .map(|l| l["requestId"].as_str().expect("id"))
@@ -112,13 +94,14 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
     assert!(good["latencyMs"].as_f64().expect("latency") > 0.0);
     assert!(good["bytesOut"].as_i64().expect("bytes") > 0);
     // Filters work on shipped logs.
-    assert_eq!(all_logs(&tenant, "?statusCode=401").await.len(), 10);
-    assert_eq!(all_logs(&tenant, "?path=/nowhere").await.len(), 5);
-    let by_consumer = all_logs(
-        &tenant,
-        &format!("?consumerId={}", consumer["id"].as_str().expect("id")),
-    )
-    .await;
+    assert_eq!(tenant.all_logs("?statusCode=401").await.len(), 10);
+    assert_eq!(tenant.all_logs("?path=/nowhere").await.len(), 5);
+    let by_consumer = tenant
+        .all_logs(&format!(
+            "?consumerId={}",
+            consumer["id"].as_str().expect("id")
+        ))
+        .await;
     assert_eq!(by_consumer.len(), 60);
     let first_page = tenant.send(Method::GET, "/logs", None).await;
     assert_eq!(first_page.as_array().expect("list").len(), 50);
@@ -265,7 +248,7 @@ async fn logs_from_an_outage_arrive_exactly_once() {
         assert_eq!(status_of(&client, ping(&node), None).await, StatusCode::OK);
     }
     eventually("the first logs", || async {
-        all_logs(&tenant, "").await.len() == 10
+        tenant.all_logs("").await.len() == 10
     })
     .await;
 
@@ -295,12 +278,12 @@ async fn logs_from_an_outage_arrive_exactly_once() {
     // The control plane comes back: every log of the outage arrives, once.
     let control = ControlPlane::start(&scratch.0, port).await;
     let took = eventually_within(Duration::from_secs(20), "the outage's logs", || async {
-        all_logs(&tenant, "").await.len() >= 200
+        tenant.all_logs("").await.len() >= 200
     })
     .await;
     eprintln!("outage logs delivered {took:?} after the control plane returned");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let logs = all_logs(&tenant, "").await;
+    let logs = tenant.all_logs("").await;
     let ids: HashSet<&str> = logs
         .iter()
         .map(|l| l["requestId"].as_str().expect("id"))

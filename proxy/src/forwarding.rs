@@ -40,6 +40,9 @@ pub fn peer(upstream: &Upstream) -> Result<Box<HttpPeer>> {
 #[derive(Debug)]
 pub struct Forwarded<'a> {
     pub client_ip: Option<&'a str>,
+    /// Whether the client reached the node over TLS (`X-Forwarded-Proto:
+    /// https`).
+    pub tls: bool,
     pub request_id: &'a str,
     pub consumer: Option<&'a Consumer>,
 }
@@ -84,7 +87,8 @@ pub fn rewrite(
         };
         request.insert_header(X_FORWARDED_FOR, chain)?;
     }
-    request.insert_header(X_FORWARDED_PROTO, "http")?;
+    let proto = if forwarded.tls { "https" } else { "http" };
+    request.insert_header(X_FORWARDED_PROTO, proto)?;
     request.insert_header(X_REQUEST_ID, forwarded.request_id)?;
     request.remove_header(&X_CONSUMER_ID);
     if let Some(consumer) = forwarded.consumer {
@@ -170,6 +174,7 @@ mod tests {
         };
         let forwarded = Forwarded {
             client_ip: Some("127.0.0.9"),
+            tls: false,
             request_id: "rid",
             consumer: Some(&consumer),
         };
@@ -180,6 +185,12 @@ mod tests {
         assert_eq!(request.headers["x-forwarded-proto"], "http");
         assert_eq!(request.headers["x-request-id"], "rid");
         assert_eq!(request.headers["x-consumer-id"], "c1");
+        let over_tls = Forwarded {
+            tls: true,
+            ..forwarded
+        };
+        rewrite(&mut request, &upstream(8081), &over_tls).expect("rewrites");
+        assert_eq!(request.headers["x-forwarded-proto"], "https");
     }
 
     #[test]

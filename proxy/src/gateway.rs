@@ -13,6 +13,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::admission::{self, Admitted, Refusal, RequestFacts};
+use crate::body_limit::BodyLimit;
 use crate::drain::{InFlight, InFlightGuard};
 use crate::forwarding::{self, Forwarded};
 use crate::live::LiveConfig;
@@ -38,6 +39,7 @@ pub struct Gateway {
     telemetry: Telemetry,
     builtins: Arc<Builtins>,
     registry: Arc<Registry>,
+    body_limit: BodyLimit,
 }
 
 impl Gateway {
@@ -48,8 +50,10 @@ impl Gateway {
         telemetry: Telemetry,
         builtins: Arc<Builtins>,
         registry: Arc<Registry>,
+        body_limit: BodyLimit,
     ) -> Self {
         Self {
+            body_limit,
             live,
             metrics,
             in_flight,
@@ -83,6 +87,8 @@ pub struct RequestCtx {
     plugin_base: Option<CallContext>,
     /// The request as the tenant plugins left it, for their `on-response`.
     plugin_request: Option<PluginRequest>,
+    /// Request body bytes forwarded so far (against the body limit).
+    body_bytes: u64,
     /// A body replacing the upstream's (a plugin replaced the response).
     replacement_body: Option<Bytes>,
     _in_flight: InFlightGuard,
@@ -102,6 +108,8 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> Self::CTX {
+        // Called once the request's headers are parsed.
+        crate::header_deadline::headers_received();
         RequestCtx {
             started: Instant::now(),
             at_ms: now_ms(),
@@ -116,6 +124,7 @@ impl ProxyHttp for Gateway {
             response_headers: Vec::new(),
             plugin_base: None,
             plugin_request: None,
+            body_bytes: 0,
             replacement_body: None,
             _in_flight: self.in_flight.enter(),
         }
@@ -129,6 +138,18 @@ impl ProxyHttp for Gateway {
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok()),
         );
+        if self.body_limit.declared_too_large(header) {
+            // The body is never read, so the connection cannot be reused.
+            respond::send(
+                session,
+                &Reject::PAYLOAD_TOO_LARGE,
+                &ctx.request_id,
+                &[],
+                Connection::Close,
+            )
+            .await?;
+            return Ok(true);
+        }
         let Some(config) = self.live.load() else {
             respond::send(
                 session,
@@ -211,6 +232,17 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let chunk = body.as_ref().map_or(0, Bytes::len);
+        self.body_limit.count(&mut ctx.body_bytes, chunk)
+    }
+
     async fn upstream_peer(
         &self,
         _session: &mut Session,
@@ -225,7 +257,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
@@ -235,6 +267,7 @@ impl ProxyHttp for Gateway {
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no admitted route"))?;
         let forwarded = Forwarded {
             client_ip: ctx.client_ip.as_deref(),
+            tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
             request_id: &ctx.request_id,
             consumer: admitted.consumer.as_deref(),
         };

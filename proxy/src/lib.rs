@@ -11,10 +11,12 @@
 pub mod admin;
 pub mod admission;
 pub mod background;
+pub mod body_limit;
 pub mod compiled;
 pub mod drain;
 pub mod forwarding;
 pub mod gateway;
+pub mod header_deadline;
 pub mod keys;
 pub mod live;
 pub mod metrics;
@@ -26,6 +28,7 @@ pub mod routing;
 pub mod state_dir;
 pub mod sync;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 
 pub use compiled::CompiledConfig;

@@ -1,7 +1,7 @@
 //! The node's Prometheus metrics, served on the admin listener: requests by
 //! route and status, upstream latency, service health, the config version
 //! served, the state of the link to the control plane, and telemetry
-//! delivery, and whether rate limits are fleet-wide.
+//! delivery, whether rate limits are fleet-wide, and slow clients cut off.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -27,6 +27,7 @@ pub struct Metrics {
     rate_limit_fleet_up: IntGauge,
     rate_limit_fallbacks: IntCounter,
     fleet_nodes: IntGauge,
+    slow_clients: IntCounter,
 }
 
 /// The state of the node's telemetry, for `/metrics`.
@@ -136,11 +137,18 @@ impl Metrics {
              of a fleet-wide limit while Redis is unreachable is the limit divided by this)",
         )?;
         registry.register(Box::new(fleet_nodes.clone()))?;
+        let slow_clients = IntCounter::new(
+            "slow_clients_closed_total",
+            "Connections closed because a request's headers did not arrive within \
+             --header-timeout-ms (slow or idle clients)",
+        )?;
+        registry.register(Box::new(slow_clients.clone()))?;
         config_version.set(-1);
         Ok(Self {
             rate_limit_fleet_up,
             rate_limit_fallbacks,
             fleet_nodes,
+            slow_clients,
             upstream_up,
             plugin_failures,
             telemetry_dropped,
@@ -186,6 +194,11 @@ impl Metrics {
     /// Counts a decision made locally because Redis was unreachable.
     pub fn rate_limit_fallback(&self) {
         self.rate_limit_fallbacks.inc();
+    }
+
+    /// Counts a connection closed for not sending a request's headers in time.
+    pub fn slow_client_closed(&self) {
+        self.slow_clients.inc();
     }
 
     /// Records a health check's result.

@@ -21,8 +21,10 @@ use tokio::sync::Notify;
 
 use crate::admin::Admin;
 use crate::background::{Background, BackgroundParts};
+use crate::body_limit::BodyLimit;
 use crate::drain::{self, ExitHook, InFlight};
 use crate::gateway::Gateway;
+use crate::header_deadline::HeaderDeadline;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::plugins::{Builtins, EngineSettings, PluginEngine, Registry};
@@ -33,6 +35,7 @@ use crate::telemetry::Telemetry;
 use crate::telemetry::aggregator::Aggregator;
 use crate::telemetry::health::HealthSettings;
 use crate::telemetry::outbox::{Outbox, OutboxLimits};
+use crate::tls;
 
 /// A gateway node's configuration.
 #[derive(Debug, Clone, Parser)]
@@ -53,6 +56,24 @@ pub struct ProxyArgs {
     /// Address the proxy serves traffic on (HTTP/1.1 and h2c).
     #[arg(long, env = "GATEHOUSE_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
+
+    /// Address the proxy also serves HTTPS on (HTTP/1.1 and h2 by ALPN),
+    /// with `--tls-cert` and `--tls-key`.
+    #[arg(long, env = "GATEHOUSE_PROXY_TLS_LISTEN", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_listen: Option<String>,
+
+    /// PEM certificate chain of the HTTPS listener.
+    #[arg(long, env = "GATEHOUSE_PROXY_TLS_CERT", requires = "tls_listen")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of the HTTPS listener.
+    #[arg(long, env = "GATEHOUSE_PROXY_TLS_KEY", requires = "tls_listen")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM bundle of the CAs trusted for https services, instead of the
+    /// system's roots (for services behind a private CA).
+    #[arg(long, env = "GATEHOUSE_UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<PathBuf>,
 
     /// Address of /healthz and /metrics.
     #[arg(long, env = "GATEHOUSE_ADMIN_LISTEN", default_value = "127.0.0.1:9080")]
@@ -116,6 +137,17 @@ pub struct ProxyArgs {
     #[arg(long, env = "GATEHOUSE_PLUGIN_MEMORY_MB", default_value_t = 16)]
     pub plugin_memory_mb: usize,
 
+    /// Largest request body forwarded, in MiB (0: no limit); a larger one is
+    /// answered 413.
+    #[arg(long, env = "GATEHOUSE_MAX_BODY_MB", default_value_t = 100)]
+    pub max_body_mb: u64,
+
+    /// Time a connection gets to send a request's headers, counted from its
+    /// accept or its previous response, in ms; then it is closed (slow or
+    /// idle clients).
+    #[arg(long, env = "GATEHOUSE_HEADER_TIMEOUT_MS", default_value_t = 15_000)]
+    pub header_timeout_ms: u64,
+
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "GATEHOUSE_SHUTDOWN_GRACE", default_value_t = 5)]
     pub shutdown_grace: u64,
@@ -142,15 +174,18 @@ impl ProxyArgs {
             reason: err.to_string(),
         })?;
         for (flag, addr) in [
-            ("listen", &self.listen),
-            ("admin-listen", &self.admin_listen),
+            ("listen", Some(&self.listen)),
+            ("admin-listen", Some(&self.admin_listen)),
+            ("tls-listen", self.tls_listen.as_ref()),
         ] {
+            let Some(addr) = addr else { continue };
             addr.parse::<std::net::SocketAddr>()
                 .map_err(|_| NodeError {
                     flag,
                     reason: format!("`{addr}` is not host:port"),
                 })?;
         }
+        tls::check_files(self).map_err(|(flag, reason)| NodeError { flag, reason })?;
         if self.health_interval_ms == 0 || self.health_timeout_ms == 0 {
             return Err(NodeError {
                 flag: "health-interval-ms",
@@ -166,6 +201,12 @@ impl ProxyArgs {
         if self.redis_timeout_ms == 0 {
             return Err(NodeError {
                 flag: "redis-timeout-ms",
+                reason: "must be positive".into(),
+            });
+        }
+        if self.header_timeout_ms == 0 {
+            return Err(NodeError {
+                flag: "header-timeout-ms",
                 reason: "must be positive".into(),
             });
         }
@@ -309,6 +350,7 @@ pub fn run_with_exit_hook(
         health: HealthSettings {
             interval: Duration::from_millis(args.health_interval_ms),
             timeout: Duration::from_millis(args.health_timeout_ms),
+            upstream_ca_file: args.upstream_ca_file.clone(),
         },
         telemetry: telemetry.clone(),
         metrics: Arc::clone(&metrics),
@@ -322,6 +364,10 @@ pub fn run_with_exit_hook(
     let in_flight = InFlight::default();
     let conf = ServerConf {
         threads: args.threads,
+        ca_file: args
+            .upstream_ca_file
+            .as_ref()
+            .map(|path| path.display().to_string()),
         // The upper bound: the drain thread ends the process sooner.
         grace_period_seconds: Some(args.shutdown_grace),
         graceful_shutdown_timeout_seconds: Some(1),
@@ -336,14 +382,22 @@ pub fn run_with_exit_hook(
         telemetry.clone(),
         builtins,
         registry,
+        BodyLimit::from_mb(args.max_body_mb),
     );
-    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, gateway);
-    if let Some(app) = proxy.app_logic_mut() {
-        let mut options = HttpServerOptions::default();
-        options.h2c = true;
-        app.server_options = Some(options);
-    }
+    let mut app = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut options = HttpServerOptions::default();
+    options.h2c = true;
+    app.server_options = Some(options);
+    let app = HeaderDeadline::new(
+        app,
+        Duration::from_millis(args.header_timeout_ms),
+        Arc::clone(&metrics),
+    );
+    let mut proxy = Service::new("gatehouse proxy".to_owned(), app);
     proxy.add_tcp(&args.listen);
+    if let Some(listener) = tls::listener(&args)? {
+        proxy.add_tls_with_settings(&listener.address, None, listener.settings);
+    }
     let admin = Admin {
         live,
         metrics,
@@ -357,6 +411,7 @@ pub fn run_with_exit_hook(
     server.add_service(admin);
     tracing::info!(
         listen = args.listen,
+        tls_listen = args.tls_listen,
         admin = args.admin_listen,
         "gateway node starting"
     );

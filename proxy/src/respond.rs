@@ -52,6 +52,11 @@ impl Reject {
         code: "plugin_failed",
         message: "a plugin of this route failed",
     };
+    pub const PAYLOAD_TOO_LARGE: Self = Self {
+        status: 413,
+        code: "payload_too_large",
+        message: "the request body is larger than this gateway accepts",
+    };
     pub const BAD_REQUEST: Self = Self {
         status: 400,
         code: "bad_request",
@@ -163,6 +168,7 @@ pub fn add_headers(header: &mut ResponseHeader, headers: &[Header]) {
 /// the upstream side 502, errors on the client side 400.
 pub fn for_error(error: &Error) -> Option<Reject> {
     match error.etype() {
+        &crate::body_limit::TOO_LARGE => Some(Reject::PAYLOAD_TOO_LARGE),
         ErrorType::ConnectTimedout
         | ErrorType::ReadTimedout
         | ErrorType::WriteTimedout

@@ -17,6 +17,8 @@ use axum::routing::any;
 use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 
+pub mod tls;
+
 pub const JWT_SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-0000";
 /// Every e2e tenant's password.
 pub const PASSWORD: &str = "long-enough-pw";
@@ -425,6 +427,29 @@ impl Tenant {
         self.limits(None, None).await;
     }
 
+    /// Every log of the tenant matching `filter` (`?path=...` or ""), all
+    /// pages.
+    pub async fn all_logs(&self, filter: &str) -> Vec<Value> {
+        let mut logs = Vec::new();
+        for page in 1.. {
+            let sep = if filter.is_empty() { "?" } else { "&" };
+            let body = self
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/logs{filter}{sep}page={page}"),
+                    None,
+                )
+                .await;
+            let rows = body.as_array().expect("list").clone();
+            let done = rows.len() < 50;
+            logs.extend(rows);
+            if done {
+                break;
+            }
+        }
+        logs
+    }
+
     pub async fn online(&self) -> bool {
         self.send(reqwest::Method::GET, "/gateway-status", None)
             .await["online"]
@@ -439,7 +464,17 @@ pub struct Upstream {
     pub healthy: Arc<AtomicBool>,
     /// TCP connections accepted so far.
     pub connections: Arc<AtomicUsize>,
-    _task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Upstream {
+    /// Stops it as a restarting service does: no new connections, idle
+    /// keep-alive connections closed, requests in flight finished.
+    pub async fn stop(self) {
+        self.stop.send(()).ok();
+        self.task.await.ok();
+    }
 }
 
 /// The upstream the tests proxy to: `/count` answers how many body bytes it
@@ -447,12 +482,22 @@ pub struct Upstream {
 /// as [`Upstream::healthy`] says, `/fail` answers 500, everything else
 /// echoes what it received as JSON.
 pub async fn upstream() -> Upstream {
-    let healthy = Arc::new(AtomicBool::new(true));
-    let health = Arc::clone(&healthy);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    serve_upstream(listener, format!("http://{addr}"))
+}
+
+/// Serves the test upstream's app on `listener` (plain or TLS), known to
+/// the proxy as `url`.
+pub fn serve_upstream<L>(listener: L, url: String) -> Upstream
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let healthy = Arc::new(AtomicBool::new(true));
+    let health = Arc::clone(&healthy);
     let app = Router::new().fallback(any(move |request: Request| async move {
         let path = request.uri().path().to_owned();
         if path == "/health" {
@@ -506,13 +551,20 @@ pub async fn upstream() -> Upstream {
     let listener = listener.tap_io(move |_| {
         counter.fetch_add(1, Ordering::SeqCst);
     });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.ok();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                stopped.await.ok();
+            })
+            .await
+            .ok();
     });
     Upstream {
-        url: format!("http://{addr}"),
+        url,
         healthy,
         connections,
-        _task: task,
+        task,
+        stop,
     }
 }

@@ -5,6 +5,7 @@
 //! and at least every [`REPORT_EVERY`]; the proxy's metrics show it at once.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,10 +25,13 @@ use crate::upstream::Upstream;
 pub const REPORT_EVERY: Duration = Duration::from_secs(60);
 
 /// How often and how patiently services are checked.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HealthSettings {
     pub interval: Duration,
     pub timeout: Duration,
+    /// The CAs trusted for https services (`--upstream-ca-file`), else the
+    /// system's roots: the same trust as the proxy's own connections.
+    pub upstream_ca_file: Option<PathBuf>,
 }
 
 /// One check's outcome.
@@ -47,7 +51,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let tls = tls_connector();
+    let tls = tls_connector(settings.upstream_ca_file.as_deref());
     let mut last: HashMap<String, (bool, Instant)> = HashMap::new();
     let mut tick = tokio::time::interval(settings.interval);
     loop {
@@ -193,16 +197,11 @@ fn parse_status(head: &[u8]) -> Option<u16> {
     rest.get(2..5)?.parse().ok()
 }
 
-/// A TLS connector trusting the system's roots (ring only); `None` when
-/// no TLS configuration can be built, which fails HTTPS checks clearly.
-fn tls_connector() -> Option<tokio_rustls::TlsConnector> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs()
-        .into_iter()
-        .flatten()
-    {
-        let _ = roots.add(cert);
-    }
+/// A TLS connector trusting `ca_file`'s CAs or the system's roots (ring
+/// only); `None` when no TLS configuration can be built, which fails HTTPS
+/// checks clearly.
+fn tls_connector(ca_file: Option<&Path>) -> Option<tokio_rustls::TlsConnector> {
+    let roots = crate::tls::upstream_roots(ca_file);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     match rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

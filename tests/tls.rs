@@ -1,0 +1,127 @@
+//! TLS end to end: the node's HTTPS listener (certificate from files, h2
+//! offered by ALPN, `X-Forwarded-Proto: https`), https services verified
+//! against `--upstream-ca-file` (an untrusted one answers 502), and health
+//! checks over TLS with the same trust.
+
+mod support;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::tls::{Pki, handshake, https_get, https_upstream};
+use support::{ControlPlane, Node, Scratch, Tenant, eventually, free_port};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_speaks_tls_to_clients_and_to_services() {
+    let scratch = Scratch::new("tls");
+    let trusted = Pki::new(&scratch.0, "trusted");
+    let stranger = Pki::new(&scratch.0, "stranger");
+    let node_cert = trusted.leaf("node");
+    let upstream = https_upstream(&trusted.leaf("upstream")).await;
+    let impostor = https_upstream(&stranger.leaf("impostor")).await;
+
+    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let tenant = Tenant::register(&control.base).await;
+    tenant.unlimited().await;
+    let service = tenant
+        .send(
+            Method::POST,
+            "/services",
+            Some(json!({
+                "name": "secure", "targetUrl": upstream.url, "healthCheckPath": "/health",
+            })),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let untrusted = tenant.service(&impostor.url, 5_000).await;
+    tenant.route("GET", "/secure/*", &service, false).await;
+    tenant.route("GET", "/untrusted/*", &untrusted, false).await;
+
+    let tls_port = free_port();
+    let node = Node::start_with(
+        &scratch.0,
+        &control.base,
+        &tenant.gateway_key,
+        &scratch.0.join("node"),
+        &[
+            &format!("--tls-listen=127.0.0.1:{tls_port}"),
+            &format!("--tls-cert={}", node_cert.cert_pem.display()),
+            &format!("--tls-key={}", node_cert.key_pem.display()),
+            &format!("--upstream-ca-file={}", trusted.ca_pem.display()),
+            "--health-interval-ms=200",
+        ],
+    )
+    .await;
+    let tls_addr = format!("127.0.0.1:{tls_port}");
+
+    // Plain HTTP in, HTTPS to the service (its certificate verified).
+    let response = reqwest::get(format!("{}/secure/a?x=1", node.base))
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["path"], "/secure/a");
+    assert_eq!(body["headers"]["x-forwarded-proto"], "http");
+
+    // HTTPS in: the node's certificate verifies against the CA, and the
+    // service is told the client came over TLS.
+    let client = trusted.client(&[b"http/1.1"]);
+    let reply = https_get(&client, &tls_addr, "/secure/b")
+        .await
+        .expect("https");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains(r#""path":"/secure/b""#),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains(r#""x-forwarded-proto":"https""#),
+        "{}",
+        reply.body
+    );
+    // h2 is offered by ALPN.
+    let (_, alpn) = handshake(&trusted.client(&[b"h2", b"http/1.1"]), &tls_addr)
+        .await
+        .expect("handshake");
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    // A client that does not trust the node's CA gets no session.
+    let refused = handshake(&stranger.client(&[b"http/1.1"]), &tls_addr).await;
+    assert!(refused.is_err(), "an unknown CA must fail the handshake");
+    // Routing and errors are the same over TLS.
+    let reply = https_get(&client, &tls_addr, "/nowhere")
+        .await
+        .expect("https");
+    assert_eq!(reply.status, 404);
+    assert!(reply.body.contains("route_not_found"), "{}", reply.body);
+
+    // A service whose certificate the node does not trust is not talked to.
+    let response = reqwest::get(format!("{}/untrusted/x", node.base))
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "upstream_unavailable");
+
+    // Health checks go over TLS with the same trust.
+    eventually("the https service reported up", || async {
+        let health = tenant.send(Method::GET, "/health", None).await;
+        health
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|h| h["serviceId"] == service.as_str() && h["status"] == "up")
+    })
+    .await;
+    upstream
+        .healthy
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually("the https service reported down", || async {
+        let health = tenant.send(Method::GET, "/health", None).await;
+        health.as_array().into_iter().flatten().any(|h| {
+            h["serviceId"] == service.as_str() && h["status"] == "down" && h["httpStatus"] == 503
+        })
+    })
+    .await;
+}
