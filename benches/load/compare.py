@@ -28,6 +28,7 @@ CONTROL = "http://127.0.0.1:18000"
 WORK = tempfile.mkdtemp(prefix="gatehouse-load-")
 WRK_SCRIPT = os.path.join(WORK, "report.lua")
 processes = []
+TENANT = {}
 
 with open(WRK_SCRIPT, "w") as f:
     f.write(
@@ -190,12 +191,15 @@ def tenant(email):
 
 def setup_tenant():
     """Starts the control plane with a tenant, its routes (/open, /secure,
-    /plugin) and a consumer; returns the consumer's key and the gateway key."""
-    start([GATEHOUSE, "control", "--listen", "127.0.0.1:18000", "--database-url", f"sqlite://{WORK}/db.sqlite",
+    /plugin) and a consumer; returns the consumer's key, the gateway key and
+    the control plane's process. The tenant's token and API base are kept
+    in TENANT."""
+    control = start([GATEHOUSE, "control", "--listen", "127.0.0.1:18000", "--database-url", f"sqlite://{WORK}/db.sqlite",
            "--jwt-secret", "load-bench-secret-load-bench-secret-00", "--data-dir", f"{WORK}/data",
            "--mail-outbox", f"{WORK}/outbox"], LOAD_CPU, "control.log")
     wait_http(CONTROL + "/healthz")
     token, base, key = tenant(f"load-{time.time_ns()}@example.com")
+    TENANT.update(token=token, base=base)
     service = api("POST", base + "/services", {"name": "fast", "targetUrl": f"http://{UPSTREAM_ADDR}"}, token)["id"]
     api("PUT", base + "/rate-limit-tiers", {"tiers": [{"name": "free", "requestsPerMinute": 1_000_000_000}],
                                             "anonymousRequestsPerMinute": None}, token)
@@ -209,7 +213,7 @@ def setup_tenant():
                                    "authRequired": False, "plugins": [
                                        {"pluginId": plugin, "config": {"request": {"x-team": "bench"}}}]}, token)
     consumer_key = api("POST", base + "/consumers", {"name": "bench", "rateLimitTier": "free"}, token)["apiKey"]
-    return consumer_key, key
+    return consumer_key, key, control
 
 
 def main():
@@ -226,7 +230,7 @@ def main():
     rows.append(measure("nginx proxy", "http://127.0.0.1:18090/bench", nginx_pids(nginx)))
     stop(nginx)
 
-    consumer_key, key = setup_tenant()
+    consumer_key, key, _control = setup_tenant()
 
     node = start_node(key, "node-plain", logs=False)
     rows.append(measure("gatehouse, no policies", "http://127.0.0.1:18080/open", [node.pid]))

@@ -37,7 +37,7 @@ def main():
     path, logs, keyed = SCENARIOS[scenario]
     compare.start([compare.UPSTREAM, compare.UPSTREAM_ADDR], compare.LOAD_CPU, "upstream.log")
     compare.wait_http(f"http://{compare.UPSTREAM_ADDR}/")
-    consumer_key, key = compare.setup_tenant()
+    consumer_key, key, _control = compare.setup_tenant()
     node = compare.start_node(key, "node-profile", logs=logs)
     headers = [f"x-api-key: {consumer_key}"] if keyed else []
     url = "http://127.0.0.1:18080" + path

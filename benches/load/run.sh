@@ -5,6 +5,8 @@
 #   BIG_CONFIG=0 benches/load/run.sh                (skip the 10k routes / 100k consumers run)
 #   PROFILE=plain|logs|policies|plugin benches/load/run.sh [seconds] [--graph]
 #                                                   (perf profile of the node instead; see profile.py)
+#   SOAK=minutes benches/load/run.sh                (the soak run instead: steady load, memory of
+#                                                   both binaries sampled; see soak.py)
 #
 # Builds release binaries and the example plugins, installs wrk and nginx
 # (Debian's) when missing, then runs every scenario with the same wrk on
@@ -29,6 +31,9 @@ export GATEHOUSE_BIN=${CARGO_TARGET_DIR:-target}/release/gatehouse
 export UPSTREAM_BIN=${CARGO_TARGET_DIR:-target}/release/examples/upstream
 export TENANT_PLUGIN=${CARGO_TARGET_DIR:-plugins/target}/wasm32-wasip2/release/add_header.wasm
 export NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+if [ -n "${SOAK:-}" ]; then
+  exec python3 benches/load/soak.py "$SOAK"
+fi
 if [ -n "${PROFILE:-}" ]; then
   exec python3 benches/load/profile.py "$PROFILE" "${1:-10}" "${@:2}"
 fi
