@@ -38,14 +38,14 @@ request = function()
   n = n + 1
   return wrk.format("GET", paths[(n % 3) + 1], {["x-api-key"] = key})
 end
-delay = function() return %d end
+delay = function() return PACE_MS end
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format('RESULT {"requests":%%d,"duration_us":%%d,"p50":%%d,"p99":%%d,'
-    .. '"socket_errors":%%d,"non_2xx":%%d}\\n', summary.requests, summary.duration,
+  io.write(string.format('RESULT {"requests":%d,"duration_us":%d,"p50":%d,"p99":%d,'
+    .. '"socket_errors":%d,"non_2xx":%d}\\n', summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout, e.status))
 end
-""" % PACE_MS
+""".replace("PACE_MS", str(PACE_MS))
 
 
 def flat(series):
@@ -66,6 +66,8 @@ def main():
     compare.wait_http(f"http://{compare.UPSTREAM_ADDR}/")
     consumer_key, key, control = compare.setup_tenant()
     node = compare.start_node(key, "node-soak", logs=True)
+    compare.wrk("http://127.0.0.1:18080/plugin", 2)  # warm-up
+    time.sleep(1)  # the tenant plugin is fetched and compiled in the background
     result = {}
     args = ["taskset", "-c", compare.LOAD_CPU, "wrk", "-t1", "-c32", f"-d{seconds}s", "-s", script,
             "http://127.0.0.1:18080", "--", consumer_key]
@@ -105,7 +107,7 @@ def main():
         json.dump(summary, f, indent=2)
     print(f"\n{summary['requests']} requests in {minutes} min ({summary['requests_per_s']} req/s), "
           f"p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, {summary['errors']} errors; "
-          f"{stored} counted by the control plane's metrics")
+          f"{stored} counted by the control plane's metrics (warm-up included)")
     for name in ("node", "control_plane"):
         s = summary[name]
         print(f"{name}: RSS {s['rss_after_warm_up_mb']} MB after warm-up -> {s['rss_end_mb']} MB at the end "
