@@ -6,6 +6,9 @@ use clap::{Parser, Subcommand};
 use gatehouse_control::ControlArgs;
 use gatehouse_proxy::ProxyArgs;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 
 // The hot path allocates small objects per request (headers, log records,
 // plugin arguments); mimalloc's thread-local free lists cost less than
@@ -36,13 +39,21 @@ enum Command {
     Proxy(ProxyArgs),
 }
 
+/// Whatever `RUST_LOG` asks for, pingora logs at most at info: at debug it
+/// logs whole request headers and bodies (API keys, tokens, passwords).
+fn free_of_payloads(metadata: &tracing::Metadata<'_>) -> bool {
+    !(metadata.target().starts_with("pingora") && *metadata.level() > tracing::Level::INFO)
+}
+
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,pingora=warn")),
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,pingora=warn"));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter.and(filter_fn(free_of_payloads))),
         )
-        .with_writer(std::io::stderr)
         .init();
     let outcome = match Cli::parse().command {
         Command::Dev(args) => dev::run(args),

@@ -1,11 +1,12 @@
 //! Forwarding an admitted request: the upstream peer (pooled by pingora,
 //! keyed by the peer, so peers are built the same way every time), the path
 //! with the service's prefix, and the headers the upstream is told
-//! (`X-Forwarded-For`, `X-Forwarded-Proto`, `X-Request-Id`, `X-Consumer-Id`).
+//! (`X-Forwarded-For`, `X-Forwarded-Proto`, `X-Request-Id`, `X-Consumer-Id`;
+//! not the consumer's key).
 
 use std::net::SocketAddr;
 
-use http::header::{HOST, HeaderName};
+use http::header::{AUTHORIZATION, HOST, HeaderName};
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
@@ -21,6 +22,9 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+/// How consumer keys begin.
+const CONSUMER_KEY_PREFIX: &str = "ck_";
 
 /// The peer to send `upstream`'s requests to.
 pub fn peer(upstream: &Upstream) -> Result<Box<HttpPeer>> {
@@ -93,8 +97,27 @@ pub fn rewrite(
     request.remove_header(&X_CONSUMER_ID);
     if let Some(consumer) = forwarded.consumer {
         request.insert_header(X_CONSUMER_ID, consumer.id.as_str())?;
+        hide_credentials(request);
     }
     Ok(())
+}
+
+/// Removes the consumer's API key before the request goes upstream: the
+/// service learns who called from `X-Consumer-Id`, and the key stays
+/// between the client and the gateway. An `Authorization` header is only
+/// removed when it carries a consumer key (`Bearer ck_...`): any other is
+/// the service's own.
+fn hide_credentials(request: &mut RequestHeader) {
+    request.remove_header(&X_API_KEY);
+    let consumer_bearer = request
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| token.trim_start().starts_with(CONSUMER_KEY_PREFIX));
+    if consumer_bearer {
+        request.remove_header(&AUTHORIZATION);
+    }
 }
 
 /// Applies what the route's plugins changed: headers set and removed, and
@@ -168,6 +191,9 @@ mod tests {
         request
             .insert_header("x-consumer-id", "spoofed")
             .expect("header");
+        request
+            .insert_header("x-api-key", "ck_secret")
+            .expect("header");
         let consumer = Consumer {
             id: "c1".into(),
             rate_limit_tier: "free".into(),
@@ -185,12 +211,35 @@ mod tests {
         assert_eq!(request.headers["x-forwarded-proto"], "http");
         assert_eq!(request.headers["x-request-id"], "rid");
         assert_eq!(request.headers["x-consumer-id"], "c1");
+        assert!(
+            request.headers.get("x-api-key").is_none(),
+            "the key stays at the gateway"
+        );
         let over_tls = Forwarded {
             tls: true,
             ..forwarded
         };
         rewrite(&mut request, &upstream(8081), &over_tls).expect("rewrites");
         assert_eq!(request.headers["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn only_consumer_keys_are_hidden() {
+        let mut request = RequestHeader::build("GET", b"/", None).expect("request");
+        request
+            .insert_header("authorization", "Bearer ck_abc")
+            .expect("header");
+        hide_credentials(&mut request);
+        assert!(request.headers.get("authorization").is_none());
+        request
+            .insert_header("authorization", "Bearer eyJ.service.token")
+            .expect("header");
+        request
+            .insert_header("x-api-key", "ck_abc")
+            .expect("header");
+        hide_credentials(&mut request);
+        assert_eq!(request.headers["authorization"], "Bearer eyJ.service.token");
+        assert!(request.headers.get("x-api-key").is_none());
     }
 
     #[test]

@@ -20,6 +20,10 @@ use serde_json::{Value, json};
 pub mod tls;
 
 pub const JWT_SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-0000";
+/// Set by a test binary that wants the binaries' debug logs (read at
+/// spawn; each test binary has its own).
+pub static VERBOSE_LOGS: AtomicBool = AtomicBool::new(false);
+
 /// Every e2e tenant's password.
 pub const PASSWORD: &str = "long-enough-pw";
 
@@ -91,7 +95,14 @@ impl Process {
         let log = std::fs::File::create(log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
             .args(args)
-            .env("RUST_LOG", "info,pingora=warn")
+            .env(
+                "RUST_LOG",
+                if VERBOSE_LOGS.load(Ordering::SeqCst) {
+                    "debug"
+                } else {
+                    "info,pingora=warn"
+                },
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -318,6 +329,7 @@ pub struct Tenant {
     pub api: String,
     pub token: String,
     pub gateway_key: String,
+    pub email: String,
 }
 
 impl Tenant {
@@ -340,6 +352,7 @@ impl Tenant {
             ),
             token: body["token"].as_str().expect("token").to_owned(),
             gateway_key: body["gatewayApiKey"].as_str().expect("key").to_owned(),
+            email,
             http,
         }
     }
