@@ -113,6 +113,17 @@ async fn populate(h: &Harness, t: &Tenant) -> Ids {
     }
 }
 
+/// A token with `"alg": "none"` and no signature.
+fn unsigned(claims: Value) -> String {
+    use base64::Engine;
+    let encode = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    format!(
+        "{}.{}.",
+        encode(json!({ "alg": "none", "typ": "JWT" })),
+        encode(claims)
+    )
+}
+
 fn signed(claims: Value, algorithm: Algorithm, secret: &str) -> String {
     jsonwebtoken::encode(
         &Header::new(algorithm),
@@ -132,6 +143,7 @@ async fn every_endpoint_is_isolated(db: Db) {
     let now = jsonwebtoken::get_current_timestamp();
     let bad_tokens = [
         "garbage".to_owned(),
+        unsigned(json!({ "sub": alice.id, "iat": now, "exp": now + 600 })),
         signed(
             json!({ "sub": alice.id, "iat": now - 100_000, "exp": now - 10_000 }),
             Algorithm::HS256,
