@@ -170,11 +170,36 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     assert_eq!(body["error"]["code"], "plugin_failed");
     set_plugins(json!({ "mode": "hog" }), "open").await;
     until_status(&client, url.clone(), None, StatusCode::OK).await;
+    // It answers garbage (a spoofed X-Consumer-Id, headers that are not
+    // HTTP): that is a failure, never forwarded.
+    set_plugins(json!({ "mode": "garbage" }), "closed").await;
+    until_status(&client, url.clone(), None, StatusCode::SERVICE_UNAVAILABLE).await;
+    set_plugins(json!({ "mode": "garbage" }), "open").await;
+    until_status(&client, url.clone(), None, StatusCode::OK).await;
+    let body: Value = client
+        .get(&url)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let forwarded = body["headers"].as_object().expect("headers");
+    assert!(
+        !forwarded.contains_key("x-consumer-id") && !forwarded.contains_key("injected"),
+        "{body}"
+    );
 
     // Other routes are unaffected, the node is healthy, and the failures are on record.
     let metrics = node.metrics().await;
     assert!(
         metrics.contains("gatehouse_plugin_failures_total{plugin=\"testbed\",reason=\"timeout\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "gatehouse_plugin_failures_total{plugin=\"testbed\",reason=\"invalid_output\"}"
+        ),
         "{metrics}"
     );
     eventually("a plugin_failed error event", || async {

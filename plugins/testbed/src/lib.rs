@@ -2,7 +2,9 @@
 //! what `on-request` does: `header` (set `x-testbed: <value>`), `deny`
 //! (answer 403), `loop` (never return), `hog` (allocate without bound),
 //! `panic` (trap), `consumer` (identify the consumer of the `x-api-key`
-//! header through the host); `log-panic` proceeds, then traps in `on-log`.
+//! header through the host); `garbage` (answer with headers no gateway may
+//! forward: a spoofed `x-consumer-id`, a name with a space, a value with a
+//! line break); `log-panic` proceeds, then traps in `on-log`.
 
 wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
 
@@ -60,6 +62,14 @@ impl Guest for Testbed {
                 }
             }
             "panic" => panic!("testbed panics on purpose"),
+            "garbage" => proceed(
+                vec![
+                    Header { name: "x-consumer-id".into(), value: "spoofed".into() },
+                    Header { name: "bad name".into(), value: "v".into() },
+                    Header { name: "x-split".into(), value: "a\r\ninjected: 1".into() },
+                ],
+                None,
+            ),
             "consumer" => {
                 let key = request.headers.iter().find(|h| h.name == "x-api-key").map(|h| h.value.clone());
                 let consumer = key.and_then(|key| consumers::by_key(&key));

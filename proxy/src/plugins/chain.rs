@@ -2,8 +2,9 @@
 //! each implements): `on-request` — each sees the request with the changes
 //! of the ones before it, one may answer the client; `on-response` — each
 //! may change the response head or replace the response; `on-log` — after
-//! the response. A failing plugin is skipped (`open`) or ends the request
-//! with 503 `plugin_failed` (`closed`).
+//! the response. A failing plugin — one whose answer breaks the rules of
+//! [`output`] included — is skipped (`open`) or ends the request with 503
+//! `plugin_failed` (`closed`).
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use gatehouse_protocol::RoutePluginConfig;
 use super::bindings::gatehouse::plugin::types::{
     Header, Hooks, LocalResponse, LogEntry, Request, RequestAction, Response, ResponseAction,
 };
+use super::output;
 use super::registry::Registry;
 use super::runtime::{CallContext, LoadedPlugin, PluginFailure};
 
@@ -66,7 +68,10 @@ pub async fn run(
         let ctx = base.with_config(Arc::from(plugin.config_json.as_str()));
         let result = match registry.get(&plugin.sha256) {
             Some(loaded) if !loaded.implements(Hooks::ON_REQUEST) => continue,
-            Some(loaded) => loaded.on_request(&ctx, &request).await,
+            Some(loaded) => loaded
+                .on_request(&ctx, &request)
+                .await
+                .and_then(|action| output::check_request(&action).map(|()| action)),
             None => Err(PluginFailure::Unavailable(
                 "not loaded on this node yet".to_owned(),
             )),
@@ -86,7 +91,7 @@ pub async fn run(
                 for header in step.response_headers {
                     set_header(&mut changes.response_headers, header);
                 }
-                if let Some(path) = step.rewrite_path.filter(|p| p.starts_with('/')) {
+                if let Some(path) = step.rewrite_path {
                     request.path = path.clone();
                     changes.rewrite_path = Some(path);
                 }
@@ -127,7 +132,11 @@ pub async fn respond(
 ) -> ResponseOutcome {
     let mut outcome = ResponseOutcome::default();
     for (plugin, loaded, ctx) in with_hook(registry, base, plugins, Hooks::ON_RESPONSE) {
-        match loaded.on_response(&ctx, request, &response).await {
+        let result = loaded
+            .on_response(&ctx, request, &response)
+            .await
+            .and_then(|action| output::check_response(&action).map(|()| action));
+        match result {
             Ok(ResponseAction::Modify(changes)) => {
                 for name in changes.remove_headers {
                     let name = name.to_ascii_lowercase();

@@ -28,6 +28,7 @@ pub mod builtins;
 pub mod chain;
 pub mod engine;
 pub mod host;
+pub mod output;
 pub mod registry;
 pub mod runtime;
 

@@ -62,6 +62,8 @@ pub enum PluginFailure {
     Unavailable(String),
     #[error("the plugin's circuit is open after repeated failures")]
     CircuitOpen,
+    #[error("the plugin returned an invalid answer: {0}")]
+    InvalidOutput(String),
 }
 
 impl PluginFailure {
@@ -73,6 +75,7 @@ impl PluginFailure {
             Self::Trap(_) => "trap",
             Self::Unavailable(_) => "unavailable",
             Self::CircuitOpen => "circuit_open",
+            Self::InvalidOutput(_) => "invalid_output",
         }
     }
 
@@ -80,7 +83,8 @@ impl PluginFailure {
     fn verdict(&self) -> Option<bool> {
         match self {
             Self::Timeout(_) | Self::OutOfMemory(_) | Self::Trap(_) => Some(false),
-            Self::Unavailable(_) | Self::CircuitOpen => None,
+            // Invalid answers are found by the chain, after the call.
+            Self::Unavailable(_) | Self::CircuitOpen | Self::InvalidOutput(_) => None,
         }
     }
 }
