@@ -78,8 +78,9 @@ pub struct RoutePluginConfig {
     pub name: String,
     /// SHA-256 of the component: how a node fetches and caches it.
     pub sha256: String,
-    /// The plugin's config on this route, as JSON text.
-    pub config_json: String,
+    /// The plugin's config on this route, as JSON text (shared: every call
+    /// of the plugin on the route hands it over without a copy).
+    pub config_json: std::sync::Arc<str>,
     /// `closed` (a failure answers 503) or `open` (a failure skips the plugin).
     pub failure_policy: String,
 }

@@ -86,7 +86,7 @@ pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sql
                 plugin_id: row.plugin_id,
                 name: row.name,
                 sha256: row.sha256,
-                config_json: row.config,
+                config_json: row.config.into(),
                 failure_policy: row.failure_policy,
             });
     }

@@ -65,7 +65,7 @@ pub async fn run(
     let mut changes = Changes::default();
     let mut skipped = Vec::new();
     for plugin in plugins {
-        let ctx = base.with_config(Arc::from(plugin.config_json.as_str()));
+        let ctx = base.with_config(Arc::clone(&plugin.config_json));
         let result = match registry.get(&plugin.sha256) {
             Some(loaded) if !loaded.implements(Hooks::ON_REQUEST) => continue,
             Some(loaded) => loaded
@@ -192,7 +192,7 @@ fn with_hook<'a>(
     plugins.iter().filter_map(move |plugin| {
         let loaded = registry.get(&plugin.sha256)?;
         loaded.implements(hook).then(|| {
-            let ctx = base.with_config(Arc::from(plugin.config_json.as_str()));
+            let ctx = base.with_config(Arc::clone(&plugin.config_json));
             (plugin, loaded, ctx)
         })
     })
