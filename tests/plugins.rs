@@ -111,6 +111,12 @@ use support::{ControlPlane, Node, Scratch, Tenant, eventually, free_port, until_
 /// A tenant plugin uploaded over REST, attached to a route, fetched by the
 /// node over the gateway link and run on traffic: it changes requests,
 /// answers them, and when it fails its failure policy decides.
+/// The JSON body `url` answers.
+async fn json_at(client: &reqwest::Client, url: &str) -> Value {
+    let response = client.get(url).send().await.expect("sent");
+    response.json().await.expect("json")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     let scratch = Scratch::new("tenant-plugins");
@@ -159,14 +165,7 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     // It loops: failing closed answers 503, failing open skips it.
     set_plugins(json!({ "mode": "loop" }), "closed").await;
     until_status(&client, url.clone(), None, StatusCode::SERVICE_UNAVAILABLE).await;
-    let body: Value = client
-        .get(&url)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let body = json_at(&client, &url).await;
     assert_eq!(body["error"]["code"], "plugin_failed");
     set_plugins(json!({ "mode": "hog" }), "open").await;
     until_status(&client, url.clone(), None, StatusCode::OK).await;
@@ -176,14 +175,7 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     until_status(&client, url.clone(), None, StatusCode::SERVICE_UNAVAILABLE).await;
     set_plugins(json!({ "mode": "garbage" }), "open").await;
     until_status(&client, url.clone(), None, StatusCode::OK).await;
-    let body: Value = client
-        .get(&url)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let body = json_at(&client, &url).await;
     let forwarded = body["headers"].as_object().expect("headers");
     assert!(
         !forwarded.contains_key("x-consumer-id") && !forwarded.contains_key("injected"),

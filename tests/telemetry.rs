@@ -12,7 +12,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::{
-    ControlPlane, Node, Scratch, Tenant, eventually, eventually_within, free_port, upstream,
+    ControlPlane, Node, Scratch, Stage, Tenant, eventually, eventually_within, free_port, upstream,
 };
 
 async fn status_of(client: &reqwest::Client, url: String, key: Option<&str>) -> StatusCode {
@@ -222,13 +222,14 @@ async fn health_checks_follow_the_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_from_an_outage_arrive_exactly_once() {
-    let scratch = Scratch::new("outage-logs");
-    let upstream = upstream().await;
-    let port = free_port();
-    let control = ControlPlane::start(&scratch.0, port).await;
-    let tenant = Tenant::register(&control.base).await;
-    tenant.unlimited().await;
-    let service = tenant.service(&upstream.url, 30_000).await;
+    let Stage {
+        scratch,
+        upstream: _upstream,
+        control,
+        tenant,
+        service,
+    } = Stage::new("outage-logs").await;
+    let port = control.port;
     tenant.route("GET", "/ping", &service, false).await;
     let state_dir = scratch.0.join("node");
     // A small memory bound makes the node spill to its state dir.

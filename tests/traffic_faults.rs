@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    ControlPlane, Node, Scratch, Tenant, eventually, eventually_within, free_port, serve_upstream,
-    upstream,
+    ControlPlane, Node, Scratch, Stage, Tenant, eventually, eventually_within, free_port,
+    serve_upstream,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -88,13 +88,14 @@ fn failures(sent: &[Sent]) -> Vec<&Sent> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_control_plane_killed_under_load() {
-    let scratch = Scratch::new("cp-under-load");
-    let upstream = upstream().await;
-    let port = free_port();
-    let control = ControlPlane::start(&scratch.0, port).await;
-    let tenant = Tenant::register(&control.base).await;
-    tenant.unlimited().await;
-    let service = tenant.service(&upstream.url, 30_000).await;
+    let Stage {
+        scratch,
+        upstream: _upstream,
+        control,
+        tenant,
+        service,
+    } = Stage::new("cp-under-load").await;
+    let port = control.port;
     tenant.route("GET", "/load/*", &service, false).await;
     let node = Node::start_for(&scratch.0, &control, &tenant).await;
 
@@ -299,21 +300,12 @@ fn rss_mib(node: &Node) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_and_oversized_clients() {
-    let scratch = Scratch::new("slow-clients");
-    let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, free_port()).await;
-    let tenant = Tenant::register(&control.base).await;
-    tenant.unlimited().await;
-    let service = tenant.service(&upstream.url, 30_000).await;
-    tenant.route("ANY", "/*", &service, false).await;
-    let node = Node::start_with(
-        &scratch.0,
-        &control.base,
-        &tenant.gateway_key,
-        &scratch.0.join("node"),
-        &["--header-timeout-ms=1000", "--max-body-mb=1"],
-    )
-    .await;
+    let stage = Stage::new("slow-clients").await;
+    let upstream = &stage.upstream;
+    stage.tenant.route("ANY", "/*", &stage.service, false).await;
+    let node = stage
+        .node(&["--header-timeout-ms=1000", "--max-body-mb=1"])
+        .await;
     let addr = node.base.trim_start_matches("http://").to_owned();
     let rss_before = rss_mib(&node);
 
@@ -465,21 +457,12 @@ async fn request_on(stream: &mut BufReader<TcpStream>, path: &str) -> u16 {
 async fn ten_thousand_concurrent_connections() {
     const CONNECTIONS: usize = 10_000;
     raise_open_files(CONNECTIONS as u64 + 5_000);
-    let scratch = Scratch::new("connections");
-    let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, free_port()).await;
-    let tenant = Tenant::register(&control.base).await;
-    tenant.unlimited().await;
-    let service = tenant.service(&upstream.url, 30_000).await;
-    tenant.route("GET", "/many/*", &service, false).await;
-    let node = Node::start_with(
-        &scratch.0,
-        &control.base,
-        &tenant.gateway_key,
-        &scratch.0.join("node"),
-        &["--header-timeout-ms=120000"],
-    )
-    .await;
+    let stage = Stage::new("connections").await;
+    stage
+        .tenant
+        .route("GET", "/many/*", &stage.service, false)
+        .await;
+    let node = stage.node(&["--header-timeout-ms=120000"]).await;
     let addr = node.base.trim_start_matches("http://").to_owned();
     let rss_before = rss_mib(&node);
 

@@ -305,11 +305,17 @@ def large_config():
             "p99_ms": row["p99_ms"], "proxy_peak_rss_mb": rss, "proxy_rss_mb": steady_rss, "propagation_ms": propagation_ms}
 
 
-if __name__ == "__main__":
+def run(entry):
+    """Runs `entry`, then stops every process it started and removes the
+    work dir, however it ended (the load scripts' main)."""
     try:
-        main()
+        entry()
     finally:
         for proc in processes:
             if proc.poll() is None:
                 stop(proc)
         shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -13,7 +13,6 @@ keeps the recording for `perf report -i path`.
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -64,10 +63,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        for proc in compare.processes:
-            if proc.poll() is None:
-                compare.stop(proc)
-        shutil.rmtree(compare.WORK, ignore_errors=True)
+    compare.run(main)

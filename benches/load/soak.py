@@ -17,7 +17,6 @@ the verdict; writes benches/results/soak.json.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -124,10 +123,4 @@ def metrics_buckets():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        for proc in compare.processes:
-            if proc.poll() is None:
-                compare.stop(proc)
-        shutil.rmtree(compare.WORK, ignore_errors=True)
+    compare.run(main)

@@ -470,6 +470,48 @@ impl Tenant {
     }
 }
 
+/// The usual stage of an end-to-end test: a scratch dir, the test
+/// upstream, a control plane on SQLite, a tenant without rate limits and one
+/// service pointing at the upstream.
+pub struct Stage {
+    pub scratch: Scratch,
+    pub upstream: Upstream,
+    pub control: ControlPlane,
+    pub tenant: Tenant,
+    pub service: String,
+}
+
+impl Stage {
+    pub async fn new(name: &str) -> Self {
+        let scratch = Scratch::new(name);
+        let upstream = upstream().await;
+        let control = ControlPlane::start(&scratch.0, free_port()).await;
+        let tenant = Tenant::register(&control.base).await;
+        tenant.unlimited().await;
+        let service = tenant.service(&upstream.url, 30_000).await;
+        Self {
+            scratch,
+            upstream,
+            control,
+            tenant,
+            service,
+        }
+    }
+
+    /// A node of the tenant with `flags`, its state in `<scratch>/node`,
+    /// once it serves the config.
+    pub async fn node(&self, flags: &[&str]) -> Node {
+        Node::start_with(
+            &self.scratch.0,
+            &self.control.base,
+            &self.tenant.gateway_key,
+            &self.scratch.0.join("node"),
+            flags,
+        )
+        .await
+    }
+}
+
 /// A running test upstream.
 pub struct Upstream {
     pub url: String,
