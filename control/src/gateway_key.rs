@@ -1,7 +1,8 @@
 //! The tenant's gateway key: rotating it. The new key is shown once; the old
 //! one stops working at once: new connections with it get 401, and nodes
 //! connected with it are closed (close code [`KEY_ROTATED_CLOSE_CODE`]) when
-//! the rotation's config version reaches them, on every replica.
+//! the rotation's config version reaches them, on every replica (or at
+//! their next heartbeat, for one that connected during the rotation).
 
 use axum::extract::State;
 use axum::http::StatusCode;

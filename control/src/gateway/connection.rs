@@ -189,14 +189,7 @@ async fn stream(
                 let announced = *changes.borrow_and_update();
                 // A rotated key bumps the version too: its nodes are cut off
                 // here instead of being sent the new config.
-                if gateway_key::tenant_of(state.store(), key_hash).await?.as_deref() != Some(tenant_id) {
-                    let frame = CloseFrame {
-                        code: gateway_key::KEY_ROTATED_CLOSE_CODE,
-                        reason: "gateway key rotated".into(),
-                    };
-                    socket.send(Message::Close(Some(frame))).await.ok();
-                    return Err(ConnectionError::KeyRotated);
-                }
+                cut_off_if_rotated(socket, state, tenant_id, key_hash).await?;
                 if announced > sent_version {
                     let snapshot = snapshot::build(state.store(), tenant_id).await?;
                     sent_version = snapshot.version;
@@ -204,12 +197,38 @@ async fn stream(
                 }
             }
             _ = heartbeat.tick() => {
+                // Also here: a node that connected while the key was being
+                // rotated missed the version bump.
+                cut_off_if_rotated(socket, state, tenant_id, key_hash).await?;
                 let fleet = gateway_status::status(state.store(), tenant_id, Timestamp::now()).await?;
                 let nodes = u32::try_from(fleet.connected_nodes).ok().filter(|n| *n > 0);
                 send(socket, &ControlMessage::Heartbeat { nodes }).await?;
             }
         }
     }
+}
+
+/// Closes the connection with [`gateway_key::KEY_ROTATED_CLOSE_CODE`] when
+/// the key it was opened with is no longer `tenant_id`'s.
+async fn cut_off_if_rotated(
+    socket: &mut WebSocket,
+    state: &AppState,
+    tenant_id: &str,
+    key_hash: &str,
+) -> Result<(), ConnectionError> {
+    if gateway_key::tenant_of(state.store(), key_hash)
+        .await?
+        .as_deref()
+        == Some(tenant_id)
+    {
+        return Ok(());
+    }
+    let frame = CloseFrame {
+        code: gateway_key::KEY_ROTATED_CLOSE_CODE,
+        reason: "gateway key rotated".into(),
+    };
+    socket.send(Message::Close(Some(frame))).await.ok();
+    Err(ConnectionError::KeyRotated)
 }
 
 async fn send(socket: &mut WebSocket, message: &ControlMessage) -> Result<(), ConnectionError> {

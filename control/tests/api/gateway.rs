@@ -313,6 +313,18 @@ async fn rotating_the_key_cuts_off_old_nodes(db: Db) {
     assert_eq!(snapshot(&mut new_node).await.services.len(), 1);
     assert!(online(&h, &t).await);
 
+    // A key replaced without a version bump (as a node connecting during a
+    // rotation sees it) is caught at the next heartbeat.
+    let mut racing = dial(&h.base, &new_key, None).await;
+    snapshot(&mut racing).await;
+    sqlx::query("UPDATE tenants SET gateway_key_hash = 'replaced' WHERE id = $1")
+        .bind(&t.id)
+        .execute(h.store().pool())
+        .await
+        .expect("update");
+    let frame = closed(&mut racing).await.expect("a close frame");
+    assert_eq!(u16::from(frame.code), sync::KEY_ROTATED_CLOSE_CODE);
+
     // Another tenant's node is untouched and still follows its changes.
     h.service(&other, "mine").await;
     assert_eq!(snapshot(&mut bystander).await.services.len(), 1);
