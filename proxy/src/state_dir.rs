@@ -3,7 +3,7 @@
 //! the control plane is down serves what it served before.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use gatehouse_protocol::ConfigSnapshot;
@@ -66,12 +66,17 @@ impl StateDir {
     pub fn save_snapshot(&self, snapshot: &ConfigSnapshot) -> Result<(), StateError> {
         let path = self.dir.join(SNAPSHOT_FILE);
         let temp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        let bytes = serde_json::to_vec(snapshot).map_err(|source| StateError::Corrupt {
+        let file = File::create(&temp).map_err(|err| io(&temp, err))?;
+        // Streamed to the file: a large config's JSON is tens of MB that
+        // need not be held in memory beside the snapshot.
+        let mut writer = BufWriter::new(file);
+        serde_json::to_writer(&mut writer, snapshot).map_err(|source| StateError::Corrupt {
             path: temp.display().to_string(),
             source,
         })?;
-        let mut file = File::create(&temp).map_err(|err| io(&temp, err))?;
-        file.write_all(&bytes).map_err(|err| io(&temp, err))?;
+        let file = writer
+            .into_inner()
+            .map_err(|err| io(&temp, err.into_error()))?;
         file.sync_all().map_err(|err| io(&temp, err))?;
         drop(file);
         fs::rename(&temp, &path).map_err(|err| io(&path, err))?;

@@ -341,6 +341,9 @@ impl Syncer {
                         Some(Ok(Message::Text(text))) => {
                             let message = sync::decode_control(&text)
                                 .map_err(|err| SyncError::Protocol(err.to_string()))?;
+                            // A large config's frame is tens of MB: gone
+                            // before the snapshot is compiled and saved.
+                            drop(text);
                             match message {
                                 ControlMessage::Snapshot(snapshot) => {
                                     if let Some(snapshot) = self.apply(snapshot).await {
