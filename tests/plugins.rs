@@ -137,6 +137,7 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
         "fails closed by default"
     );
     let route_id = route["id"].as_str().expect("id").to_owned();
+    tenant.route("GET", "/plain", &service, false).await;
     let node = Node::start_for(&scratch.0, &control, &tenant).await;
     let client = reqwest::Client::new();
     let url = format!("{}/things/1?x=2", node.base);
@@ -167,6 +168,17 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     until_status(&client, url.clone(), None, StatusCode::SERVICE_UNAVAILABLE).await;
     let body = json_at(&client, &url).await;
     assert_eq!(body["error"]["code"], "plugin_failed");
+    // A route without the plugin answers as usual, also while a looping
+    // call is in flight.
+    let (looping, plain) = tokio::join!(
+        client.get(&url).send(),
+        client.get(format!("{}/plain", node.base)).send()
+    );
+    assert_eq!(
+        looping.expect("sent").status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(plain.expect("sent").status(), StatusCode::OK);
     set_plugins(json!({ "mode": "hog" }), "open").await;
     until_status(&client, url.clone(), None, StatusCode::OK).await;
     // It answers garbage (a spoofed X-Consumer-Id, headers that are not
