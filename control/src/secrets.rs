@@ -7,10 +7,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// Prefix of gateway keys.
-pub const GATEWAY_KEY_PREFIX: &str = "gk_";
-/// Prefix of consumer API keys.
-pub const CONSUMER_KEY_PREFIX: &str = "ck_";
+pub use gatehouse_protocol::key_prefix::{CONSUMER_KEY_PREFIX, GATEWAY_KEY_PREFIX};
 
 /// A freshly made secret: the plaintext (show it once) and what to store.
 #[derive(Debug)]

@@ -1,11 +1,13 @@
 //! What the control plane and the gateway nodes must agree on: route
 //! patterns (the control plane validates with the same code the proxy
 //! matches with), the config snapshot a node serves from, the sync
-//! protocol that carries it, the telemetry nodes ship back, and what makes
-//! an uploaded plugin loadable (checked by the control plane at upload).
+//! protocol that carries it, the telemetry nodes ship back, what makes an
+//! uploaded plugin loadable (checked by the control plane at upload), and
+//! the prefixes that tell keys apart.
 
 pub mod config;
 pub mod histogram;
+pub mod key_prefix;
 pub mod plugin_check;
 pub mod route_pattern;
 pub mod sync;

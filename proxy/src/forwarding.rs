@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 
+use gatehouse_protocol::key_prefix::CONSUMER_KEY_PREFIX;
 use http::header::{AUTHORIZATION, HOST, HeaderName};
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
@@ -23,8 +24,6 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-/// How consumer keys begin.
-const CONSUMER_KEY_PREFIX: &str = "ck_";
 
 /// The peer to send `upstream`'s requests to.
 pub fn peer(upstream: &Upstream) -> Result<Box<HttpPeer>> {

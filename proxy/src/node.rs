@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use clap::Parser;
+use gatehouse_protocol::key_prefix::GATEWAY_KEY_PREFIX;
 use pingora::apps::HttpServerOptions;
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
@@ -173,7 +174,7 @@ pub struct NodeError {
 
 impl ProxyArgs {
     fn validate(&self) -> Result<(), NodeError> {
-        if !self.gateway_key.starts_with("gk_") {
+        if !self.gateway_key.starts_with(GATEWAY_KEY_PREFIX) {
             return Err(NodeError {
                 flag: "gateway-key",
                 reason: "must be a gateway key (gk_...)".into(),
