@@ -163,24 +163,24 @@ impl IntoResponse for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Self::Unavailable
-            }
-            // PostgreSQL shutting down or starting (57P01-57P03) or a lost
-            // connection (class 08): the database is away, not the request
-            // wrong.
-            sqlx::Error::Database(ref db)
-                if db
-                    .code()
-                    .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")) =>
-            {
-                tracing::warn!(error = %err, "database unavailable");
-                Self::Unavailable
-            }
-            other => Self::Internal(other.into()),
+        if database_away(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            return Self::Unavailable;
         }
+        Self::Internal(err.into())
+    }
+}
+
+/// Whether `err` says the database is away rather than the request wrong:
+/// no connection to be had, or PostgreSQL shutting down or starting
+/// (SQLSTATE 57P01-57P03) or its connection lost (class 08).
+fn database_away(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+        _ => false,
     }
 }
 
