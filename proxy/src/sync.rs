@@ -92,10 +92,7 @@ impl SyncStatus {
 
     fn failed(&self, err: &SyncError) {
         self.connected.store(false, Ordering::Relaxed);
-        self.rejected.store(
-            matches!(err, SyncError::Rejected | SyncError::Rotated),
-            Ordering::Relaxed,
-        );
+        self.rejected.store(err.key_refused(), Ordering::Relaxed);
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(err.to_string());
     }
 }
@@ -119,6 +116,14 @@ pub enum SyncError {
     Closed,
     #[error("protocol: {0}")]
     Protocol(String),
+}
+
+impl SyncError {
+    /// Whether the control plane refused the node's gateway key (unknown,
+    /// or rotated while connected): retrying cannot help until the key is.
+    fn key_refused(&self) -> bool {
+        matches!(self, Self::Rejected | Self::Rotated)
+    }
 }
 
 /// Keeps a node's config in step with the control plane.
@@ -275,9 +280,10 @@ impl Syncer {
             }
             if let Err(err) = outcome {
                 self.status.failed(&err);
-                match err {
-                    SyncError::Rejected | SyncError::Rotated => tracing::error!("{err}; retrying"),
-                    _ => tracing::warn!(error = %err, "control plane link down; reconnecting"),
+                if err.key_refused() {
+                    tracing::error!("{err}; retrying");
+                } else {
+                    tracing::warn!(error = %err, "control plane link down; reconnecting");
                 }
             }
             let delay = backoff(attempt);
