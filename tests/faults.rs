@@ -135,29 +135,10 @@ impl Drop for PrivatePostgres {
     }
 }
 
-async fn call(
-    tenant: &Tenant,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = tenant
-        .http
-        .request(method, format!("{}{path}", tenant.api))
-        .bearer_auth(&tenant.token)
-        .timeout(Duration::from_secs(30));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("the control plane answers");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// Creates a service named `name`.
 async fn add_service(tenant: &Tenant, name: &str) -> (StatusCode, Value) {
     let body = json!({ "name": name, "targetUrl": "http://127.0.0.1:9/" });
-    call(tenant, Method::POST, "/services", Some(body)).await
+    tenant.call(Method::POST, "/services", Some(body)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +161,7 @@ async fn postgres_restarted_under_the_control_plane() {
             Some(json!({ "name": "during", "targetUrl": "http://127.0.0.1:9/" })),
         ),
     ] {
-        let (status, body) = call(&tenant, method.clone(), path, body).await;
+        let (status, body) = tenant.call(method.clone(), path, body).await;
         assert_eq!(
             status,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -199,7 +180,7 @@ async fn postgres_restarted_under_the_control_plane() {
     // connections), with what was written before.
     let deadline = Instant::now() + Duration::from_secs(20);
     let services = loop {
-        let (status, body) = call(&tenant, Method::GET, "/services", None).await;
+        let (status, body) = tenant.call(Method::GET, "/services", None).await;
         if status == StatusCode::OK {
             break body;
         }

@@ -21,9 +21,7 @@ const NEW_PASSWORD: &str = "brand-new-password-5521";
 const WRONG_KEY: &str = "ck_thisIsNotAKeyButLooksLikeOne0000000000000";
 
 async fn post(http: &reqwest::Client, url: String, body: Value) -> (StatusCode, Value) {
-    let response = http.post(url).json(&body).send().await.expect("sent");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    support::call_json(http, Method::POST, &url, None, Some(body)).await
 }
 
 /// The reset token of the first reset mail in `outbox`.

@@ -323,6 +323,27 @@ where
     started.elapsed()
 }
 
+/// Sends a request with an optional JSON body and bearer token (30 s at
+/// most); the status and the JSON body (`null` when there is none).
+pub async fn call_json(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (reqwest::StatusCode, Value) {
+    let mut request = http.request(method, url).timeout(Duration::from_secs(30));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("sent");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 /// A tenant registered through the REST API, with a JSON client.
 pub struct Tenant {
     pub http: reqwest::Client,
@@ -359,18 +380,21 @@ impl Tenant {
 
     /// Sends a request to `{api}{path}`, asserting a 2xx; returns the JSON body.
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.api))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("sent");
-        let status = response.status();
-        let text = response.text().await.expect("body");
-        assert!(status.is_success(), "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+        let (status, body) = self.call(method.clone(), path, body).await;
+        assert!(status.is_success(), "{method} {path}: {status} {body}");
+        body
+    }
+
+    /// Sends a request to `{api}{path}` with the tenant's token; the status
+    /// and the JSON body, whatever they are.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let url = format!("{}{path}", self.api);
+        call_json(&self.http, method, &url, Some(&self.token), body).await
     }
 
     pub async fn service(&self, target: &str, timeout_ms: i64) -> String {
