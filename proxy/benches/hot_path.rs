@@ -161,8 +161,7 @@ fn bench_plugins(c: &mut Criterion) {
             })
         });
     }
-    // The request log: hand it the finished request, take the record it
-    // ships (kept instance).
+    // The request log's input: a finished request.
     let request_log = builtins.request_log.as_ref().expect("request logs on");
     let finished = gatehouse_protocol::telemetry::LogRecord {
         request_id: "5b0e1c1e-5d7a-4e57-9a55-0f2b8d3e7a10".into(),
@@ -179,17 +178,6 @@ fn bench_plugins(c: &mut Criterion) {
         at_ms: 1_800_000_000_000,
         ..Default::default()
     };
-    group.bench_function("request_log", |b| {
-        let mut record = finished.clone();
-        b.iter(|| {
-            request_log
-                .log_request(&builtins.log_context, black_box(&mut record))
-                .now_or_never()
-                .expect("no I/O")
-                .expect("runs")
-                .expect("ships")
-        })
-    });
     group.bench_function("native_log_record_clone", |b| {
         b.iter(|| black_box(&finished).clone())
     });
@@ -201,6 +189,26 @@ fn bench_plugins(c: &mut Criterion) {
     group.bench_function("native_gcra_step", |b| {
         b.iter(|| gcra.check(black_box("consumer:c500"), 1_000_000_000))
     });
+    group.finish();
+
+    // The request log runs once per batch: its cost per request, for one
+    // request alone and in a batch of 500 (as a busy node seals them).
+    let mut group = c.benchmark_group("request_log");
+    for batch in [1_u64, 500] {
+        group.throughput(criterion::Throughput::Elements(batch));
+        group.bench_function(format!("batch_of_{batch}"), |b| {
+            let mut records = vec![finished.clone(); batch as usize];
+            b.iter(|| {
+                let shipped = request_log
+                    .log_requests(&builtins.log_context, black_box(&mut records))
+                    .now_or_never()
+                    .expect("no I/O")
+                    .expect("runs");
+                assert_eq!(shipped.len(), records.len());
+                shipped
+            })
+        });
+    }
     group.finish();
 }
 

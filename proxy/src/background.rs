@@ -20,6 +20,7 @@ use crate::sync::{Shipping, SyncStatus, Syncer};
 use crate::telemetry::aggregator::{self, Aggregator};
 use crate::telemetry::health::{self, HealthSettings};
 use crate::telemetry::outbox::Outbox;
+use crate::telemetry::request_log::RequestLog;
 use crate::telemetry::{Event, Telemetry};
 
 /// How long a stopping node waits for its last batches to be acked.
@@ -30,6 +31,8 @@ pub struct BackgroundParts {
     pub syncer: Syncer,
     pub shipping: Shipping,
     pub aggregator: Aggregator,
+    /// The request log, when the node ships request logs.
+    pub request_log: Option<RequestLog>,
     pub events: mpsc::Receiver<Event>,
     pub dropped: Arc<AtomicU64>,
     pub live: LiveConfig,
@@ -76,6 +79,7 @@ impl Background {
                         syncer,
                         shipping,
                         aggregator,
+                        request_log,
                         events,
                         dropped,
                         live,
@@ -98,6 +102,7 @@ impl Background {
                     let aggregator_task = tokio::spawn(async move {
                         aggregator::run(
                             aggregator,
+                            request_log,
                             events,
                             shipping.outbox,
                             shipping.sealed,

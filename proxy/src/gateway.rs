@@ -19,7 +19,6 @@ use crate::forwarding::{self, Forwarded};
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::plugins::chain::{self, ChainOutcome, Changes};
-use crate::plugins::host::log_record;
 use crate::plugins::{
     Builtins, CallContext, Header as PluginHeader, LocalResponse as PluginLocalResponse,
     LogEntry as PluginLogEntry, PluginFailure, Registry, Request as PluginRequest,
@@ -186,7 +185,7 @@ impl ProxyHttp for Gateway {
                 .plugin_request
                 .take()
                 .unwrap_or_else(|| plugin_request(header, &route, client, &ctx.request_id));
-            request.consumer_id = admitted.consumer.as_ref().map(|c| c.id.clone());
+            request.consumer_id = admitted.consumer.as_ref().map(|c| c.id.to_string());
             request
         });
         ctx.admitted = Some(admitted);
@@ -375,7 +374,7 @@ impl ProxyHttp for Gateway {
                     .admitted
                     .as_ref()
                     .and_then(|a| a.consumer.as_ref())
-                    .map(|c| c.id.clone()),
+                    .map(|c| c.id.to_string()),
                 status_code: i64::from(status),
                 latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
                 client_ip: ctx
@@ -389,10 +388,8 @@ impl ProxyHttp for Gateway {
                     .unwrap_or(i64::MAX),
                 at_ms: ctx.at_ms,
             },
-            log: None,
             failure: ctx.failure.take(),
         };
-        self.write_log(&mut outcome, ctx).await;
         self.run_log_hooks(&outcome.record, ctx).await;
         if outcome.failure.is_none() {
             outcome.failure = ctx.failure.take();
@@ -490,27 +487,6 @@ impl Gateway {
         }
         respond::add_headers(upstream_response, &outcome.set_headers);
         Ok(())
-    }
-
-    /// The request's log record, written by the `request-log` built-in
-    /// when the node ships request logs. It fails open: when it fails, the
-    /// record the node measured is logged and the failure reported.
-    async fn write_log(&self, outcome: &mut RequestOutcome, ctx: &mut RequestCtx) {
-        let Some(request_log) = &self.builtins.request_log else {
-            return;
-        };
-        let id = uuid::Uuid::new_v4().to_string();
-        let context = &self.builtins.log_context;
-        match request_log.log_request(context, &mut outcome.record).await {
-            Ok(shipped) => outcome.log = shipped.map(|shipped| log_record(shipped, id)),
-            Err(failure) => {
-                self.plugin_failed(ctx, "request-log", &failure, "fails open");
-                outcome.log = Some(LogRecord {
-                    id,
-                    ..outcome.record.clone()
-                });
-            }
-        }
     }
 
     /// The `on-log` hooks of the route's tenant plugins, after the response

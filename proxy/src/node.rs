@@ -37,6 +37,7 @@ use crate::telemetry::Telemetry;
 use crate::telemetry::aggregator::Aggregator;
 use crate::telemetry::health::HealthSettings;
 use crate::telemetry::outbox::{Outbox, OutboxLimits};
+use crate::telemetry::request_log::RequestLog;
 use crate::tls;
 
 /// Buffers of a client connection: pingora reads through a 64 KiB buffer
@@ -354,7 +355,8 @@ pub fn run_with_exit_hook(
     let background = Background::start(BackgroundParts {
         syncer,
         shipping: shipping.clone(),
-        aggregator: Aggregator::new(node_name),
+        aggregator: Aggregator::new(node_name, args.request_logs),
+        request_log: RequestLog::of(&builtins, &metrics),
         events,
         dropped: telemetry.dropped_counter(),
         live: live.clone(),

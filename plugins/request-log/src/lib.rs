@@ -1,5 +1,6 @@
-//! The built-in request log, as a plugin: after every request it takes the
-//! record the node measured and ships it into the tenant's request log,
+//! The built-in request log, as a plugin: it takes the records the node
+//! measured, a batch of finished requests per call, and ships them into the
+//! tenant's request log,
 //! with what a client controls cut to size (a 64 KiB request line must not
 //! become a 64 KiB log row): the path to 2 KiB and the method to 32 bytes,
 //! each at a character boundary and marked with `…` when cut.
@@ -52,10 +53,15 @@ impl Guest for RequestLog {
     }
 
     fn on_log(_entry: LogEntry) {
-        let mut record = request_logs::finished();
-        record.path = cut(record.path, MAX_PATH);
-        record.method = cut(record.method, MAX_METHOD);
-        request_logs::ship(&record);
+        let records: Vec<_> = request_logs::finished()
+            .into_iter()
+            .map(|mut record| {
+                record.path = cut(record.path, MAX_PATH);
+                record.method = cut(record.method, MAX_METHOD);
+                record
+            })
+            .collect();
+        request_logs::ship(&records);
     }
 }
 

@@ -4,7 +4,7 @@
 //! and key-value (tenant-scoped: one node serves one tenant), and a memory
 //! limiter that remembers when it refused growth (so the failure reads "out
 //! of memory", not just "trap"); for the `request-log` built-in, the
-//! finished request and what it ships.
+//! batch of finished requests and what it ships.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -53,10 +53,10 @@ pub struct HostState {
     cpu_mark: Option<Duration>,
     /// The empty WASI context, built on a plugin's first WASI call.
     wasi: Option<Box<Wasi>>,
-    /// The request being logged (an `on-log` call of the request log).
-    pub(super) finished: Option<LogRecord>,
+    /// The requests being logged (an `on-log` call of the request log).
+    pub(super) finished: Vec<LogRecord>,
     /// What the request log shipped during the call.
-    pub(super) shipped: Option<RequestRecord>,
+    pub(super) shipped: Vec<RequestRecord>,
 }
 
 /// WASI as plugins get it: no environment, arguments, files, sockets or
@@ -104,8 +104,8 @@ impl HostState {
             host_wait: Duration::ZERO,
             cpu_mark: None,
             wasi: None,
-            finished: None,
-            shipped: None,
+            finished: Vec::new(),
+            shipped: Vec::new(),
         }
     }
 
@@ -205,8 +205,8 @@ impl config::Host for HostState {
 
 fn plugin_view(consumer: &Consumer) -> consumers::Consumer {
     consumers::Consumer {
-        id: consumer.id.clone(),
-        rate_limit_tier: consumer.rate_limit_tier.clone(),
+        id: consumer.id.to_string(),
+        rate_limit_tier: consumer.rate_limit_tier.to_string(),
     }
 }
 
@@ -302,14 +302,12 @@ pub fn log_record(shipped: RequestRecord, id: String) -> LogRecord {
 }
 
 impl request_logs::Host for HostState {
-    fn finished(&mut self) -> RequestRecord {
-        self.finished
-            .as_ref()
-            .map_or_else(|| request_record(&LogRecord::default()), request_record)
+    fn finished(&mut self) -> Vec<RequestRecord> {
+        self.finished.iter().map(request_record).collect()
     }
 
-    fn ship(&mut self, record: RequestRecord) {
-        self.shipped = Some(record);
+    fn ship(&mut self, records: Vec<RequestRecord>) {
+        self.shipped = records;
     }
 }
 

@@ -333,21 +333,21 @@ impl LoadedPlugin {
         .await
     }
 
-    /// Calls `on-log` of the request log with `record` as the finished
-    /// request (`record` is left as it was); returns what the plugin
-    /// shipped, `None` when it logged nothing.
-    pub async fn log_request(
+    /// Calls `on-log` of the request log with `records` as the batch of
+    /// finished requests (`records` is left as it was); returns what the
+    /// plugin shipped.
+    pub async fn log_requests(
         &self,
         ctx: &CallContext,
-        record: &mut LogRecord,
-    ) -> Result<Option<RequestRecord>, PluginFailure> {
-        let entry = LogEntry::from(&*record);
+        records: &mut Vec<LogRecord>,
+    ) -> Result<Vec<RequestRecord>, PluginFailure> {
+        let entry = LogEntry::from(&LogRecord::default());
         self.guarded(async {
             let (plugin, mut store) = self.instance(ctx).await?;
-            store.data_mut().finished = Some(std::mem::take(record));
+            store.data_mut().finished = std::mem::take(records);
             let result = plugin.call_on_log(&mut store, &entry).await;
-            *record = store.data_mut().finished.take().unwrap_or_default();
-            let shipped = store.data_mut().shipped.take();
+            *records = std::mem::take(&mut store.data_mut().finished);
+            let shipped = std::mem::take(&mut store.data_mut().shipped);
             self.finish(plugin, store, result.map(|()| shipped))
         })
         .await

@@ -180,7 +180,7 @@ fn finished_request(path: String) -> gatehouse_protocol::telemetry::LogRecord {
 }
 
 #[tokio::test]
-async fn the_request_log_ships_the_record_with_client_fields_cut_to_size() {
+async fn the_request_log_ships_a_batch_with_client_fields_cut_to_size() {
     let engine = engine();
     let log = engine
         .load_builtin("request-log", builtins::REQUEST_LOG)
@@ -189,42 +189,55 @@ async fn the_request_log_ships_the_record_with_client_fields_cut_to_size() {
     assert!(log.implements(Hooks::ON_LOG));
     assert!(!log.implements(Hooks::ON_REQUEST));
     for _ in 0..2 {
-        let mut record = finished_request("/users/1".into());
-        let shipped = log
-            .log_request(&CallContext::default(), &mut record)
-            .await
-            .expect("runs")
-            .expect("ships a record");
-        assert_eq!(
-            record,
+        let measured = vec![
             finished_request("/users/1".into()),
-            "left as it was"
-        );
-        let logged = host::log_record(shipped, "id-1".into());
-        assert_eq!(
-            logged,
-            gatehouse_protocol::telemetry::LogRecord {
+            finished_request("/users/2".into()),
+        ];
+        let mut records = measured.clone();
+        let shipped = log
+            .log_requests(&CallContext::default(), &mut records)
+            .await
+            .expect("runs");
+        assert_eq!(records, measured, "left as they were");
+        let logged: Vec<_> = shipped
+            .into_iter()
+            .map(|s| host::log_record(s, "id-1".into()))
+            .collect();
+        let expected: Vec<_> = measured
+            .into_iter()
+            .map(|r| gatehouse_protocol::telemetry::LogRecord {
                 id: "id-1".into(),
-                ..finished_request("/users/1".into())
-            }
-        );
+                ..r
+            })
+            .collect();
+        assert_eq!(logged, expected, "in order, as measured");
     }
-    // A client's 10 KB path of two-byte characters: cut to 2 KiB at a
-    // character boundary, marked.
+    // A client's 10 KB path of two-byte characters and a long method: cut
+    // at a character boundary, marked; the short record beside them kept.
     let mut long = finished_request(format!("/{}", "é".repeat(5000)));
+    long.method = "M".repeat(100);
+    let mut records = vec![long, finished_request("/short".into())];
     let shipped = log
-        .log_request(&CallContext::default(), &mut long)
+        .log_requests(&CallContext::default(), &mut records)
         .await
-        .expect("runs")
-        .expect("ships");
-    assert!(shipped.path.len() <= 2048, "{}", shipped.path.len());
-    assert!(shipped.path.len() > 2000);
-    assert!(shipped.path.ends_with('…'));
+        .expect("runs");
+    assert_eq!(shipped.len(), 2);
+    assert!(shipped[0].path.len() <= 2048, "{}", shipped[0].path.len());
+    assert!(shipped[0].path.len() > 2000);
+    assert!(shipped[0].path.ends_with('…'));
+    assert!(shipped[0].method.len() <= 32 && shipped[0].method.ends_with('…'));
+    assert_eq!(shipped[1].path, "/short");
     assert_eq!(
-        long.path.len(),
+        records[0].path.len(),
         10_001,
         "the node's own record is untouched"
     );
+    // An empty batch ships nothing.
+    let shipped = log
+        .log_requests(&CallContext::default(), &mut Vec::new())
+        .await
+        .expect("runs");
+    assert!(shipped.is_empty());
 }
 
 #[test]

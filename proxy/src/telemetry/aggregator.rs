@@ -1,5 +1,6 @@
-//! Turns events into batches: request records go out as logs and into the
-//! minute metrics of their route (counts and a latency histogram), upstream
+//! Turns events into batches: request records go into the minute metrics of
+//! their route (counts and a latency histogram) and, when the node ships
+//! request logs, through the request log into the batch's logs; upstream
 //! failures become error occurrences, health results pass through. A batch
 //! is sealed every flush interval (or sooner when many logs wait) and put in
 //! the outbox.
@@ -15,6 +16,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::outbox::Outbox;
+use super::request_log::RequestLog;
 use super::{Event, RequestOutcome};
 
 /// How often a batch is sealed.
@@ -37,6 +39,8 @@ struct Minute {
 /// Accumulates events until the next seal.
 pub struct Aggregator {
     node_id: String,
+    /// Whether request records are kept for the request log.
+    keep_logs: bool,
     logs: Vec<LogRecord>,
     errors: Vec<ErrorOccurrence>,
     health: Vec<gatehouse_protocol::telemetry::HealthResult>,
@@ -47,9 +51,12 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    pub fn new(node_id: String) -> Self {
+    /// An aggregator for `node_id`'s batches; with `keep_logs`, every
+    /// request's record is kept for the request log.
+    pub fn new(node_id: String, keep_logs: bool) -> Self {
         Self {
             node_id,
+            keep_logs,
             logs: Vec::new(),
             errors: Vec::new(),
             health: Vec::new(),
@@ -70,11 +77,7 @@ impl Aggregator {
     }
 
     fn add_request(&mut self, outcome: RequestOutcome) {
-        let RequestOutcome {
-            record,
-            log,
-            failure,
-        } = outcome;
+        let RequestOutcome { record, failure } = outcome;
         let minute = record.at_ms - record.at_ms.rem_euclid(MINUTE_MS);
         let route = record.route_id.clone().unwrap_or_else(|| "none".to_owned());
         let key = (minute, route);
@@ -106,7 +109,9 @@ impl Aggregator {
                 at_ms: record.at_ms,
             });
         }
-        self.logs.extend(log);
+        if self.keep_logs {
+            self.logs.push(record);
+        }
     }
 
     /// Whether enough logs wait to seal before the interval ends.
@@ -136,8 +141,9 @@ impl Aggregator {
     }
 
     /// Everything since the last seal as a batch (None when there is
-    /// nothing): logs, errors, health, and the cumulative counts of every
-    /// minute that changed.
+    /// nothing): the measured records of the requests to log (they get
+    /// their ids from the request log), errors, health, and the cumulative
+    /// counts of every minute that changed.
     pub fn seal(&mut self) -> Option<TelemetryBatch> {
         let metrics: Vec<MinuteMetrics> = std::mem::take(&mut self.dirty)
             .into_iter()
@@ -168,11 +174,13 @@ impl Aggregator {
 }
 
 /// Runs the aggregator until `shutdown`: drains events every
-/// [`DRAIN_INTERVAL`], seals a batch every [`FLUSH_INTERVAL`] into `outbox`,
-/// and wakes the shipper. Seals once more before returning, so a clean stop
-/// loses nothing.
+/// [`DRAIN_INTERVAL`], seals a batch every [`FLUSH_INTERVAL`], writes its
+/// request log with `request_log`, puts it into `outbox` and wakes the
+/// shipper. Seals once more before returning, so a clean stop loses
+/// nothing.
 pub async fn run(
     mut aggregator: Aggregator,
+    request_log: Option<RequestLog>,
     mut events: mpsc::Receiver<Event>,
     outbox: Arc<Mutex<Outbox>>,
     sealed: Arc<Notify>,
@@ -185,10 +193,15 @@ pub async fn run(
     // itself.
     let mut drain = tokio::time::interval(DRAIN_INTERVAL);
     let mut last_seal = tokio::time::Instant::now();
-    let seal = |aggregator: &mut Aggregator| {
+    let seal = async |aggregator: &mut Aggregator| {
         let total_dropped = dropped.load(Ordering::Relaxed) + lock(&outbox).dropped_records();
-        aggregator.report_drops(total_dropped, now_ms());
-        if let Some(batch) = aggregator.seal() {
+        let now = now_ms();
+        aggregator.report_drops(total_dropped, now);
+        if let Some(mut batch) = aggregator.seal() {
+            let measured = std::mem::take(&mut batch.logs);
+            if let Some(request_log) = &request_log {
+                batch.logs = request_log.write(measured, &mut batch.errors, now).await;
+            }
             lock(&outbox).push(batch);
             sealed.notify_one();
         }
@@ -203,7 +216,7 @@ pub async fn run(
                 Ok(event) => {
                     aggregator.add(event);
                     if aggregator.is_full() {
-                        seal(&mut aggregator);
+                        seal(&mut aggregator).await;
                     }
                 }
                 Err(mpsc::error::TryRecvError::Empty) => break false,
@@ -214,14 +227,14 @@ pub async fn run(
             break;
         }
         if last_seal.elapsed() >= FLUSH_INTERVAL {
-            seal(&mut aggregator);
+            seal(&mut aggregator).await;
             last_seal = tokio::time::Instant::now();
         }
     }
     while let Ok(event) = events.try_recv() {
         aggregator.add(event);
     }
-    seal(&mut aggregator);
+    seal(&mut aggregator).await;
 }
 
 fn lock(outbox: &Mutex<Outbox>) -> std::sync::MutexGuard<'_, Outbox> {
@@ -257,7 +270,6 @@ mod tests {
             at_ms,
         };
         RequestOutcome {
-            log: Some(record.clone()),
             record,
             failure: (status == 502).then(|| Failure {
                 kind: "upstream_unavailable",
@@ -272,7 +284,7 @@ mod tests {
 
     #[test]
     fn seals_logs_errors_and_cumulative_minutes() {
-        let mut agg = Aggregator::new("n1".into());
+        let mut agg = Aggregator::new("n1".into(), true);
         assert!(agg.seal().is_none());
         let t = 1_800_000_000_000;
         agg.add(outcome(Some("r1"), 200, 1000, t));
@@ -303,11 +315,9 @@ mod tests {
     }
 
     #[test]
-    fn a_request_without_a_log_record_counts_in_metrics_and_errors_only() {
-        let mut agg = Aggregator::new("n1".into());
-        let mut unlogged = request(Some("r1"), 502, 1000, 1_800_000_000_000);
-        unlogged.log = None;
-        agg.add(Event::Request(Box::new(unlogged)));
+    fn without_request_logs_requests_count_in_metrics_and_errors_only() {
+        let mut agg = Aggregator::new("n1".into(), false);
+        agg.add(outcome(Some("r1"), 502, 1000, 1_800_000_000_000));
         let batch = agg.seal().expect("a batch");
         assert!(batch.logs.is_empty());
         assert_eq!(batch.metrics.len(), 1);
@@ -316,7 +326,7 @@ mod tests {
 
     #[test]
     fn drops_are_reported_once() {
-        let mut agg = Aggregator::new("n1".into());
+        let mut agg = Aggregator::new("n1".into(), false);
         agg.report_drops(5, 1);
         agg.report_drops(5, 2);
         let batch = agg.seal().expect("batch");

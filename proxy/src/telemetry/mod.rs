@@ -3,11 +3,13 @@
 //! results. The hot path hands an [`Event`] to [`Telemetry::emit`] without
 //! waiting; the `aggregator` seals events into batches; the `outbox` keeps
 //! them (memory, then the state dir) until the control plane acks them;
+//! `request_log` runs the request-log built-in over a sealed batch's records;
 //! `health` checks the services.
 
 pub mod aggregator;
 pub mod health;
 pub mod outbox;
+pub mod request_log;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,15 +23,12 @@ use outbox::Outbox;
 /// Events the hot path can queue before new ones are dropped (and counted).
 pub const QUEUE_CAPACITY: usize = 65_536;
 
-/// One finished request: what the node measured (for metrics and error
-/// events), what the request log shipped for it, and the failure worth an
-/// error event if there was one.
+/// One finished request: what the node measured (for metrics, error events
+/// and, when the node ships request logs, the request log), and the failure
+/// worth an error event if there was one.
 #[derive(Debug, Clone)]
 pub struct RequestOutcome {
     pub record: LogRecord,
-    /// The request's log record (`None`: not logged — request logs off, or
-    /// the request log chose not to).
-    pub log: Option<LogRecord>,
     pub failure: Option<Failure>,
 }
 

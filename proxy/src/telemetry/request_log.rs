@@ -1,0 +1,104 @@
+//! Writing the request log of a sealed batch: the records the node measured
+//! go through the `request-log` built-in a chunk at a time — one plugin call
+//! per few hundred requests instead of one per request, off the hot path —
+//! and what it ships gets the node's ids. It fails open: when a call fails,
+//! that chunk's records are logged as the node measured them, the failure is
+//! counted and becomes an error occurrence.
+
+use std::sync::Arc;
+
+use gatehouse_protocol::telemetry::{ErrorOccurrence, LogRecord};
+
+use crate::metrics::Metrics;
+use crate::plugins::builtins::Builtins;
+use crate::plugins::host::log_record;
+use crate::plugins::runtime::PluginFailure;
+
+/// Records per plugin call at most.
+const MAX_RECORDS_PER_CALL: usize = 500;
+/// Bytes of client-controlled text per plugin call at most (a chunk always
+/// takes at least one record, however long): keeps a call well inside the
+/// plugin's memory cap when clients send long paths.
+const MAX_BYTES_PER_CALL: usize = 1 << 20;
+
+/// The node's request log, when it ships request logs.
+#[derive(Debug, Clone)]
+pub struct RequestLog {
+    builtins: Arc<Builtins>,
+    metrics: Arc<Metrics>,
+}
+
+impl RequestLog {
+    /// The request log of `builtins`, `None` when the node does not ship
+    /// request logs.
+    pub fn of(builtins: &Arc<Builtins>, metrics: &Arc<Metrics>) -> Option<Self> {
+        builtins.request_log.as_ref()?;
+        Some(Self {
+            builtins: Arc::clone(builtins),
+            metrics: Arc::clone(metrics),
+        })
+    }
+
+    /// The log records of `measured` (in order) as the request log ships
+    /// them, each with a new id; a failed call's chunk is kept as measured
+    /// and reported in `errors`.
+    pub async fn write(
+        &self,
+        measured: Vec<LogRecord>,
+        errors: &mut Vec<ErrorOccurrence>,
+        at_ms: i64,
+    ) -> Vec<LogRecord> {
+        let Some(plugin) = &self.builtins.request_log else {
+            return Vec::new();
+        };
+        let mut logs = Vec::with_capacity(measured.len());
+        let mut rest = measured.into_iter().peekable();
+        while rest.peek().is_some() {
+            let mut chunk = Vec::new();
+            let mut bytes = 0;
+            while let Some(record) = rest.next_if(|r| {
+                chunk.is_empty()
+                    || (chunk.len() < MAX_RECORDS_PER_CALL
+                        && bytes + text_len(r) <= MAX_BYTES_PER_CALL)
+            }) {
+                bytes += text_len(&record);
+                chunk.push(record);
+            }
+            match plugin
+                .log_requests(&self.builtins.log_context, &mut chunk)
+                .await
+            {
+                Ok(shipped) => logs.extend(shipped.into_iter().map(|s| log_record(s, new_id()))),
+                Err(failure) => {
+                    errors.push(self.failed(&failure, at_ms));
+                    logs.extend(chunk.into_iter().map(|r| LogRecord { id: new_id(), ..r }));
+                }
+            }
+        }
+        logs
+    }
+
+    /// Counts a failed call and describes it as an error occurrence.
+    fn failed(&self, failure: &PluginFailure, at_ms: i64) -> ErrorOccurrence {
+        tracing::warn!(plugin = "request-log", error = %failure, policy = "fails open", "plugin failed");
+        self.metrics.plugin_failure("request-log", failure.reason());
+        ErrorOccurrence {
+            kind: "plugin_failed".to_owned(),
+            message: format!("request-log (fails open): {failure}"),
+            route_id: None,
+            service_id: None,
+            plugin_id: None,
+            status_code: None,
+            at_ms,
+        }
+    }
+}
+
+/// The bytes of a record's text (what a client controls is most of it).
+fn text_len(record: &LogRecord) -> usize {
+    record.request_id.len() + record.method.len() + record.path.len() + record.client_ip.len()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
