@@ -199,6 +199,28 @@ async fn node_config_follows_the_control_plane() {
             .is_some_and(|c| c.routes.lookup("POST", "/orders").is_some())
     })
     .await;
+
+    // A large config (12,000 consumers, put in the database directly; the
+    // next change pushes them all) arrives in parts and is served whole.
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12000) \
+         INSERT INTO consumers (id, tenant_id, name, api_key_hash, api_key_prefix, \
+         rate_limit_tier, created_at, updated_at) \
+         SELECT 'bulk-' || i, $1, 'bulk', printf('%064d', i), 'ck_bulk', 'free', i, i FROM n",
+    )
+    .bind(tenant["tenantId"].as_str().expect("id"))
+    .execute(control.state.store().pool())
+    .await
+    .expect("consumers inserted");
+    call(&http, Method::POST, format!("{api}/routes"), Some(&token),
+        Some(json!({ "method": "GET", "pathPattern": "/big", "serviceId": service["id"], "authRequired": false }))).await;
+    until("the large config", || {
+        live.load()
+            .is_some_and(|c| c.routes.lookup("GET", "/big").is_some())
+    })
+    .await;
+    assert_eq!(live.load().expect("config").keys.len(), 12_000);
+    assert!(status.connected(), "{:?}", status.last_error());
     let served_version = live.version().expect("version");
 
     // Rotating the gateway key cuts this node off at once: it keeps serving

@@ -17,6 +17,7 @@ import urllib.request
 
 DURATION = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 10
 BIG_CONFIG = os.environ.get("BIG_CONFIG", "1") != "0"
+ONLY_BIG_CONFIG = os.environ.get("BIG_CONFIG") == "only"
 GATEHOUSE = os.environ["GATEHOUSE_BIN"]
 UPSTREAM = os.environ["UPSTREAM_BIN"]
 NGINX = os.environ["NGINX_BIN"]
@@ -108,11 +109,21 @@ def peak_rss_mb(pids, field="VmHWM:"):
     return round(total / 1024, 1)
 
 
-def wrk(url, seconds, headers=()):
-    args = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", WRK_SCRIPT]
+PACED_CONNECTIONS = 128
+PACED_SCRIPT = os.path.join(WORK, "paced.lua")
+with open(PACED_SCRIPT, "w") as f:
+    f.write(open(WRK_SCRIPT).read() + "\ndelay = function() return tonumber(os.getenv('WRK_DELAY_MS')) end\n")
+
+
+def wrk(url, seconds, headers=(), paced_ms=None):
+    """wrk against `url`; with `paced_ms`, each of PACED_CONNECTIONS waits
+    that long between its requests (a steady offered load)."""
+    connections, script = (CONNECTIONS, WRK_SCRIPT) if paced_ms is None else (PACED_CONNECTIONS, PACED_SCRIPT)
+    env = dict(os.environ, WRK_DELAY_MS=str(paced_ms or 0))
+    args = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script]
     for header in headers:
         args += ["-H", header]
-    out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(args + [url], capture_output=True, text=True, check=True, env=env).stdout
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
 
@@ -134,6 +145,27 @@ def measure(name, url, pids, headers=()):
         "proxy_peak_rss_mb": peak_rss_mb(pids) if pids else None,
     }
     print(f"  {name}: {row['requests_per_s']} req/s, p99 {row['p99_ms']} ms", file=sys.stderr)
+    return row
+
+
+def measure_half_load(name, url, pids, full, headers=()):
+    """Latency at half of `full`'s throughput: PACED_CONNECTIONS, each
+    pausing so that together they offer about half the maximum rate."""
+    target = full["requests_per_s"] / 2
+    per_request_ms = PACED_CONNECTIONS * 1000 / target
+    paced_ms = max(1, round(per_request_ms - full["p50_ms"]))
+    result = wrk(url, DURATION, headers, paced_ms)
+    row = {
+        "scenario": name,
+        "offered_share_of_max": round(result["requests"] / (result["duration_us"] / 1e6) / full["requests_per_s"], 2),
+        "requests_per_s": round(result["requests"] / (result["duration_us"] / 1e6)),
+        "p50_ms": result["p50"] / 1000,
+        "p99_ms": result["p99"] / 1000,
+        "p999_ms": result["p999"] / 1000,
+        "errors": result["socket_errors"] + result["non_2xx"],
+    }
+    print(f"  {name}: {row['requests_per_s']} req/s ({row['offered_share_of_max']} of max), "
+          f"p99 {row['p99_ms']} ms", file=sys.stderr)
     return row
 
 
@@ -224,20 +256,30 @@ def main():
     rows = results["scenarios"]
     start([UPSTREAM, UPSTREAM_ADDR], LOAD_CPU, "upstream.log")
     wait_http(f"http://{UPSTREAM_ADDR}/")
+    if ONLY_BIG_CONFIG:
+        setup_tenant()
+        big = large_config()
+        print(json.dumps(big, indent=2))
+        return
     rows.append(measure("direct to upstream", f"http://{UPSTREAM_ADDR}/bench", []))
 
+    half = results["half_load"] = []
     nginx = start_nginx()
     rows.append(measure("nginx proxy", "http://127.0.0.1:18090/bench", nginx_pids(nginx)))
+    half.append(measure_half_load("nginx proxy", "http://127.0.0.1:18090/bench", nginx_pids(nginx), rows[-1]))
     stop(nginx)
 
     consumer_key, key, _control = setup_tenant()
 
     node = start_node(key, "node-plain", logs=False)
     rows.append(measure("gatehouse, no policies", "http://127.0.0.1:18080/open", [node.pid]))
+    half.append(measure_half_load("gatehouse, no policies", "http://127.0.0.1:18080/open", [node.pid], rows[-1]))
     stop(node)
     node = start_node(key, "node-policies", logs=True)
-    rows.append(measure("gatehouse, api-key-auth + rate-limit + request logs", "http://127.0.0.1:18080/secure",
-                        [node.pid], headers=[f"x-api-key: {consumer_key}"]))
+    secure = ("gatehouse, api-key-auth + rate-limit + request logs", "http://127.0.0.1:18080/secure")
+    keyed = [f"x-api-key: {consumer_key}"]
+    rows.append(measure(*secure, [node.pid], headers=keyed))
+    half.append(measure_half_load(*secure, [node.pid], rows[-1], headers=keyed))
     time.sleep(1)  # the tenant plugin is fetched and compiled in the background
     rows.append(measure("gatehouse, one tenant plugin (add-header) + request logs", "http://127.0.0.1:18080/plugin",
                         [node.pid]))
@@ -263,6 +305,10 @@ def main():
         rss = "" if r["proxy_peak_rss_mb"] is None else r["proxy_peak_rss_mb"]
         print(f"{r['scenario']:58} {r['requests_per_s']:>8} {r['p50_ms']:>7} {r['p99_ms']:>7} {r['p999_ms']:>7} "
               f"{cpu:>10} {rss:>7} {r['ratio_to_nginx']:>8} {r['errors']:>6}")
+    print(f"\nat half of each one's maximum ({PACED_CONNECTIONS} connections, paced):")
+    for r in half:
+        print(f"{r['scenario']:58} {r['requests_per_s']:>8} {r['p50_ms']:>7} {r['p99_ms']:>7} {r['p999_ms']:>7}"
+              f"   ({r['offered_share_of_max']} of max, {r['errors']} errors)")
     if BIG_CONFIG:
         big = results["large_config"]
         print(f"\nlarge config ({big['routes']} routes, {big['consumers']} consumers): {big['requests_per_s']} req/s, "

@@ -3,6 +3,7 @@
 #
 #   benches/load/run.sh [seconds-per-scenario]      (default 10)
 #   BIG_CONFIG=0 benches/load/run.sh                (skip the 10k routes / 100k consumers run)
+#   BIG_CONFIG=only benches/load/run.sh             (only that run; printed, latest.json untouched)
 #   PROFILE=plain|logs|policies|plugin benches/load/run.sh [seconds] [--graph]
 #                                                   (perf profile of the node instead; see profile.py)
 #   SOAK=minutes benches/load/run.sh                (the soak run instead: steady load, memory of

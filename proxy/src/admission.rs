@@ -73,7 +73,7 @@ pub async fn admit(
                     // A consumer the plugin names must be one of this tenant's.
                     let consumer = changes.consumer_id.and_then(|id| config.keys.by_id(&id));
                     let consumer = consumer.ok_or_else(|| refuse(Reject::INVALID_API_KEY))?;
-                    plugin_request.consumer_id = Some(consumer.id.clone());
+                    plugin_request.consumer_id = Some(consumer.id.to_string());
                     Some(consumer)
                 }
                 Ok(RequestAction::Respond(response)) => {
@@ -200,7 +200,7 @@ mod tests {
             }))
             .expect("no I/O on local limits");
         match decision {
-            Ok(admitted) => Ok(admitted.consumer.map(|c| c.id.clone())),
+            Ok(admitted) => Ok(admitted.consumer.map(|c| c.id.to_string())),
             Err(Refusal::Reject(reject, _)) => Err(reject.status),
             Err(Refusal::Answered(response, _)) => Err(response.status),
             Err(Refusal::PluginFailed(..)) => Err(503),

@@ -95,7 +95,7 @@ pub fn rewrite(
     request.insert_header(X_REQUEST_ID, forwarded.request_id)?;
     request.remove_header(&X_CONSUMER_ID);
     if let Some(consumer) = forwarded.consumer {
-        request.insert_header(X_CONSUMER_ID, consumer.id.as_str())?;
+        request.insert_header(X_CONSUMER_ID, &*consumer.id)?;
         hide_credentials(request);
     }
     Ok(())

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use gatehouse_protocol::ConfigSnapshot;
 use gatehouse_protocol::sync::{
-    self, CONNECT_PATH, ControlMessage, HEARTBEAT_INTERVAL_MS, NodeMessage,
+    self, Assembly, CONNECT_PATH, ControlMessage, HEARTBEAT_INTERVAL_MS, NodeMessage,
 };
 use rand::Rng;
 use tokio::sync::{Notify, watch};
@@ -339,40 +339,31 @@ impl Syncer {
         );
 
         let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
+        // A message arriving in parts (see `sync::PART_BYTES`).
+        let mut parted: Option<Assembly> = None;
         loop {
             tokio::select! {
                 frame = tokio::time::timeout(SILENCE_LIMIT, socket.next()) => {
                     let frame = frame.map_err(|_| SyncError::Silent)?;
                     match frame {
-                        Some(Ok(Message::Text(text))) => {
-                            let message = sync::decode_control(&text)
+                        Some(Ok(Message::Text(text))) if parted.is_none() => {
+                            self.receive(&mut socket, text, &mut parted).await?;
+                        }
+                        Some(Ok(Message::Binary(part))) if parted.is_some() => {
+                            let assembly = parted.as_mut().expect("checked");
+                            let whole = assembly
+                                .add(&part)
                                 .map_err(|err| SyncError::Protocol(err.to_string()))?;
-                            // A large config's frame is tens of MB: gone
-                            // before the snapshot is compiled and saved.
-                            drop(text);
-                            match message {
-                                ControlMessage::Snapshot(snapshot) => {
-                                    if let Some(snapshot) = self.apply(snapshot).await {
-                                        self.fetch_plugins(&mut socket, snapshot).await?;
-                                    }
-                                }
-                                ControlMessage::Plugin { sha256, wasm_base64 } => {
-                                    self.receive_plugin(sha256, wasm_base64).await;
-                                }
-                                ControlMessage::Ack { batch_id } => {
-                                    self.shipping.outbox.lock().unwrap_or_else(|p| p.into_inner()).ack(&batch_id);
-                                }
-                                ControlMessage::UpToDate { .. } => {
-                                    if let Ok(Some(snapshot)) = self.state.load_snapshot() {
-                                        self.fetch_plugins(&mut socket, snapshot).await?;
-                                    }
-                                }
-                                ControlMessage::Heartbeat { nodes } => {
-                                    if let Some(nodes) = nodes {
-                                        self.status.fleet.set(nodes);
-                                    }
-                                }
+                            drop(part);
+                            if let Some(text) = whole {
+                                parted = None;
+                                self.receive(&mut socket, text, &mut parted).await?;
                             }
+                        }
+                        Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+                            return Err(SyncError::Protocol(
+                                "a frame out of place around a message in parts".to_owned(),
+                            ));
                         }
                         Some(Ok(Message::Close(Some(frame))))
                             if u16::from(frame.code) == sync::KEY_ROTATED_CLOSE_CODE =>
@@ -395,6 +386,58 @@ impl Syncer {
                 }
             }
         }
+    }
+
+    /// Acts on one message from the control plane (`text`, dropped as soon
+    /// as it is decoded: a large config's is tens of MB); a `Parts`
+    /// announcement starts `parted`.
+    async fn receive<S>(
+        &self,
+        socket: &mut S,
+        text: impl AsRef<str>,
+        parted: &mut Option<Assembly>,
+    ) -> Result<(), SyncError>
+    where
+        S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        let message = sync::decode_control(text.as_ref())
+            .map_err(|err| SyncError::Protocol(err.to_string()))?;
+        drop(text);
+        match message {
+            ControlMessage::Snapshot(snapshot) => {
+                if let Some(snapshot) = self.apply(snapshot).await {
+                    self.fetch_plugins(socket, snapshot).await?;
+                }
+            }
+            ControlMessage::Plugin {
+                sha256,
+                wasm_base64,
+            } => {
+                self.receive_plugin(sha256, wasm_base64).await;
+            }
+            ControlMessage::Ack { batch_id } => {
+                self.shipping
+                    .outbox
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .ack(&batch_id);
+            }
+            ControlMessage::UpToDate { .. } => {
+                if let Ok(Some(snapshot)) = self.state.load_snapshot() {
+                    self.fetch_plugins(socket, snapshot).await?;
+                }
+            }
+            ControlMessage::Heartbeat { nodes } => {
+                if let Some(nodes) = nodes {
+                    self.status.fleet.set(nodes);
+                }
+            }
+            ControlMessage::Parts { bytes } => {
+                *parted =
+                    Some(Assembly::new(bytes).map_err(|err| SyncError::Protocol(err.to_string()))?);
+            }
+        }
+        Ok(())
     }
 
     /// Compiles and installs a snapshot, then saves it.

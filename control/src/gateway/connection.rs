@@ -231,9 +231,26 @@ async fn cut_off_if_rotated(
     Err(ConnectionError::KeyRotated)
 }
 
+/// Sends `message` in one text frame, or announced and in parts when it is
+/// long (see [`sync::PART_BYTES`]).
 async fn send(socket: &mut WebSocket, message: &ControlMessage) -> Result<(), ConnectionError> {
-    let text = serde_json::to_string(message)
-        .map_err(|err| ConnectionError::Protocol(format!("encoding: {err}")))?;
-    socket.send(Message::text(text)).await?;
+    let encode = |message: &ControlMessage| {
+        serde_json::to_string(message)
+            .map_err(|err| ConnectionError::Protocol(format!("encoding: {err}")))
+    };
+    let text = encode(message)?;
+    let Some(slices) = sync::parts(&text) else {
+        socket.send(Message::text(text)).await?;
+        return Ok(());
+    };
+    let slices: Vec<_> = slices.collect();
+    let announce = ControlMessage::Parts {
+        bytes: text.len() as u64,
+    };
+    socket.send(Message::text(encode(&announce)?)).await?;
+    let text = axum::body::Bytes::from(text);
+    for range in slices {
+        socket.send(Message::Binary(text.slice(range))).await?;
+    }
     Ok(())
 }

@@ -20,7 +20,8 @@ use crate::on_both_databases;
 on_both_databases!(
     gateway_keys_are_checked,
     nodes_get_snapshots_and_changes,
-    rotating_the_key_cuts_off_old_nodes
+    rotating_the_key_cuts_off_old_nodes,
+    large_snapshots_come_in_parts
 );
 
 type Socket =
@@ -47,19 +48,38 @@ async fn dial(base: &str, key: &str, have_version: Option<i64>) -> Socket {
     socket
 }
 
-/// The next message that is not a heartbeat.
+/// The next message that is not a heartbeat (put back together when it
+/// comes in parts, as a node does).
 async fn next(socket: &mut Socket) -> ControlMessage {
+    let mut parted: Option<sync::Assembly> = None;
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
             .expect("a message within 10 s")
             .expect("open")
             .expect("frame");
-        if let Message::Text(text) = frame {
-            match sync::decode_control(&text).expect("decodes") {
-                ControlMessage::Heartbeat { .. } => continue,
-                other => return other,
+        let text = match frame {
+            Message::Text(text) => {
+                assert!(parted.is_none(), "a text frame amid parts");
+                text.to_string()
             }
+            Message::Binary(part) => {
+                assert!(part.len() <= sync::PART_BYTES, "{} bytes", part.len());
+                let assembly = parted.as_mut().expect("parts announced");
+                match assembly.add(&part).expect("fits") {
+                    Some(text) => text,
+                    None => continue,
+                }
+            }
+            _ => continue,
+        };
+        parted = None;
+        match sync::decode_control(&text).expect("decodes") {
+            ControlMessage::Heartbeat { .. } => continue,
+            ControlMessage::Parts { bytes } => {
+                parted = Some(sync::Assembly::new(bytes).expect("accepted"));
+            }
+            other => return other,
         }
     }
 }
@@ -331,5 +351,72 @@ async fn rotating_the_key_cuts_off_old_nodes(db: Db) {
     assert!(online(&h, &other).await);
     new_node.close(None).await.ok();
     bystander.close(None).await.ok();
+    h.finish().await;
+}
+
+/// A snapshot over [`sync::PART_BYTES`] (12,000 consumers, put in the
+/// database directly) is announced and sent as binary parts, none longer
+/// than a part, which make up the whole snapshot.
+async fn large_snapshots_come_in_parts(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("big").await;
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12000) \
+         INSERT INTO consumers (id, tenant_id, name, api_key_hash, api_key_prefix, \
+         rate_limit_tier, created_at, updated_at) \
+         SELECT 'bulk-' || i, $1, 'bulk', \
+         'hash-' || i || '-0123456789abcdef0123456789abcdef0123456789abcdef0123456789', \
+         'ck_bulk', 'free', i, i FROM n",
+    )
+    .bind(&t.id)
+    .execute(h.store().pool())
+    .await
+    .expect("consumers inserted");
+    let mut socket = dial(&h.base, &t.gateway_key, None).await;
+    let first = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("a frame")
+        .expect("open")
+        .expect("frame");
+    let Message::Text(announce) = first else {
+        panic!("expected the announcement, got {first:?}");
+    };
+    let ControlMessage::Parts { bytes } = sync::decode_control(&announce).expect("decodes") else {
+        panic!("expected parts, got {announce}");
+    };
+    assert!(bytes > sync::PART_BYTES as u64, "{bytes}");
+    let mut assembly = sync::Assembly::new(bytes).expect("accepted");
+    let mut parts = 0;
+    let text = loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a part")
+            .expect("open")
+            .expect("frame");
+        let Message::Binary(part) = frame else {
+            panic!("expected a binary part, got {frame:?}");
+        };
+        assert!(part.len() <= sync::PART_BYTES);
+        parts += 1;
+        if let Some(text) = assembly.add(&part).expect("fits") {
+            break text;
+        }
+    };
+    assert_eq!(parts, (bytes as usize).div_ceil(sync::PART_BYTES));
+    let ControlMessage::Snapshot(whole) = sync::decode_control(&text).expect("decodes") else {
+        panic!("expected a snapshot");
+    };
+    assert_eq!(whole.consumers.len(), 12_000);
+    assert!(whole.consumers.iter().any(|c| c.id == "bulk-12000"));
+    // Changes pushed later come the same way (each is a large snapshot).
+    let service = h.service(&t, "svc").await;
+    h.route(&t, &service, "/after").await;
+    loop {
+        let pushed = snapshot(&mut socket).await;
+        assert_eq!(pushed.consumers.len(), 12_000);
+        if pushed.routes.iter().any(|r| r.path_pattern == "/after") {
+            break;
+        }
+    }
     h.finish().await;
 }
