@@ -109,7 +109,7 @@ def peak_rss_mb(pids, field="VmHWM:"):
     return round(total / 1024, 1)
 
 
-PACED_CONNECTIONS = 128
+PACED_CONNECTIONS = CONNECTIONS
 PACED_SCRIPT = os.path.join(WORK, "paced.lua")
 with open(PACED_SCRIPT, "w") as f:
     f.write(open(WRK_SCRIPT).read() + "\ndelay = function() return tonumber(os.getenv('WRK_DELAY_MS')) end\n")

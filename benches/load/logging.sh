@@ -2,7 +2,8 @@
 # Proxy throughput with request logging on and off: release binaries, a
 # 1 KiB upstream, the control plane on SQLite, one node pinned to CPU 0 with
 # one worker thread; wrk, the upstream and the control plane pinned to CPU 1. Prints requests/s and latency for
-# both runs and the cost of logging.
+# both runs and the cost of logging: at each one's maximum, then at the same paced rate (RATE, default 10000
+# req/s offered), where the node's CPU per request compares fairly, with the share of its background thread.
 #
 #   benches/load/logging.sh [duration-seconds]
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/gh_load benches/load/logging.sh   (an empty database)
@@ -35,6 +36,16 @@ curl -fs -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
 curl -fs -X PUT -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
   -d '{"tiers":[{"name":"free","requestsPerMinute":60}],"anonymousRequestsPerMinute":null}' "$API/rate-limit-tiers" >/dev/null
 
+# A steady offered load below both runs' maximum (128 connections, each
+# pausing between requests): the node's CPU per request at the same rate is
+# the fair comparison when, logs on, the control plane's ingestion takes CPU
+# from wrk and the node is no longer the bottleneck.
+RATE=${RATE:-10000}
+PACED=$WORK/paced.lua
+cat > "$PACED" <<LUA
+delay = function() return $(( 128000 / RATE )) end
+LUA
+
 run() {
   local logs=$1
   taskset -c 0 "$TARGET/gatehouse" proxy --control-url http://127.0.0.1:18000 --gateway-key "$KEY" \
@@ -47,7 +58,13 @@ run() {
   before=$(cpu_ticks "$pid")
   taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" --latency http://127.0.0.1:18080/bench > "$WORK/wrk-$logs.txt"
   after=$(cpu_ticks "$pid")
-  if grep -q "Non-2xx" "$WORK/wrk-$logs.txt"; then
+  local paced_before paced_after background_before background_after
+  paced_before=$(cpu_ticks "$pid")
+  background_before=$(background_ticks "$pid")
+  taskset -c 1 wrk -t1 -c128 -d"${DURATION}s" -s "$PACED" --latency http://127.0.0.1:18080/bench > "$WORK/paced-$logs.txt"
+  paced_after=$(cpu_ticks "$pid")
+  background_after=$(background_ticks "$pid")
+  if grep -q "Non-2xx" "$WORK/wrk-$logs.txt" "$WORK/paced-$logs.txt"; then
     echo "logs=$logs: $(grep Non-2xx "$WORK/wrk-$logs.txt") — the figures would not be of proxied requests" >&2
     exit 1
   fi
@@ -59,22 +76,44 @@ run() {
   cpu_us=$(python3 -c "print(round(($after - $before) * 1e6 / $(getconf CLK_TCK) / $requests, 2))")
   p50=$(awk '$1=="50%" {print $2}' "$WORK/wrk-$logs.txt")
   p99=$(awk '$1=="99%" {print $2}' "$WORK/wrk-$logs.txt")
-  echo "$logs $rps $p50 $p99 $cpu_us"
+  local paced_rps paced_requests paced_cpu_us
+  paced_rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/paced-$logs.txt")
+  paced_requests=$(awk '/requests in/ {print $1}' "$WORK/paced-$logs.txt")
+  paced_cpu_us=$(python3 -c "print(round(($paced_after - $paced_before) * 1e6 / $(getconf CLK_TCK) / $paced_requests, 2))")
+  background_us=$(python3 -c "print(round(($background_after - $background_before) * 1e6 / $(getconf CLK_TCK) / $paced_requests, 2))")
+  echo "$logs $rps $p50 $p99 $cpu_us $paced_rps $paced_cpu_us $background_us"
 }
 
 # utime + stime of a process and its threads, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The same for its background thread alone (telemetry: the request log's
+# plugin calls, batching, encoding and shipping; the link; health checks).
+background_ticks() {
+  local task
+  for task in /proc/"$1"/task/*; do
+    if grep -q '^gatehouse-backg' "$task/comm"; then
+      sed 's/^.*) //' "$task/stat" | awk '{print $12 + $13}'
+      return
+    fi
+  done
+  echo 0
+}
 ON=$(run true); OFF=$(run false)
-printf '%-14s %12s %10s %10s %16s\n' "request logs" "requests/s" "p50" "p99" "node CPU µs/req"
-printf '%-14s %12s %10s %10s %16s\n' $ON
-printf '%-14s %12s %10s %10s %16s\n' $OFF
+printf '%-14s %12s %10s %10s %16s %14s %16s %18s\n' "request logs" "requests/s" "p50" "p99" "node CPU µs/req" "paced req/s" "paced CPU µs/req" "of it background"
+printf '%-14s %12s %10s %10s %16s %14s %16s %18s\n' $ON
+printf '%-14s %12s %10s %10s %16s %14s %16s %18s\n' $OFF
 python3 - "$ON" "$OFF" <<'PY'
 import sys
 on = sys.argv[1].split(); off = sys.argv[2].split()
 print(f"logging costs {100 * (float(off[1]) - float(on[1])) / float(off[1]):.1f}% of measured throughput "
       "(node pinned to CPU 0, 1 worker; wrk, upstream, control plane on CPU 1, 32 connections)")
-print(f"and {100 * (float(on[4]) - float(off[4])) / float(off[4]):.1f}% more node CPU per request "
+print(f"and {100 * (float(on[4]) - float(off[4])) / float(off[4]):.1f}% more node CPU per request at those rates")
+print(f"at the same offered rate ({on[5]} vs {off[5]} req/s, 128 paced connections): "
+      f"{float(on[6])} vs {float(off[6])} µs node CPU per request, "
+      f"{100 * (float(on[6]) - float(off[6])) / float(off[6]):.1f}% more with logs "
       "(the throughput cost when the node is the bottleneck)")
+print(f"the background thread (request log, batching, shipping) took {on[7]} µs per request with logs, "
+      f"{off[7]} without: {float(on[7]) - float(off[7]):.2f} µs of logging work off the hot path")
 PY
 STORED=$(curl -fs -H "Authorization: Bearer $TOKEN" "$API/metrics?period=1h" | python3 -c 'import json,sys;print(sum(b["requestCount"] for b in json.load(sys.stdin)))')
 echo "requests counted by the control plane's metrics: $STORED"

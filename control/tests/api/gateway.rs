@@ -48,17 +48,21 @@ async fn dial(base: &str, key: &str, have_version: Option<i64>) -> Socket {
     socket
 }
 
+/// The next frame, within 10 s.
+async fn frame(socket: &mut Socket) -> Message {
+    tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("a frame within 10 s")
+        .expect("open")
+        .expect("frame")
+}
+
 /// The next message that is not a heartbeat (put back together when it
 /// comes in parts, as a node does).
 async fn next(socket: &mut Socket) -> ControlMessage {
     let mut parted: Option<sync::Assembly> = None;
     loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("open")
-            .expect("frame");
-        let text = match frame {
+        let text = match frame(socket).await {
             Message::Text(text) => {
                 assert!(parted.is_none(), "a text frame amid parts");
                 text.to_string()
@@ -373,11 +377,7 @@ async fn large_snapshots_come_in_parts(db: Db) {
     .await
     .expect("consumers inserted");
     let mut socket = dial(&h.base, &t.gateway_key, None).await;
-    let first = tokio::time::timeout(Duration::from_secs(10), socket.next())
-        .await
-        .expect("a frame")
-        .expect("open")
-        .expect("frame");
+    let first = frame(&mut socket).await;
     let Message::Text(announce) = first else {
         panic!("expected the announcement, got {first:?}");
     };
@@ -388,13 +388,9 @@ async fn large_snapshots_come_in_parts(db: Db) {
     let mut assembly = sync::Assembly::new(bytes).expect("accepted");
     let mut parts = 0;
     let text = loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a part")
-            .expect("open")
-            .expect("frame");
-        let Message::Binary(part) = frame else {
-            panic!("expected a binary part, got {frame:?}");
+        let next = frame(&mut socket).await;
+        let Message::Binary(part) = next else {
+            panic!("expected a binary part, got {next:?}");
         };
         assert!(part.len() <= sync::PART_BYTES);
         parts += 1;
