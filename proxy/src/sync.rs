@@ -232,14 +232,10 @@ impl Syncer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take_unsent();
-        for (_, json) in batches {
-            // The batch JSON is wrapped as a Telemetry message without
-            // decoding and encoding it again.
-            let frame = format!(
-                "{{\"type\":\"telemetry\",{}",
-                json.strip_prefix('{').unwrap_or(&json)
-            );
-            socket.send(Message::text(frame)).await?;
+        for (_, frame) in batches {
+            let text = tungstenite::Utf8Bytes::try_from(frame)
+                .map_err(|err| SyncError::Protocol(format!("telemetry frame: {err}")))?;
+            socket.send(Message::Text(text)).await?;
         }
         Ok(())
     }

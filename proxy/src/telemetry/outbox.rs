@@ -2,18 +2,22 @@
 //! bound (in log records), then spill to `<state-dir>/outbox/` as files, up
 //! to a bound in bytes; past that the oldest are dropped and counted. Spilled
 //! batches survive a restart of the node. Delivery is at least once; the
-//! control plane stores a batch id once.
+//! control plane stores a batch id once. A batch is kept as the frame that
+//! ships it — its `telemetry` message, encoded once — so sending it again is
+//! a reference count, not a copy.
 
 use std::collections::VecDeque;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+use gatehouse_protocol::sync::NodeMessage;
 use gatehouse_protocol::telemetry::TelemetryBatch;
 
 /// Where a waiting batch is.
 #[derive(Debug)]
 enum Place {
-    Memory(String),
+    Memory(Bytes),
     Disk(PathBuf, u64),
 }
 
@@ -107,19 +111,20 @@ impl Outbox {
     /// Adds a sealed batch, spilling or dropping the oldest to stay in bounds.
     pub fn push(&mut self, batch: TelemetryBatch) {
         let records = batch.logs.len();
-        let json = match serde_json::to_string(&batch) {
-            Ok(json) => json,
-            Err(err) => {
-                tracing::error!(error = %err, "telemetry batch not encoded; dropped");
-                self.dropped_records += records as u64;
-                return;
-            }
-        };
+        let batch_id = batch.batch_id.clone();
+        // Sized up front: growing a buffer of a few hundred KB by doubling
+        // copies it and faults in fresh pages at every step.
+        let mut frame = Vec::with_capacity(encoded_size_hint(&batch));
+        if let Err(err) = serde_json::to_writer(&mut frame, &NodeMessage::Telemetry(batch)) {
+            tracing::error!(error = %err, "telemetry batch not encoded; dropped");
+            self.dropped_records += records as u64;
+            return;
+        }
         self.memory_records += records;
         self.entries.push_back(Entry {
-            batch_id: batch.batch_id,
+            batch_id,
             records,
-            place: Place::Memory(json),
+            place: Place::Memory(Bytes::from(frame)),
             sent: false,
         });
         self.enforce_limits();
@@ -154,14 +159,14 @@ impl Outbox {
         let Some(entry) = self.entries.get_mut(index) else {
             return Ok(());
         };
-        let Place::Memory(json) = &entry.place else {
+        let Place::Memory(frame) = &entry.place else {
             return Ok(());
         };
         let path = self
             .dir
             .join(format!("{:012}-{}.json", self.next_file, entry.batch_id));
-        fs::write(&path, json)?;
-        let bytes = json.len() as u64;
+        fs::write(&path, frame)?;
+        let bytes = frame.len() as u64;
         self.next_file += 1;
         self.disk_bytes += bytes;
         self.memory_records -= entry.records;
@@ -196,17 +201,18 @@ impl Outbox {
         }
     }
 
-    /// The next batches to send (JSON), marking them sent.
-    pub fn take_unsent(&mut self) -> Vec<(String, String)> {
+    /// The next batches to send (their ids and frames: `telemetry`
+    /// messages' JSON), marking them sent.
+    pub fn take_unsent(&mut self) -> Vec<(String, Bytes)> {
         let mut out = Vec::new();
         for entry in self.entries.iter_mut().filter(|e| !e.sent) {
-            let json = match &entry.place {
-                Place::Memory(json) => Some(json.clone()),
-                Place::Disk(path, _) => fs::read_to_string(path).ok(),
+            let frame = match &entry.place {
+                Place::Memory(frame) => Some(frame.clone()),
+                Place::Disk(path, _) => fs::read(path).ok().map(as_frame),
             };
-            if let Some(json) = json {
+            if let Some(frame) = frame {
                 entry.sent = true;
-                out.push((entry.batch_id.clone(), json));
+                out.push((entry.batch_id.clone(), frame));
             }
         }
         out
@@ -250,7 +256,30 @@ impl Outbox {
 }
 
 fn read_batch(path: &Path) -> Option<TelemetryBatch> {
+    // A frame reads as its batch (the `type` key is ignored).
     serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
+/// A spilled file as a frame: nodes before frames were kept spilled the bare
+/// batch, which is wrapped as a `telemetry` message.
+fn as_frame(json: Vec<u8>) -> Bytes {
+    const TAG: &[u8] = br#"{"type":"telemetry","#;
+    if json.starts_with(TAG) || !json.starts_with(b"{") {
+        return Bytes::from(json);
+    }
+    let mut frame = Vec::with_capacity(json.len() + TAG.len());
+    frame.extend_from_slice(TAG);
+    frame.extend_from_slice(&json[1..]);
+    Bytes::from(frame)
+}
+
+/// About how long a batch's JSON is (a log record is 300–400 bytes; a
+/// minute's histogram a few hundred).
+fn encoded_size_hint(batch: &TelemetryBatch) -> usize {
+    256 + batch.logs.len() * 448
+        + batch.metrics.len() * 768
+        + batch.errors.len() * 384
+        + batch.health.len() * 256
 }
 
 #[cfg(test)]
@@ -303,6 +332,13 @@ mod tests {
         outbox.push(batch(3));
         let sent = outbox.take_unsent();
         assert_eq!(sent.len(), 2);
+        for (id, frame) in &sent {
+            let text = std::str::from_utf8(frame).expect("UTF-8");
+            match gatehouse_protocol::sync::decode_node(text).expect("decodes") {
+                NodeMessage::Telemetry(batch) => assert_eq!(&batch.batch_id, id),
+                other => panic!("not telemetry: {other:?}"),
+            }
+        }
         assert!(outbox.take_unsent().is_empty(), "sent once per link");
         outbox.ack(&sent[0].0);
         outbox.resend_all();
@@ -347,6 +383,31 @@ mod tests {
             fs::read_dir(&dir).expect("dir").count(),
             0,
             "acked files are removed"
+        );
+        fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_batch_spilled_bare_by_an_older_node_ships_as_a_message() {
+        let dir = scratch();
+        fs::create_dir_all(&dir).expect("dir");
+        let old = batch(2);
+        fs::write(
+            dir.join(format!("{:012}-{}.json", 0, old.batch_id)),
+            serde_json::to_vec(&old).expect("json"),
+        )
+        .expect("written");
+        let limits = OutboxLimits {
+            memory_records: 5,
+            spill_bytes: 1 << 20,
+        };
+        let mut outbox = Outbox::open(&dir, limits).expect("opens");
+        let sent = outbox.take_unsent();
+        assert_eq!(sent.len(), 1);
+        let text = std::str::from_utf8(&sent[0].1).expect("UTF-8");
+        assert_eq!(
+            gatehouse_protocol::sync::decode_node(text).expect("decodes"),
+            NodeMessage::Telemetry(old)
         );
         fs::remove_dir_all(dir).ok();
     }
