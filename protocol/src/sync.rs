@@ -251,14 +251,14 @@ mod tests {
         assert_eq!(whole.as_deref(), Some(text.as_str()));
 
         assert_eq!(
-            Assembly::new(MAX_PARTED_BYTES + 1).unwrap_err(),
-            PartsError::TooLarge(MAX_PARTED_BYTES + 1)
+            Assembly::new(MAX_PARTED_BYTES + 1).err(),
+            Some(PartsError::TooLarge(MAX_PARTED_BYTES + 1))
         );
         let mut short = Assembly::new(4).expect("accepted");
         assert_eq!(short.add(b"abc").expect("fits"), None);
-        assert_eq!(short.add(b"de").unwrap_err(), PartsError::Overflow(4));
+        assert_eq!(short.add(b"de").err(), Some(PartsError::Overflow(4)));
         let mut bad = Assembly::new(2).expect("accepted");
-        assert_eq!(bad.add(&[0xff, 0xfe]).unwrap_err(), PartsError::NotText);
+        assert_eq!(bad.add(&[0xff, 0xfe]).err(), Some(PartsError::NotText));
         let announce = serde_json::to_string(&ControlMessage::Parts { bytes: 7 }).expect("encodes");
         assert_eq!(announce, r#"{"type":"parts","bytes":7}"#);
     }
