@@ -20,7 +20,7 @@ pub struct Admitted {
     pub route: Arc<Route>,
     pub upstream: Arc<Upstream>,
     /// The consumer the auth plugin identified, when the route asks for one.
-    pub consumer: Option<Arc<Consumer>>,
+    pub consumer: Option<Consumer>,
     /// Headers for the response to the client (`RateLimit-*`).
     pub response_headers: Vec<Header>,
     /// The request as plugins saw it, when one ran (for the tenant chain).

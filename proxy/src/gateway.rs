@@ -268,7 +268,7 @@ impl ProxyHttp for Gateway {
             client_ip: ctx.client_ip.as_deref(),
             tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
             request_id: &ctx.request_id,
-            consumer: admitted.consumer.as_deref(),
+            consumer: admitted.consumer.as_ref(),
         };
         forwarding::rewrite(upstream_request, &admitted.upstream, &forwarded)?;
         forwarding::apply_plugin_changes(
