@@ -353,11 +353,12 @@ pub fn run_with_exit_hook(
         }
     }
     let sync_status = syncer.status();
+    let request_log = RequestLog::of(&builtins, &metrics);
     let background = Background::start(BackgroundParts {
         syncer,
         shipping: shipping.clone(),
-        aggregator: Aggregator::new(node_name, args.request_logs),
-        request_log: RequestLog::of(&builtins, &metrics),
+        aggregator: Aggregator::new(node_name, request_log.is_some()),
+        request_log,
         events,
         dropped: telemetry.dropped_counter(),
         live: live.clone(),

@@ -239,11 +239,10 @@ async fn send(socket: &mut WebSocket, message: &ControlMessage) -> Result<(), Co
             .map_err(|err| ConnectionError::Protocol(format!("encoding: {err}")))
     };
     let text = encode(message)?;
-    let Some(slices) = sync::parts(&text) else {
+    let Some(slices) = sync::parts(text.len()) else {
         socket.send(Message::text(text)).await?;
         return Ok(());
     };
-    let slices: Vec<_> = slices.collect();
     let announce = ControlMessage::Parts {
         bytes: text.len() as u64,
     };

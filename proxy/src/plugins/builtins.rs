@@ -42,7 +42,7 @@ pub struct Builtins {
     pub api_key_auth: LoadedPlugin,
     pub rate_limit: LoadedPlugin,
     /// The request log, when the node ships request logs.
-    pub request_log: Option<LoadedPlugin>,
+    pub request_log: Option<Arc<LoadedPlugin>>,
     /// The rate limiter, counters and key-value the node's plugins share.
     pub shared: SharedState,
     /// What the request log's calls see (it reads nothing of the tenant's:
@@ -68,7 +68,7 @@ impl Builtins {
             api_key_auth: load("api-key-auth", API_KEY_AUTH)?,
             rate_limit: load("rate-limit", RATE_LIMIT)?,
             request_log: request_logs
-                .then(|| load("request-log", REQUEST_LOG))
+                .then(|| load("request-log", REQUEST_LOG).map(Arc::new))
                 .transpose()?,
             log_context: CallContext {
                 shared: shared.clone(),

@@ -12,7 +12,7 @@ use gatehouse_protocol::telemetry::{ErrorOccurrence, LogRecord};
 use crate::metrics::Metrics;
 use crate::plugins::builtins::Builtins;
 use crate::plugins::host::log_record;
-use crate::plugins::runtime::PluginFailure;
+use crate::plugins::runtime::{CallContext, LoadedPlugin, PluginFailure};
 
 /// Records per plugin call at most.
 const MAX_RECORDS_PER_CALL: usize = 500;
@@ -24,17 +24,18 @@ const MAX_BYTES_PER_CALL: usize = 1 << 20;
 /// The node's request log, when it ships request logs.
 #[derive(Debug, Clone)]
 pub struct RequestLog {
-    builtins: Arc<Builtins>,
+    plugin: Arc<LoadedPlugin>,
+    context: CallContext,
     metrics: Arc<Metrics>,
 }
 
 impl RequestLog {
     /// The request log of `builtins`, `None` when the node does not ship
     /// request logs.
-    pub fn of(builtins: &Arc<Builtins>, metrics: &Arc<Metrics>) -> Option<Self> {
-        builtins.request_log.as_ref()?;
+    pub fn of(builtins: &Builtins, metrics: &Arc<Metrics>) -> Option<Self> {
         Some(Self {
-            builtins: Arc::clone(builtins),
+            plugin: Arc::clone(builtins.request_log.as_ref()?),
+            context: builtins.log_context.clone(),
             metrics: Arc::clone(metrics),
         })
     }
@@ -48,9 +49,6 @@ impl RequestLog {
         errors: &mut Vec<ErrorOccurrence>,
         at_ms: i64,
     ) -> Vec<LogRecord> {
-        let Some(plugin) = &self.builtins.request_log else {
-            return Vec::new();
-        };
         let mut logs = Vec::with_capacity(measured.len());
         let mut rest = measured.into_iter().peekable();
         while rest.peek().is_some() {
@@ -64,10 +62,7 @@ impl RequestLog {
                 bytes += text_len(&record);
                 chunk.push(record);
             }
-            match plugin
-                .log_requests(&self.builtins.log_context, &mut chunk)
-                .await
-            {
+            match self.plugin.log_requests(&self.context, &mut chunk).await {
                 Ok(shipped) => logs.extend(shipped.into_iter().map(|s| log_record(s, new_id()))),
                 Err(failure) => {
                     errors.push(self.failed(&failure, at_ms));
