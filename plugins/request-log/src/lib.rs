@@ -1,13 +1,14 @@
 //! The built-in request log, as a plugin: it takes the records the node
 //! measured, a batch of finished requests per call, and ships them into the
-//! tenant's request log,
-//! with what a client controls cut to size (a 64 KiB request line must not
-//! become a 64 KiB log row): the path to 2 KiB and the method to 32 bytes,
-//! each at a character boundary and marked with `…` when cut.
+//! tenant's request log with what a client controls cut to size (a 64 KiB
+//! request line must not become a 64 KiB log row): the path to 2 KiB and the
+//! method to 32 bytes, each at a character boundary and marked with `…` when
+//! cut. A record that needs no cut is shipped by its index, as measured, so
+//! only changed records cross back to the node.
 
 wit_bindgen::generate!({ world: "builtin", path: "../../wit" });
 
-use gatehouse::plugin::request_logs;
+use gatehouse::plugin::request_logs::{self, Shipped};
 use gatehouse::plugin::types::{Hooks, RequestChanges, ResponseChanges};
 
 /// Longest path kept, in bytes.
@@ -53,15 +54,19 @@ impl Guest for RequestLog {
     }
 
     fn on_log(_entry: LogEntry) {
-        let records: Vec<_> = request_logs::finished()
+        let shipped: Vec<_> = request_logs::finished()
             .into_iter()
-            .map(|mut record| {
+            .zip(0..)
+            .map(|(mut record, index)| {
+                if record.path.len() <= MAX_PATH && record.method.len() <= MAX_METHOD {
+                    return Shipped::Measured(index);
+                }
                 record.path = cut(record.path, MAX_PATH);
                 record.method = cut(record.method, MAX_METHOD);
-                record
+                Shipped::Changed(record)
             })
             .collect();
-        request_logs::ship(&records);
+        request_logs::ship(&shipped);
     }
 }
 

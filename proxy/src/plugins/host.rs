@@ -16,9 +16,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use gatehouse_protocol::telemetry::LogRecord;
 
-use super::bindings::gatehouse::plugin::request_logs::{self, RequestRecord};
+use super::bindings::gatehouse::plugin::request_logs::{self, RequestRecord, Shipped};
 use super::bindings::gatehouse::plugin::{config, consumers, counters, kv, log, types};
-use super::runtime::CallContext;
+use super::runtime::{CallContext, PluginFailure};
 use crate::keys::Consumer;
 use crate::ratelimit::RateLimiter;
 
@@ -56,7 +56,7 @@ pub struct HostState {
     /// The requests being logged (an `on-log` call of the request log).
     pub(super) finished: Vec<LogRecord>,
     /// What the request log shipped during the call.
-    pub(super) shipped: Vec<RequestRecord>,
+    pub(super) shipped: Vec<Shipped>,
 }
 
 /// WASI as plugins get it: no environment, arguments, files, sockets or
@@ -282,10 +282,51 @@ fn request_record(record: &LogRecord) -> RequestRecord {
     }
 }
 
-/// What the request log shipped, as a log record with the node's `id`.
-pub fn log_record(shipped: RequestRecord, id: String) -> LogRecord {
+/// What the request log shipped for the batch `finished`, as log records
+/// (their ids still empty), in the order shipped. Measured records are moved
+/// out of `finished` (cloned when shipped twice), which is emptied; when an
+/// entry names a record past the batch, nothing is taken and the answer is
+/// invalid.
+pub(super) fn shipped_records(
+    shipped: Vec<Shipped>,
+    finished: &mut Vec<LogRecord>,
+) -> Result<Vec<LogRecord>, PluginFailure> {
+    let batch = finished.len();
+    if let Some(index) = shipped.iter().find_map(|entry| match entry {
+        Shipped::Measured(index) if *index as usize >= batch => Some(*index),
+        _ => None,
+    }) {
+        return Err(PluginFailure::InvalidOutput(format!(
+            "shipped finished request {index} of a batch of {batch}"
+        )));
+    }
+    // Where each measured record went, to copy it when shipped again.
+    let mut placed = vec![usize::MAX; batch];
+    let mut records = Vec::with_capacity(shipped.len());
+    for entry in shipped {
+        let record = match entry {
+            Shipped::Measured(index) => {
+                let index = index as usize;
+                match placed[index] {
+                    usize::MAX => {
+                        placed[index] = records.len();
+                        std::mem::take(&mut finished[index])
+                    }
+                    at => LogRecord::clone(&records[at]),
+                }
+            }
+            Shipped::Changed(changed) => log_record(changed),
+        };
+        records.push(record);
+    }
+    finished.clear();
+    Ok(records)
+}
+
+/// A record the request log changed, as a log record (its id empty).
+fn log_record(shipped: RequestRecord) -> LogRecord {
     LogRecord {
-        id,
+        id: String::new(),
         request_id: shipped.request_id,
         method: shipped.method,
         path: shipped.path,
@@ -306,8 +347,8 @@ impl request_logs::Host for HostState {
         self.finished.iter().map(request_record).collect()
     }
 
-    fn ship(&mut self, records: Vec<RequestRecord>) {
-        self.shipped = records;
+    fn ship(&mut self, entries: Vec<Shipped>) {
+        self.shipped = entries;
     }
 }
 
@@ -353,6 +394,66 @@ mod tests {
         assert!(refused.retry_after_seconds >= 1);
         assert_eq!(refused.remaining, 0);
         assert!(state(&shared).check_rate("other".into(), 5).await.allowed);
+    }
+
+    fn measured(path: &str) -> LogRecord {
+        LogRecord {
+            request_id: format!("req {path}"),
+            method: "GET".into(),
+            path: path.into(),
+            status_code: 200,
+            ..LogRecord::default()
+        }
+    }
+
+    #[test]
+    fn shipped_entries_take_measured_records_by_index() {
+        let batch = vec![measured("/a"), measured("/b"), measured("/c")];
+        let mut finished = batch.clone();
+        let changed = RequestRecord {
+            request_id: "req /b".into(),
+            method: "GET".into(),
+            path: "/b-cut".into(),
+            route_id: None,
+            service_id: None,
+            consumer_id: None,
+            status: 200,
+            latency_ms: 0.0,
+            client_ip: String::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+            at_ms: 0,
+        };
+        let shipped = vec![
+            Shipped::Measured(2),
+            Shipped::Changed(changed),
+            Shipped::Measured(2),
+            Shipped::Measured(0),
+        ];
+        let records = shipped_records(shipped, &mut finished).expect("valid");
+        let paths: Vec<_> = records.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["/c", "/b-cut", "/c", "/a"],
+            "in shipped order, twice is twice"
+        );
+        assert_eq!(records[0], batch[2]);
+        assert_eq!(records[2], batch[2], "a second shipping is a copy");
+        assert!(
+            finished.is_empty(),
+            "request 1, not shipped as measured, is not logged"
+        );
+
+        let mut finished = batch.clone();
+        let invalid = shipped_records(
+            vec![Shipped::Measured(0), Shipped::Measured(3)],
+            &mut finished,
+        );
+        assert!(
+            matches!(&invalid, Err(PluginFailure::InvalidOutput(m)) if m.contains("request 3 of a batch of 3")),
+            "{invalid:?}"
+        );
+        assert_eq!(finished, batch, "nothing taken from the batch");
     }
 
     #[test]

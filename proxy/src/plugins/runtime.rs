@@ -10,14 +10,13 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use futures_util::FutureExt;
 
-use super::bindings::gatehouse::plugin::request_logs::RequestRecord;
 use super::bindings::gatehouse::plugin::types::{
     Hooks, LogEntry, PluginInfo, Request, RequestAction, Response, ResponseAction,
 };
 use super::bindings::{Plugin, PluginPre};
 use super::breaker::Breaker;
 use super::engine::{EPOCH_TICK, EngineSettings, Ticker};
-use super::host::{HostState, SharedState};
+use super::host::{self, HostState, SharedState};
 use crate::compiled::CompiledConfig;
 use crate::keys::KeyIndex;
 use gatehouse_protocol::telemetry::LogRecord;
@@ -334,13 +333,15 @@ impl LoadedPlugin {
     }
 
     /// Calls `on-log` of the request log with `records` as the batch of
-    /// finished requests (`records` is left as it was); returns what the
-    /// plugin shipped.
+    /// finished requests; returns the log records it shipped (their ids
+    /// still empty). `records` is emptied when the call succeeds (what was
+    /// shipped as measured moves into the answer) and left as it was when
+    /// it fails.
     pub async fn log_requests(
         &self,
         ctx: &CallContext,
         records: &mut Vec<LogRecord>,
-    ) -> Result<Vec<RequestRecord>, PluginFailure> {
+    ) -> Result<Vec<LogRecord>, PluginFailure> {
         let entry = LogEntry::from(&LogRecord::default());
         self.guarded(async {
             let (plugin, mut store) = self.instance(ctx).await?;
@@ -349,6 +350,7 @@ impl LoadedPlugin {
             *records = std::mem::take(&mut store.data_mut().finished);
             let shipped = std::mem::take(&mut store.data_mut().shipped);
             self.finish(plugin, store, result.map(|()| shipped))
+                .and_then(|shipped| host::shipped_records(shipped, records))
         })
         .await
     }

@@ -11,7 +11,6 @@ use gatehouse_protocol::telemetry::{ErrorOccurrence, LogRecord};
 
 use crate::metrics::Metrics;
 use crate::plugins::builtins::Builtins;
-use crate::plugins::host::log_record;
 use crate::plugins::runtime::{CallContext, LoadedPlugin, PluginFailure};
 
 /// Records per plugin call at most.
@@ -63,7 +62,9 @@ impl RequestLog {
                 chunk.push(record);
             }
             match self.plugin.log_requests(&self.context, &mut chunk).await {
-                Ok(shipped) => logs.extend(shipped.into_iter().map(|s| log_record(s, new_id()))),
+                Ok(shipped) => {
+                    logs.extend(shipped.into_iter().map(|r| LogRecord { id: new_id(), ..r }))
+                }
                 Err(failure) => {
                     errors.push(self.failed(&failure, at_ms));
                     logs.extend(chunk.into_iter().map(|r| LogRecord { id: new_id(), ..r }));
@@ -94,6 +95,11 @@ fn text_len(record: &LogRecord) -> usize {
     record.request_id.len() + record.method.len() + record.path.len() + record.client_ip.len()
 }
 
+/// A new log id: a random UUID, formatted without going through `Display`.
 fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    let mut text = uuid::Uuid::encode_buffer();
+    uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_owned()
 }
