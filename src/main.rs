@@ -20,6 +20,15 @@ use tracing_subscriber::util::SubscriberInitExt;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What a node calls after a config change: mimalloc hands the calling
+/// thread's freed pages (and abandoned ones) back to the OS at once.
+#[allow(unsafe_code)]
+fn release_freed_memory() {
+    // SAFETY: mi_collect takes no pointers; it only walks mimalloc's own
+    // heaps, and any thread may call it at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 #[derive(Parser)]
 #[command(
     name = "gatehouse",
@@ -76,6 +85,7 @@ impl<S> Filter<S> for FreeOfPayloads {
 }
 
 fn main() {
+    gatehouse_proxy::memory::set_release(release_freed_memory);
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,pingora=warn"));
     tracing_subscriber::registry()

@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod header_deadline;
 pub mod keys;
 pub mod live;
+pub mod memory;
 pub mod metrics;
 pub mod node;
 pub mod plugins;

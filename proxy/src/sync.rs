@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::compiled::CompiledConfig;
 use crate::live::LiveConfig;
+use crate::memory;
 use crate::plugins::Registry;
 use crate::ratelimit::FleetSize;
 use crate::state_dir::StateDir;
@@ -404,6 +405,8 @@ impl Syncer {
                 if let Some(snapshot) = self.apply(snapshot).await {
                     self.fetch_plugins(socket, snapshot).await?;
                 }
+                // The message, the snapshot and the old config are freed.
+                memory::release();
             }
             ControlMessage::Plugin {
                 sha256,
@@ -449,6 +452,7 @@ impl Syncer {
         }
         let (snapshot, compiled) = match tokio::task::spawn_blocking(move || {
             let compiled = CompiledConfig::compile(&snapshot);
+            memory::release();
             (snapshot, compiled)
         })
         .await
