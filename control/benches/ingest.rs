@@ -24,7 +24,7 @@ fn batch() -> TelemetryBatch {
         node_id: "bench-node".into(),
         logs: (0..ROWS)
             .map(|i| LogRecord {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: String::new(),
                 request_id: uuid::Uuid::new_v4().to_string(),
                 method: "GET".into(),
                 path: format!("/items/{}", i % 100),

@@ -115,22 +115,38 @@ async fn list_logs(
     Ok(Json(logs))
 }
 
-/// Inserts a tenant's request logs on `conn` (a transaction). The batch
-/// goes to the database as one JSON parameter that the database unpacks
-/// itself (`json_to_recordset` on PostgreSQL, `json_each` on SQLite): one
-/// statement and one round trip whatever the batch size, no per-row
-/// parameters. A log whose id is already stored is skipped, so a node may
-/// safely send a log twice.
+/// Inserts a tenant's request logs, those of the batch `batch_id`, on
+/// `conn` (a transaction). The batch goes to the database as one JSON
+/// parameter that the database unpacks itself (`json_to_recordset` on
+/// PostgreSQL, `json_each` on SQLite): one statement and one round trip
+/// whatever the batch size, no per-row parameters. A log without an id gets
+/// one derived from the tenant, the batch and its position, the same
+/// whenever the batch is delivered; a log whose id is already stored is
+/// skipped, so a node may safely send a log twice.
 pub async fn insert(
     conn: &mut AnyConnection,
     dialect: Dialect,
     tenant_id: &str,
+    batch_id: &str,
     logs: &[LogRecord],
 ) -> Result<(), sqlx::Error> {
     if logs.is_empty() {
         return Ok(());
     }
-    let rows = serde_json::to_string(logs).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+    let base = batch_uuid(tenant_id, batch_id);
+    let rows: Vec<Row<'_>> = logs
+        .iter()
+        .enumerate()
+        .map(|(position, log)| {
+            let id = if log.id.is_empty() {
+                derived_id(base, position)
+            } else {
+                log.id.clone()
+            };
+            Row::new(id, log)
+        })
+        .collect();
+    let rows = serde_json::to_string(&rows).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
     let sql = match dialect {
         Dialect::Postgres => INSERT_FROM_JSON_POSTGRES,
         Dialect::Sqlite => INSERT_FROM_JSON_SQLITE,
@@ -141,6 +157,67 @@ pub async fn insert(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// A log as the insert statements read it: an object with camelCase keys
+/// (the wire's array form is the node's, not the database's).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row<'a> {
+    id: String,
+    request_id: &'a str,
+    method: &'a str,
+    path: &'a str,
+    route_id: Option<&'a str>,
+    service_id: Option<&'a str>,
+    consumer_id: Option<&'a str>,
+    status_code: i64,
+    latency_ms: f64,
+    client_ip: &'a str,
+    bytes_in: i64,
+    bytes_out: i64,
+    at_ms: i64,
+}
+
+impl<'a> Row<'a> {
+    fn new(id: String, log: &'a LogRecord) -> Self {
+        Self {
+            id,
+            request_id: &log.request_id,
+            method: &log.method,
+            path: &log.path,
+            route_id: log.route_id.as_deref(),
+            service_id: log.service_id.as_deref(),
+            consumer_id: log.consumer_id.as_deref(),
+            status_code: log.status_code,
+            latency_ms: log.latency_ms,
+            client_ip: &log.client_ip,
+            bytes_in: log.bytes_in,
+            bytes_out: log.bytes_out,
+            at_ms: log.at_ms,
+        }
+    }
+}
+
+/// The UUID the log ids of a tenant's batch derive from (a name-based UUID
+/// of both: another tenant's batch of the same id derives other ids).
+fn batch_uuid(tenant_id: &str, batch_id: &str) -> Uuid {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("{tenant_id}/{batch_id}").as_bytes(),
+    )
+}
+
+/// The id of the log at `position` in the batch of `base`: the position
+/// XORed into the last 48 bits, which leaves the UUID's version and variant
+/// as they are.
+fn derived_id(base: Uuid, position: usize) -> String {
+    let mut bytes = *base.as_bytes();
+    let position = (position as u64).to_be_bytes();
+    for (byte, mask) in bytes[10..].iter_mut().zip(&position[2..]) {
+        *byte ^= mask;
+    }
+    Uuid::from_bytes(bytes).to_string()
 }
 
 /// `$2` is a JSON array of `LogRecord`s (camelCase fields).
@@ -166,3 +243,31 @@ const INSERT_FROM_JSON_SQLITE: &str = "INSERT INTO request_logs (id, tenant_id, 
      value ->> '$.clientIp', value ->> '$.bytesIn', value ->> '$.bytesOut', value ->> '$.atMs' \
      FROM json_each($2) WHERE true \
      ON CONFLICT (id) DO NOTHING";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_log_ids_are_stable_distinct_and_per_tenant() {
+        let base = batch_uuid("tenant-a", "batch-1");
+        assert_eq!(
+            base,
+            batch_uuid("tenant-a", "batch-1"),
+            "the same on every delivery"
+        );
+        assert_ne!(
+            base,
+            batch_uuid("tenant-b", "batch-1"),
+            "another tenant's batch"
+        );
+        let ids: std::collections::HashSet<_> = (0..10_000).map(|i| derived_id(base, i)).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in [derived_id(base, 0), derived_id(base, 9_999)] {
+            let parsed = Uuid::parse_str(&id).expect("a UUID");
+            assert_eq!(parsed.get_version_num(), 5);
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+        }
+        assert_eq!(derived_id(base, 0), base.to_string());
+    }
+}

@@ -49,7 +49,14 @@ pub async fn ingest(
     if !fresh {
         return Ok(false);
     }
-    logs::insert(&mut tx, store.dialect(), tenant_id, &batch.logs).await?;
+    logs::insert(
+        &mut tx,
+        store.dialect(),
+        tenant_id,
+        &batch.batch_id,
+        &batch.logs,
+    )
+    .await?;
     for minute in &batch.metrics {
         metrics::merge_minute(&mut tx, tenant_id, &batch.node_id, minute)
             .await

@@ -11,7 +11,7 @@ use http::header::{AUTHORIZATION, HOST, HeaderName};
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
-use crate::keys::Consumer;
+use crate::keys::{Consumer, ID_LEN};
 use crate::plugins::chain::Changes;
 use crate::upstream::Upstream;
 
@@ -95,7 +95,7 @@ pub fn rewrite(
     request.insert_header(X_REQUEST_ID, forwarded.request_id)?;
     request.remove_header(&X_CONSUMER_ID);
     if let Some(consumer) = forwarded.consumer {
-        request.insert_header(X_CONSUMER_ID, &*consumer.id)?;
+        request.insert_header(X_CONSUMER_ID, consumer.id.as_str(&mut [0; ID_LEN]))?;
         hide_credentials(request);
     }
     Ok(())

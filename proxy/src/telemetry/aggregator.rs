@@ -5,7 +5,7 @@
 //! is sealed every flush interval (or sooner when many logs wait) and put in
 //! the outbox.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,6 +30,8 @@ const MINUTE_MS: i64 = 60_000;
 const MINUTES_KEPT: i64 = 2;
 
 struct Minute {
+    /// Changed since the last seal.
+    dirty: bool,
     requests: i64,
     client_errors: i64,
     errors: i64,
@@ -44,8 +46,9 @@ pub struct Aggregator {
     logs: Vec<LogRecord>,
     errors: Vec<ErrorOccurrence>,
     health: Vec<gatehouse_protocol::telemetry::HealthResult>,
-    minutes: BTreeMap<(i64, String), Minute>,
-    dirty: BTreeSet<(i64, String)>,
+    /// By minute, then route: a request's route is looked up by reference,
+    /// with no key to allocate.
+    minutes: BTreeMap<i64, BTreeMap<String, Minute>>,
     newest_minute: i64,
     reported_drops: u64,
 }
@@ -61,7 +64,6 @@ impl Aggregator {
             errors: Vec::new(),
             health: Vec::new(),
             minutes: BTreeMap::new(),
-            dirty: BTreeSet::new(),
             newest_minute: 0,
             reported_drops: 0,
         }
@@ -79,14 +81,24 @@ impl Aggregator {
     fn add_request(&mut self, outcome: RequestOutcome) {
         let RequestOutcome { record, failure } = outcome;
         let minute = record.at_ms - record.at_ms.rem_euclid(MINUTE_MS);
-        let route = record.route_id.clone().unwrap_or_else(|| "none".to_owned());
-        let key = (minute, route);
-        let entry = self.minutes.entry(key.clone()).or_insert_with(|| Minute {
-            requests: 0,
-            client_errors: 0,
-            errors: 0,
-            latency: histogram::new_histogram(),
-        });
+        let route = record.route_id.as_deref().unwrap_or("none");
+        let routes = self.minutes.entry(minute).or_default();
+        if !routes.contains_key(route) {
+            routes.insert(
+                route.to_owned(),
+                Minute {
+                    dirty: false,
+                    requests: 0,
+                    client_errors: 0,
+                    errors: 0,
+                    latency: histogram::new_histogram(),
+                },
+            );
+        }
+        let Some(entry) = routes.get_mut(route) else {
+            return;
+        };
+        entry.dirty = true;
         entry.requests += 1;
         match record.status_code {
             400..=499 => entry.client_errors += 1,
@@ -96,7 +108,6 @@ impl Aggregator {
         entry
             .latency
             .saturating_record(((record.latency_ms * 1000.0) as u64).max(1));
-        self.dirty.insert(key);
         self.newest_minute = self.newest_minute.max(minute);
         if let Some(failure) = failure {
             self.errors.push(ErrorOccurrence {
@@ -145,22 +156,22 @@ impl Aggregator {
     /// their ids from the request log), errors, health, and the cumulative
     /// counts of every minute that changed.
     pub fn seal(&mut self) -> Option<TelemetryBatch> {
-        let metrics: Vec<MinuteMetrics> = std::mem::take(&mut self.dirty)
-            .into_iter()
-            .filter_map(|key| {
-                let minute = self.minutes.get(&key)?;
-                Some(MinuteMetrics {
-                    route_id: key.1.clone(),
-                    minute_ms: key.0,
+        let mut metrics = Vec::new();
+        for (&minute_ms, routes) in &mut self.minutes {
+            for (route, minute) in routes.iter_mut().filter(|(_, m)| m.dirty) {
+                minute.dirty = false;
+                metrics.push(MinuteMetrics {
+                    route_id: route.clone(),
+                    minute_ms,
                     request_count: minute.requests,
                     client_error_count: minute.client_errors,
                     error_count: minute.errors,
                     latency_histogram: histogram::encode(&minute.latency),
-                })
-            })
-            .collect();
+                });
+            }
+        }
         let horizon = self.newest_minute - MINUTES_KEPT * MINUTE_MS;
-        self.minutes.retain(|(minute, _), _| *minute > horizon);
+        self.minutes.retain(|minute, _| *minute > horizon);
         let batch = TelemetryBatch {
             batch_id: uuid::Uuid::new_v4().to_string(),
             node_id: self.node_id.clone(),

@@ -1,7 +1,8 @@
 //! Writing the request log of a sealed batch: the records the node measured
 //! go through the `request-log` built-in a chunk at a time — one plugin call
 //! per few hundred requests instead of one per request, off the hot path —
-//! and what it ships gets the node's ids. It fails open: when a call fails,
+//! and what it ships is the batch's logs (their ids left to the control
+//! plane, which derives them from the batch). It fails open: when a call fails,
 //! that chunk's records are logged as the node measured them, the failure is
 //! counted and becomes an error occurrence.
 
@@ -40,8 +41,8 @@ impl RequestLog {
     }
 
     /// The log records of `measured` (in order) as the request log ships
-    /// them, each with a new id; a failed call's chunk is kept as measured
-    /// and reported in `errors`.
+    /// them; a failed call's chunk is kept as measured and reported in
+    /// `errors`.
     pub async fn write(
         &self,
         measured: Vec<LogRecord>,
@@ -62,12 +63,10 @@ impl RequestLog {
                 chunk.push(record);
             }
             match self.plugin.log_requests(&self.context, &mut chunk).await {
-                Ok(shipped) => {
-                    logs.extend(shipped.into_iter().map(|r| LogRecord { id: new_id(), ..r }))
-                }
+                Ok(shipped) => logs.extend(shipped),
                 Err(failure) => {
                     errors.push(self.failed(&failure, at_ms));
-                    logs.extend(chunk.into_iter().map(|r| LogRecord { id: new_id(), ..r }));
+                    logs.extend(chunk);
                 }
             }
         }
@@ -93,13 +92,4 @@ impl RequestLog {
 /// The bytes of a record's text (what a client controls is most of it).
 fn text_len(record: &LogRecord) -> usize {
     record.request_id.len() + record.method.len() + record.path.len() + record.client_ip.len()
-}
-
-/// A new log id: a random UUID, formatted without going through `Display`.
-fn new_id() -> String {
-    let mut text = uuid::Uuid::encode_buffer();
-    uuid::Uuid::new_v4()
-        .hyphenated()
-        .encode_lower(&mut text)
-        .to_owned()
 }
