@@ -6,6 +6,7 @@
 # req/s offered), where the node's CPU per request compares fairly, with the share of its background thread.
 #
 #   benches/load/logging.sh [duration-seconds]
+#   ROUNDS=3 benches/load/logging.sh 8            (three on/off pairs and their medians)
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/gh_load benches/load/logging.sh   (an empty database)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -105,23 +106,45 @@ background_ticks() {
   done
   echo 0
 }
-ON=$(run true); OFF=$(run false)
+# ROUNDS pairs of runs, logs on then off, each pair back to back: on this
+# 2-core machine the figures of one pair swing with CPU 1's load, so with
+# ROUNDS > 1 the medians are printed too.
+RESULTS=()
+for _ in $(seq "${ROUNDS:-1}"); do
+  RESULTS+=("$(run true)" "$(run false)")
+done
 printf '%-14s %12s %10s %10s %16s %14s %16s %18s\n' "request logs" "requests/s" "p50" "p99" "node CPU µs/req" "paced req/s" "paced CPU µs/req" "of it background"
-printf '%-14s %12s %10s %10s %16s %14s %16s %18s\n' ${ON% *}
-printf '%-14s %12s %10s %10s %16s %14s %16s %18s\n' ${OFF% *}
-python3 - "$ON" "$OFF" <<'PY'
+for result in "${RESULTS[@]}"; do
+  printf '%-14s %12s %10s %10s %16s %14s %16s %18s\n' ${result% *}
+done
+python3 - "${RESULTS[@]}" <<'PY'
+import statistics
 import sys
-on = sys.argv[1].split(); off = sys.argv[2].split()
-print(f"logging costs {100 * (float(off[1]) - float(on[1])) / float(off[1]):.1f}% of measured throughput "
-      "(node pinned to CPU 0, 1 worker; wrk, upstream, control plane on CPU 1, 32 connections)")
-print(f"and {100 * (float(on[4]) - float(off[4])) / float(off[4]):.1f}% more node CPU per request at those rates, "
-      f"of which the background thread took {on[8]} µs per request with logs, {off[8]} without")
-print(f"at the same offered rate ({on[5]} vs {off[5]} req/s, 128 paced connections): "
-      f"{float(on[6])} vs {float(off[6])} µs node CPU per request, "
-      f"{100 * (float(on[6]) - float(off[6])) / float(off[6]):.1f}% more with logs "
-      "(the throughput cost when the node is the bottleneck)")
-print(f"the background thread (request log, batching, shipping) took {on[7]} µs per request with logs, "
-      f"{off[7]} without: {float(on[7]) - float(off[7]):.2f} µs of logging work off the hot path")
+rows = [line.split() for line in sys.argv[1:]]
+pairs = list(zip(rows[0::2], rows[1::2]))
+def more(on, off, field):
+    return 100 * (float(on[field]) - float(off[field])) / float(off[field])
+costs = []
+for round_, (on, off) in enumerate(pairs, 1):
+    if len(pairs) > 1:
+        print(f"round {round_}:")
+    throughput = -more(on, off, 1)
+    paced = more(on, off, 6)
+    background = float(on[7]) - float(off[7])
+    costs.append((throughput, paced, background))
+    print(f"logging costs {throughput:.1f}% of measured throughput "
+          "(node pinned to CPU 0, 1 worker; wrk, upstream, control plane on CPU 1, 32 connections)")
+    print(f"and {more(on, off, 4):.1f}% more node CPU per request at those rates, "
+          f"of which the background thread took {on[8]} µs per request with logs, {off[8]} without")
+    print(f"at the same offered rate ({on[5]} vs {off[5]} req/s, 128 paced connections): "
+          f"{float(on[6])} vs {float(off[6])} µs node CPU per request, {paced:.1f}% more with logs "
+          "(the throughput cost when the node is the bottleneck)")
+    print(f"the background thread (request log, batching, shipping) took {on[7]} µs per request with logs, "
+          f"{off[7]} without: {background:.2f} µs of logging work off the hot path")
+if len(pairs) > 1:
+    median = [statistics.median(c[i] for c in costs) for i in range(3)]
+    print(f"medians of {len(pairs)} rounds: {median[0]:.1f}% of throughput, {median[1]:.1f}% more node CPU "
+          f"per request at the paced rate, {median[2]:.2f} µs of background work per request")
 PY
 STORED=$(curl -fs -H "Authorization: Bearer $TOKEN" "$API/metrics?period=1h" | python3 -c 'import json,sys;print(sum(b["requestCount"] for b in json.load(sys.stdin)))')
 echo "requests counted by the control plane's metrics: $STORED"
