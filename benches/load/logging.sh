@@ -62,13 +62,18 @@ run() {
   local before after max_background_before max_background_after
   before=$(cpu_ticks "$pid")
   max_background_before=$(background_ticks "$pid")
+  local watcher
+  watch_spill "$WORK/spill-max-$logs" >/dev/null & watcher=$!
   taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" --latency http://127.0.0.1:18080/bench > "$WORK/wrk-$logs.txt"
+  kill "$watcher"; wait "$watcher" 2>/dev/null || true
   after=$(cpu_ticks "$pid")
   max_background_after=$(background_ticks "$pid")
   local paced_before paced_after background_before background_after
   paced_before=$(cpu_ticks "$pid")
   background_before=$(background_ticks "$pid")
+  watch_spill "$WORK/spill-paced-$logs" >/dev/null & watcher=$!
   taskset -c 1 wrk -t1 -c128 -d"${DURATION}s" -s "$PACED" --latency http://127.0.0.1:18080/bench > "$WORK/paced-$logs.txt"
+  kill "$watcher"; wait "$watcher" 2>/dev/null || true
   paced_after=$(cpu_ticks "$pid")
   background_after=$(background_ticks "$pid")
   if grep -q "Non-2xx" "$WORK/wrk-$logs.txt" "$WORK/paced-$logs.txt"; then
@@ -89,7 +94,21 @@ run() {
   paced_requests=$(awk '/requests in/ {print $1}' "$WORK/paced-$logs.txt")
   paced_cpu_us=$(python3 -c "print(round(($paced_after - $paced_before) * 1e6 / $(getconf CLK_TCK) / $paced_requests, 2))")
   background_us=$(python3 -c "print(round(($background_after - $background_before) * 1e6 / $(getconf CLK_TCK) / $paced_requests, 2))")
-  echo "$logs $rps $p50 $p99 $cpu_us $paced_rps $paced_cpu_us $background_us $max_background_us"
+  echo "$logs $rps $p50 $p99 $cpu_us $paced_rps $paced_cpu_us $background_us $max_background_us" \
+    "$(cat "$WORK/spill-max-$logs")" "$(cat "$WORK/spill-paced-$logs")"
+}
+
+# The most telemetry the node has spilled to its state dir so far, written
+# to $1 every half second until killed: a node whose control plane ingests
+# slower than it logs spills, and that costs it more than logging.
+watch_spill() {
+  local most=0 now
+  echo 0 > "$1"
+  while :; do
+    now=$(curl -fs --max-time 1 http://127.0.0.1:19080/metrics | awk '/^gatehouse_telemetry_spilled_bytes/ {printf "%d", $2}')
+    if [ -n "$now" ] && [ "$now" -gt "$most" ]; then most=$now; echo "$most" > "$1"; fi
+    sleep 0.5
+  done
 }
 
 # utime + stime of a process and its threads, in clock ticks.
@@ -115,7 +134,9 @@ for _ in $(seq "${ROUNDS:-1}"); do
 done
 printf '%-14s %12s %10s %10s %16s %14s %16s %18s\n' "request logs" "requests/s" "p50" "p99" "node CPU µs/req" "paced req/s" "paced CPU µs/req" "of it background"
 for result in "${RESULTS[@]}"; do
-  printf '%-14s %12s %10s %10s %16s %14s %16s %18s\n' ${result% *}
+  # shellcheck disable=SC2086
+  set -- $result
+  printf '%-14s %12s %10s %10s %16s %14s %16s %18s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8"
 done
 python3 - "${RESULTS[@]}" <<'PY'
 import statistics
@@ -135,10 +156,12 @@ for round_, (on, off) in enumerate(pairs, 1):
     print(f"logging costs {throughput:.1f}% of measured throughput "
           "(node pinned to CPU 0, 1 worker; wrk, upstream, control plane on CPU 1, 32 connections)")
     print(f"and {more(on, off, 4):.1f}% more node CPU per request at those rates, "
-          f"of which the background thread took {on[8]} µs per request with logs, {off[8]} without")
+          f"of which the background thread took {on[8]} µs per request with logs, {off[8]} without; "
+          f"the node spilled up to {int(on[9]) / 1e6:.1f} MB of logs to disk meanwhile (the control plane "
+          "ingesting slower than the node logs)")
     print(f"at the same offered rate ({on[5]} vs {off[5]} req/s, 128 paced connections): "
           f"{float(on[6])} vs {float(off[6])} µs node CPU per request, {paced:.1f}% more with logs "
-          "(the throughput cost when the node is the bottleneck)")
+          f"(the throughput cost when the node is the bottleneck; {int(on[10]) / 1e6:.1f} MB spilled meanwhile)")
     print(f"the background thread (request log, batching, shipping) took {on[7]} µs per request with logs, "
           f"{off[7]} without: {background:.2f} µs of logging work off the hot path")
 if len(pairs) > 1:
