@@ -2,7 +2,6 @@
 //! per-minute metrics, error occurrences and health-check results, in
 //! numbered batches that the control plane stores exactly once and acks.
 
-use serde::ser::SerializeTuple;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// One batch; the node keeps it until the control plane acks its id.
@@ -64,21 +63,22 @@ pub struct LogRecord {
 
 impl Serialize for LogRecord {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut fields = serializer.serialize_tuple(13)?;
-        fields.serialize_element(&self.id)?;
-        fields.serialize_element(&self.request_id)?;
-        fields.serialize_element(&self.method)?;
-        fields.serialize_element(&self.path)?;
-        fields.serialize_element(&self.route_id)?;
-        fields.serialize_element(&self.service_id)?;
-        fields.serialize_element(&self.consumer_id)?;
-        fields.serialize_element(&self.status_code)?;
-        fields.serialize_element(&self.latency_ms)?;
-        fields.serialize_element(&self.client_ip)?;
-        fields.serialize_element(&self.bytes_in)?;
-        fields.serialize_element(&self.bytes_out)?;
-        fields.serialize_element(&self.at_ms)?;
-        fields.end()
+        (
+            &self.id,
+            &self.request_id,
+            &self.method,
+            &self.path,
+            &self.route_id,
+            &self.service_id,
+            &self.consumer_id,
+            self.status_code,
+            self.latency_ms,
+            &self.client_ip,
+            self.bytes_in,
+            self.bytes_out,
+            self.at_ms,
+        )
+            .serialize(serializer)
     }
 }
 

@@ -38,6 +38,18 @@ struct Minute {
     latency: Histogram<u64>,
 }
 
+impl Minute {
+    fn new() -> Self {
+        Self {
+            dirty: false,
+            requests: 0,
+            client_errors: 0,
+            errors: 0,
+            latency: histogram::new_histogram(),
+        }
+    }
+}
+
 /// Accumulates events until the next seal.
 pub struct Aggregator {
     node_id: String,
@@ -83,20 +95,13 @@ impl Aggregator {
         let minute = record.at_ms - record.at_ms.rem_euclid(MINUTE_MS);
         let route = record.route_id.as_deref().unwrap_or("none");
         let routes = self.minutes.entry(minute).or_default();
+        // Looked up before inserting: `entry` would need an owned key for
+        // every request, not just a route's first of the minute.
         if !routes.contains_key(route) {
-            routes.insert(
-                route.to_owned(),
-                Minute {
-                    dirty: false,
-                    requests: 0,
-                    client_errors: 0,
-                    errors: 0,
-                    latency: histogram::new_histogram(),
-                },
-            );
+            routes.insert(route.to_owned(), Minute::new());
         }
         let Some(entry) = routes.get_mut(route) else {
-            return;
+            return; // inserted just above
         };
         entry.dirty = true;
         entry.requests += 1;
