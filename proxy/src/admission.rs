@@ -92,7 +92,7 @@ pub async fn admit(
     };
     let upstream = config
         .upstreams
-        .get(&route.service_id)
+        .get(&*route.service_id)
         .ok_or_else(|| refuse(Reject::SERVICE_UNAVAILABLE))?;
     let mut admitted = Admitted {
         route: Arc::clone(route),

@@ -28,7 +28,6 @@ use crate::respond::{self, Connection, Reject};
 use crate::routing::Route;
 use crate::telemetry::aggregator::now_ms;
 use crate::telemetry::{Event, Failure, RequestOutcome, Telemetry};
-use gatehouse_protocol::telemetry::LogRecord;
 
 /// The gateway's request handling.
 pub struct Gateway {
@@ -358,39 +357,32 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let route = ctx.route().cloned();
-        self.metrics
-            .request(route.as_ref().map(|r| r.id.as_str()), status);
+        self.metrics.request(route.as_ref().map(|r| &*r.id), status);
         let header = session.req_header();
         let mut outcome = RequestOutcome {
-            record: LogRecord {
-                // Only a log record gets an id.
-                id: String::new(),
-                request_id: std::mem::take(&mut ctx.request_id),
-                method: header.method.as_str().to_owned(),
-                path: header.uri.path().to_owned(),
-                route_id: route.as_ref().map(|r| r.id.clone()),
-                service_id: route.as_ref().map(|r| r.service_id.clone()),
-                consumer_id: ctx
-                    .admitted
-                    .as_ref()
-                    .and_then(|a| a.consumer.as_ref())
-                    .map(|c| c.id.to_string()),
-                status_code: i64::from(status),
-                latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
-                client_ip: ctx
-                    .client_ip
-                    .take()
-                    .or_else(|| client_ip(session))
-                    .unwrap_or_default(),
-                bytes_in: i64::try_from(session.as_downstream().body_bytes_read())
-                    .unwrap_or(i64::MAX),
-                bytes_out: i64::try_from(session.as_downstream().body_bytes_sent())
-                    .unwrap_or(i64::MAX),
-                at_ms: ctx.at_ms,
-            },
+            request_id: std::mem::take(&mut ctx.request_id),
+            method: header.method.clone(),
+            uri: header.uri.clone(),
+            route_id: route.as_ref().map(|r| Arc::clone(&r.id)),
+            service_id: route.as_ref().map(|r| Arc::clone(&r.service_id)),
+            consumer_id: ctx
+                .admitted
+                .as_ref()
+                .and_then(|a| a.consumer.as_ref())
+                .map(|c| c.id.clone()),
+            status,
+            latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
+            client_ip: ctx
+                .client_ip
+                .take()
+                .or_else(|| client_ip(session))
+                .unwrap_or_default(),
+            bytes_in: session.as_downstream().body_bytes_read() as u64,
+            bytes_out: session.as_downstream().body_bytes_sent() as u64,
+            at_ms: ctx.at_ms,
             failure: ctx.failure.take(),
         };
-        self.run_log_hooks(&outcome.record, ctx).await;
+        self.run_log_hooks(&outcome, ctx).await;
         if outcome.failure.is_none() {
             outcome.failure = ctx.failure.take();
         }
@@ -491,12 +483,12 @@ impl Gateway {
 
     /// The `on-log` hooks of the route's tenant plugins, after the response
     /// (their failures are kept in `ctx` for the error event).
-    async fn run_log_hooks(&self, record: &LogRecord, ctx: &mut RequestCtx) {
+    async fn run_log_hooks(&self, outcome: &RequestOutcome, ctx: &mut RequestCtx) {
         let (Some(base), Some(admitted)) = (ctx.plugin_base.clone(), &ctx.admitted) else {
             return;
         };
         let route = Arc::clone(&admitted.route);
-        let entry = PluginLogEntry::from(record);
+        let entry = PluginLogEntry::from(outcome);
         for (name, failure) in chain::log(&self.registry, &base, &route.plugins, &entry).await {
             self.plugin_failed(ctx, &name, &failure, "on-log");
         }
@@ -540,7 +532,7 @@ fn plugin_request(
             }))
             .collect(),
         client_ip,
-        route_id: route.id.clone(),
+        route_id: route.id.to_string(),
         consumer_id: None,
     }
 }

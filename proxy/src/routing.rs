@@ -20,10 +20,11 @@ use gatehouse_protocol::{RateLimits, RouteConfig, RoutePattern, RoutePluginConfi
 /// A route as the hot path needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    pub id: String,
+    /// Shared: every request's log record and metrics carry it.
+    pub id: Arc<str>,
     pub method: String,
     pub path_pattern: String,
-    pub service_id: String,
+    pub service_id: Arc<str>,
     pub auth_required: bool,
     pub rate_limit_override: Option<i64>,
     /// The `rate-limit` plugin's config here; `None`: no limit applies.
@@ -111,10 +112,10 @@ impl RouteTable {
                 }
             };
             let route = Arc::new(Route {
-                id: config.id.clone(),
+                id: Arc::from(config.id.as_str()),
                 method: config.method.clone(),
                 path_pattern: config.path_pattern.clone(),
-                service_id: config.service_id.clone(),
+                service_id: Arc::from(config.service_id.as_str()),
                 auth_required: config.auth_required,
                 rate_limit_override: config.rate_limit_override,
                 rate_limit: crate::ratelimit::route_settings(config, limits).map(Arc::from),
@@ -252,7 +253,7 @@ mod tests {
     }
 
     fn hit(table: &RouteTable, method: &str, path: &str) -> Option<String> {
-        table.lookup(method, path).map(|r| r.id.clone())
+        table.lookup(method, path).map(|r| r.id.to_string())
     }
 
     #[test]

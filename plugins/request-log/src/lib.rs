@@ -3,12 +3,14 @@
 //! tenant's request log with what a client controls cut to size (a 64 KiB
 //! request line must not become a 64 KiB log row): the path to 2 KiB and the
 //! method to 32 bytes, each at a character boundary and marked with `…` when
-//! cut. A record that needs no cut is shipped by its index, as measured, so
-//! only changed records cross back to the node.
+//! cut. It reads only the path and the method of a batch (each text field is
+//! a copy into its memory), and ships a record that needs no cut by its
+//! index, as measured, so only changed records cross back to the node; the
+//! whole batch crosses in only when one needs a cut.
 
 wit_bindgen::generate!({ world: "builtin", path: "../../wit" });
 
-use gatehouse::plugin::request_logs::{self, Shipped};
+use gatehouse::plugin::request_logs::{self, RequestFields, RequestRecord, Shipped};
 use gatehouse::plugin::types::{Hooks, RequestChanges, ResponseChanges};
 
 /// Longest path kept, in bytes.
@@ -54,11 +56,22 @@ impl Guest for RequestLog {
     }
 
     fn on_log(_entry: LogEntry) {
-        let shipped: Vec<_> = request_logs::finished()
+        // Only the path and the method can need a cut: most batches cross
+        // in with just those, and ship as measured.
+        let fits = |record: &RequestRecord| {
+            record.path.len() <= MAX_PATH && record.method.len() <= MAX_METHOD
+        };
+        let slim = request_logs::finished(RequestFields::PATH | RequestFields::METHOD);
+        if slim.iter().all(fits) {
+            let measured: Vec<_> = (0..slim.len() as u32).map(Shipped::Measured).collect();
+            request_logs::ship(&measured);
+            return;
+        }
+        let shipped: Vec<_> = request_logs::finished(RequestFields::all())
             .into_iter()
             .zip(0..)
             .map(|(mut record, index)| {
-                if record.path.len() <= MAX_PATH && record.method.len() <= MAX_METHOD {
+                if fits(&record) {
                     return Shipped::Measured(index);
                 }
                 record.path = cut(record.path, MAX_PATH);

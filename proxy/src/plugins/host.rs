@@ -16,11 +16,14 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use gatehouse_protocol::telemetry::LogRecord;
 
-use super::bindings::gatehouse::plugin::request_logs::{self, RequestRecord, Shipped};
+use super::bindings::gatehouse::plugin::request_logs::{
+    self, RequestFields, RequestRecord, Shipped,
+};
 use super::bindings::gatehouse::plugin::{config, consumers, counters, kv, log, types};
 use super::runtime::{CallContext, PluginFailure};
 use crate::keys::Consumer;
 use crate::ratelimit::RateLimiter;
+use crate::telemetry::RequestOutcome;
 
 /// State shared by every call of a node's plugins: the rate limiter,
 /// counters and key-value.
@@ -249,33 +252,48 @@ impl counters::Host for HostState {
     }
 }
 
-impl From<&LogRecord> for types::LogEntry {
+impl From<&RequestOutcome> for types::LogEntry {
     /// A finished request as `on-log` gets it.
-    fn from(record: &LogRecord) -> Self {
+    fn from(outcome: &RequestOutcome) -> Self {
         Self {
-            request_id: record.request_id.clone(),
-            method: record.method.clone(),
-            path: record.path.clone(),
-            route_id: record.route_id.clone(),
-            consumer_id: record.consumer_id.clone(),
-            status: u16::try_from(record.status_code).unwrap_or(0),
-            latency_ms: record.latency_ms,
+            request_id: outcome.request_id.clone(),
+            method: outcome.method.as_str().to_owned(),
+            path: outcome.uri.path().to_owned(),
+            route_id: outcome.route_id.as_deref().map(str::to_owned),
+            consumer_id: outcome.consumer_id.as_ref().map(ToString::to_string),
+            status: outcome.status,
+            latency_ms: outcome.latency_ms,
         }
     }
 }
 
-/// A node's record as the request log sees it.
-fn request_record(record: &LogRecord) -> RequestRecord {
+/// A node's record as the request log sees it, with the text `fields`
+/// asked for (the others empty or none).
+fn request_record(record: &LogRecord, fields: RequestFields) -> RequestRecord {
+    let text = |field, value: &String| {
+        if fields.contains(field) {
+            value.clone()
+        } else {
+            String::new()
+        }
+    };
+    let optional = |field, value: &Option<String>| {
+        if fields.contains(field) {
+            value.clone()
+        } else {
+            None
+        }
+    };
     RequestRecord {
-        request_id: record.request_id.clone(),
-        method: record.method.clone(),
-        path: record.path.clone(),
-        route_id: record.route_id.clone(),
-        service_id: record.service_id.clone(),
-        consumer_id: record.consumer_id.clone(),
+        request_id: text(RequestFields::REQUEST_ID, &record.request_id),
+        method: text(RequestFields::METHOD, &record.method),
+        path: text(RequestFields::PATH, &record.path),
+        route_id: optional(RequestFields::ROUTE_ID, &record.route_id),
+        service_id: optional(RequestFields::SERVICE_ID, &record.service_id),
+        consumer_id: optional(RequestFields::CONSUMER_ID, &record.consumer_id),
         status: u16::try_from(record.status_code).unwrap_or(0),
         latency_ms: record.latency_ms,
-        client_ip: record.client_ip.clone(),
+        client_ip: text(RequestFields::CLIENT_IP, &record.client_ip),
         bytes_in: u64::try_from(record.bytes_in).unwrap_or(0),
         bytes_out: u64::try_from(record.bytes_out).unwrap_or(0),
         at_ms: record.at_ms,
@@ -343,8 +361,11 @@ fn log_record(shipped: RequestRecord) -> LogRecord {
 }
 
 impl request_logs::Host for HostState {
-    fn finished(&mut self) -> Vec<RequestRecord> {
-        self.finished.iter().map(request_record).collect()
+    fn finished(&mut self, fields: RequestFields) -> Vec<RequestRecord> {
+        self.finished
+            .iter()
+            .map(|record| request_record(record, fields))
+            .collect()
     }
 
     fn ship(&mut self, entries: Vec<Shipped>) {

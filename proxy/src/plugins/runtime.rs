@@ -342,7 +342,16 @@ impl LoadedPlugin {
         ctx: &CallContext,
         records: &mut Vec<LogRecord>,
     ) -> Result<Vec<LogRecord>, PluginFailure> {
-        let entry = LogEntry::from(&LogRecord::default());
+        // The batch is in `finished`; the entry of a single request is empty.
+        let entry = LogEntry {
+            request_id: String::new(),
+            method: String::new(),
+            path: String::new(),
+            route_id: None,
+            consumer_id: None,
+            status: 0,
+            latency_ms: 0.0,
+        };
         self.guarded(async {
             let (plugin, mut store) = self.instance(ctx).await?;
             store.data_mut().finished = std::mem::take(records);

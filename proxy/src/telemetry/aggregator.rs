@@ -90,10 +90,9 @@ impl Aggregator {
         }
     }
 
-    fn add_request(&mut self, outcome: RequestOutcome) {
-        let RequestOutcome { record, failure } = outcome;
-        let minute = record.at_ms - record.at_ms.rem_euclid(MINUTE_MS);
-        let route = record.route_id.as_deref().unwrap_or("none");
+    fn add_request(&mut self, mut outcome: RequestOutcome) {
+        let minute = outcome.at_ms - outcome.at_ms.rem_euclid(MINUTE_MS);
+        let route = outcome.route_id.as_deref().unwrap_or("none");
         let routes = self.minutes.entry(minute).or_default();
         // Looked up before inserting: `entry` would need an owned key for
         // every request, not just a route's first of the minute.
@@ -105,28 +104,28 @@ impl Aggregator {
         };
         entry.dirty = true;
         entry.requests += 1;
-        match record.status_code {
+        match outcome.status {
             400..=499 => entry.client_errors += 1,
             500..=599 => entry.errors += 1,
             _ => {}
         }
         entry
             .latency
-            .saturating_record(((record.latency_ms * 1000.0) as u64).max(1));
+            .saturating_record(((outcome.latency_ms * 1000.0) as u64).max(1));
         self.newest_minute = self.newest_minute.max(minute);
-        if let Some(failure) = failure {
+        if let Some(failure) = outcome.failure.take() {
             self.errors.push(ErrorOccurrence {
                 kind: failure.kind.to_owned(),
                 message: failure.message,
-                route_id: record.route_id.clone(),
-                service_id: record.service_id.clone(),
+                route_id: outcome.route_id.as_deref().map(str::to_owned),
+                service_id: outcome.service_id.as_deref().map(str::to_owned),
                 plugin_id: None,
-                status_code: Some(record.status_code),
-                at_ms: record.at_ms,
+                status_code: Some(i64::from(outcome.status)),
+                at_ms: outcome.at_ms,
             });
         }
         if self.keep_logs {
-            self.logs.push(record);
+            self.logs.push(outcome.into_record());
         }
     }
 
@@ -270,23 +269,19 @@ mod tests {
     use super::*;
 
     fn request(route: Option<&str>, status: u16, latency_us: u64, at_ms: i64) -> RequestOutcome {
-        let record = LogRecord {
-            id: uuid::Uuid::new_v4().to_string(),
+        RequestOutcome {
             request_id: "r".into(),
-            method: "GET".into(),
-            path: "/x".into(),
-            route_id: route.map(str::to_owned),
+            method: http::Method::GET,
+            uri: http::Uri::from_static("/x?q=1"),
+            route_id: route.map(Arc::from),
             service_id: None,
             consumer_id: None,
-            status_code: i64::from(status),
+            status,
             latency_ms: latency_us as f64 / 1000.0,
             client_ip: "127.0.0.1".into(),
             bytes_in: 0,
             bytes_out: 10,
             at_ms,
-        };
-        RequestOutcome {
-            record,
             failure: (status == 502).then(|| Failure {
                 kind: "upstream_unavailable",
                 message: "refused".into(),

@@ -17,19 +17,60 @@ use std::sync::{Arc, Mutex};
 use gatehouse_protocol::telemetry::{ErrorOccurrence, HealthResult, LogRecord};
 use tokio::sync::mpsc;
 
+use crate::keys::ConsumerId;
 use crate::metrics::TelemetryGauges;
 use outbox::Outbox;
 
 /// Events the hot path can queue before new ones are dropped (and counted).
 pub const QUEUE_CAPACITY: usize = 65_536;
 
-/// One finished request: what the node measured (for metrics, error events
-/// and, when the node ships request logs, the request log), and the failure
-/// worth an error event if there was one.
+/// One finished request as the hot path hands it over: what the node
+/// measured (for metrics, error events and, when the node ships request
+/// logs, the request log), and the failure worth an error event if there
+/// was one. What the request shares with the config or the session (the
+/// route's ids, the consumer's, the URI) is held by reference count, not
+/// copied: the worker allocates nothing for it, and the background thread
+/// writes the log record.
 #[derive(Debug, Clone)]
 pub struct RequestOutcome {
-    pub record: LogRecord,
+    pub request_id: String,
+    pub method: http::Method,
+    /// The request's URI (its path is logged, without the query string).
+    pub uri: http::Uri,
+    pub route_id: Option<Arc<str>>,
+    pub service_id: Option<Arc<str>>,
+    pub consumer_id: Option<ConsumerId>,
+    /// 0 when no response was written.
+    pub status: u16,
+    pub latency_ms: f64,
+    pub client_ip: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// When the request arrived, epoch milliseconds.
+    pub at_ms: i64,
     pub failure: Option<Failure>,
+}
+
+impl RequestOutcome {
+    /// The request's log record (its id left empty: the control plane
+    /// derives it).
+    pub fn into_record(self) -> LogRecord {
+        LogRecord {
+            id: String::new(),
+            request_id: self.request_id,
+            method: self.method.as_str().to_owned(),
+            path: self.uri.path().to_owned(),
+            route_id: self.route_id.as_deref().map(str::to_owned),
+            service_id: self.service_id.as_deref().map(str::to_owned),
+            consumer_id: self.consumer_id.as_ref().map(ConsumerId::to_string),
+            status_code: i64::from(self.status),
+            latency_ms: self.latency_ms,
+            client_ip: self.client_ip,
+            bytes_in: i64::try_from(self.bytes_in).unwrap_or(i64::MAX),
+            bytes_out: i64::try_from(self.bytes_out).unwrap_or(i64::MAX),
+            at_ms: self.at_ms,
+        }
+    }
 }
 
 /// An upstream failure worth an error event.
