@@ -4,12 +4,15 @@
 //!
 //! `cargo bench -p gatehouse-control --bench ingest` (PostgreSQL at
 //! GATEHOUSE_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres).
-//! Rows per second = 2,000 / the time per batch that criterion prints.
+//! Criterion prints rows per second (thrpt): one batch of 2,000 at a time on
+//! each database, and on PostgreSQL also as the control plane stores a
+//! node's batches, `POSTGRES_IN_FLIGHT` at once.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gatehouse_control::accounts;
+use gatehouse_control::gateway::ingesting::{Ingesting, POSTGRES_IN_FLIGHT};
 use gatehouse_control::store::Store;
 use gatehouse_control::telemetry;
 use gatehouse_protocol::telemetry::{LogRecord, TelemetryBatch};
@@ -79,6 +82,7 @@ fn bench_ingest(c: &mut Criterion) {
     let mut group = c.benchmark_group("ingest_2000_logs");
     group.throughput(Throughput::Elements(ROWS as u64));
     group.sample_size(20);
+    let mut postgres = None;
     for (name, url) in targets {
         let (store, tenant) = runtime.block_on(store(&url));
         group.bench_function(name, |b| {
@@ -97,9 +101,17 @@ fn bench_ingest(c: &mut Criterion) {
                 criterion::BatchSize::SmallInput,
             )
         });
-        runtime.block_on(store.close());
+        if name == "postgres" {
+            postgres = Some((store, tenant));
+        } else {
+            runtime.block_on(store.close());
+        }
     }
     group.finish();
+    if let Some((store, tenant)) = postgres {
+        at_once(c, &runtime, &store, &tenant);
+        runtime.block_on(store.close());
+    }
     runtime.block_on(async {
         let admin = sqlx::AnyPool::connect(&admin_url)
             .await
@@ -112,6 +124,30 @@ fn bench_ingest(c: &mut Criterion) {
             .ok();
     });
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// Batches stored as the control plane stores a node's: `POSTGRES_IN_FLIGHT`
+/// at once, each acknowledged as it finishes.
+fn at_once(c: &mut Criterion, runtime: &tokio::runtime::Runtime, store: &Store, tenant: &str) {
+    let mut group = c.benchmark_group(format!("ingest_{POSTGRES_IN_FLIGHT}x{ROWS}_logs_at_once"));
+    group.throughput(Throughput::Elements((ROWS * POSTGRES_IN_FLIGHT) as u64));
+    group.sample_size(20);
+    group.bench_function("postgres", |b| {
+        b.to_async(runtime).iter_batched(
+            || (0..POSTGRES_IN_FLIGHT).map(|_| batch()).collect::<Vec<_>>(),
+            |batches| async move {
+                let mut ingesting = Ingesting::new(store.clone(), tenant);
+                for batch in batches {
+                    ingesting.start(batch);
+                }
+                for _ in 0..POSTGRES_IN_FLIGHT {
+                    black_box(ingesting.next().await.1.expect("ingest"));
+                }
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench_ingest);

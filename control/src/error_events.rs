@@ -141,19 +141,28 @@ pub async fn record(
     occurrence: &ErrorOccurrence,
 ) -> Result<String, sqlx::Error> {
     let mut tx = store.begin_write().await?;
-    let id = record_on(&mut tx, tenant_id, occurrence).await?;
+    let id = record_on(store, &mut tx, tenant_id, occurrence).await?;
     tx.commit().await?;
     Ok(id)
 }
 
 /// Records an occurrence on `conn` (a transaction): it joins the open event
 /// of the same kind and route seen within the grouping window, or opens a
-/// new one. Returns the event id.
+/// new one. Returns the event id. Two transactions recording the same kind
+/// and route (two batches stored at once) take turns, so the second joins
+/// the event the first opened.
 pub async fn record_on(
+    store: &Store,
     conn: &mut AnyConnection,
     tenant_id: &str,
     occurrence: &ErrorOccurrence,
 ) -> Result<String, sqlx::Error> {
+    let group = format!(
+        "error-event/{tenant_id}/{}/{}",
+        occurrence.kind,
+        occurrence.route_id.as_deref().unwrap_or_default()
+    );
+    store.serialize_on(conn, &group).await?;
     let at = Timestamp::from_millis(occurrence.at_ms);
     let open: Option<(String,)> = sqlx::query_as(
         "SELECT id FROM error_events WHERE tenant_id = $1 AND kind = $2 \

@@ -1,11 +1,13 @@
 //! Request logs: one row per request a gateway node handled. The paginated,
 //! filtered listing, and the bulk insert the telemetry ingestion uses.
 
+use std::borrow::Cow;
+
 use axum::extract::State;
 use gatehouse_protocol::telemetry::LogRecord;
 use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
 use sqlx::FromRow;
+use sqlx::{AnyConnection, AssertSqlSafe};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +17,7 @@ use crate::auth::TenantAuth;
 use crate::error::{ApiError, Result};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
-use crate::store::{Dialect, Sql, Timestamp};
+use crate::store::{ArrayLiteral, Dialect, Sql, Timestamp};
 use crate::validate;
 
 /// Rows per page of `GET .../logs`.
@@ -115,20 +117,33 @@ async fn list_logs(
     Ok(Json(logs))
 }
 
+/// What an insert does with a log whose id is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicates {
+    /// Fails (a unique violation). A batch is stored once (its id is
+    /// recorded with it) and its logs' ids are its own, so this is the
+    /// normal case, and the cheaper statement on PostgreSQL.
+    Refuse,
+    /// Skips it: for a batch that repeats logs stored before (a node that
+    /// resent them in a new batch, or a batch redelivered after its id was
+    /// forgotten).
+    Skip,
+}
+
 /// Inserts a tenant's request logs, those of the batch `batch_id`, on
-/// `conn` (a transaction). The batch goes to the database as one JSON
-/// parameter that the database unpacks itself (`json_to_recordset` on
-/// PostgreSQL, `json_each` on SQLite): one statement and one round trip
-/// whatever the batch size, no per-row parameters. A log without an id gets
-/// one derived from the tenant, the batch and its position, the same
-/// whenever the batch is delivered; a log whose id is already stored is
-/// skipped, so a node may safely send a log twice.
+/// `conn` (a transaction): one statement and one round trip whatever the
+/// batch size, no per-row parameters. PostgreSQL gets a column per
+/// parameter as an array literal and unnests them; SQLite gets the rows as
+/// one JSON parameter (`json_each`). A log without an id gets one derived
+/// from the tenant, the batch and its position, the same whenever the batch
+/// is delivered.
 pub async fn insert(
     conn: &mut AnyConnection,
     dialect: Dialect,
     tenant_id: &str,
     batch_id: &str,
     logs: &[LogRecord],
+    duplicates: Duplicates,
 ) -> Result<(), sqlx::Error> {
     if logs.is_empty() {
         return Ok(());
@@ -146,34 +161,90 @@ pub async fn insert(
             Row::new(id, log)
         })
         .collect();
-    let rows = serde_json::to_string(&rows).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
-    let sql = match dialect {
-        Dialect::Postgres => INSERT_FROM_JSON_POSTGRES,
-        Dialect::Sqlite => INSERT_FROM_JSON_SQLITE,
+    let on_conflict = match duplicates {
+        Duplicates::Refuse => "",
+        Duplicates::Skip => " ON CONFLICT (id) DO NOTHING",
     };
-    sqlx::query(sql)
-        .bind(tenant_id)
-        .bind(rows)
-        .execute(&mut *conn)
-        .await?;
+    match dialect {
+        Dialect::Postgres => {
+            let mut query = sqlx::query(AssertSqlSafe(format!(
+                "{INSERT_FROM_ARRAYS_POSTGRES}{on_conflict}"
+            )))
+            .bind(tenant_id);
+            for column in postgres_columns(&rows) {
+                query = query.bind(column);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Dialect::Sqlite => {
+            let rows =
+                serde_json::to_string(&rows).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+            sqlx::query(AssertSqlSafe(format!(
+                "{INSERT_FROM_JSON_SQLITE}{on_conflict}"
+            )))
+            .bind(tenant_id)
+            .bind(rows)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
     Ok(())
 }
 
-/// A log as the insert statements read it: an object with camelCase keys
-/// (the wire's array form is the node's, not the database's).
+/// The rows as the array literals `$2`..`$14` of
+/// [`INSERT_FROM_ARRAYS_POSTGRES`], a column each.
+fn postgres_columns(rows: &[Row<'_>]) -> [String; 13] {
+    let mut columns: [ArrayLiteral; 13] =
+        std::array::from_fn(|_| ArrayLiteral::with_capacity(rows.len(), 36));
+    let [
+        id,
+        request_id,
+        method,
+        path,
+        route_id,
+        service_id,
+        consumer_id,
+        status_code,
+        latency_ms,
+        client_ip,
+        bytes_in,
+        bytes_out,
+        at_ms,
+    ] = &mut columns;
+    for row in rows {
+        id.push_text(Some(&row.id));
+        request_id.push_text(Some(&row.request_id));
+        method.push_text(Some(&row.method));
+        path.push_text(Some(&row.path));
+        route_id.push_text(row.route_id.as_deref());
+        service_id.push_text(row.service_id.as_deref());
+        consumer_id.push_text(row.consumer_id.as_deref());
+        status_code.push_number(row.status_code);
+        latency_ms.push_number(row.latency_ms);
+        client_ip.push_text(Some(&row.client_ip));
+        bytes_in.push_number(row.bytes_in);
+        bytes_out.push_number(row.bytes_out);
+        at_ms.push_number(row.at_ms);
+    }
+    columns.map(ArrayLiteral::finish)
+}
+
+/// A log as the inserts take it: its id given, its text storable. SQLite's
+/// reads it as an object with camelCase keys (the wire's array form is the
+/// node's, not the database's).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Row<'a> {
     id: String,
-    request_id: &'a str,
-    method: &'a str,
-    path: &'a str,
-    route_id: Option<&'a str>,
-    service_id: Option<&'a str>,
-    consumer_id: Option<&'a str>,
+    request_id: Cow<'a, str>,
+    method: Cow<'a, str>,
+    path: Cow<'a, str>,
+    route_id: Option<Cow<'a, str>>,
+    service_id: Option<Cow<'a, str>>,
+    consumer_id: Option<Cow<'a, str>>,
     status_code: i64,
     latency_ms: f64,
-    client_ip: &'a str,
+    client_ip: Cow<'a, str>,
     bytes_in: i64,
     bytes_out: i64,
     at_ms: i64,
@@ -183,19 +254,30 @@ impl<'a> Row<'a> {
     fn new(id: String, log: &'a LogRecord) -> Self {
         Self {
             id,
-            request_id: &log.request_id,
-            method: &log.method,
-            path: &log.path,
-            route_id: log.route_id.as_deref(),
-            service_id: log.service_id.as_deref(),
-            consumer_id: log.consumer_id.as_deref(),
+            request_id: storable(&log.request_id),
+            method: storable(&log.method),
+            path: storable(&log.path),
+            route_id: log.route_id.as_deref().map(storable),
+            service_id: log.service_id.as_deref().map(storable),
+            consumer_id: log.consumer_id.as_deref().map(storable),
             status_code: log.status_code,
             latency_ms: log.latency_ms,
-            client_ip: &log.client_ip,
+            client_ip: storable(&log.client_ip),
             bytes_in: log.bytes_in,
             bytes_out: log.bytes_out,
             at_ms: log.at_ms,
         }
+    }
+}
+
+/// Text as both databases can hold it: PostgreSQL's cannot contain NUL,
+/// which becomes U+FFFD (the row is stored with it replaced rather than
+/// failing its whole batch, which the node would resend forever).
+fn storable(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{fffd}"))
+    } else {
+        Cow::Borrowed(text)
     }
 }
 
@@ -220,20 +302,21 @@ fn derived_id(base: Uuid, position: usize) -> String {
     Uuid::from_bytes(bytes).to_string()
 }
 
-/// `$2` is a JSON array of `LogRecord`s (camelCase fields).
-const INSERT_FROM_JSON_POSTGRES: &str = "INSERT INTO request_logs (id, tenant_id, request_id, method, \
-     path, route_id, service_id, consumer_id, status_code, latency_ms, client_ip, bytes_in, \
-     bytes_out, created_at) \
-     SELECT r.id, $1, r.\"requestId\", r.method, r.path, r.\"routeId\", r.\"serviceId\", \
-     r.\"consumerId\", r.\"statusCode\", r.\"latencyMs\", r.\"clientIp\", r.\"bytesIn\", \
-     r.\"bytesOut\", r.\"atMs\" \
-     FROM json_to_recordset($2::json) AS r(id text, \"requestId\" text, method text, path text, \
-     \"routeId\" text, \"serviceId\" text, \"consumerId\" text, \"statusCode\" bigint, \
-     \"latencyMs\" double precision, \"clientIp\" text, \"bytesIn\" bigint, \"bytesOut\" bigint, \
-     \"atMs\" bigint) \
-     ON CONFLICT (id) DO NOTHING";
+/// `$2`..`$14` are the logs' columns as array literals (see
+/// [`postgres_columns`]). Followed by the conflict clause of [`Duplicates`].
+const INSERT_FROM_ARRAYS_POSTGRES: &str = "INSERT INTO request_logs (id, tenant_id, request_id, \
+     method, path, route_id, service_id, consumer_id, status_code, latency_ms, client_ip, \
+     bytes_in, bytes_out, created_at) \
+     SELECT r.id, $1, r.request_id, r.method, r.path, r.route_id, r.service_id, r.consumer_id, \
+     r.status_code, r.latency_ms, r.client_ip, r.bytes_in, r.bytes_out, r.at_ms \
+     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+     $8::text[], $9::bigint[], $10::double precision[], $11::text[], $12::bigint[], \
+     $13::bigint[], $14::bigint[]) \
+     AS r(id, request_id, method, path, route_id, service_id, consumer_id, status_code, \
+     latency_ms, client_ip, bytes_in, bytes_out, at_ms)";
 
-/// The same for SQLite (`WHERE true` lets its parser see the upsert clause).
+/// `$2` is a JSON array of [`Row`]s (`WHERE true` lets SQLite's parser see
+/// an upsert clause after it).
 const INSERT_FROM_JSON_SQLITE: &str = "INSERT INTO request_logs (id, tenant_id, request_id, method, \
      path, route_id, service_id, consumer_id, status_code, latency_ms, client_ip, bytes_in, \
      bytes_out, created_at) \
@@ -241,8 +324,7 @@ const INSERT_FROM_JSON_SQLITE: &str = "INSERT INTO request_logs (id, tenant_id, 
      value ->> '$.path', value ->> '$.routeId', value ->> '$.serviceId', \
      value ->> '$.consumerId', value ->> '$.statusCode', value ->> '$.latencyMs', \
      value ->> '$.clientIp', value ->> '$.bytesIn', value ->> '$.bytesOut', value ->> '$.atMs' \
-     FROM json_each($2) WHERE true \
-     ON CONFLICT (id) DO NOTHING";
+     FROM json_each($2) WHERE true";
 
 #[cfg(test)]
 mod tests {

@@ -212,7 +212,9 @@ pub enum MergeError {
 }
 
 /// Stores (or replaces) node `node_id`'s report for one route and minute,
-/// on `conn`.
+/// on `conn`. A node's reports of a minute are cumulative, so one with
+/// fewer requests than the stored report is older and leaves it as it is
+/// (two of a node's batches may be stored at once, in either order).
 pub async fn merge_minute(
     conn: &mut AnyConnection,
     tenant_id: &str,
@@ -235,7 +237,8 @@ pub async fn merge_minute(
          request_count = excluded.request_count, \
          client_error_count = excluded.client_error_count, \
          error_count = excluded.error_count, \
-         latency_histogram = excluded.latency_histogram, updated_at = excluded.updated_at",
+         latency_histogram = excluded.latency_histogram, updated_at = excluded.updated_at \
+         WHERE metrics_minutes.request_count <= excluded.request_count",
     )
     .bind(tenant_id)
     .bind(&report.route_id)

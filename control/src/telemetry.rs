@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use gatehouse_protocol::telemetry::TelemetryBatch;
 
+use crate::logs::Duplicates;
 use crate::store::{Store, Timestamp};
 use crate::{error_events, health, logs, metrics};
 
@@ -33,6 +34,21 @@ pub async fn ingest(
     tenant_id: &str,
     batch: &TelemetryBatch,
 ) -> Result<bool, IngestError> {
+    match store_batch(store, tenant_id, batch, Duplicates::Refuse).await {
+        Err(IngestError::Database(sqlx::Error::Database(err))) if err.is_unique_violation() => {
+            // Logs stored before under the same ids: the batch again, skipping them.
+            store_batch(store, tenant_id, batch, Duplicates::Skip).await
+        }
+        outcome => outcome,
+    }
+}
+
+async fn store_batch(
+    store: &Store,
+    tenant_id: &str,
+    batch: &TelemetryBatch,
+    duplicates: Duplicates,
+) -> Result<bool, IngestError> {
     let mut tx = store.begin_write().await?;
     let fresh = sqlx::query(
         "INSERT INTO telemetry_batches (tenant_id, batch_id, node_id, received_at) \
@@ -55,6 +71,7 @@ pub async fn ingest(
         tenant_id,
         &batch.batch_id,
         &batch.logs,
+        duplicates,
     )
     .await?;
     for minute in &batch.metrics {
@@ -66,7 +83,7 @@ pub async fn ingest(
             })?;
     }
     for occurrence in &batch.errors {
-        error_events::record_on(&mut tx, tenant_id, occurrence).await?;
+        error_events::record_on(store, &mut tx, tenant_id, occurrence).await?;
     }
     for check in &batch.health {
         health::insert(&mut tx, tenant_id, &batch.node_id, check).await?;
@@ -109,8 +126,8 @@ pub async fn purge(
 ) -> Result<u64, sqlx::Error> {
     let log_cutoff = now.add_millis(-i64::from(retention.log_days) * DAY_MS);
     let metrics_cutoff = now.add_millis(-i64::from(retention.metrics_days) * DAY_MS);
-    let statements: [(&'static str, Timestamp); 4] = [
-        ("DELETE FROM request_logs WHERE created_at < $1", log_cutoff),
+    let mut deleted = purge_logs(store, log_cutoff).await?;
+    let statements: [(&'static str, Timestamp); 3] = [
         (
             "DELETE FROM metrics_minutes WHERE minute_start < $1",
             metrics_cutoff,
@@ -124,9 +141,27 @@ pub async fn purge(
             now.add_millis(-BATCH_ID_RETENTION_MS),
         ),
     ];
-    let mut deleted = 0;
     for (sql, cutoff) in statements {
         deleted += sqlx::query(sql)
+            .bind(cutoff)
+            .execute(store.pool())
+            .await?
+            .rows_affected();
+    }
+    Ok(deleted)
+}
+
+/// Deletes request logs older than `cutoff`, a tenant at a time: each
+/// delete walks that tenant's logs in time order (`request_logs_tenant_time`),
+/// so the table needs no time index of its own to insert into.
+async fn purge_logs(store: &Store, cutoff: Timestamp) -> Result<u64, sqlx::Error> {
+    let tenants: Vec<(String,)> = sqlx::query_as("SELECT id FROM tenants")
+        .fetch_all(store.pool())
+        .await?;
+    let mut deleted = 0;
+    for (tenant_id,) in tenants {
+        deleted += sqlx::query("DELETE FROM request_logs WHERE tenant_id = $1 AND created_at < $2")
+            .bind(tenant_id)
             .bind(cutoff)
             .execute(store.pool())
             .await?

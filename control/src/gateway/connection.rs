@@ -1,6 +1,7 @@
 //! One gateway node's connection: authenticate its gateway key, record the
 //! connection, answer its Hello, push snapshots as the tenant's config
-//! changes, and record heartbeats until it goes away.
+//! changes, store its telemetry (see `ingesting`) and record heartbeats
+//! until it goes away.
 
 use std::time::Duration;
 
@@ -18,9 +19,10 @@ use crate::error::{ApiError, Result};
 use crate::secrets::{GATEWAY_KEY_PREFIX, sha256_hex};
 use crate::state::AppState;
 use crate::store::Timestamp;
-use crate::telemetry::{self, IngestError};
+use crate::telemetry::IngestError;
 use crate::{gateway_key, gateway_status};
 
+use super::ingesting::{Ingesting, Stored};
 use super::snapshot;
 
 /// How long a node may take to say Hello.
@@ -137,6 +139,7 @@ async fn stream(
     }
     let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
     let mut closing = state.closing();
+    let mut ingesting = Ingesting::new(state.store().clone(), tenant_id);
     loop {
         tokio::select! {
             _ = closing.changed() => {
@@ -151,15 +154,11 @@ async fn stream(
                         gateway_status::heartbeat(state.store(), connection_id, Timestamp::now()).await?;
                     }
                     Ok(NodeMessage::Telemetry(batch)) => {
-                        match telemetry::ingest(state.store(), tenant_id, &batch).await {
-                            Ok(_) => {}
-                            Err(IngestError::Invalid(reason)) => {
-                                tracing::warn!(tenant_id, batch = batch.batch_id, reason, "telemetry batch dropped");
-                            }
-                            // Not acknowledged: the node sends it again.
-                            Err(IngestError::Database(err)) => return Err(err.into()),
+                        if ingesting.is_full() {
+                            let stored = ingesting.next().await;
+                            acknowledge(socket, tenant_id, stored).await?;
                         }
-                        send(socket, &ControlMessage::Ack { batch_id: batch.batch_id }).await?;
+                        ingesting.start(batch);
                     }
                     Ok(NodeMessage::FetchPlugin { sha256 }) => {
                         let wasm: Option<(Vec<u8>,)> = sqlx::query_as(
@@ -182,6 +181,7 @@ async fn stream(
                 Some(Ok(_)) => {}
                 Some(Err(err)) => return Err(err.into()),
             },
+            stored = ingesting.next() => acknowledge(socket, tenant_id, stored).await?,
             changed = changes.changed() => {
                 if changed.is_err() {
                     return Ok(());
@@ -206,6 +206,29 @@ async fn stream(
             }
         }
     }
+}
+
+/// Acknowledges a stored batch (or one that can never be stored, which is
+/// dropped). A batch the database failed to store is not acknowledged: the
+/// connection ends and the node sends it again.
+async fn acknowledge(
+    socket: &mut WebSocket,
+    tenant_id: &str,
+    (batch_id, outcome): Stored,
+) -> Result<(), ConnectionError> {
+    match outcome {
+        Ok(_) => {}
+        Err(IngestError::Invalid(reason)) => {
+            tracing::warn!(
+                tenant_id,
+                batch = batch_id,
+                reason,
+                "telemetry batch dropped"
+            );
+        }
+        Err(IngestError::Database(err)) => return Err(err.into()),
+    }
+    send(socket, &ControlMessage::Ack { batch_id }).await
 }
 
 /// Closes the connection with [`gateway_key::KEY_ROTATED_CLOSE_CODE`] when

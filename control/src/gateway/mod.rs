@@ -6,6 +6,7 @@
 mod changes;
 mod connection;
 mod hub;
+pub mod ingesting;
 pub mod snapshot;
 
 pub use changes::{bump_on_change, bump_version, spawn_listener};

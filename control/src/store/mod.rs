@@ -7,6 +7,7 @@
 //! runs on both; what still differs (migrations, booleans on SQLite) lives in
 //! this module and nowhere else.
 
+mod array_literal;
 mod live;
 mod sql;
 mod types;
@@ -17,8 +18,9 @@ use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Executor};
 
+pub use array_literal::ArrayLiteral;
 pub use live::Tombstone;
 pub use sql::Sql;
 pub use types::{Flag, Timestamp};
@@ -117,6 +119,26 @@ impl Store {
     /// Which engine this store talks to.
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Makes the transactions on `conn` that name `key` run one at a time
+    /// from here until they end, for a read-then-write that no row lock
+    /// covers (joining an open error event, or opening one when none is
+    /// found). PostgreSQL takes a transaction-scoped advisory lock on the
+    /// key's hash; SQLite needs nothing, its write transactions already run
+    /// one at a time.
+    pub async fn serialize_on(
+        &self,
+        conn: &mut AnyConnection,
+        key: &str,
+    ) -> Result<(), sqlx::Error> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(key)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// A transaction that will write. On SQLite it takes the write lock at

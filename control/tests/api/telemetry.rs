@@ -20,11 +20,13 @@ use crate::on_both_databases;
 
 on_both_databases!(
     logs_page_newest_first_and_filter,
+    logs_keep_every_character_they_were_sent_with,
     error_events_group_and_resolve,
     health_shows_the_latest_per_live_service,
     metrics_merge_nodes_into_buckets,
     gateway_status_follows_connections,
     batches_are_stored_once_and_whole,
+    batches_stored_at_once_join_one_error_event,
     retention_deletes_old_telemetry,
 );
 
@@ -138,6 +140,46 @@ async fn logs_page_newest_first_and_filter(db: Db) {
             reply.text
         );
         assert!(reply.body["error"]["code"].is_string());
+    }
+    h.finish().await;
+}
+
+async fn logs_keep_every_character_they_were_sent_with(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("characters").await;
+    let t0 = 1_800_000_000_000_i64;
+    // What an array literal or JSON must escape, and what looks like their syntax.
+    let paths = [
+        r#"/a "quoted" \back\slash\"#,
+        "/{braces,commas}",
+        "NULL",
+        "/ünïcödé/✓",
+        "/nul\0inside",
+    ];
+    let mut logs: Vec<LogRecord> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| log(t0 + i as i64, path, 200, None))
+        .collect();
+    logs[0].method = "PATCH".to_owned();
+    logs[1].latency_ms = 0.000_125;
+    logs[2].bytes_out = i64::MAX;
+    for log in &mut logs {
+        log.id = String::new();
+    }
+    ingest(h.store(), &t, "node-1", |b| b.logs = logs.clone()).await;
+    let stored = h.get(&t.path("/logs"), &t.token).await;
+    let mut stored = stored.list().to_vec();
+    stored.reverse();
+    assert_eq!(stored.len(), paths.len(), "{stored:?}");
+    for (row, sent) in stored.iter().zip(&logs) {
+        let expected = sent.path.replace('\0', "\u{fffd}");
+        assert_eq!(row["path"], expected.as_str());
+        assert_eq!(row["method"], sent.method.as_str());
+        assert_eq!(row["latencyMs"], sent.latency_ms);
+        assert_eq!(row["bytesOut"], sent.bytes_out);
+        assert_eq!(row["routeId"], serde_json::Value::Null);
+        assert!(Uuid::parse_str(row["id"].as_str().expect("id")).is_ok());
     }
     h.finish().await;
 }
@@ -378,6 +420,11 @@ async fn metrics_merge_nodes_into_buckets(db: Db) {
         b.metrics = vec![report(this_minute, &fast, 3, 0)]
     })
     .await;
+    // The partial one again, as if its batch finished storing last: older, it changes nothing.
+    ingest(h.store(), &t, "a", |b| {
+        b.metrics = vec![report(this_minute, &fast[..50], 0, 0)]
+    })
+    .await;
     ingest(h.store(), &t, "b", |b| {
         b.metrics = vec![report(this_minute, &slow, 0, 2)]
     })
@@ -566,6 +613,41 @@ async fn batches_are_stored_once_and_whole(db: Db) {
             .len(),
         0
     );
+    h.finish().await;
+}
+
+async fn batches_stored_at_once_join_one_error_event(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("at-once").await;
+    // An upstream down: every batch of the node carries the same failure.
+    let batches: Vec<TelemetryBatch> = (0..6)
+        .map(|i| TelemetryBatch {
+            batch_id: Uuid::new_v4().to_string(),
+            node_id: "n1".to_owned(),
+            logs: vec![log(Timestamp::now().millis(), "/down", 502, None)],
+            errors: vec![ErrorOccurrence {
+                kind: "upstream_unavailable".into(),
+                message: format!("refused ({i})"),
+                route_id: Some("route-down".into()),
+                service_id: None,
+                plugin_id: None,
+                status_code: Some(502),
+                at_ms: Timestamp::now().millis(),
+            }],
+            ..TelemetryBatch::default()
+        })
+        .collect();
+    let stored = futures_util::future::join_all(
+        batches
+            .iter()
+            .map(|batch| telemetry::ingest(h.store(), &t.id, batch)),
+    )
+    .await;
+    assert!(stored.iter().all(|s| matches!(s, Ok(true))), "{stored:?}");
+    let errors = h.get(&t.path("/errors"), &t.token).await;
+    assert_eq!(errors.list().len(), 1, "{}", errors.text);
+    assert_eq!(errors.list()[0]["occurrences"], 6);
+    assert_eq!(h.get(&t.path("/logs"), &t.token).await.list().len(), 6);
     h.finish().await;
 }
 

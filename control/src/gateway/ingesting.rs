@@ -1,0 +1,67 @@
+//! A node's telemetry batches being stored, a few at a time. On PostgreSQL a
+//! backend inserting a batch keeps one core busy, so two batches stored on
+//! two connections at once go nearly twice as fast as one after the other;
+//! SQLite has one writer, so there it is one at a time. Each batch is
+//! acknowledged as it finishes, in whatever order (the node acks by batch
+//! id), and a full queue stops the connection reading more: the node's
+//! socket backs up and its outbox holds the rest.
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use gatehouse_protocol::telemetry::TelemetryBatch;
+
+use crate::store::{Dialect, Store};
+use crate::telemetry::{self, IngestError};
+
+/// Batches of one node stored at once on PostgreSQL.
+pub const POSTGRES_IN_FLIGHT: usize = 2;
+
+/// A batch stored (or refused): its id and the outcome.
+pub type Stored = (String, Result<bool, IngestError>);
+
+/// The batches of one connection being stored.
+pub struct Ingesting {
+    store: Store,
+    tenant_id: String,
+    limit: usize,
+    running: FuturesUnordered<BoxFuture<'static, Stored>>,
+}
+
+impl Ingesting {
+    pub fn new(store: Store, tenant_id: &str) -> Self {
+        let limit = match store.dialect() {
+            Dialect::Postgres => POSTGRES_IN_FLIGHT,
+            Dialect::Sqlite => 1,
+        };
+        Self {
+            store,
+            tenant_id: tenant_id.to_owned(),
+            limit,
+            running: FuturesUnordered::new(),
+        }
+    }
+
+    /// Whether a batch must finish before another starts.
+    pub fn is_full(&self) -> bool {
+        self.running.len() >= self.limit
+    }
+
+    /// Starts storing `batch`.
+    pub fn start(&mut self, batch: TelemetryBatch) {
+        let store = self.store.clone();
+        let tenant_id = self.tenant_id.clone();
+        self.running.push(Box::pin(async move {
+            let outcome = telemetry::ingest(&store, &tenant_id, &batch).await;
+            (batch.batch_id, outcome)
+        }));
+    }
+
+    /// The next batch to finish; never ready while none is being stored.
+    pub async fn next(&mut self) -> Stored {
+        match self.running.next().await {
+            Some(stored) => stored,
+            None => std::future::pending().await,
+        }
+    }
+}
