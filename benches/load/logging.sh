@@ -7,6 +7,7 @@
 #
 #   benches/load/logging.sh [duration-seconds]
 #   ROUNDS=3 benches/load/logging.sh 8            (three on/off pairs and their medians)
+#   PERF_DATA=/tmp/l benches/load/logging.sh 8   (perf record of CPU 0 during each run: /tmp/l-max-logs-true, /tmp/l-paced-logs-false, ...)
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/gh_load benches/load/logging.sh   (an empty database)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -64,16 +65,21 @@ run() {
   max_background_before=$(background_ticks "$pid")
   local watcher
   watch_spill "$WORK/spill-max-$logs" >/dev/null & watcher=$!
+  local recorder
+  recorder=$(record_cpu0 "max-logs-$logs")
   taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" --latency http://127.0.0.1:18080/bench > "$WORK/wrk-$logs.txt"
   kill "$watcher"; wait "$watcher" 2>/dev/null || true
+  while [ -n "$recorder" ] && kill -0 "$recorder" 2>/dev/null; do sleep 0.1; done
   after=$(cpu_ticks "$pid")
   max_background_after=$(background_ticks "$pid")
   local paced_before paced_after background_before background_after
   paced_before=$(cpu_ticks "$pid")
   background_before=$(background_ticks "$pid")
   watch_spill "$WORK/spill-paced-$logs" >/dev/null & watcher=$!
+  recorder=$(record_cpu0 "paced-logs-$logs")
   taskset -c 1 wrk -t1 -c128 -d"${DURATION}s" -s "$PACED" --latency http://127.0.0.1:18080/bench > "$WORK/paced-$logs.txt"
   kill "$watcher"; wait "$watcher" 2>/dev/null || true
+  while [ -n "$recorder" ] && kill -0 "$recorder" 2>/dev/null; do sleep 0.1; done
   paced_after=$(cpu_ticks "$pid")
   background_after=$(background_ticks "$pid")
   if grep -q "Non-2xx" "$WORK/wrk-$logs.txt" "$WORK/paced-$logs.txt"; then
@@ -109,6 +115,16 @@ watch_spill() {
     if [ -n "$now" ] && [ "$now" -gt "$most" ]; then most=$now; echo "$most" > "$1"; fi
     sleep 0.5
   done
+}
+
+# With PERF_DATA set, records all of CPU 0 (the node's threads and the
+# kernel's work done there) for DURATION seconds into $PERF_DATA-$1 in the
+# background, and prints the recorder's pid (not this shell's child: wait
+# for it with kill -0).
+record_cpu0() {
+  [ -n "${PERF_DATA:-}" ] || return 0
+  perf record -q -C 0 -g -o "$PERF_DATA-$1" -- sleep "$DURATION" >/dev/null 2>&1 &
+  echo $!
 }
 
 # utime + stime of a process and its threads, in clock ticks.
