@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proxy throughput with request logging on and off: release binaries, a
 # 1 KiB upstream, the control plane on SQLite, one node pinned to CPU 0 with
-# one worker thread; wrk, the upstream and the control plane (at nice 19) pinned to CPU 1. Prints requests/s and latency for
+# one worker thread; wrk, the upstream and the control plane (at nice 19, and
+# paused while wrk runs: see PAUSE_CONTROL) pinned to CPU 1. Prints requests/s and latency for
 # both runs and the cost of logging: at each one's maximum, then at the same paced rate (RATE, default 10000
 # req/s offered), where the node's CPU per request compares fairly, with the share of its background thread.
 #
@@ -17,7 +18,7 @@ cargo build --release --quiet --bin gatehouse --example upstream
 TARGET=${CARGO_TARGET_DIR:-target}/release
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() { for pid in "${PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 taskset -c 1 "$TARGET/examples/upstream" 127.0.0.1:18081 2>/dev/null & PIDS+=($!)
@@ -28,6 +29,7 @@ taskset -c 1 "$TARGET/examples/upstream" 127.0.0.1:18081 2>/dev/null & PIDS+=($!
 taskset -c 1 nice -n 19 "$TARGET/gatehouse" control --listen 127.0.0.1:18000 --database-url "${DATABASE_URL:-sqlite://$WORK/db.sqlite}" \
   --jwt-secret load-bench-secret-load-bench-secret-00 --data-dir "$WORK/data" --mail-outbox "$WORK/outbox" \
   2>"$WORK/control.log" & PIDS+=($!)
+CONTROL_PID=$!
 for _ in $(seq 100); do curl -fs http://127.0.0.1:18000/healthz >/dev/null && break; sleep 0.1; done
 EMAIL="load-$(date +%s%N)@example.com"
 REG=$(curl -fs -H 'content-type: application/json' -d "{\"name\":\"load\",\"email\":\"$EMAIL\",\"password\":\"load-bench-pw\"}" http://127.0.0.1:18000/api/auth/register)
@@ -56,7 +58,7 @@ run() {
   local logs=$1
   taskset -c 0 "$TARGET/gatehouse" proxy --control-url http://127.0.0.1:18000 --gateway-key "$KEY" \
     --listen 127.0.0.1:18080 --admin-listen 127.0.0.1:19080 --state-dir "$WORK/node-$logs" --threads 1 \
-    --request-logs "$logs" 2>"$WORK/proxy-$logs.log" &
+    --request-logs "$logs" --telemetry-memory-records "$MEMORY_RECORDS" 2>"$WORK/proxy-$logs.log" &
   local pid=$!
   for _ in $(seq 100); do curl -fs http://127.0.0.1:19080/healthz >/dev/null && break; sleep 0.1; done
   taskset -c 1 wrk -t1 -c32 -d2s http://127.0.0.1:18080/bench >/dev/null
@@ -67,9 +69,11 @@ run() {
   watch_spill "$WORK/spill-max-$logs" >/dev/null & watcher=$!
   local recorder
   recorder=$(record_cpu0 "max-logs-$logs")
+  pause_control
   taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" --latency http://127.0.0.1:18080/bench > "$WORK/wrk-$logs.txt"
   kill "$watcher"; wait "$watcher" 2>/dev/null || true
   while [ -n "$recorder" ] && kill -0 "$recorder" 2>/dev/null; do sleep 0.1; done
+  resume_control_and_drain
   after=$(cpu_ticks "$pid")
   max_background_after=$(background_ticks "$pid")
   local paced_before paced_after background_before background_after
@@ -77,9 +81,11 @@ run() {
   background_before=$(background_ticks "$pid")
   watch_spill "$WORK/spill-paced-$logs" >/dev/null & watcher=$!
   recorder=$(record_cpu0 "paced-logs-$logs")
+  pause_control
   taskset -c 1 wrk -t1 -c128 -d"${DURATION}s" -s "$PACED" --latency http://127.0.0.1:18080/bench > "$WORK/paced-$logs.txt"
   kill "$watcher"; wait "$watcher" 2>/dev/null || true
   while [ -n "$recorder" ] && kill -0 "$recorder" 2>/dev/null; do sleep 0.1; done
+  resume_control_and_drain
   paced_after=$(cpu_ticks "$pid")
   background_after=$(background_ticks "$pid")
   if grep -q "Non-2xx" "$WORK/wrk-$logs.txt" "$WORK/paced-$logs.txt"; then
@@ -115,6 +121,33 @@ watch_spill() {
     if [ -n "$now" ] && [ "$now" -gt "$most" ]; then most=$now; echo "$most" > "$1"; fi
     sleep 0.5
   done
+}
+
+# PAUSE_CONTROL=1 (the default) stops the control plane (SIGSTOP) while
+# wrk runs and resumes it after: on this 2-core machine its ingestion
+# otherwise shares CPU 1 with wrk and the upstream in the logs run only,
+# which changes the load the node sees and what its loopback sends cost
+# (waking a task on a busy CPU), by more than logging costs the node. The
+# node keeps the phase's logs in memory (MEMORY_RECORDS, default 1,000,000,
+# as its outbox bound) and ships them once the control plane is back; the
+# node's CPU figures count until its outbox is empty, so shipping is in
+# them. PAUSE_CONTROL=0 runs the control plane throughout (at nice 19).
+PAUSE_CONTROL=${PAUSE_CONTROL:-1}
+MEMORY_RECORDS=${MEMORY_RECORDS:-1000000}
+pause_control() {
+  [ "$PAUSE_CONTROL" = 1 ] || return 0
+  kill -STOP "$CONTROL_PID"
+}
+resume_control_and_drain() {
+  [ "$PAUSE_CONTROL" = 1 ] || return 0
+  kill -CONT "$CONTROL_PID"
+  local waiting
+  for _ in $(seq 600); do
+    waiting=$(curl -fs --max-time 1 http://127.0.0.1:19080/metrics | awk '/^gatehouse_telemetry_batches_waiting/ {printf "%d", $2}')
+    [ "$waiting" = 0 ] && return 0
+    sleep 0.1
+  done
+  echo "the node's outbox did not drain in 60 s ($waiting batches waiting)" >&2
 }
 
 # With PERF_DATA set, records all of CPU 0 (the node's threads and the
