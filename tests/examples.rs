@@ -121,7 +121,7 @@ async fn example_plugins_in_three_languages_work_through_the_proxy() {
 
     // Nodes fetch and compile the components (seconds for the language
     // runtimes); until then the routes fail closed.
-    eventually_within(
+    let waited = eventually_within(
         Duration::from_secs(120),
         "every example plugin loaded",
         || async {
@@ -134,6 +134,7 @@ async fn example_plugins_in_three_languages_work_through_the_proxy() {
         },
     )
     .await;
+    eprintln!("example plugins loaded after {waited:?}");
 
     // Rust: headers from config, upstream-bound and on the response.
     let response = get("/rust/header/x", false).await.expect("sent");

@@ -6,12 +6,14 @@
 //! there it is one at a time. Each batch is acknowledged as it finishes, in
 //! whatever order (the node acks by batch id), and a full queue stops the
 //! connection reading more: the node's socket backs up and its outbox holds
-//! the rest.
+//! the rest. Each batch is stored on a task of its own, so it goes on while
+//! the connection awaits something else (a heartbeat's update on SQLite
+//! waits for the write lock an unpolled batch would hold forever); tasks
+//! still running when the connection ends are aborted, and their
+//! transactions rolled back.
 
-use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
-use futures_util::stream::FuturesUnordered;
 use gatehouse_protocol::telemetry::TelemetryBatch;
+use tokio::task::JoinSet;
 
 use crate::store::{Dialect, Store};
 use crate::telemetry::{self, IngestError};
@@ -27,7 +29,7 @@ pub struct Ingesting {
     store: Store,
     tenant_id: String,
     limit: usize,
-    running: FuturesUnordered<BoxFuture<'static, Stored>>,
+    running: JoinSet<Stored>,
 }
 
 impl Ingesting {
@@ -40,7 +42,7 @@ impl Ingesting {
             store,
             tenant_id: tenant_id.to_owned(),
             limit,
-            running: FuturesUnordered::new(),
+            running: JoinSet::new(),
         }
     }
 
@@ -53,16 +55,24 @@ impl Ingesting {
     pub fn start(&mut self, batch: TelemetryBatch) {
         let store = self.store.clone();
         let tenant_id = self.tenant_id.clone();
-        self.running.push(Box::pin(async move {
+        self.running.spawn(async move {
             let outcome = telemetry::ingest(&store, &tenant_id, &batch).await;
             (batch.batch_id, outcome)
-        }));
+        });
     }
 
-    /// The next batch to finish; never ready while none is being stored.
+    /// The next batch to finish; never ready while none is being stored. A
+    /// task that panicked reports a database error for no batch: nothing is
+    /// acknowledged, the connection ends and the node sends it again.
     pub async fn next(&mut self) -> Stored {
-        match self.running.next().await {
-            Some(stored) => stored,
+        match self.running.join_next().await {
+            Some(Ok(stored)) => stored,
+            Some(Err(failed)) => (
+                String::new(),
+                Err(IngestError::Database(sqlx::Error::Protocol(format!(
+                    "telemetry ingestion task: {failed}"
+                )))),
+            ),
             None => std::future::pending().await,
         }
     }
