@@ -2,7 +2,7 @@
 //! backend inserting a batch keeps one core busy and then waits for its
 //! commit, so batches stored on several connections at once go faster than
 //! one after the other (ingest bench, 2-core machine: 42,500 rows/s one at a
-//! time, 51,300 two at once, 64,700 four at once); SQLite has one writer, so
+//! time, 51,300 two at once, 58,000-64,700 four at once); SQLite has one writer, so
 //! there it is one at a time. Each batch is acknowledged as it finishes, in
 //! whatever order (the node acks by batch id), and a full queue stops the
 //! connection reading more: the node's socket backs up and its outbox holds
