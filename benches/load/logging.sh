@@ -65,27 +65,13 @@ run() {
   local before after max_background_before max_background_after
   before=$(cpu_ticks "$pid")
   max_background_before=$(background_ticks "$pid")
-  local watcher
-  watch_spill "$WORK/spill-max-$logs" >/dev/null & watcher=$!
-  local recorder
-  recorder=$(record_cpu0 "max-logs-$logs")
-  pause_control
-  taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" --latency http://127.0.0.1:18080/bench > "$WORK/wrk-$logs.txt"
-  kill "$watcher"; wait "$watcher" 2>/dev/null || true
-  while [ -n "$recorder" ] && kill -0 "$recorder" 2>/dev/null; do sleep 0.1; done
-  resume_control_and_drain
+  phase "max-logs-$logs" "wrk-$logs" -c32 -d"${DURATION}s"
   after=$(cpu_ticks "$pid")
   max_background_after=$(background_ticks "$pid")
   local paced_before paced_after background_before background_after
   paced_before=$(cpu_ticks "$pid")
   background_before=$(background_ticks "$pid")
-  watch_spill "$WORK/spill-paced-$logs" >/dev/null & watcher=$!
-  recorder=$(record_cpu0 "paced-logs-$logs")
-  pause_control
-  taskset -c 1 wrk -t1 -c128 -d"${DURATION}s" -s "$PACED" --latency http://127.0.0.1:18080/bench > "$WORK/paced-$logs.txt"
-  kill "$watcher"; wait "$watcher" 2>/dev/null || true
-  while [ -n "$recorder" ] && kill -0 "$recorder" 2>/dev/null; do sleep 0.1; done
-  resume_control_and_drain
+  phase "paced-logs-$logs" "paced-$logs" -c128 -d"${DURATION}s" -s "$PACED"
   paced_after=$(cpu_ticks "$pid")
   background_after=$(background_ticks "$pid")
   if grep -q "Non-2xx" "$WORK/wrk-$logs.txt" "$WORK/paced-$logs.txt"; then
@@ -107,7 +93,23 @@ run() {
   paced_cpu_us=$(python3 -c "print(round(($paced_after - $paced_before) * 1e6 / $(getconf CLK_TCK) / $paced_requests, 2))")
   background_us=$(python3 -c "print(round(($background_after - $background_before) * 1e6 / $(getconf CLK_TCK) / $paced_requests, 2))")
   echo "$logs $rps $p50 $p99 $cpu_us $paced_rps $paced_cpu_us $background_us $max_background_us" \
-    "$(cat "$WORK/spill-max-$logs")" "$(cat "$WORK/spill-paced-$logs")"
+    "$(cat "$WORK/spill-max-logs-$logs")" "$(cat "$WORK/spill-paced-logs-$logs")"
+}
+
+# One measured phase, named $1: wrk on one thread with the arguments after
+# $2, its report in $WORK/$2.txt. Meanwhile the node's spill is watched
+# ($WORK/spill-$1), CPU 0 recorded (PERF_DATA) and the control plane paused;
+# after it, the node's outbox drains.
+phase() {
+  local name=$1 report=$2 watcher recorder
+  shift 2
+  watch_spill "$WORK/spill-$name" >/dev/null & watcher=$!
+  recorder=$(record_cpu0 "$name")
+  pause_control
+  taskset -c 1 wrk -t1 "$@" --latency http://127.0.0.1:18080/bench > "$WORK/$report.txt"
+  kill "$watcher"; wait "$watcher" 2>/dev/null || true
+  while [ -n "$recorder" ] && kill -0 "$recorder" 2>/dev/null; do sleep 0.1; done
+  resume_control_and_drain
 }
 
 # The most telemetry the node has spilled to its state dir so far, written

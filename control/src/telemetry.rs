@@ -43,6 +43,8 @@ pub async fn ingest(
     }
 }
 
+/// One attempt at [`ingest`], with `duplicates` deciding what a log stored
+/// before does.
 async fn store_batch(
     store: &Store,
     tenant_id: &str,

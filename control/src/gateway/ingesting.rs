@@ -1,16 +1,16 @@
 //! A node's telemetry batches being stored, a few at a time. On PostgreSQL a
 //! backend inserting a batch keeps one core busy and then waits for its
 //! commit, so batches stored on several connections at once go faster than
-//! one after the other (ingest bench, 2-core machine: 42,500 rows/s one at a
-//! time, 51,300 two at once, 58,000-64,700 four at once); SQLite has one writer, so
-//! there it is one at a time. Each batch is acknowledged as it finishes, in
-//! whatever order (the node acks by batch id), and a full queue stops the
-//! connection reading more: the node's socket backs up and its outbox holds
-//! the rest. Each batch is stored on a task of its own, so it goes on while
-//! the connection awaits something else (a heartbeat's update on SQLite
-//! waits for the write lock an unpolled batch would hold forever); tasks
-//! still running when the connection ends are aborted, and their
-//! transactions rolled back.
+//! one after the other (ingest bench, 2-core machine: 40,500-42,500 rows/s
+//! one at a time, 51,300 two at once, 58,000-64,700 four at once); SQLite
+//! has one writer, so there it is one at a time. Each batch is acknowledged
+//! as it finishes, in whatever order (the node acks by batch id), and a full
+//! queue stops the connection reading more: the node's socket backs up and
+//! its outbox holds the rest. Each batch is stored on a task of its own, so
+//! it goes on while the connection awaits something else (a heartbeat's
+//! update on SQLite waits for the write lock an unpolled batch would hold
+//! forever); tasks still running when the connection ends are aborted, and
+//! their transactions rolled back.
 
 use gatehouse_protocol::telemetry::TelemetryBatch;
 use tokio::task::JoinSet;
