@@ -41,6 +41,17 @@ pub enum NodeMessage {
     FetchPlugin { sha256: String },
 }
 
+/// A node's telemetry batch as the frame that ships it: encodes exactly as
+/// [`NodeMessage::Telemetry`] does, for a batch whose logs are any type that
+/// encodes as a log record (a node writes them straight from what it
+/// measured).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "telemetry")]
+pub struct TelemetryFrame<'a, L: Serialize> {
+    #[serde(flatten)]
+    pub batch: &'a TelemetryBatch<L>,
+}
+
 /// What the control plane sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -260,6 +271,35 @@ mod tests {
         assert_eq!(bad.add(&[0xff, 0xfe]).err(), Some(PartsError::NotText));
         let announce = serde_json::to_string(&ControlMessage::Parts { bytes: 7 }).expect("encodes");
         assert_eq!(announce, r#"{"type":"parts","bytes":7}"#);
+    }
+
+    #[test]
+    fn a_telemetry_frame_encodes_as_the_message() {
+        let batch = TelemetryBatch {
+            batch_id: "b1".into(),
+            node_id: "n1".into(),
+            logs: vec![crate::telemetry::LogRecord {
+                path: "/x".into(),
+                consumer_id: Some("c1".into()),
+                status_code: 200,
+                latency_ms: 0.25,
+                ..Default::default()
+            }],
+            errors: vec![crate::telemetry::ErrorOccurrence {
+                kind: "upstream_error".into(),
+                message: "502".into(),
+                route_id: None,
+                service_id: None,
+                plugin_id: None,
+                status_code: Some(502),
+                at_ms: 5,
+            }],
+            ..Default::default()
+        };
+        let frame = serde_json::to_string(&TelemetryFrame { batch: &batch }).expect("encodes");
+        let message = NodeMessage::Telemetry(batch);
+        assert_eq!(frame, serde_json::to_string(&message).expect("encodes"));
+        assert_eq!(decode_node(&frame).expect("decodes"), message);
     }
 
     #[test]

@@ -4,16 +4,19 @@
 
 use serde::{Deserialize, Serialize, Serializer};
 
-/// One batch; the node keeps it until the control plane acks its id.
+/// One batch; the node keeps it until the control plane acks its id. Its
+/// logs are [`LogRecord`]s as the control plane reads them; a node writes
+/// them from what it measured, with any type that encodes as a record
+/// ([`LogFields`]).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TelemetryBatch {
+pub struct TelemetryBatch<L = LogRecord> {
     /// Unique per batch (a UUID): a batch delivered twice is stored once.
     pub batch_id: String,
     /// The node that produced it.
     pub node_id: String,
     #[serde(default)]
-    pub logs: Vec<LogRecord>,
+    pub logs: Vec<L>,
     #[serde(default)]
     pub metrics: Vec<MinuteMetrics>,
     #[serde(default)]
@@ -22,7 +25,7 @@ pub struct TelemetryBatch {
     pub health: Vec<HealthResult>,
 }
 
-impl TelemetryBatch {
+impl<L> TelemetryBatch<L> {
     /// Whether there is nothing to ship.
     pub fn is_empty(&self) -> bool {
         self.logs.is_empty()
@@ -61,24 +64,91 @@ pub struct LogRecord {
     pub at_ms: i64,
 }
 
+impl LogRecord {
+    /// The record's fields, as they are encoded.
+    pub fn fields(&self) -> LogFields<'_> {
+        LogFields {
+            id: &self.id,
+            request_id: &self.request_id,
+            method: &self.method,
+            path: &self.path,
+            route_id: self.route_id.as_deref(),
+            service_id: self.service_id.as_deref(),
+            consumer_id: self.consumer_id.as_deref(),
+            status_code: self.status_code,
+            latency_ms: self.latency_ms,
+            client_ip: &self.client_ip,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            at_ms: self.at_ms,
+        }
+    }
+}
+
 impl Serialize for LogRecord {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.fields().serialize(serializer)
+    }
+}
+
+/// A log record's fields, borrowed: encoded as a [`LogRecord`] is, so a
+/// node writes its records straight from what it measured, with no record
+/// of owned strings built in between.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogFields<'a> {
+    pub id: &'a str,
+    pub request_id: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub route_id: Option<&'a str>,
+    pub service_id: Option<&'a str>,
+    pub consumer_id: Option<&'a str>,
+    pub status_code: i64,
+    pub latency_ms: f64,
+    pub client_ip: &'a str,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub at_ms: i64,
+}
+
+impl Serialize for LogFields<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         (
-            &self.id,
-            &self.request_id,
-            &self.method,
-            &self.path,
-            &self.route_id,
-            &self.service_id,
-            &self.consumer_id,
+            self.id,
+            self.request_id,
+            self.method,
+            self.path,
+            self.route_id,
+            self.service_id,
+            self.consumer_id,
             self.status_code,
             self.latency_ms,
-            &self.client_ip,
+            self.client_ip,
             self.bytes_in,
             self.bytes_out,
             self.at_ms,
         )
             .serialize(serializer)
+    }
+}
+
+impl From<LogFields<'_>> for LogRecord {
+    fn from(fields: LogFields<'_>) -> Self {
+        Self {
+            id: fields.id.to_owned(),
+            request_id: fields.request_id.to_owned(),
+            method: fields.method.to_owned(),
+            path: fields.path.to_owned(),
+            route_id: fields.route_id.map(str::to_owned),
+            service_id: fields.service_id.map(str::to_owned),
+            consumer_id: fields.consumer_id.map(str::to_owned),
+            status_code: fields.status_code,
+            latency_ms: fields.latency_ms,
+            client_ip: fields.client_ip.to_owned(),
+            bytes_in: fields.bytes_in,
+            bytes_out: fields.bytes_out,
+            at_ms: fields.at_ms,
+        }
     }
 }
 

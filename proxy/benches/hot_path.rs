@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the per-request work: route matching in a table of
 //! 10,000 routes, API-key lookup among 100,000 consumers (through the cache,
 //! and hashing every time), and a Wasm plugin call (fresh instance from the
-//! pool + `on-request`).
+//! pool + `on-request`), and the telemetry of a request off the hot path
+//! (`-- telemetry`).
 //!
 //! `cargo bench -p gatehouse-proxy --bench hot_path`
 
@@ -12,6 +13,11 @@ use gatehouse_protocol::{ConsumerConfig, RateLimits, RouteConfig};
 use gatehouse_proxy::keys::KeyIndex;
 use gatehouse_proxy::routing::RouteTable;
 use sha2::{Digest, Sha256};
+
+// The binary's allocator (src/main.rs): allocation is much of what the
+// telemetry benchmark measures, and glibc's costs about twice as much.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ROUTES: usize = 10_000;
 const CONSUMERS: usize = 100_000;
@@ -163,22 +169,8 @@ fn bench_plugins(c: &mut Criterion) {
     }
     // The request log's input: a finished request.
     let request_log = builtins.request_log.as_ref().expect("request logs on");
-    let finished = gatehouse_protocol::telemetry::LogRecord {
-        request_id: "5b0e1c1e-5d7a-4e57-9a55-0f2b8d3e7a10".into(),
-        method: "GET".into(),
-        path: "/users/1".into(),
-        route_id: Some("r1".into()),
-        service_id: Some("s1".into()),
-        consumer_id: Some("c500".into()),
-        status_code: 200,
-        latency_ms: 0.42,
-        client_ip: "127.0.0.1".into(),
-        bytes_in: 0,
-        bytes_out: 1024,
-        at_ms: 1_800_000_000_000,
-        ..Default::default()
-    };
-    group.bench_function("native_log_record_clone", |b| {
+    let finished = Box::new(finished_request());
+    group.bench_function("native_finished_request_clone", |b| {
         b.iter(|| black_box(&finished).clone())
     });
     let key = key_for(500);
@@ -197,19 +189,103 @@ fn bench_plugins(c: &mut Criterion) {
     for batch in [1_u64, 500] {
         group.throughput(criterion::Throughput::Elements(batch));
         group.bench_function(format!("batch_of_{batch}"), |b| {
-            let mut records = vec![finished.clone(); batch as usize];
-            b.iter(|| {
-                let shipped = request_log
-                    .log_requests(&builtins.log_context, black_box(&mut records))
-                    .now_or_never()
-                    .expect("no I/O")
-                    .expect("runs");
-                assert_eq!(shipped.len(), records.len());
-                shipped
-            })
+            b.iter_batched(
+                || vec![finished.clone(); batch as usize],
+                |mut requests| {
+                    let shipped = request_log
+                        .log_requests(&builtins.log_context, black_box(&mut requests))
+                        .now_or_never()
+                        .expect("no I/O")
+                        .expect("runs");
+                    assert_eq!(shipped.len(), batch as usize);
+                    shipped
+                },
+                criterion::BatchSize::PerIteration,
+            )
         });
     }
     group.finish();
+}
+
+/// The background thread's work for each request of a busy node, per
+/// request, in batches of 2,000 (as a node at full load seals them): into
+/// the aggregator (minute metrics, the log record), sealed, through the
+/// request log, encoded into the outbox (and acked, so memory stays flat).
+fn bench_telemetry(c: &mut Criterion) {
+    use futures_util::FutureExt;
+    use gatehouse_proxy::metrics::Metrics;
+    use gatehouse_proxy::plugins::{Builtins, EngineSettings, PluginEngine};
+    use gatehouse_proxy::telemetry::Event;
+    use gatehouse_proxy::telemetry::aggregator::{Aggregator, MAX_LOGS_PER_BATCH, Sealed};
+    use gatehouse_proxy::telemetry::outbox::{Outbox, OutboxLimits};
+    use gatehouse_proxy::telemetry::request_log::RequestLog;
+    use std::sync::Arc;
+
+    let engine = PluginEngine::new(EngineSettings::default()).expect("engine");
+    let builtins = Builtins::load(&engine, Arc::default(), true).expect("built-ins");
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let request_log = RequestLog::of(&builtins, &metrics).expect("request logs on");
+    let dir = std::env::temp_dir().join(format!("gatehouse-bench-outbox-{}", std::process::id()));
+    let mut outbox = Outbox::open(
+        &dir,
+        OutboxLimits {
+            memory_records: 1_000_000,
+            spill_bytes: 1 << 30,
+        },
+    )
+    .expect("outbox");
+    let mut aggregator = Aggregator::new("n1".into(), true);
+    let outcome = finished_request();
+    let mut group = c.benchmark_group("telemetry");
+    group.throughput(criterion::Throughput::Elements(MAX_LOGS_PER_BATCH as u64));
+    group.bench_function(format!("batch_of_{MAX_LOGS_PER_BATCH}"), |b| {
+        b.iter_batched(
+            || vec![Event::Request(Box::new(outcome.clone())); MAX_LOGS_PER_BATCH],
+            |events| {
+                for event in events {
+                    aggregator.add(event);
+                }
+                let Sealed {
+                    mut batch,
+                    finished,
+                } = aggregator.seal().expect("a batch");
+                batch.logs = request_log
+                    .write(finished, &mut batch.errors, 0)
+                    .now_or_never()
+                    .expect("no I/O");
+                assert_eq!(batch.logs.len(), MAX_LOGS_PER_BATCH);
+                let id = batch.batch_id.clone();
+                outbox.push(batch);
+                outbox.ack(&id);
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A finished request as the hot path hands it to telemetry: ids of a
+/// route, a service and a consumer, a query string that is not logged.
+fn finished_request() -> gatehouse_proxy::telemetry::RequestOutcome {
+    use gatehouse_proxy::keys::ConsumerId;
+    use std::sync::Arc;
+    let id = || uuid::Uuid::new_v4().to_string();
+    gatehouse_proxy::telemetry::RequestOutcome {
+        request_id: id(),
+        method: http::Method::GET,
+        uri: http::Uri::from_static("/users/1?expand=orders"),
+        route_id: Some(Arc::from(id())),
+        service_id: Some(Arc::from(id())),
+        consumer_id: Some(ConsumerId::new(&id())),
+        status: 200,
+        latency_ms: 0.421,
+        client_ip: "127.0.0.1".into(),
+        bytes_in: 0,
+        bytes_out: 1024,
+        at_ms: gatehouse_proxy::telemetry::aggregator::now_ms(),
+        failure: None,
+    }
 }
 
 /// A rate-limit decision on the node and over Redis (`GATEHOUSE_BENCH_REDIS`,
@@ -269,6 +345,7 @@ criterion_group!(
     bench_routing,
     bench_keys,
     bench_plugins,
+    bench_telemetry,
     bench_limit_decisions
 );
 criterion_main!(benches);

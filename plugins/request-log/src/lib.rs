@@ -3,14 +3,17 @@
 //! tenant's request log with what a client controls cut to size (a 64 KiB
 //! request line must not become a 64 KiB log row): the path to 2 KiB and the
 //! method to 32 bytes, each at a character boundary and marked with `…` when
-//! cut. It reads only the path and the method of a batch (each text field is
-//! a copy into its memory), and ships a record that needs no cut by its
-//! index, as measured, so only changed records cross back to the node; the
-//! whole batch crosses in only when one needs a cut.
+//! cut. It reads the paths and the methods of a batch as two text columns
+//! (two copies into its memory, not one per request), and ships a record
+//! that needs no cut by its index, as measured, so only changed records
+//! cross back to the node; the whole batch crosses in as records only when
+//! one needs a cut.
 
 wit_bindgen::generate!({ world: "builtin", path: "../../wit" });
 
-use gatehouse::plugin::request_logs::{self, RequestFields, RequestRecord, Shipped};
+use gatehouse::plugin::request_logs::{
+    self, RequestFields, RequestRecord, Shipped, TextColumn, TextField,
+};
 use gatehouse::plugin::types::{Hooks, RequestChanges, ResponseChanges};
 
 /// Longest path kept, in bytes.
@@ -19,6 +22,17 @@ const MAX_PATH: usize = 2048;
 const MAX_METHOD: usize = 32;
 
 struct RequestLog;
+
+/// The length of the longest text of a column, in bytes.
+fn longest(column: &TextColumn) -> usize {
+    let mut start = 0;
+    let mut longest = 0;
+    for &end in &column.ends {
+        longest = longest.max(end.saturating_sub(start));
+        start = end;
+    }
+    longest as usize
+}
 
 /// `text` cut to at most `max` bytes (the marker included), at a character
 /// boundary.
@@ -57,16 +71,19 @@ impl Guest for RequestLog {
 
     fn on_log(_entry: LogEntry) {
         // Only the path and the method can need a cut: most batches cross
-        // in with just those, and ship as measured.
-        let fits = |record: &RequestRecord| {
-            record.path.len() <= MAX_PATH && record.method.len() <= MAX_METHOD
-        };
-        let slim = request_logs::finished(RequestFields::PATH | RequestFields::METHOD);
-        if slim.iter().all(fits) {
-            let measured: Vec<_> = (0..slim.len() as u32).map(Shipped::Measured).collect();
+        // in as those two columns, and ship as measured.
+        let paths = request_logs::finished_text(TextField::Path);
+        let methods = request_logs::finished_text(TextField::Method);
+        if longest(&paths) <= MAX_PATH && longest(&methods) <= MAX_METHOD {
+            let measured: Vec<_> = (0..paths.ends.len() as u32)
+                .map(Shipped::Measured)
+                .collect();
             request_logs::ship(&measured);
             return;
         }
+        let fits = |record: &RequestRecord| {
+            record.path.len() <= MAX_PATH && record.method.len() <= MAX_METHOD
+        };
         let shipped: Vec<_> = request_logs::finished(RequestFields::all())
             .into_iter()
             .zip(0..)
@@ -84,4 +101,3 @@ impl Guest for RequestLog {
 }
 
 export!(RequestLog);
-

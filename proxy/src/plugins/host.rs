@@ -17,13 +17,13 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use gatehouse_protocol::telemetry::LogRecord;
 
 use super::bindings::gatehouse::plugin::request_logs::{
-    self, RequestFields, RequestRecord, Shipped,
+    self, RequestFields, RequestRecord, Shipped, TextColumn, TextField,
 };
 use super::bindings::gatehouse::plugin::{config, consumers, counters, kv, log, types};
 use super::runtime::{CallContext, PluginFailure};
-use crate::keys::Consumer;
+use crate::keys::{Consumer, ID_LEN};
 use crate::ratelimit::RateLimiter;
-use crate::telemetry::RequestOutcome;
+use crate::telemetry::{RequestOutcome, ShippedLog};
 
 /// State shared by every call of a node's plugins: the rate limiter,
 /// counters and key-value.
@@ -57,7 +57,11 @@ pub struct HostState {
     /// The empty WASI context, built on a plugin's first WASI call.
     wasi: Option<Box<Wasi>>,
     /// The requests being logged (an `on-log` call of the request log).
-    pub(super) finished: Vec<LogRecord>,
+    #[expect(
+        clippy::vec_box,
+        reason = "boxed by the hot path: unboxing copies each request"
+    )]
+    pub(super) finished: Vec<Box<RequestOutcome>>,
     /// What the request log shipped during the call.
     pub(super) shipped: Vec<Shipped>,
 }
@@ -267,48 +271,48 @@ impl From<&RequestOutcome> for types::LogEntry {
     }
 }
 
-/// A node's record as the request log sees it, with the text `fields`
+/// A finished request as the request log sees it, with the text `fields`
 /// asked for (the others empty or none).
-fn request_record(record: &LogRecord, fields: RequestFields) -> RequestRecord {
-    let text = |field, value: &String| {
+fn request_record(outcome: &RequestOutcome, fields: RequestFields) -> RequestRecord {
+    let mut consumer = [0; ID_LEN];
+    let record = outcome.log_fields(&mut consumer);
+    let text = |field, value: &str| {
         if fields.contains(field) {
-            value.clone()
+            value.to_owned()
         } else {
             String::new()
         }
     };
-    let optional = |field, value: &Option<String>| {
-        if fields.contains(field) {
-            value.clone()
-        } else {
-            None
-        }
-    };
+    let optional =
+        |field, value: Option<&str>| value.filter(|_| fields.contains(field)).map(str::to_owned);
     RequestRecord {
-        request_id: text(RequestFields::REQUEST_ID, &record.request_id),
-        method: text(RequestFields::METHOD, &record.method),
-        path: text(RequestFields::PATH, &record.path),
-        route_id: optional(RequestFields::ROUTE_ID, &record.route_id),
-        service_id: optional(RequestFields::SERVICE_ID, &record.service_id),
-        consumer_id: optional(RequestFields::CONSUMER_ID, &record.consumer_id),
-        status: u16::try_from(record.status_code).unwrap_or(0),
-        latency_ms: record.latency_ms,
-        client_ip: text(RequestFields::CLIENT_IP, &record.client_ip),
-        bytes_in: u64::try_from(record.bytes_in).unwrap_or(0),
-        bytes_out: u64::try_from(record.bytes_out).unwrap_or(0),
-        at_ms: record.at_ms,
+        request_id: text(RequestFields::REQUEST_ID, record.request_id),
+        method: text(RequestFields::METHOD, record.method),
+        path: text(RequestFields::PATH, record.path),
+        route_id: optional(RequestFields::ROUTE_ID, record.route_id),
+        service_id: optional(RequestFields::SERVICE_ID, record.service_id),
+        consumer_id: optional(RequestFields::CONSUMER_ID, record.consumer_id),
+        status: outcome.status,
+        latency_ms: outcome.latency_ms,
+        client_ip: text(RequestFields::CLIENT_IP, record.client_ip),
+        bytes_in: outcome.bytes_in,
+        bytes_out: outcome.bytes_out,
+        at_ms: outcome.at_ms,
     }
 }
 
-/// What the request log shipped for the batch `finished`, as log records
-/// (their ids still empty), in the order shipped. Measured records are moved
-/// out of `finished` (cloned when shipped twice), which is emptied; when an
-/// entry names a record past the batch, nothing is taken and the answer is
-/// invalid.
+/// What the request log shipped for the batch `finished`, in the order
+/// shipped. Measured requests are moved out of `finished` (copied when
+/// shipped twice), which is emptied; when an entry names a request past
+/// the batch, nothing is taken and the answer is invalid.
+#[expect(
+    clippy::vec_box,
+    reason = "boxed by the hot path: unboxing copies each request"
+)]
 pub(super) fn shipped_records(
     shipped: Vec<Shipped>,
-    finished: &mut Vec<LogRecord>,
-) -> Result<Vec<LogRecord>, PluginFailure> {
+    finished: &mut Vec<Box<RequestOutcome>>,
+) -> Result<Vec<ShippedLog>, PluginFailure> {
     let batch = finished.len();
     if let Some(index) = shipped.iter().find_map(|entry| match entry {
         Shipped::Measured(index) if *index as usize >= batch => Some(*index),
@@ -318,27 +322,27 @@ pub(super) fn shipped_records(
             "shipped finished request {index} of a batch of {batch}"
         )));
     }
-    // Where each measured record went, to copy it when shipped again.
+    let mut measured: Vec<Option<Box<RequestOutcome>>> = finished.drain(..).map(Some).collect();
+    // Where each measured request went, to copy it when shipped again.
     let mut placed = vec![usize::MAX; batch];
-    let mut records = Vec::with_capacity(shipped.len());
+    let mut logs = Vec::with_capacity(shipped.len());
     for entry in shipped {
-        let record = match entry {
+        let log = match entry {
             Shipped::Measured(index) => {
                 let index = index as usize;
-                match placed[index] {
-                    usize::MAX => {
-                        placed[index] = records.len();
-                        std::mem::take(&mut finished[index])
+                match measured[index].take() {
+                    Some(outcome) => {
+                        placed[index] = logs.len();
+                        ShippedLog::Measured(outcome)
                     }
-                    at => LogRecord::clone(&records[at]),
+                    None => ShippedLog::clone(&logs[placed[index]]),
                 }
             }
-            Shipped::Changed(changed) => log_record(changed),
+            Shipped::Changed(changed) => ShippedLog::Changed(Box::new(log_record(changed))),
         };
-        records.push(record);
+        logs.push(log);
     }
-    finished.clear();
-    Ok(records)
+    Ok(logs)
 }
 
 /// A record the request log changed, as a log record (its id empty).
@@ -366,6 +370,28 @@ impl request_logs::Host for HostState {
             .iter()
             .map(|record| request_record(record, fields))
             .collect()
+    }
+
+    fn finished_text(&mut self, field: TextField) -> TextColumn {
+        fn text_of(outcome: &RequestOutcome, field: TextField) -> &str {
+            match field {
+                TextField::RequestId => &outcome.request_id,
+                TextField::Method => outcome.method.as_str(),
+                TextField::Path => outcome.uri.path(),
+                TextField::ClientIp => &outcome.client_ip,
+            }
+        }
+        let text_of = |outcome| text_of(outcome, field);
+        let bytes = self.finished.iter().map(|o| text_of(o).len()).sum();
+        let mut text = String::with_capacity(bytes);
+        let mut ends = Vec::with_capacity(self.finished.len());
+        for outcome in &self.finished {
+            text.push_str(text_of(outcome));
+            // A batch's text is far below 4 GiB (the request log's calls
+            // take about 1 MiB of it).
+            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+        }
+        TextColumn { text, ends }
     }
 
     fn ship(&mut self, entries: Vec<Shipped>) {
@@ -417,19 +443,12 @@ mod tests {
         assert!(state(&shared).check_rate("other".into(), 5).await.allowed);
     }
 
-    fn measured(path: &str) -> LogRecord {
-        LogRecord {
-            request_id: format!("req {path}"),
-            method: "GET".into(),
-            path: path.into(),
-            status_code: 200,
-            ..LogRecord::default()
-        }
-    }
-
     #[test]
     fn shipped_entries_take_measured_records_by_index() {
-        let batch = vec![measured("/a"), measured("/b"), measured("/c")];
+        let batch: Vec<_> = ["/a", "/b", "/c"]
+            .map(|path| Box::new(RequestOutcome::example(path)))
+            .into();
+        let records = |logs: &[ShippedLog]| logs.iter().map(ShippedLog::record).collect::<Vec<_>>();
         let mut finished = batch.clone();
         let changed = RequestRecord {
             request_id: "req /b".into(),
@@ -451,15 +470,23 @@ mod tests {
             Shipped::Measured(2),
             Shipped::Measured(0),
         ];
-        let records = shipped_records(shipped, &mut finished).expect("valid");
-        let paths: Vec<_> = records.iter().map(|r| r.path.as_str()).collect();
+        let logs = records(&shipped_records(shipped, &mut finished).expect("valid"));
+        let paths: Vec<_> = logs.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(
             paths,
             ["/c", "/b-cut", "/c", "/a"],
             "in shipped order, twice is twice"
         );
-        assert_eq!(records[0], batch[2]);
-        assert_eq!(records[2], batch[2], "a second shipping is a copy");
+        let measured = records(
+            &batch
+                .iter()
+                .cloned()
+                .map(ShippedLog::Measured)
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(logs[0], measured[2]);
+        assert_eq!(logs[2], measured[2], "a second shipping is a copy");
+        assert_eq!(logs[3], measured[0]);
         assert!(
             finished.is_empty(),
             "request 1, not shipped as measured, is not logged"
@@ -474,7 +501,29 @@ mod tests {
             matches!(&invalid, Err(PluginFailure::InvalidOutput(m)) if m.contains("request 3 of a batch of 3")),
             "{invalid:?}"
         );
-        assert_eq!(finished, batch, "nothing taken from the batch");
+        assert_eq!(finished.len(), 3, "nothing taken from the batch");
+    }
+
+    #[test]
+    fn a_text_column_holds_one_field_of_every_request_in_order() {
+        use request_logs::Host as _;
+        let mut host = state(&SharedState::default());
+        host.finished = ["/a", "/long/path", "/"]
+            .map(|path| Box::new(RequestOutcome::example(path)))
+            .into();
+        host.finished[1].client_ip = "2001:db8::1".into();
+        let paths = host.finished_text(TextField::Path);
+        assert_eq!(paths.text, "/a/long/path/");
+        assert_eq!(paths.ends, [2, 12, 13]);
+        let ips = host.finished_text(TextField::ClientIp);
+        assert_eq!(ips.text, "10.0.0.72001:db8::110.0.0.7");
+        assert_eq!(ips.ends, [8, 19, 27]);
+        let methods = host.finished_text(TextField::Method);
+        assert_eq!(methods.text, "GETGETGET");
+        assert_eq!(methods.ends, [3, 6, 9]);
+        host.finished.clear();
+        let empty = host.finished_text(TextField::RequestId);
+        assert!(empty.text.is_empty() && empty.ends.is_empty());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::engine::{EPOCH_TICK, EngineSettings, Ticker};
 use super::host::{self, HostState, SharedState};
 use crate::compiled::CompiledConfig;
 use crate::keys::KeyIndex;
-use gatehouse_protocol::telemetry::LogRecord;
+use crate::telemetry::{RequestOutcome, ShippedLog};
 
 /// What went wrong first, then where: the root cause and the innermost
 /// frames of the guest backtrace, at most 500 characters.
@@ -333,15 +333,14 @@ impl LoadedPlugin {
     }
 
     /// Calls `on-log` of the request log with `records` as the batch of
-    /// finished requests; returns the log records it shipped (their ids
-    /// still empty). `records` is emptied when the call succeeds (what was
+    /// finished requests; returns the logs it shipped. `records` is emptied when the call succeeds (what was
     /// shipped as measured moves into the answer) and left as it was when
     /// it fails.
     pub async fn log_requests(
         &self,
         ctx: &CallContext,
-        records: &mut Vec<LogRecord>,
-    ) -> Result<Vec<LogRecord>, PluginFailure> {
+        records: &mut Vec<Box<RequestOutcome>>,
+    ) -> Result<Vec<ShippedLog>, PluginFailure> {
         // The batch is in `finished`; the entry of a single request is empty.
         let entry = LogEntry {
             request_id: String::new(),

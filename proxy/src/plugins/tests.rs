@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::keys::KeyIndex;
+use crate::telemetry::{RequestOutcome, ShippedLog};
 
 const TESTBED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/testbed.wasm"));
 
@@ -162,22 +163,12 @@ fn bad_bytes_and_other_worlds_are_refused_at_load() {
     ));
 }
 
-fn finished_request(path: String) -> LogRecord {
-    LogRecord {
-        request_id: "req-1".into(),
-        method: "GET".into(),
-        path,
-        route_id: Some("r1".into()),
-        service_id: Some("s1".into()),
-        consumer_id: Some("c1".into()),
-        status_code: 201,
-        latency_ms: 1.5,
-        client_ip: "10.0.0.7".into(),
-        bytes_in: 12,
-        bytes_out: 1024,
-        at_ms: 1_800_000_000_000,
-        ..Default::default()
-    }
+fn finished_request(path: &str) -> Box<RequestOutcome> {
+    Box::new(RequestOutcome::example(path))
+}
+
+fn records(logs: &[ShippedLog]) -> Vec<LogRecord> {
+    logs.iter().map(ShippedLog::record).collect()
 }
 
 #[tokio::test]
@@ -190,40 +181,47 @@ async fn the_request_log_ships_a_batch_with_client_fields_cut_to_size() {
     assert!(log.implements(Hooks::ON_LOG));
     assert!(!log.implements(Hooks::ON_REQUEST));
     for _ in 0..2 {
-        let measured = vec![
-            finished_request("/users/1".into()),
-            finished_request("/users/2".into()),
-        ];
-        let mut records = measured.clone();
+        let measured = vec![finished_request("/users/1"), finished_request("/users/2")];
+        let mut finished = measured.clone();
         let shipped = log
-            .log_requests(&CallContext::default(), &mut records)
+            .log_requests(&CallContext::default(), &mut finished)
             .await
             .expect("runs");
-        assert!(records.is_empty(), "moved into the answer");
-        assert_eq!(shipped, measured, "in order, as measured");
+        assert!(finished.is_empty(), "moved into the answer");
+        assert!(
+            shipped
+                .iter()
+                .all(|log| matches!(log, ShippedLog::Measured(_))),
+            "shipped as measured, nothing copied"
+        );
+        let as_measured: Vec<_> = measured.into_iter().map(ShippedLog::Measured).collect();
+        assert_eq!(records(&shipped), records(&as_measured), "in order");
     }
     // A client's 10 KB path of two-byte characters and a long method: cut
     // at a character boundary, marked; the short record beside them kept.
-    let mut long = finished_request(format!("/{}", "é".repeat(5000)));
-    long.method = "M".repeat(100);
-    let mut records = vec![long, finished_request("/short".into())];
-    let shipped = log
-        .log_requests(&CallContext::default(), &mut records)
-        .await
-        .expect("runs");
+    let mut long = finished_request(&format!("/{}", "é".repeat(5000)));
+    long.method = http::Method::from_bytes("M".repeat(100).as_bytes()).expect("a method");
+    let mut finished = vec![long.clone(), finished_request("/short")];
+    let shipped = records(
+        &log.log_requests(&CallContext::default(), &mut finished)
+            .await
+            .expect("runs"),
+    );
     assert_eq!(shipped.len(), 2);
     assert!(shipped[0].path.len() <= 2048, "{}", shipped[0].path.len());
     assert!(shipped[0].path.len() > 2000);
     assert!(shipped[0].path.ends_with('…'));
     assert!(shipped[0].method.len() <= 32 && shipped[0].method.ends_with('…'));
-    assert_eq!(shipped[1].path, "/short");
-    assert_eq!(shipped[1], finished_request("/short".into()));
+    assert_eq!(
+        shipped[1],
+        records(&[ShippedLog::Measured(finished_request("/short"))])[0]
+    );
     assert_eq!(
         shipped[0],
         LogRecord {
             path: shipped[0].path.clone(),
             method: shipped[0].method.clone(),
-            ..finished_request(String::new())
+            ..records(&[ShippedLog::Measured(long)])[0].clone()
         },
         "only what a client controls is cut"
     );

@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gatehouse_protocol::histogram;
-use gatehouse_protocol::telemetry::{ErrorOccurrence, LogRecord, MinuteMetrics, TelemetryBatch};
+use gatehouse_protocol::telemetry::{ErrorOccurrence, MinuteMetrics, TelemetryBatch};
 use hdrhistogram::Histogram;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::outbox::Outbox;
 use super::request_log::RequestLog;
-use super::{Event, RequestOutcome};
+use super::{Event, RequestOutcome, ShippedLog};
 
 /// How often a batch is sealed.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
@@ -53,9 +53,15 @@ impl Minute {
 /// Accumulates events until the next seal.
 pub struct Aggregator {
     node_id: String,
-    /// Whether request records are kept for the request log.
+    /// Whether requests are kept for the request log.
     keep_logs: bool,
-    logs: Vec<LogRecord>,
+    /// The requests to log, as measured (moved in as the hot path boxed
+    /// them: nothing is copied for the log until it is encoded).
+    #[expect(
+        clippy::vec_box,
+        reason = "boxed by the hot path: unboxing copies each request"
+    )]
+    finished: Vec<Box<RequestOutcome>>,
     errors: Vec<ErrorOccurrence>,
     health: Vec<gatehouse_protocol::telemetry::HealthResult>,
     /// By minute, then route: a request's route is looked up by reference,
@@ -72,7 +78,7 @@ impl Aggregator {
         Self {
             node_id,
             keep_logs,
-            logs: Vec::new(),
+            finished: Vec::new(),
             errors: Vec::new(),
             health: Vec::new(),
             minutes: BTreeMap::new(),
@@ -84,13 +90,13 @@ impl Aggregator {
     /// Takes one event in.
     pub fn add(&mut self, event: Event) {
         match event {
-            Event::Request(outcome) => self.add_request(*outcome),
+            Event::Request(outcome) => self.add_request(outcome),
             Event::Health(result) => self.health.push(result),
             Event::Error(occurrence) => self.errors.push(occurrence),
         }
     }
 
-    fn add_request(&mut self, mut outcome: RequestOutcome) {
+    fn add_request(&mut self, mut outcome: Box<RequestOutcome>) {
         let minute = outcome.at_ms - outcome.at_ms.rem_euclid(MINUTE_MS);
         let route = outcome.route_id.as_deref().unwrap_or("none");
         let routes = self.minutes.entry(minute).or_default();
@@ -125,13 +131,13 @@ impl Aggregator {
             });
         }
         if self.keep_logs {
-            self.logs.push(outcome.into_record());
+            self.finished.push(outcome);
         }
     }
 
     /// Whether enough logs wait to seal before the interval ends.
     pub fn is_full(&self) -> bool {
-        self.logs.len() >= MAX_LOGS_PER_BATCH
+        self.finished.len() >= MAX_LOGS_PER_BATCH
     }
 
     /// Notes events lost before they reached the aggregator (full queue,
@@ -155,11 +161,10 @@ impl Aggregator {
         }
     }
 
-    /// Everything since the last seal as a batch (None when there is
-    /// nothing): the measured records of the requests to log (they get
-    /// their ids from the request log), errors, health, and the cumulative
-    /// counts of every minute that changed.
-    pub fn seal(&mut self) -> Option<TelemetryBatch> {
+    /// Everything since the last seal (None when there is nothing): a batch
+    /// of errors, health and the cumulative counts of every minute that
+    /// changed, its logs still to write from the requests to log.
+    pub fn seal(&mut self) -> Option<Sealed> {
         let mut metrics = Vec::new();
         for (&minute_ms, routes) in &mut self.minutes {
             for (route, minute) in routes.iter_mut().filter(|(_, m)| m.dirty) {
@@ -176,16 +181,26 @@ impl Aggregator {
         }
         let horizon = self.newest_minute - MINUTES_KEPT * MINUTE_MS;
         self.minutes.retain(|minute, _| *minute > horizon);
-        let batch = TelemetryBatch {
-            batch_id: uuid::Uuid::new_v4().to_string(),
-            node_id: self.node_id.clone(),
-            logs: std::mem::take(&mut self.logs),
-            metrics,
-            errors: std::mem::take(&mut self.errors),
-            health: std::mem::take(&mut self.health),
+        let sealed = Sealed {
+            batch: TelemetryBatch {
+                batch_id: uuid::Uuid::new_v4().to_string(),
+                node_id: self.node_id.clone(),
+                logs: Vec::new(),
+                metrics,
+                errors: std::mem::take(&mut self.errors),
+                health: std::mem::take(&mut self.health),
+            },
+            finished: std::mem::take(&mut self.finished),
         };
-        (!batch.is_empty()).then_some(batch)
+        (!sealed.batch.is_empty() || !sealed.finished.is_empty()).then_some(sealed)
     }
+}
+
+/// A sealed batch, its logs still to write: the request log writes them
+/// from `finished` (as the aggregator took the requests in, in order).
+pub struct Sealed {
+    pub batch: TelemetryBatch<ShippedLog>,
+    pub finished: Vec<Box<RequestOutcome>>,
 }
 
 /// Runs the aggregator until `shutdown`: drains events every
@@ -212,10 +227,13 @@ pub async fn run(
         let total_dropped = dropped.load(Ordering::Relaxed) + lock(&outbox).dropped_records();
         let now = now_ms();
         aggregator.report_drops(total_dropped, now);
-        if let Some(mut batch) = aggregator.seal() {
-            let measured = std::mem::take(&mut batch.logs);
+        if let Some(Sealed {
+            mut batch,
+            finished,
+        }) = aggregator.seal()
+        {
             if let Some(request_log) = &request_log {
-                batch.logs = request_log.write(measured, &mut batch.errors, now).await;
+                batch.logs = request_log.write(finished, &mut batch.errors, now).await;
             }
             lock(&outbox).push(batch);
             sealed.notify_one();
@@ -268,29 +286,18 @@ mod tests {
     use super::super::Failure;
     use super::*;
 
-    fn request(route: Option<&str>, status: u16, latency_us: u64, at_ms: i64) -> RequestOutcome {
-        RequestOutcome {
-            request_id: "r".into(),
-            method: http::Method::GET,
-            uri: http::Uri::from_static("/x?q=1"),
+    fn outcome(route: Option<&str>, status: u16, latency_us: u64, at_ms: i64) -> Event {
+        Event::Request(Box::new(RequestOutcome {
             route_id: route.map(Arc::from),
-            service_id: None,
-            consumer_id: None,
             status,
             latency_ms: latency_us as f64 / 1000.0,
-            client_ip: "127.0.0.1".into(),
-            bytes_in: 0,
-            bytes_out: 10,
             at_ms,
             failure: (status == 502).then(|| Failure {
                 kind: "upstream_unavailable",
                 message: "refused".into(),
             }),
-        }
-    }
-
-    fn outcome(route: Option<&str>, status: u16, latency_us: u64, at_ms: i64) -> Event {
-        Event::Request(Box::new(request(route, status, latency_us, at_ms)))
+            ..RequestOutcome::example("/x?q=1")
+        }))
     }
 
     #[test]
@@ -302,8 +309,8 @@ mod tests {
         agg.add(outcome(Some("r1"), 404, 2000, t + 1));
         agg.add(outcome(Some("r1"), 502, 3000, t + 2));
         agg.add(outcome(None, 404, 10, t + 3));
-        let batch = agg.seal().expect("a batch");
-        assert_eq!(batch.logs.len(), 4);
+        let Sealed { batch, finished } = agg.seal().expect("a batch");
+        assert_eq!(finished.len(), 4);
         assert_eq!(batch.errors.len(), 1);
         assert_eq!(batch.errors[0].kind, "upstream_unavailable");
         let r1 = batch
@@ -319,7 +326,7 @@ mod tests {
 
         // The next seal carries only what changed, cumulatively.
         agg.add(outcome(Some("r1"), 200, 1000, t + 5));
-        let next = agg.seal().expect("a batch");
+        let next = agg.seal().expect("a batch").batch;
         assert_eq!(next.metrics.len(), 1);
         assert_eq!(next.metrics[0].request_count, 4);
         assert_ne!(next.batch_id, batch.batch_id);
@@ -329,8 +336,8 @@ mod tests {
     fn without_request_logs_requests_count_in_metrics_and_errors_only() {
         let mut agg = Aggregator::new("n1".into(), false);
         agg.add(outcome(Some("r1"), 502, 1000, 1_800_000_000_000));
-        let batch = agg.seal().expect("a batch");
-        assert!(batch.logs.is_empty());
+        let Sealed { batch, finished } = agg.seal().expect("a batch");
+        assert!(finished.is_empty());
         assert_eq!(batch.metrics.len(), 1);
         assert_eq!(batch.errors.len(), 1);
     }
@@ -340,7 +347,7 @@ mod tests {
         let mut agg = Aggregator::new("n1".into(), false);
         agg.report_drops(5, 1);
         agg.report_drops(5, 2);
-        let batch = agg.seal().expect("batch");
+        let batch = agg.seal().expect("batch").batch;
         assert_eq!(batch.errors.len(), 1);
         assert_eq!(batch.errors[0].kind, "telemetry_dropped");
         assert!(batch.errors[0].message.starts_with("5 "));

@@ -14,10 +14,11 @@ pub mod request_log;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use gatehouse_protocol::telemetry::{ErrorOccurrence, HealthResult, LogRecord};
+use gatehouse_protocol::telemetry::{ErrorOccurrence, HealthResult, LogFields, LogRecord};
+use serde::{Serialize, Serializer};
 use tokio::sync::mpsc;
 
-use crate::keys::ConsumerId;
+use crate::keys::{ConsumerId, ID_LEN, IdBuffer};
 use crate::metrics::TelemetryGauges;
 use outbox::Outbox;
 
@@ -52,23 +53,80 @@ pub struct RequestOutcome {
 }
 
 impl RequestOutcome {
-    /// The request's log record (its id left empty: the control plane
-    /// derives it).
-    pub fn into_record(self) -> LogRecord {
-        LogRecord {
-            id: String::new(),
-            request_id: self.request_id,
-            method: self.method.as_str().to_owned(),
-            path: self.uri.path().to_owned(),
-            route_id: self.route_id.as_deref().map(str::to_owned),
-            service_id: self.service_id.as_deref().map(str::to_owned),
-            consumer_id: self.consumer_id.as_ref().map(ConsumerId::to_string),
+    /// The request's log record as it is encoded (its id left empty: the
+    /// control plane derives it); a UUID consumer id is written into
+    /// `consumer`.
+    pub fn log_fields<'a>(&'a self, consumer: &'a mut IdBuffer) -> LogFields<'a> {
+        LogFields {
+            id: "",
+            request_id: &self.request_id,
+            method: self.method.as_str(),
+            path: self.uri.path(),
+            route_id: self.route_id.as_deref(),
+            service_id: self.service_id.as_deref(),
+            consumer_id: self.consumer_id.as_ref().map(|id| id.as_str(consumer)),
             status_code: i64::from(self.status),
             latency_ms: self.latency_ms,
-            client_ip: self.client_ip,
+            client_ip: &self.client_ip,
             bytes_in: i64::try_from(self.bytes_in).unwrap_or(i64::MAX),
             bytes_out: i64::try_from(self.bytes_out).unwrap_or(i64::MAX),
             at_ms: self.at_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+impl RequestOutcome {
+    /// A finished `GET path` with every field set (a test's request).
+    pub(crate) fn example(path: &str) -> Self {
+        Self {
+            request_id: format!("req {path}"),
+            method: http::Method::GET,
+            uri: http::Uri::try_from(path).expect("a path"),
+            route_id: Some(Arc::from("r1")),
+            service_id: Some(Arc::from("s1")),
+            consumer_id: Some(ConsumerId::new("c1")),
+            status: 201,
+            latency_ms: 1.5,
+            client_ip: "10.0.0.7".into(),
+            bytes_in: 12,
+            bytes_out: 1024,
+            at_ms: 1_800_000_000_000,
+            failure: None,
+        }
+    }
+}
+
+/// A request's log as the node ships it: the outcome as measured (encoded
+/// straight from it, no record of owned strings built in between), or the
+/// record the request log changed it into.
+#[derive(Debug, Clone)]
+pub enum ShippedLog {
+    Measured(Box<RequestOutcome>),
+    Changed(Box<LogRecord>),
+}
+
+impl ShippedLog {
+    /// The log as an owned record.
+    pub fn record(&self) -> LogRecord {
+        match self {
+            Self::Measured(outcome) => {
+                let mut consumer: IdBuffer = [0; ID_LEN];
+                LogRecord::from(outcome.log_fields(&mut consumer))
+            }
+            Self::Changed(record) => LogRecord::clone(record),
+        }
+    }
+}
+
+impl Serialize for ShippedLog {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Measured(outcome) => {
+                let mut consumer: IdBuffer = [0; ID_LEN];
+                outcome.log_fields(&mut consumer).serialize(serializer)
+            }
+            Self::Changed(record) => record.serialize(serializer),
         }
     }
 }

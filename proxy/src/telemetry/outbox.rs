@@ -11,8 +11,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use gatehouse_protocol::sync::NodeMessage;
+use gatehouse_protocol::sync::TelemetryFrame;
 use gatehouse_protocol::telemetry::TelemetryBatch;
+use serde::Serialize;
 
 /// Where a waiting batch is.
 #[derive(Debug)]
@@ -109,13 +110,13 @@ impl Outbox {
     }
 
     /// Adds a sealed batch, spilling or dropping the oldest to stay in bounds.
-    pub fn push(&mut self, batch: TelemetryBatch) {
+    pub fn push<L: Serialize>(&mut self, batch: TelemetryBatch<L>) {
         let records = batch.logs.len();
         let batch_id = batch.batch_id.clone();
         // Sized up front: growing a buffer of a few hundred KB by doubling
         // copies it and faults in fresh pages at every step.
         let mut frame = Vec::with_capacity(encoded_size_hint(&batch));
-        if let Err(err) = serde_json::to_writer(&mut frame, &NodeMessage::Telemetry(batch)) {
+        if let Err(err) = serde_json::to_writer(&mut frame, &TelemetryFrame { batch: &batch }) {
             tracing::error!(error = %err, "telemetry batch not encoded; dropped");
             self.dropped_records += records as u64;
             return;
@@ -275,7 +276,7 @@ fn as_frame(json: Vec<u8>) -> Bytes {
 
 /// About how long a batch's JSON is (a log record is 300–400 bytes; a
 /// minute's histogram a few hundred).
-fn encoded_size_hint(batch: &TelemetryBatch) -> usize {
+fn encoded_size_hint<L>(batch: &TelemetryBatch<L>) -> usize {
     256 + batch.logs.len() * 448
         + batch.metrics.len() * 768
         + batch.errors.len() * 384
@@ -284,6 +285,7 @@ fn encoded_size_hint(batch: &TelemetryBatch) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use gatehouse_protocol::sync::NodeMessage;
     use gatehouse_protocol::telemetry::LogRecord;
 
     use super::*;

@@ -8,11 +8,12 @@
 
 use std::sync::Arc;
 
-use gatehouse_protocol::telemetry::{ErrorOccurrence, LogRecord};
+use gatehouse_protocol::telemetry::ErrorOccurrence;
 
 use crate::metrics::Metrics;
 use crate::plugins::builtins::Builtins;
 use crate::plugins::runtime::{CallContext, LoadedPlugin, PluginFailure};
+use crate::telemetry::{RequestOutcome, ShippedLog};
 
 /// Records per plugin call at most.
 const MAX_RECORDS_PER_CALL: usize = 500;
@@ -40,17 +41,17 @@ impl RequestLog {
         })
     }
 
-    /// The log records of `measured` (in order) as the request log ships
-    /// them; a failed call's chunk is kept as measured and reported in
-    /// `errors`.
+    /// The logs of the `finished` requests (in order) as the request log
+    /// ships them; a failed call's chunk is kept as measured and reported
+    /// in `errors`.
     pub async fn write(
         &self,
-        measured: Vec<LogRecord>,
+        finished: Vec<Box<RequestOutcome>>,
         errors: &mut Vec<ErrorOccurrence>,
         at_ms: i64,
-    ) -> Vec<LogRecord> {
-        let mut logs = Vec::with_capacity(measured.len());
-        let mut rest = measured.into_iter().peekable();
+    ) -> Vec<ShippedLog> {
+        let mut logs = Vec::with_capacity(finished.len());
+        let mut rest = finished.into_iter().peekable();
         while rest.peek().is_some() {
             let mut chunk = Vec::new();
             let mut bytes = 0;
@@ -66,7 +67,7 @@ impl RequestLog {
                 Ok(shipped) => logs.extend(shipped),
                 Err(failure) => {
                     errors.push(self.failed(&failure, at_ms));
-                    logs.extend(chunk);
+                    logs.extend(chunk.into_iter().map(ShippedLog::Measured));
                 }
             }
         }
@@ -89,7 +90,10 @@ impl RequestLog {
     }
 }
 
-/// The bytes of a record's text (what a client controls is most of it).
-fn text_len(record: &LogRecord) -> usize {
-    record.request_id.len() + record.method.len() + record.path.len() + record.client_ip.len()
+/// The bytes of a request's text (what a client controls is most of it).
+fn text_len(request: &RequestOutcome) -> usize {
+    request.request_id.len()
+        + request.method.as_str().len()
+        + request.uri.path().len()
+        + request.client_ip.len()
 }
