@@ -333,9 +333,9 @@ impl LoadedPlugin {
     }
 
     /// Calls `on-log` of the request log with `records` as the batch of
-    /// finished requests; returns the logs it shipped. `records` is emptied when the call succeeds (what was
-    /// shipped as measured moves into the answer) and left as it was when
-    /// it fails.
+    /// finished requests; returns the logs it shipped. `records` is emptied
+    /// when the call succeeds (what was shipped as measured moves into the
+    /// answer) and left as it was when it fails.
     pub async fn log_requests(
         &self,
         ctx: &CallContext,

@@ -109,25 +109,24 @@ pub enum ShippedLog {
 impl ShippedLog {
     /// The log as an owned record.
     pub fn record(&self) -> LogRecord {
+        self.with_fields(|fields| LogRecord::from(fields))
+    }
+
+    /// Calls `f` with the log's fields, as they are encoded.
+    fn with_fields<R>(&self, f: impl FnOnce(LogFields<'_>) -> R) -> R {
         match self {
             Self::Measured(outcome) => {
                 let mut consumer: IdBuffer = [0; ID_LEN];
-                LogRecord::from(outcome.log_fields(&mut consumer))
+                f(outcome.log_fields(&mut consumer))
             }
-            Self::Changed(record) => LogRecord::clone(record),
+            Self::Changed(record) => f(record.fields()),
         }
     }
 }
 
 impl Serialize for ShippedLog {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Measured(outcome) => {
-                let mut consumer: IdBuffer = [0; ID_LEN];
-                outcome.log_fields(&mut consumer).serialize(serializer)
-            }
-            Self::Changed(record) => record.serialize(serializer),
-        }
+        self.with_fields(|fields| fields.serialize(serializer))
     }
 }
 
