@@ -23,6 +23,7 @@ GATEHOUSE = os.environ["GATEHOUSE_BIN"]
 UPSTREAM = os.environ["UPSTREAM_BIN"]
 NGINX = os.environ["NGINX_BIN"]
 TENANT_PLUGIN = os.environ["TENANT_PLUGIN"]
+BARE_PINGORA = os.environ["BARE_PINGORA_BIN"]
 CONNECTIONS = 32
 PROXY_CPU, LOAD_CPU = "0", "1"
 UPSTREAM_ADDR = "127.0.0.1:18081"
@@ -314,6 +315,15 @@ def main():
     rows.append(measure("nginx proxy", "http://127.0.0.1:18090/bench", nginx_pids(nginx)))
     half.append(measure_half_load("nginx proxy", "http://127.0.0.1:18090/bench", nginx_pids(nginx), rows[-1]))
     stop(nginx)
+
+    # pingora with nothing of Gatehouse in it, built as the node is: the
+    # floor of what a request costs through pingora on this machine.
+    bare = start([BARE_PINGORA, "127.0.0.1:18091", UPSTREAM_ADDR, "1"], PROXY_CPU, "bare.log")
+    wait_http("http://127.0.0.1:18091/")
+    bare_row = ("bare pingora (proxy_http, no gatehouse code)", "http://127.0.0.1:18091/bench", [bare.pid])
+    rows.append(measure(*bare_row))
+    half.append(measure_half_load(*bare_row, rows[-1]))
+    stop(bare)
 
     consumer_key, key, _control = setup_tenant()
 

@@ -26,11 +26,12 @@ if [ ${#need[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 scripts/setup.sh
-cargo build --release --quiet --bin gatehouse --example upstream
+cargo build --release --quiet --bin gatehouse --example upstream --example bare_pingora
 (cd plugins && cargo build --release --quiet --target wasm32-wasip2 -p add-header)
 export GATEHOUSE_BIN=${CARGO_TARGET_DIR:-target}/release/gatehouse
 export UPSTREAM_BIN=${CARGO_TARGET_DIR:-target}/release/examples/upstream
 export TENANT_PLUGIN=${CARGO_TARGET_DIR:-plugins/target}/wasm32-wasip2/release/add_header.wasm
+export BARE_PINGORA_BIN=${CARGO_TARGET_DIR:-target}/release/examples/bare_pingora
 export NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 if [ -n "${SOAK:-}" ]; then
   exec python3 benches/load/soak.py "$SOAK"

@@ -164,10 +164,14 @@ impl ProxyHttp for Gateway {
             path: header.uri.path(),
         };
         ctx.client_ip = client_ip(session);
-        let client = ctx.client_ip.clone().unwrap_or_default();
-        let request_id = &ctx.request_id;
+        let (client, request_id) = (&ctx.client_ip, &ctx.request_id);
         let decision = admission::admit(&config, &self.builtins, facts, |route| {
-            plugin_request(header, route, client.clone(), request_id)
+            plugin_request(
+                header,
+                route,
+                client.clone().unwrap_or_default(),
+                request_id,
+            )
         })
         .await;
         let mut admitted = match decision {
@@ -180,10 +184,10 @@ impl ProxyHttp for Gateway {
         ctx.response_headers = std::mem::take(&mut admitted.response_headers);
         let route = Arc::clone(&admitted.route);
         let request = (!route.plugins.is_empty()).then(|| {
-            let mut request = admitted
-                .plugin_request
-                .take()
-                .unwrap_or_else(|| plugin_request(header, &route, client, &ctx.request_id));
+            let mut request = admitted.plugin_request.take().unwrap_or_else(|| {
+                let client = ctx.client_ip.clone().unwrap_or_default();
+                plugin_request(header, &route, client, &ctx.request_id)
+            });
             request.consumer_id = admitted.consumer.as_ref().map(|c| c.id.to_string());
             request
         });

@@ -9,7 +9,10 @@
 //! headers are parsed ([`headers_received`], from `new_ctx`); when the timer
 //! fires first, the request's future is dropped, which closes the
 //! connection. Once the headers are in, the deadline no longer applies:
-//! bodies and upstream calls have their own timeouts.
+//! bodies and upstream calls have their own timeouts. The timer is
+//! pingora's fast `sleep` (deadlines rounded to 10 ms ticks and shared, no
+//! lock to arm or drop one), not tokio's, whose entries are registered and
+//! deregistered under the time driver's lock on every request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,7 +72,7 @@ where
         tokio::select! {
             biased;
             done = &mut request => done,
-            () = tokio::time::sleep(self.limit) => {
+            () = pingora::prelude::sleep(self.limit) => {
                 if received.load(Ordering::Relaxed) {
                     request.await
                 } else {
