@@ -1,6 +1,6 @@
 //! pingora's own floor for the load benchmark: a reverse proxy with nothing
 //! of Gatehouse in it (no routing, policies, metrics or logs), built with
-//! the node's server settings (threads, client read buffer, mimalloc, the
+//! the node's server settings (threads, its client read buffer, mimalloc, the
 //! same peer options), so `benches/load/run.sh` can tell what a request
 //! costs in pingora itself from what Gatehouse adds.
 //!
@@ -13,7 +13,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::listeners::{L4BufferSettings, ListenerConfig};
+use gatehouse_proxy::node::CLIENT_BUFFERS;
+use pingora::listeners::ListenerConfig;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
 
@@ -53,17 +54,16 @@ fn main() {
     let conf = ServerConf {
         threads,
         work_stealing,
+        // SIGTERM ends it at once (a benchmark's proxy has nothing to drain).
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(0),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let app = pingora::proxy::http_proxy(&server.configuration, Bare { upstream });
     let mut proxy = pingora::services::listening::Service::new("bare pingora".to_owned(), app);
-    let buffers = L4BufferSettings {
-        read: Some(16 * 1024),
-        write: None,
-    };
-    proxy.add_listener(ListenerConfig::tcp(listen).l4_buffer(buffers));
+    proxy.add_listener(ListenerConfig::tcp(listen).l4_buffer(CLIENT_BUFFERS));
     server.add_service(proxy);
     server.run_forever();
 }

@@ -164,14 +164,9 @@ impl ProxyHttp for Gateway {
             path: header.uri.path(),
         };
         ctx.client_ip = client_ip(session);
-        let (client, request_id) = (&ctx.client_ip, &ctx.request_id);
+        let (client, request_id) = (ctx.client_ip.as_deref(), &ctx.request_id);
         let decision = admission::admit(&config, &self.builtins, facts, |route| {
-            plugin_request(
-                header,
-                route,
-                client.clone().unwrap_or_default(),
-                request_id,
-            )
+            plugin_request(header, route, client, request_id)
         })
         .await;
         let mut admitted = match decision {
@@ -185,8 +180,7 @@ impl ProxyHttp for Gateway {
         let route = Arc::clone(&admitted.route);
         let request = (!route.plugins.is_empty()).then(|| {
             let mut request = admitted.plugin_request.take().unwrap_or_else(|| {
-                let client = ctx.client_ip.clone().unwrap_or_default();
-                plugin_request(header, &route, client, &ctx.request_id)
+                plugin_request(header, &route, ctx.client_ip.as_deref(), &ctx.request_id)
             });
             request.consumer_id = admitted.consumer.as_ref().map(|c| c.id.to_string());
             request
@@ -517,11 +511,11 @@ impl Gateway {
 }
 
 /// The request as plugins see it: the client's, with the request id the
-/// upstream will get.
+/// upstream will get (an unknown client IP is empty).
 fn plugin_request(
     header: &RequestHeader,
     route: &Route,
-    client_ip: String,
+    client_ip: Option<&str>,
     request_id: &str,
 ) -> PluginRequest {
     PluginRequest {
@@ -535,7 +529,7 @@ fn plugin_request(
                 value: request_id.to_owned(),
             }))
             .collect(),
-        client_ip,
+        client_ip: client_ip.unwrap_or_default().to_owned(),
         route_id: route.id.to_string(),
         consumer_id: None,
     }

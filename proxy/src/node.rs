@@ -44,7 +44,7 @@ use crate::tls;
 /// per connection by default, which made 10,000 open connections cost a
 /// node about 1 GB; 16 KiB holds a whole request head (and a TLS record),
 /// and bodies stream through it.
-const CLIENT_BUFFERS: L4BufferSettings = L4BufferSettings {
+pub const CLIENT_BUFFERS: L4BufferSettings = L4BufferSettings {
     read: Some(16 * 1024),
     write: None,
 };
