@@ -15,8 +15,12 @@ use crate::telemetry::{RequestOutcome, ShippedLog};
 const TESTBED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/testbed.wasm"));
 
 fn engine() -> PluginEngine {
+    engine_with_deadline(Duration::from_millis(20))
+}
+
+fn engine_with_deadline(call_deadline: Duration) -> PluginEngine {
     PluginEngine::new(EngineSettings {
-        call_deadline: Duration::from_millis(20),
+        call_deadline,
         max_memory: 8 << 20,
         max_instances: 16,
         breaker: breaker::BreakerSettings {
@@ -118,7 +122,10 @@ async fn loops_are_cut_at_the_deadline() {
 
 #[tokio::test]
 async fn runaway_allocation_hits_the_memory_cap() {
-    let engine = engine();
+    // Time enough to reach the cap: growing to 8 MB in a debug build with
+    // the other tests running took more than the usual 20 ms at times,
+    // and the call ended as a timeout instead.
+    let engine = engine_with_deadline(Duration::from_secs(5));
     let plugin = engine.load("testbed", TESTBED).expect("loads");
     let failure = plugin
         .on_request(&mode("hog"), &request())
