@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build Gatehouse: cmake (for
-# pingora's zlib-ng) and the wasm32-wasip2 target (for plugins). Idempotent.
+# pingora's zlib-ng), the wasm32-wasip2 target (for plugins), and rustfmt and
+# clippy (for `make lint`). Idempotent.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -13,6 +14,11 @@ if ! command -v cmake >/dev/null 2>&1; then
   echo "setup: installing cmake"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake >/dev/null
+fi
+if command -v rustup >/dev/null 2>&1; then
+  for component in rustfmt clippy; do
+    rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+  done
 fi
 if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx wasm32-wasip2; then
   echo "setup: adding the wasm32-wasip2 target"

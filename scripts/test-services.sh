@@ -2,7 +2,7 @@
 # Makes sure the PostgreSQL and Redis the tests use answer on 127.0.0.1
 # (5432 and 6379). Where none answers, a throwaway one is installed from
 # Debian's packages and started under /tmp. Also drops databases left over by
-# interrupted test runs.
+# interrupted test runs (see below).
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -35,9 +35,16 @@ fi
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
 command -v runuser >/dev/null 2>&1 || apt_install util-linux
 
-# Databases of test runs that were killed before they could clean up.
-psql "$PG_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'gh\_test\_%'" |
-  while read -r db; do [ -n "$db" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; done
+# Databases of test runs that were killed before they could clean up: only
+# those the test harness made (marked with its process id) and whose process
+# is gone, so a test run in progress, or anyone else's database, is kept.
+psql "$PG_URL" -qtAF ' ' -c "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname LIKE 'gh\_test\_%'" |
+  while read -r db mark; do
+    pid=${mark#gatehouse-test pid=}
+    case "$mark" in "gatehouse-test pid="*) ;; *) continue ;; esac
+    [ -n "$db" ] && ! kill -0 "$pid" 2>/dev/null &&
+      psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  done
 
 redis_answers() { command -v redis-cli >/dev/null 2>&1 && [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; }
 if ! redis_answers; then

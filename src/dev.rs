@@ -43,11 +43,13 @@ pub struct DevArgs {
     #[arg(long, env = "GATEHOUSE_ADMIN_LISTEN", default_value = "127.0.0.1:9080")]
     pub admin_listen: String,
 
-    /// Where the dev node keeps its config snapshot.
+    /// Where the dev node keeps its config snapshot (its own default, apart
+    /// from `gatehouse proxy`'s: a node started on the same machine for
+    /// another tenant never finds the dev tenant's state).
     #[arg(
         long,
         env = "GATEHOUSE_STATE_DIR",
-        default_value = "gatehouse-data/proxy/"
+        default_value = "gatehouse-data/dev-proxy/"
     )]
     pub state_dir: std::path::PathBuf,
 }
@@ -121,10 +123,8 @@ async fn start_control(
         &args.data_dir.join("dev-tenant.json"),
     )
     .await?;
-    let token = control
-        .state
-        .jwt()
-        .issue(&tenant.tenant_id)
+    let token = accounts::issue_token(&control.state, &tenant.tenant_id)
+        .await
         .context("signing the dev token")?;
     let base = format!("http://{}", control.addr);
     let api = format!("{base}/api/tenants/{}", tenant.tenant_id);

@@ -100,9 +100,14 @@ async fn no_secret_is_ever_logged() {
     let node = Node::start_for(&scratch.0, &control, &tenant).await;
     let private = format!("{}/private", node.base);
     // The key authenticates the call but is not passed on to the service.
+    // Every spelling the auth plugin accepts is stripped.
     for request in [
         http.get(&private).header("x-api-key", &key),
         http.get(&private).bearer_auth(&key),
+        http.get(&private)
+            .header("authorization", format!("bearer {key}")),
+        http.get(&private)
+            .header("authorization", format!("BEARER   {key}  ")),
     ] {
         let response = request.send().await.expect("sent");
         assert_eq!(response.status(), StatusCode::OK);

@@ -1,7 +1,9 @@
 //! A gateway node's config follows the real control plane: first snapshot,
 //! live changes (a revoked key stops working as soon as the change
 //! arrives), a rejected gateway key, the control plane going away, and a
-//! node restarting from its state dir while the control plane is down.
+//! node restarting from its state dir while the control plane is down. A
+//! node on a state dir another tenant's node used never serves that
+//! tenant's config nor ships its telemetry.
 
 use std::time::{Duration, Instant};
 
@@ -71,28 +73,204 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) -> Duration {
 }
 
 fn node(control_url: &str, key: &str, live: &LiveConfig, state: &std::path::Path) -> Syncer {
+    let shipping = Shipping {
+        outbox: Arc::new(Mutex::new(Outbox::unbound(LIMITS))),
+        sealed: Arc::new(Notify::new()),
+    };
+    node_with(control_url, key, live, state, shipping)
+}
+
+fn node_with(
+    control_url: &str,
+    key: &str,
+    live: &LiveConfig,
+    state: &std::path::Path,
+    shipping: Shipping,
+) -> Syncer {
     Syncer::new(
         SyncSettings {
             control_url: control_url.to_owned(),
             gateway_key: key.to_owned(),
             node_name: "test-node".into(),
+            control_ca_file: None,
         },
         live.clone(),
         StateDir::open(state).expect("state dir"),
-        Shipping {
-            outbox: Arc::new(Mutex::new(
-                Outbox::open(
-                    state.join("outbox"),
-                    OutboxLimits {
-                        memory_records: 1000,
-                        spill_bytes: 1 << 20,
-                    },
-                )
-                .expect("outbox"),
-            )),
-            sealed: Arc::new(Notify::new()),
-        },
+        shipping,
     )
+}
+
+const LIMITS: OutboxLimits = OutboxLimits {
+    memory_records: 1000,
+    spill_bytes: 1 << 20,
+};
+
+/// A registered tenant: its API base, token and gateway key.
+struct Account {
+    api: String,
+    token: String,
+    gateway_key: String,
+}
+
+async fn register(http: &reqwest::Client, base: &str, email: &str) -> Account {
+    let tenant = call(
+        http,
+        reqwest::Method::POST,
+        format!("{base}/api/auth/register"),
+        None,
+        Some(json!({ "name": "t", "email": email, "password": "long-enough-pw" })),
+    )
+    .await;
+    Account {
+        api: format!(
+            "{base}/api/tenants/{}",
+            tenant["tenantId"].as_str().expect("id")
+        ),
+        token: tenant["token"].as_str().expect("token").to_owned(),
+        gateway_key: tenant["gatewayApiKey"].as_str().expect("key").to_owned(),
+    }
+}
+
+/// One service and one open route at `path`: the same number of changes
+/// for every tenant, so their configs have the same version.
+async fn open_route(http: &reqwest::Client, account: &Account, path: &str) {
+    let service = call(
+        http,
+        reqwest::Method::POST,
+        format!("{}/services", account.api),
+        Some(&account.token),
+        Some(json!({ "name": "svc", "targetUrl": "http://127.0.0.1:9" })),
+    )
+    .await;
+    call(http, reqwest::Method::POST, format!("{}/routes", account.api), Some(&account.token),
+        Some(json!({ "method": "GET", "pathPattern": path, "serviceId": service["id"], "authRequired": false }))).await;
+}
+
+/// A telemetry batch holding one request log for `path`.
+fn batch_for(path: &str) -> gatehouse_protocol::telemetry::TelemetryBatch {
+    gatehouse_protocol::telemetry::TelemetryBatch {
+        batch_id: uuid::Uuid::new_v4().to_string(),
+        node_id: "test-node".into(),
+        logs: vec![gatehouse_protocol::telemetry::LogRecord {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            method: "GET".into(),
+            path: path.into(),
+            status_code: 200,
+            client_ip: "127.0.0.1".into(),
+            at_ms: i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("clock")
+                    .as_millis(),
+            )
+            .expect("ms"),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+async fn logged_paths(http: &reqwest::Client, account: &Account) -> Vec<String> {
+    let logs = call(
+        http,
+        reqwest::Method::GET,
+        format!("{}/logs", account.api),
+        Some(&account.token),
+        None,
+    )
+    .await;
+    logs.as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|log| log["path"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_serves_and_ships_only_its_own_tenant() {
+    let dir = std::env::temp_dir().join(format!("gatehouse-sync-iso-{}", uuid::Uuid::new_v4()));
+    let _scratch = Scratch(dir.clone());
+    let control = start_control(&dir).await;
+    let base = format!("http://{}", control.addr);
+    let http = reqwest::Client::new();
+    let a = register(&http, &base, "a@example.com").await;
+    let b = register(&http, &base, "b@example.com").await;
+    open_route(&http, &a, "/a-only").await;
+    open_route(&http, &b, "/b-only").await;
+    let state = dir.join("shared-state");
+
+    // A's node serves A's config, then stops with telemetry undelivered
+    // (spilled in A's folder, as a node that could not reach the control
+    // plane leaves it).
+    let live = LiveConfig::default();
+    let syncer = node(&base, &a.gateway_key, &live, &state);
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(syncer.run(stopped));
+    until("A's config", || live.load().is_some()).await;
+    let version_a = live.version();
+    stop.send(true).ok();
+    task.await.expect("stops");
+    let tenant_a = StateDir::open(&state)
+        .expect("state")
+        .tenants()
+        .expect("folders");
+    assert_eq!(tenant_a.len(), 1);
+    let mut spilled = Outbox::open(state.join("tenants").join(&tenant_a[0]).join("outbox"), LIMITS)
+        .expect("A's outbox");
+    spilled.push(batch_for("/a-traffic"));
+    spilled.spill_all();
+    drop(spilled);
+
+    // B's node on the same state dir serves nothing of A's, even with the
+    // control plane away.
+    let live = LiveConfig::default();
+    let syncer = node(&base, &b.gateway_key, &live, &state);
+    assert_eq!(syncer.restore().expect("reads"), None, "A's config is not B's");
+    assert!(live.load().is_none());
+
+    // Connected, it is sent B's config (the same version as A's) and ships
+    // its own telemetry, never A's.
+    let shipping = Shipping {
+        outbox: Arc::new(Mutex::new(Outbox::unbound(LIMITS))),
+        sealed: Arc::new(Notify::new()),
+    };
+    let syncer = node_with(&base, &b.gateway_key, &live, &state, shipping.clone());
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(syncer.run(stopped));
+    until("B's config", || live.load().is_some()).await;
+    let config = live.load().expect("config");
+    assert_eq!(live.version(), version_a, "the same number of changes");
+    assert!(config.routes.lookup("GET", "/b-only").is_some());
+    assert!(config.routes.lookup("GET", "/a-only").is_none());
+    shipping.outbox.lock().expect("outbox").push(batch_for("/b-traffic"));
+    shipping.sealed.notify_one();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let paths = logged_paths(&http, &b).await;
+        assert!(!paths.iter().any(|p| p == "/a-traffic"), "A's traffic shipped as B's: {paths:?}");
+        if paths.iter().any(|p| p == "/b-traffic") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B's telemetry never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).ok();
+    task.await.expect("stops");
+
+    // A's node back on the state dir ships A's spilled telemetry to A.
+    let live = LiveConfig::default();
+    let syncer = node(&base, &a.gateway_key, &live, &state);
+    assert_eq!(syncer.restore().expect("reads"), version_a);
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(syncer.run(stopped));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !logged_paths(&http, &a).await.iter().any(|p| p == "/a-traffic") {
+        assert!(Instant::now() < deadline, "A's spilled telemetry never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!logged_paths(&http, &a).await.iter().any(|p| p == "/b-traffic"));
+    stop.send(true).ok();
+    task.await.expect("stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,6 @@
 //! Tenant accounts: register, login, forgot-password and reset-password.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,7 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::passwords;
 use crate::error::{ApiError, Result, conflict_on_unique};
-use crate::extract::Json;
+use crate::extract::{ClientIp, Json};
 use crate::secrets::{self, GATEWAY_KEY_PREFIX};
 use crate::state::AppState;
 use crate::store::{Store, Timestamp};
@@ -139,7 +137,7 @@ async fn register(
     Json(body): Json<Register>,
 ) -> Result<(StatusCode, Json<Registered>)> {
     let tenant = create_tenant(state.store(), &body.name, &body.email, &body.password).await?;
-    let token = issue_token(&state, &tenant.tenant_id)?;
+    let token = issue_token(&state, &tenant.tenant_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(Registered {
@@ -156,37 +154,43 @@ async fn register(
         (status = 429, body = crate::error::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Json(body): Json<Login>,
 ) -> Result<Json<LoggedIn>> {
     let email = body.email.trim().to_lowercase();
-    let ip = peer.ip().to_string();
-    let throttles = state.throttles();
+    let ip = client.to_string();
+    let (store, throttles) = (state.store(), state.throttles());
     throttles
         .per_email
-        .check(&email)
+        .check(store, &email)
+        .await?
         .map_err(ApiError::Throttled)?;
-    throttles.per_ip.check(&ip).map_err(ApiError::Throttled)?;
+    throttles
+        .per_ip
+        .check(store, &ip)
+        .await?
+        .map_err(ApiError::Throttled)?;
 
-    let found: Option<(String, String)> =
-        sqlx::query_as("SELECT id, password_hash FROM tenants WHERE email = $1")
-            .bind(&email)
-            .fetch_optional(state.store().pool())
-            .await?;
-    let (tenant_id, hash) = match found {
-        Some((id, hash)) => (Some(id), hash),
+    let found: Option<(String, String, i64)> = sqlx::query_as(
+        "SELECT id, password_hash, token_generation FROM tenants WHERE email = $1",
+    )
+    .bind(&email)
+    .fetch_optional(state.store().pool())
+    .await?;
+    let (tenant, hash) = match found {
+        Some((id, hash, generation)) => (Some((id, generation)), hash),
         None => (None, passwords::decoy_hash().await.to_owned()),
     };
     let matches = passwords::verify(body.password, hash).await?;
-    match tenant_id {
-        Some(tenant_id) if matches => {
-            throttles.per_email.reset(&email);
-            let token = issue_token(&state, &tenant_id)?;
+    match tenant {
+        Some((tenant_id, generation)) if matches => {
+            throttles.per_email.reset(store, &email).await?;
+            let token = sign(&state, &tenant_id, generation)?;
             Ok(Json(LoggedIn { token, tenant_id }))
         }
         _ => {
-            throttles.per_email.record_failure(&email);
-            throttles.per_ip.record_failure(&ip);
+            throttles.per_email.record_failure(store, &email).await?;
+            throttles.per_ip.record_failure(store, &ip).await?;
             Err(ApiError::Unauthorized(
                 "invalid_credentials",
                 "email or password is wrong",
@@ -205,16 +209,10 @@ async fn forgot_password(
     let email = body.email.trim().to_lowercase();
     // Requests for one address are throttled silently: the answer must not
     // tell whether the account exists, nor let anyone flood a mailbox.
-    if state
-        .throttles()
-        .per_email
-        .check(&format!("reset:{email}"))
-        .is_ok()
-    {
-        state
-            .throttles()
-            .per_email
-            .record_failure(&format!("reset:{email}"));
+    let (store, throttle) = (state.store(), &state.throttles().per_email);
+    let key = format!("reset:{email}");
+    if throttle.check(store, &key).await?.is_ok() {
+        throttle.record_failure(store, &key).await?;
         let found: Option<(String,)> = sqlx::query_as("SELECT id FROM tenants WHERE email = $1")
             .bind(&email)
             .fetch_optional(state.store().pool())
@@ -262,14 +260,14 @@ async fn forgot_password(
     responses((status = 200, body = Message), (status = 400, body = crate::error::ErrorBody)))]
 async fn reset_password(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Json(body): Json<ResetPassword>,
 ) -> Result<Json<Message>> {
-    let ip = format!("reset:{}", peer.ip());
-    state
-        .throttles()
-        .per_ip
-        .check(&ip)
+    let ip = format!("reset:{client}");
+    let (store, throttle) = (state.store(), &state.throttles().per_ip);
+    throttle
+        .check(store, &ip)
+        .await?
         .map_err(ApiError::Throttled)?;
     passwords::validate("password", &body.password)?;
     let invalid = || ApiError::invalid("token", "the reset token is unknown, used or expired");
@@ -283,7 +281,7 @@ async fn reset_password(
     .fetch_optional(state.store().pool())
     .await?;
     let Some((reset_id, tenant_id)) = found else {
-        state.throttles().per_ip.record_failure(&ip);
+        throttle.record_failure(store, &ip).await?;
         return Err(invalid());
     };
     let password_hash = passwords::hash(body.password).await?;
@@ -304,8 +302,12 @@ async fn reset_password(
         .bind(&tenant_id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE tenants SET password_hash = $1, updated_at = $2 WHERE id = $3")
-        .bind(password_hash)
+    // Every token issued before the reset stops working.
+    sqlx::query(
+        "UPDATE tenants SET password_hash = $1, updated_at = $2, \
+         token_generation = token_generation + 1 WHERE id = $3",
+    )
+    .bind(password_hash)
         .bind(now)
         .bind(&tenant_id)
         .execute(&mut *tx)
@@ -316,10 +318,20 @@ async fn reset_password(
     }))
 }
 
-fn issue_token(state: &AppState, tenant_id: &str) -> Result<String> {
+/// A fresh token for `tenant_id`, of its current token generation.
+pub async fn issue_token(state: &AppState, tenant_id: &str) -> Result<String> {
+    let (generation,): (i64,) =
+        sqlx::query_as("SELECT token_generation FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_one(state.store().pool())
+            .await?;
+    sign(state, tenant_id, generation)
+}
+
+fn sign(state: &AppState, tenant_id: &str, generation: i64) -> Result<String> {
     state
         .jwt()
-        .issue(tenant_id)
+        .issue(tenant_id, generation)
         .map_err(|err| ApiError::Internal(err.into()))
 }
 

@@ -8,7 +8,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser;
 use lettre::message::Mailbox;
+use gatehouse_protocol::trusted_proxies::TrustedProxies;
 use rand::RngCore;
+
+fn parse_trusted_proxies(list: &str) -> Result<TrustedProxies, String> {
+    list.parse().map_err(|err: gatehouse_protocol::trusted_proxies::BadCidr| err.to_string())
+}
 
 /// The shortest JWT secret accepted, in bytes.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -61,6 +66,12 @@ pub struct ControlArgs {
     /// Days metrics and health snapshots are kept.
     #[arg(long, env = "GATEHOUSE_METRICS_RETENTION_DAYS", default_value_t = 30)]
     pub metrics_retention_days: u32,
+
+    /// Comma-separated CIDRs of proxies in front of the control plane (load
+    /// balancers) whose `X-Forwarded-For` names the client, for the login
+    /// and reset throttles. None by default: the peer is the client.
+    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
+    pub trusted_proxies: TrustedProxies,
 
     /// Folder for the control plane's own files (the generated JWT secret).
     #[arg(long, env = "GATEHOUSE_DATA_DIR", default_value = "gatehouse-data")]

@@ -15,8 +15,9 @@ use crate::auth::TenantAuth;
 use crate::error::{ApiError, Result};
 use crate::extract::{Json, PathId};
 use crate::secrets::{self, CONSUMER_KEY_PREFIX};
+use crate::gateway::ConfigWrite;
 use crate::state::AppState;
-use crate::store::{Timestamp, Tombstone};
+use crate::store::{Store, Timestamp, Tombstone};
 use crate::{tiers, validate};
 
 /// The tier of a consumer created without one.
@@ -118,6 +119,7 @@ async fn create_consumer(
     let tier = tiers::require_tier(state.store(), &auth.tenant_id, tier_name).await?;
     let key = secrets::generate(CONSUMER_KEY_PREFIX);
     let now = Timestamp::now();
+    let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
     let consumer = sqlx::query_as(
         "INSERT INTO consumers (id, tenant_id, name, api_key_hash, api_key_prefix, \
          rate_limit_tier, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
@@ -130,8 +132,9 @@ async fn create_consumer(
     .bind(&key.display_prefix)
     .bind(tier)
     .bind(now)
-    .fetch_one(state.store().pool())
+    .fetch_one(&mut **tx)
     .await?;
+    tx.commit().await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedConsumer {
@@ -161,6 +164,7 @@ async fn update_consumer(
         Some(name) => Some(tiers::require_tier(state.store(), &auth.tenant_id, name).await?),
         None => None,
     };
+    let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
     let consumer = sqlx::query_as(
         "UPDATE consumers SET name = COALESCE($1, name), \
          rate_limit_tier = COALESCE($2, rate_limit_tier), updated_at = $3 \
@@ -171,9 +175,10 @@ async fn update_consumer(
     .bind(Timestamp::now())
     .bind(&id)
     .bind(&auth.tenant_id)
-    .fetch_optional(state.store().pool())
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or(ApiError::NotFound("consumer"))?;
+    tx.commit().await?;
     Ok(Json(consumer))
 }
 
@@ -187,12 +192,10 @@ async fn revoke_consumer(
     auth: TenantAuth,
     PathId(id): PathId,
 ) -> Result<StatusCode> {
-    if !state
-        .store()
-        .bury(Tombstone::Consumers, &auth.tenant_id, &id)
-        .await?
-    {
+    let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
+    if !Store::bury(&mut tx, Tombstone::Consumers, &auth.tenant_id, &id).await? {
         return Err(ApiError::NotFound("consumer"));
     }
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,6 @@
 //! Extractors that answer bad input with the error JSON instead of axum's
-//! plain-text rejections: JSON bodies, query strings and entity ids in paths.
+//! plain-text rejections: JSON bodies, query strings and entity ids in
+//! paths; and the client's address, as `--trusted-proxies` has it.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
@@ -10,6 +11,31 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+
+/// The client of a request: the socket's peer, or the client a trusted
+/// proxy names in `X-Forwarded-For`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl FromRequestParts<crate::state::AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::state::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip())
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no peer address")))?;
+        let forwarded_for = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        Ok(Self(state.trusted_proxies().client_ip(peer, forwarded_for)))
+    }
+}
 
 /// The largest JSON body the API reads.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use crate::auth::TenantAuth;
 use crate::error::Result;
 use crate::extract::Json;
+use crate::gateway::ConfigWrite;
 use crate::secrets::{self, GATEWAY_KEY_PREFIX};
 use crate::state::AppState;
 use crate::store::{Store, Timestamp};
@@ -32,8 +33,8 @@ pub struct RotatedGatewayKey {
     pub rotated_at: Timestamp,
 }
 
-/// The rotation endpoint (in the config group: rotating bumps the config
-/// version, which is what wakes the nodes to be cut off).
+/// The rotation endpoint (a config write: its commit wakes the tenant's
+/// connections, which is what cuts off the nodes on the old key).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(rotate))
 }
@@ -51,6 +52,7 @@ async fn rotate(
 ) -> Result<(StatusCode, Json<RotatedGatewayKey>)> {
     let key = secrets::generate(GATEWAY_KEY_PREFIX);
     let now = Timestamp::now();
+    let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
     sqlx::query(
         "UPDATE tenants SET gateway_key_hash = $1, gateway_key_prefix = $2, updated_at = $3 \
          WHERE id = $4",
@@ -59,8 +61,9 @@ async fn rotate(
     .bind(&key.display_prefix)
     .bind(now)
     .bind(&auth.tenant_id)
-    .execute(state.store().pool())
+    .execute(&mut **tx)
     .await?;
+    tx.commit().await?;
     tracing::info!(
         tenant_id = auth.tenant_id,
         prefix = key.display_prefix,

@@ -6,7 +6,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -24,21 +24,14 @@ use crate::{
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every API endpoint, with its OpenAPI description.
-pub fn api(state: &AppState) -> (Router<AppState>, OpenApi) {
-    // Writes to these bump the tenant's config version and reach its nodes.
-    let config = OpenApiRouter::new()
+pub fn api() -> (Router<AppState>, OpenApi) {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(accounts::router())
         .merge(services::router())
         .merge(routes::router())
         .merge(consumers::router())
         .merge(tiers::router())
         .merge(gateway_key::router())
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            gateway::bump_on_change,
-        ));
-    OpenApiRouter::with_openapi(openapi::base())
-        .merge(accounts::router())
-        .merge(config)
         .merge(plugins::router())
         .merge(logs::router())
         .merge(error_events::router())
@@ -50,7 +43,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, OpenApi) {
 
 /// The whole application, ready to serve.
 pub fn app(state: AppState) -> Router {
-    let (api, document) = api(&state);
+    let (api, document) = api();
     api.merge(gateway::router())
         .route(
             "/api/openapi.json",

@@ -18,9 +18,10 @@ use crate::auth::TenantAuth;
 use crate::error::{ApiError, Result, conflict_on_unique};
 use crate::extract::{Json, PathId, Query};
 use crate::plugin_check;
+use crate::route_plugins;
 use crate::secrets::sha256_hex;
 use crate::state::AppState;
-use crate::store::{Timestamp, Tombstone};
+use crate::store::{Store, Timestamp, Tombstone};
 
 /// The largest component accepted (JavaScript and Python components run to
 /// tens of megabytes).
@@ -172,13 +173,18 @@ async fn delete_plugin(
     auth: TenantAuth,
     PathId(id): PathId,
 ) -> Result<StatusCode> {
+    let store = state.store();
+    let mut tx = store.begin_write().await?;
+    // Under the lock a route's write takes to attach it: no route can
+    // attach the plugin between this check and the delete.
+    route_plugins::lock_plugin(store, &mut tx, &id).await?;
     let attached: Option<(String,)> = sqlx::query_as(
         "SELECT r.id FROM route_plugins rp JOIN routes r ON r.id = rp.route_id \
          WHERE rp.plugin_id = $1 AND r.tenant_id = $2 AND r.deleted_at IS NULL LIMIT 1",
     )
     .bind(&id)
     .bind(&auth.tenant_id)
-    .fetch_optional(state.store().pool())
+    .fetch_optional(&mut *tx)
     .await?;
     if let Some((route,)) = attached {
         return Err(ApiError::conflict(
@@ -186,13 +192,10 @@ async fn delete_plugin(
             format!("route {route} uses this plugin; detach it first"),
         ));
     }
-    if !state
-        .store()
-        .bury(Tombstone::Plugins, &auth.tenant_id, &id)
-        .await?
-    {
+    if !Store::bury(&mut tx, Tombstone::Plugins, &auth.tenant_id, &id).await? {
         return Err(ApiError::NotFound("plugin"));
     }
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -42,12 +42,9 @@ fn closed() -> String {
     "closed".to_owned()
 }
 
-/// Checks a route's plugin list against the tenant's live plugins.
-pub async fn validate(
-    store: &Store,
-    tenant_id: &str,
-    plugins: &[RoutePlugin],
-) -> Result<Vec<RoutePlugin>> {
+/// Checks the form of a route's plugin list (which plugins are live is
+/// checked by [`replace`], under the plugins' locks).
+pub fn validate(plugins: &[RoutePlugin]) -> Result<Vec<RoutePlugin>> {
     if plugins.len() > MAX_PLUGINS_PER_ROUTE {
         return Err(ApiError::invalid(
             "plugins",
@@ -65,14 +62,6 @@ pub async fn validate(
         let id = Uuid::parse_str(&plugin.plugin_id)
             .map_err(|_| unknown())?
             .to_string();
-        let live: Option<(String,)> = sqlx::query_as(
-            "SELECT id FROM plugins WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
-        )
-        .bind(&id)
-        .bind(tenant_id)
-        .fetch_optional(store.pool())
-        .await?;
-        live.ok_or_else(unknown)?;
         if !matches!(plugin.failure_policy.as_str(), "closed" | "open") {
             return Err(ApiError::invalid(
                 "plugins",
@@ -93,12 +82,47 @@ pub async fn validate(
     Ok(checked)
 }
 
-/// Replaces a route's plugins, on `conn` (the route's transaction).
-pub async fn replace(
+/// The lock a plugin's deletion and its attachment to a route both take,
+/// so that a route can never be left pointing at a deleted plugin (a
+/// `closed` plugin would then fail open).
+pub async fn lock_plugin(
+    store: &Store,
     conn: &mut AnyConnection,
+    plugin_id: &str,
+) -> Result<(), sqlx::Error> {
+    store.serialize_on(conn, &format!("plugin:{plugin_id}")).await
+}
+
+/// Replaces a route's plugins, on `conn` (the route's transaction): 400
+/// when one is not a live plugin of `tenant_id` by the time it is attached.
+pub async fn replace(
+    store: &Store,
+    conn: &mut AnyConnection,
+    tenant_id: &str,
     route_id: &str,
     plugins: &[RoutePlugin],
-) -> Result<(), sqlx::Error> {
+) -> Result<()> {
+    // Locked in one order, so two writes attaching the same plugins cannot
+    // wait on each other.
+    let mut ids: Vec<&str> = plugins.iter().map(|p| p.plugin_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        lock_plugin(store, conn, id).await?;
+        let live: Option<(String,)> = sqlx::query_as(
+            "SELECT id FROM plugins WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if live.is_none() {
+            return Err(ApiError::invalid(
+                "plugins",
+                format!("`{id}` is not a live plugin of this tenant"),
+            ));
+        }
+    }
     sqlx::query("DELETE FROM route_plugins WHERE route_id = $1")
         .bind(route_id)
         .execute(&mut *conn)

@@ -15,10 +15,11 @@ use uuid::Uuid;
 use crate::auth::TenantAuth;
 use crate::error::{ApiError, Result, conflict_on_unique};
 use crate::extract::{Json, PathId, double_option};
+use crate::gateway::ConfigWrite;
 use crate::route_plugins::{self, RoutePlugin};
 use crate::services::ServiceEntity;
 use crate::state::AppState;
-use crate::store::{Flag, Timestamp, Tombstone};
+use crate::store::{Flag, Store, Timestamp, Tombstone};
 
 /// The methods a route may name; `ANY` matches every method.
 pub const METHODS: [&str; 8] = [
@@ -139,9 +140,9 @@ async fn create_route(
         .map(validate_rate_limit)
         .transpose()?;
     let service_id = require_live_service(&state, &auth.tenant_id, &body.service_id).await?;
-    let plugins = route_plugins::validate(state.store(), &auth.tenant_id, &body.plugins).await?;
+    let plugins = route_plugins::validate(&body.plugins)?;
     let now = Timestamp::now();
-    let mut tx = state.store().begin_write().await?;
+    let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
     let mut route: RouteEntity = sqlx::query_as(
         "INSERT INTO routes (id, tenant_id, method, path_pattern, path_shape, service_id, \
          auth_required, rate_limit_override, enabled, created_at, updated_at) \
@@ -157,10 +158,10 @@ async fn create_route(
     .bind(rate_limit_override)
     .bind(body.enabled.unwrap_or(true))
     .bind(now)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await
     .map_err(conflict_on_unique("route_conflict", DUPLICATE_ROUTE))?;
-    route_plugins::replace(&mut tx, &route.id, &plugins).await?;
+    route_plugins::replace(state.store(), &mut tx, &auth.tenant_id, &route.id, &plugins).await?;
     tx.commit().await?;
     route.plugins = plugins;
     Ok((StatusCode::CREATED, Json(route)))
@@ -180,57 +181,54 @@ async fn update_route(
     PathId(id): PathId,
     Json(body): Json<UpdateRoute>,
 ) -> Result<Json<RouteEntity>> {
-    let current: RouteEntity = state
-        .store()
-        .find_live(Tombstone::Routes, &auth.tenant_id, &id)
-        .await?
-        .ok_or(ApiError::NotFound("route"))?;
-    let method = match &body.method {
-        Some(method) => validate_method(method)?,
-        None => current.method,
-    };
-    let pattern = validate_pattern(
-        body.path_pattern
-            .as_deref()
-            .unwrap_or(&current.path_pattern),
-    )?;
+    let method = body.method.as_deref().map(validate_method).transpose()?;
+    let pattern = body
+        .path_pattern
+        .as_deref()
+        .map(validate_pattern)
+        .transpose()?;
     let service_id = match &body.service_id {
-        Some(service_id) => require_live_service(&state, &auth.tenant_id, service_id).await?,
-        None => current.service_id,
-    };
-    let rate_limit_override = match body.rate_limit_override {
-        Some(Some(limit)) => Some(validate_rate_limit(limit)?),
-        Some(None) => None,
-        None => current.rate_limit_override,
-    };
-    let plugins = match &body.plugins {
-        Some(plugins) => {
-            Some(route_plugins::validate(state.store(), &auth.tenant_id, plugins).await?)
-        }
+        Some(service_id) => Some(require_live_service(&state, &auth.tenant_id, service_id).await?),
         None => None,
     };
-    let mut tx = state.store().begin_write().await?;
+    let rate_limit_override = match body.rate_limit_override {
+        Some(Some(limit)) => Some(Some(validate_rate_limit(limit)?)),
+        other => other,
+    };
+    let plugins = body
+        .plugins
+        .as_deref()
+        .map(route_plugins::validate)
+        .transpose()?;
+    let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
+    // One statement writes only the fields the body names, so concurrent
+    // updates of different fields all survive.
     let route: RouteEntity = sqlx::query_as(
-        "UPDATE routes SET method = $1, path_pattern = $2, path_shape = $3, service_id = $4, \
-         auth_required = $5, rate_limit_override = $6, enabled = $7, updated_at = $8 \
-         WHERE id = $9 AND tenant_id = $10 AND deleted_at IS NULL RETURNING *",
+        "UPDATE routes SET method = COALESCE($1, method), \
+         path_pattern = COALESCE($2, path_pattern), path_shape = COALESCE($3, path_shape), \
+         service_id = COALESCE($4, service_id), auth_required = COALESCE($5, auth_required), \
+         rate_limit_override = CASE WHEN $6 THEN $7 ELSE rate_limit_override END, \
+         enabled = COALESCE($8, enabled), updated_at = $9 \
+         WHERE id = $10 AND tenant_id = $11 AND deleted_at IS NULL RETURNING *",
     )
     .bind(method)
-    .bind(pattern.to_string())
-    .bind(pattern.shape())
+    .bind(pattern.as_ref().map(ToString::to_string))
+    .bind(pattern.as_ref().map(RoutePattern::shape))
     .bind(service_id)
-    .bind(body.auth_required.unwrap_or(current.auth_required))
-    .bind(rate_limit_override)
-    .bind(body.enabled.unwrap_or(current.enabled))
+    .bind(body.auth_required)
+    .bind(rate_limit_override.is_some())
+    .bind(rate_limit_override.flatten())
+    .bind(body.enabled)
     .bind(Timestamp::now())
     .bind(&id)
     .bind(&auth.tenant_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await
     .map_err(conflict_on_unique("route_conflict", DUPLICATE_ROUTE))?
     .ok_or(ApiError::NotFound("route"))?;
     if let Some(plugins) = &plugins {
-        route_plugins::replace(&mut tx, &route.id, plugins).await?;
+        route_plugins::replace(state.store(), &mut tx, &auth.tenant_id, &route.id, plugins)
+            .await?;
     }
     tx.commit().await?;
     let mut routes = [route];
@@ -249,13 +247,11 @@ async fn delete_route(
     auth: TenantAuth,
     PathId(id): PathId,
 ) -> Result<StatusCode> {
-    if !state
-        .store()
-        .bury(Tombstone::Routes, &auth.tenant_id, &id)
-        .await?
-    {
+    let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
+    if !Store::bury(&mut tx, Tombstone::Routes, &auth.tenant_id, &id).await? {
         return Err(ApiError::NotFound("route"));
     }
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -51,14 +51,15 @@ pub async fn build_state(args: &ControlArgs) -> anyhow::Result<AppState> {
         .await
         .context("--database-url")?;
     let throttles = AuthThrottles {
-        per_email: Throttle::new(LOGIN_FAILURES_PER_EMAIL, THROTTLE_WINDOW),
-        per_ip: Throttle::new(LOGIN_FAILURES_PER_IP, THROTTLE_WINDOW),
+        per_email: Throttle::new("email", LOGIN_FAILURES_PER_EMAIL, THROTTLE_WINDOW),
+        per_ip: Throttle::new("ip", LOGIN_FAILURES_PER_IP, THROTTLE_WINDOW),
     };
     Ok(AppState::new(
         store,
         JwtKeys::new(&secret, jwt::DEFAULT_TTL),
         mailer,
         throttles,
+        args.trusted_proxies.clone(),
     ))
 }
 

@@ -14,8 +14,9 @@ use uuid::Uuid;
 use crate::auth::TenantAuth;
 use crate::error::{ApiError, Result};
 use crate::extract::{Json, PathId, double_option};
+use crate::gateway::ConfigWrite;
 use crate::state::AppState;
-use crate::store::{Timestamp, Tombstone};
+use crate::store::{Store, Timestamp, Tombstone};
 use crate::validate;
 
 /// The default upstream timeout.
@@ -122,6 +123,7 @@ async fn create_service(
         .transpose()?;
     let timeout_ms = validate_timeout(body.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS))?;
     let now = Timestamp::now();
+    let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
     let service = sqlx::query_as(
         "INSERT INTO services (id, tenant_id, name, target_url, health_check_path, timeout_ms, \
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING *",
@@ -133,8 +135,9 @@ async fn create_service(
     .bind(health_check_path)
     .bind(timeout_ms)
     .bind(now)
-    .fetch_one(state.store().pool())
+    .fetch_one(&mut **tx)
     .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(service)))
 }
 
@@ -149,40 +152,43 @@ async fn update_service(
     PathId(id): PathId,
     Json(body): Json<UpdateService>,
 ) -> Result<Json<ServiceEntity>> {
-    let current: ServiceEntity = state
-        .store()
-        .find_live(Tombstone::Services, &auth.tenant_id, &id)
-        .await?
-        .ok_or(ApiError::NotFound("service"))?;
-    let name = match &body.name {
-        Some(name) => validate::name("name", name)?,
-        None => current.name,
-    };
-    let target_url = match &body.target_url {
-        Some(url) => validate_target_url(url)?,
-        None => current.target_url,
-    };
+    let name = body
+        .name
+        .as_deref()
+        .map(|name| validate::name("name", name))
+        .transpose()?;
+    let target_url = body
+        .target_url
+        .as_deref()
+        .map(validate_target_url)
+        .transpose()?;
     let health_check_path = match &body.health_check_path {
-        Some(Some(path)) => Some(validate_health_check_path(path)?),
-        Some(None) => None,
-        None => current.health_check_path,
+        Some(Some(path)) => Some(Some(validate_health_check_path(path)?)),
+        Some(None) => Some(None),
+        None => None,
     };
-    let timeout_ms = validate_timeout(body.timeout_ms.unwrap_or(current.timeout_ms))?;
+    let timeout_ms = body.timeout_ms.map(validate_timeout).transpose()?;
+    let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
+    // One statement writes only the fields the body names, so concurrent
+    // updates of different fields all survive.
     let service = sqlx::query_as(
-        "UPDATE services SET name = $1, target_url = $2, health_check_path = $3, \
-         timeout_ms = $4, updated_at = $5 \
-         WHERE id = $6 AND tenant_id = $7 AND deleted_at IS NULL RETURNING *",
+        "UPDATE services SET name = COALESCE($1, name), target_url = COALESCE($2, target_url), \
+         health_check_path = CASE WHEN $3 THEN $4 ELSE health_check_path END, \
+         timeout_ms = COALESCE($5, timeout_ms), updated_at = $6 \
+         WHERE id = $7 AND tenant_id = $8 AND deleted_at IS NULL RETURNING *",
     )
     .bind(name)
     .bind(target_url)
-    .bind(health_check_path)
+    .bind(health_check_path.is_some())
+    .bind(health_check_path.flatten())
     .bind(timeout_ms)
     .bind(Timestamp::now())
     .bind(&id)
     .bind(&auth.tenant_id)
-    .fetch_optional(state.store().pool())
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or(ApiError::NotFound("service"))?;
+    tx.commit().await?;
     Ok(Json(service))
 }
 
@@ -196,13 +202,11 @@ async fn delete_service(
     auth: TenantAuth,
     PathId(id): PathId,
 ) -> Result<StatusCode> {
-    if !state
-        .store()
-        .bury(Tombstone::Services, &auth.tenant_id, &id)
-        .await?
-    {
+    let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
+    if !Store::bury(&mut tx, Tombstone::Services, &auth.tenant_id, &id).await? {
         return Err(ApiError::NotFound("service"));
     }
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

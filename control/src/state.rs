@@ -7,6 +7,7 @@ use crate::auth::{JwtKeys, Throttle};
 use crate::gateway::ConfigHub;
 use crate::mail::Mailer;
 use crate::store::Store;
+use gatehouse_protocol::trusted_proxies::TrustedProxies;
 
 /// Shared application state, cheap to clone.
 #[derive(Clone, Debug)]
@@ -21,11 +22,12 @@ struct Inner {
     mailer: Mailer,
     throttles: AuthThrottles,
     hub: ConfigHub,
+    trusted_proxies: TrustedProxies,
     replica_id: String,
     closing: tokio::sync::watch::Sender<bool>,
 }
 
-/// Failure throttles for the auth endpoints.
+/// Failure throttles for the auth endpoints (counted in the database).
 #[derive(Debug, Clone)]
 pub struct AuthThrottles {
     /// Failed logins per email.
@@ -35,7 +37,13 @@ pub struct AuthThrottles {
 }
 
 impl AppState {
-    pub fn new(store: Store, jwt: JwtKeys, mailer: Mailer, throttles: AuthThrottles) -> Self {
+    pub fn new(
+        store: Store,
+        jwt: JwtKeys,
+        mailer: Mailer,
+        throttles: AuthThrottles,
+        trusted_proxies: TrustedProxies,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -43,6 +51,7 @@ impl AppState {
                 mailer,
                 throttles,
                 hub: ConfigHub::default(),
+                trusted_proxies,
                 replica_id: uuid::Uuid::new_v4().to_string(),
                 closing: tokio::sync::watch::channel(false).0,
             }),
@@ -63,6 +72,11 @@ impl AppState {
 
     pub fn throttles(&self) -> &AuthThrottles {
         &self.inner.throttles
+    }
+
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.inner.trusted_proxies
     }
 
     /// Fan-out of config versions to connected gateway nodes.

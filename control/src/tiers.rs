@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use crate::auth::TenantAuth;
 use crate::error::{ApiError, Result};
 use crate::extract::Json;
+use crate::gateway::ConfigWrite;
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -72,12 +73,12 @@ async fn put_tiers(
     Json(body): Json<TierSettings>,
 ) -> Result<Json<TierSettings>> {
     validate(&body)?;
-    let mut tx = state.store().begin_write().await?;
+    let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
     let in_use: Vec<(String,)> = sqlx::query_as(
         "SELECT DISTINCT rate_limit_tier FROM consumers WHERE tenant_id = $1 AND revoked_at IS NULL",
     )
     .bind(&auth.tenant_id)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
     if let Some((missing,)) = in_use
         .iter()
@@ -90,13 +91,13 @@ async fn put_tiers(
     }
     sqlx::query("DELETE FROM rate_limit_tiers WHERE tenant_id = $1")
         .bind(&auth.tenant_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     insert(&mut tx, &auth.tenant_id, &body.tiers).await?;
     sqlx::query("UPDATE tenants SET anonymous_requests_per_minute = $1 WHERE id = $2")
         .bind(body.anonymous_requests_per_minute)
         .bind(&auth.tenant_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     tx.commit().await?;
     Ok(Json(load(state.store(), &auth.tenant_id).await?))

@@ -26,12 +26,20 @@ pub fn name(field: &'static str, raw: &str) -> Result<String> {
     Ok(trimmed.to_owned())
 }
 
-/// A page number from a query string: 1 when absent, 400 when below 1 or
-/// absurdly large.
+/// The last page a paginated list serves: 200 pages of 50 is 10,000 rows,
+/// the most a database is asked to skip (older rows are reached by
+/// narrowing `from`/`to`, not by skipping millions).
+pub const MAX_PAGE: i64 = 200;
+
+/// A page number from a query string: 1 when absent, 400 outside 1 to
+/// [`MAX_PAGE`].
 pub fn page(page: Option<i64>) -> Result<i64> {
     match page {
         None => Ok(1),
-        Some(p) if (1..=1_000_000).contains(&p) => Ok(p),
-        Some(_) => Err(ApiError::invalid("page", "must be between 1 and 1000000")),
+        Some(p) if (1..=MAX_PAGE).contains(&p) => Ok(p),
+        Some(_) => Err(ApiError::invalid(
+            "page",
+            format!("must be between 1 and {MAX_PAGE}; narrow from/to to reach older entries"),
+        )),
     }
 }

@@ -13,6 +13,11 @@ pub struct ConfigSnapshot {
     pub tenant_id: String,
     /// Grows with every change of the tenant's routes, services or consumers.
     pub version: i64,
+    /// A random id the control plane gives each committed change: with the
+    /// tenant and the version it names this config and no other, even after
+    /// a database restore sends versions back or replays their numbers.
+    #[serde(default)]
+    pub revision: String,
     /// Live services (deleted ones are absent: their routes answer 503).
     pub services: Vec<ServiceConfig>,
     /// Routes that are not deleted, enabled or not.
@@ -22,6 +27,29 @@ pub struct ConfigSnapshot {
     /// The tenant's rate-limit tiers and anonymous limit.
     #[serde(default)]
     pub rate_limits: RateLimits,
+}
+
+impl ConfigSnapshot {
+    /// Which config this is.
+    pub fn identity(&self) -> ConfigIdentity {
+        ConfigIdentity {
+            tenant_id: self.tenant_id.clone(),
+            version: self.version,
+            revision: self.revision.clone(),
+        }
+    }
+}
+
+/// What names one config: its tenant, version and revision. A node and the
+/// control plane compare identities, never versions alone: two tenants'
+/// configs at the same version, or a config from before a database
+/// restore, differ in identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigIdentity {
+    pub tenant_id: String,
+    pub version: i64,
+    pub revision: String,
 }
 
 /// The tenant's rate limits, requests per minute (`None`: unlimited).

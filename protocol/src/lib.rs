@@ -12,8 +12,9 @@ pub mod plugin_check;
 pub mod route_pattern;
 pub mod sync;
 pub mod telemetry;
+pub mod trusted_proxies;
 
 pub use config::{
-    ConfigSnapshot, ConsumerConfig, RateLimits, RouteConfig, RoutePluginConfig, ServiceConfig,
+    ConfigIdentity, ConfigSnapshot, ConsumerConfig, RateLimits, RouteConfig, RoutePluginConfig, ServiceConfig,
 };
 pub use route_pattern::{PatternError, RoutePattern, Segment};

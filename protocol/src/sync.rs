@@ -2,15 +2,19 @@
 //! JSON text frames over one WebSocket (`GET /api/gateway/connect`,
 //! `Authorization: Bearer gk_...`).
 //!
-//! The node opens with [`NodeMessage::Hello`], naming the config version it
-//! already has (from disk); the control plane answers with a snapshot only
-//! when it has a newer one, then pushes a snapshot on every change. Both
-//! sides send heartbeats; the control plane records them so any replica can
-//! tell whether the tenant's gateway is online.
+//! The node opens with [`NodeMessage::Hello`], naming the config it already
+//! serves (from disk) by its [`ConfigIdentity`]; the control plane answers
+//! [`ControlMessage::UpToDate`] only when that is exactly the tenant's
+//! current config, and a snapshot otherwise (the control plane is the
+//! authority: an older, newer or foreign config is replaced), then pushes a
+//! snapshot on every change. Both sides send heartbeats; the node's name
+//! the config it serves, so a change whose notification was lost still
+//! reaches it within a heartbeat. The control plane records heartbeats so
+//! any replica can tell whether the tenant's gateway is online.
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigSnapshot;
+use crate::config::{ConfigIdentity, ConfigSnapshot};
 use crate::telemetry::TelemetryBatch;
 
 /// The path of the gateway connection endpoint.
@@ -26,14 +30,22 @@ pub const KEY_ROTATED_CLOSE_CODE: u16 = 4001;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum NodeMessage {
-    /// First frame: who the node is and which config version it holds.
+    /// First frame: who the node is and which config it serves.
     #[serde(rename_all = "camelCase")]
     Hello {
         node_name: String,
+        /// The version alone, as nodes before identities sent it (the
+        /// control plane answers them with a snapshot).
+        #[serde(default)]
         have_version: Option<i64>,
+        #[serde(default)]
+        have_config: Option<ConfigIdentity>,
     },
-    /// The node is alive.
-    Heartbeat,
+    /// The node is alive, serving `config`.
+    Heartbeat {
+        #[serde(default)]
+        config: Option<ConfigIdentity>,
+    },
     /// Logs, metrics, errors and health results; answered by an ack.
     Telemetry(TelemetryBatch),
     /// Asks for the component with this SHA-256 (one of the tenant's).
@@ -56,10 +68,14 @@ pub struct TelemetryFrame<'a, L: Serialize> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ControlMessage {
-    /// The tenant's whole config, newer than what the node has.
+    /// The tenant's whole config, to serve instead of what the node has.
     Snapshot(ConfigSnapshot),
-    /// The node's version is current (answer to a Hello).
-    UpToDate { version: i64 },
+    /// The config the node named in its Hello is the tenant's current one.
+    UpToDate {
+        version: i64,
+        #[serde(default)]
+        config: Option<ConfigIdentity>,
+    },
     /// The control plane is alive; `nodes` is how many of the tenant's
     /// nodes are connected (a node that loses Redis gives each its share
     /// of a fleet-wide rate limit).
@@ -229,14 +245,39 @@ mod tests {
 
     #[test]
     fn messages_round_trip_as_tagged_json() {
+        let identity = ConfigIdentity {
+            tenant_id: "t1".into(),
+            version: 3,
+            revision: "r".into(),
+        };
         let hello = NodeMessage::Hello {
             node_name: "n1".into(),
             have_version: Some(3),
+            have_config: Some(identity.clone()),
         };
         let text = serde_json::to_string(&hello).expect("encodes");
-        assert_eq!(text, r#"{"type":"hello","nodeName":"n1","haveVersion":3}"#);
+        assert_eq!(
+            text,
+            r#"{"type":"hello","nodeName":"n1","haveVersion":3,"haveConfig":{"tenantId":"t1","version":3,"revision":"r"}}"#
+        );
         assert_eq!(decode_node(&text).expect("decodes"), hello);
-        let up = ControlMessage::UpToDate { version: 3 };
+        // What nodes before identities send still reads.
+        assert_eq!(
+            decode_node(r#"{"type":"hello","nodeName":"n1","haveVersion":3}"#).expect("decodes"),
+            NodeMessage::Hello {
+                node_name: "n1".into(),
+                have_version: Some(3),
+                have_config: None,
+            }
+        );
+        assert_eq!(
+            decode_node(r#"{"type":"heartbeat"}"#).expect("decodes"),
+            NodeMessage::Heartbeat { config: None }
+        );
+        let up = ControlMessage::UpToDate {
+            version: 3,
+            config: Some(identity),
+        };
         let text = serde_json::to_string(&up).expect("encodes");
         assert_eq!(decode_control(&text).expect("decodes"), up);
         assert!(decode_control(r#"{"type":"launchMissiles"}"#).is_err());
@@ -329,6 +370,7 @@ mod tests {
         let snapshot = ControlMessage::Snapshot(ConfigSnapshot {
             tenant_id: "t1".into(),
             version: 7,
+            revision: "r7".into(),
             services: vec![],
             routes: vec![],
             consumers: vec![],

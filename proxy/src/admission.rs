@@ -139,6 +139,7 @@ mod tests {
         CompiledConfig::compile(&ConfigSnapshot {
             tenant_id: "t".into(),
             version: 1,
+            revision: "r1".into(),
             services: vec![ServiceConfig {
                 id: "s".into(),
                 target_url: "http://127.0.0.1:1/".into(),

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gatehouse_protocol::ConfigSnapshot;
+use gatehouse_protocol::{ConfigIdentity, ConfigSnapshot};
 
 use crate::keys::KeyIndex;
 use crate::routing::RouteTable;
@@ -16,6 +16,9 @@ use crate::upstream::Upstream;
 pub struct CompiledConfig {
     pub tenant_id: Arc<str>,
     pub version: i64,
+    /// With the tenant and version, names the config (see
+    /// [`ConfigIdentity`]).
+    pub revision: Arc<str>,
     pub routes: RouteTable,
     pub keys: Arc<KeyIndex>,
     /// Live services by id; a route whose service is absent answers 503.
@@ -48,9 +51,19 @@ impl CompiledConfig {
         Self {
             tenant_id: Arc::from(snapshot.tenant_id.as_str()),
             version: snapshot.version,
+            revision: Arc::from(snapshot.revision.as_str()),
             routes,
             keys: Arc::new(KeyIndex::build(&snapshot.consumers)),
             upstreams,
+        }
+    }
+
+    /// Which config this is.
+    pub fn identity(&self) -> ConfigIdentity {
+        ConfigIdentity {
+            tenant_id: self.tenant_id.to_string(),
+            version: self.version,
+            revision: self.revision.to_string(),
         }
     }
 }

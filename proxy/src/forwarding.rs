@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use gatehouse_protocol::key_prefix::CONSUMER_KEY_PREFIX;
+use gatehouse_protocol::key_prefix::{CONSUMER_KEY_PREFIX, bearer_token};
 use http::header::{AUTHORIZATION, HOST, HeaderName};
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
@@ -42,7 +42,8 @@ pub fn peer(upstream: &Upstream) -> Result<Box<HttpPeer>> {
 /// What the upstream request is told about the client.
 #[derive(Debug)]
 pub struct Forwarded<'a> {
-    pub client_ip: Option<&'a str>,
+    /// The address the request came from, appended to `X-Forwarded-For`.
+    pub peer_ip: Option<&'a str>,
     /// Whether the client reached the node over TLS (`X-Forwarded-Proto:
     /// https`).
     pub tls: bool,
@@ -79,7 +80,7 @@ pub fn rewrite(
         format!("{}:{}", upstream.host, upstream.port)
     };
     request.insert_header(HOST, host)?;
-    if let Some(ip) = forwarded.client_ip {
+    if let Some(ip) = forwarded.peer_ip {
         let chain = match request
             .headers
             .get(&X_FORWARDED_FOR)
@@ -104,16 +105,17 @@ pub fn rewrite(
 /// Removes the consumer's API key before the request goes upstream: the
 /// service learns who called from `X-Consumer-Id`, and the key stays
 /// between the client and the gateway. An `Authorization` header is only
-/// removed when it carries a consumer key (`Bearer ck_...`): any other is
-/// the service's own.
+/// removed when it carries a consumer key (`Bearer ck_...`, read as the
+/// auth plugin reads it: any scheme case, any spacing): any other is the
+/// service's own.
 fn hide_credentials(request: &mut RequestHeader) {
     request.remove_header(&X_API_KEY);
     let consumer_bearer = request
         .headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| token.trim_start().starts_with(CONSUMER_KEY_PREFIX));
+        .and_then(bearer_token)
+        .is_some_and(|token| token.starts_with(CONSUMER_KEY_PREFIX));
     if consumer_bearer {
         request.remove_header(&AUTHORIZATION);
     }
@@ -206,7 +208,7 @@ mod tests {
             rate_limit_tier: "free".into(),
         };
         let forwarded = Forwarded {
-            client_ip: Some("127.0.0.9"),
+            peer_ip: Some("127.0.0.9"),
             tls: false,
             request_id: "rid",
             consumer: Some(&consumer),
@@ -238,6 +240,16 @@ mod tests {
             .expect("header");
         hide_credentials(&mut request);
         assert!(request.headers.get("authorization").is_none());
+        for spelled in ["bearer ck_abc", "BEARER   ck_abc", "Bearer\tck_abc "] {
+            request
+                .insert_header("authorization", spelled)
+                .expect("header");
+            hide_credentials(&mut request);
+            assert!(
+                request.headers.get("authorization").is_none(),
+                "{spelled:?} reached the upstream"
+            );
+        }
         request
             .insert_header("authorization", "Bearer eyJ.service.token")
             .expect("header");

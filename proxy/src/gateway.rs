@@ -28,6 +28,7 @@ use crate::respond::{self, Connection, Reject};
 use crate::routing::Route;
 use crate::telemetry::aggregator::now_ms;
 use crate::telemetry::{Event, Failure, RequestOutcome, Telemetry};
+use gatehouse_protocol::trusted_proxies::TrustedProxies;
 
 /// The gateway's request handling.
 pub struct Gateway {
@@ -38,6 +39,8 @@ pub struct Gateway {
     builtins: Arc<Builtins>,
     registry: Arc<Registry>,
     body_limit: BodyLimit,
+    /// Peers whose `X-Forwarded-For` names the client.
+    trusted: TrustedProxies,
 }
 
 impl Gateway {
@@ -51,6 +54,7 @@ impl Gateway {
         body_limit: BodyLimit,
     ) -> Self {
         Self {
+            trusted: TrustedProxies::default(),
             body_limit,
             live,
             metrics,
@@ -60,6 +64,13 @@ impl Gateway {
             registry,
         }
     }
+
+    /// Takes the client from `X-Forwarded-For` on requests from `trusted`
+    /// peers (load balancers in front of the node).
+    pub fn with_trusted_proxies(mut self, trusted: TrustedProxies) -> Self {
+        self.trusted = trusted;
+        self
+    }
 }
 
 /// What one request carries from phase to phase.
@@ -68,7 +79,8 @@ pub struct RequestCtx {
     started: Instant,
     at_ms: i64,
     request_id: String,
-    /// The client's address, formatted once.
+    /// The client's address (the peer's, or what a trusted proxy says),
+    /// formatted once.
     client_ip: Option<String>,
     admitted: Option<Admitted>,
     /// The route of a request answered locally (401/503).
@@ -163,7 +175,7 @@ impl ProxyHttp for Gateway {
             method: header.method.as_str(),
             path: header.uri.path(),
         };
-        ctx.client_ip = client_ip(session);
+        ctx.client_ip = client_ip(session, &self.trusted);
         let (client, request_id) = (ctx.client_ip.as_deref(), &ctx.request_id);
         let decision = admission::admit(&config, &self.builtins, facts, |route| {
             plugin_request(header, route, client, request_id)
@@ -261,8 +273,13 @@ impl ProxyHttp for Gateway {
             .admitted
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no admitted route"))?;
+        // The hop appended to X-Forwarded-For is the peer itself; behind a
+        // trusted proxy that is not the client.
+        let peer = (!self.trusted.is_empty())
+            .then(|| peer_ip(session))
+            .flatten();
         let forwarded = Forwarded {
-            client_ip: ctx.client_ip.as_deref(),
+            peer_ip: peer.as_deref().or(ctx.client_ip.as_deref()),
             tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
             request_id: &ctx.request_id,
             consumer: admitted.consumer.as_ref(),
@@ -373,7 +390,7 @@ impl ProxyHttp for Gateway {
             client_ip: ctx
                 .client_ip
                 .take()
-                .or_else(|| client_ip(session))
+                .or_else(|| client_ip(session, &self.trusted))
                 .unwrap_or_default(),
             bytes_in: session.as_downstream().body_bytes_read() as u64,
             bytes_out: session.as_downstream().body_bytes_sent() as u64,
@@ -546,7 +563,23 @@ fn plugin_headers(headers: &http::HeaderMap) -> impl Iterator<Item = PluginHeade
     })
 }
 
-fn client_ip(session: &Session) -> Option<String> {
+/// The client of the request: the peer, or the client a trusted proxy
+/// names in `X-Forwarded-For`.
+fn client_ip(session: &Session, trusted: &TrustedProxies) -> Option<String> {
+    if trusted.is_empty() {
+        return peer_ip(session);
+    }
+    let peer = session.client_addr()?.as_inet()?.ip();
+    let forwarded_for = session
+        .req_header()
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    Some(trusted.client_ip(peer, forwarded_for).to_string())
+}
+
+/// The address the request came from.
+fn peer_ip(session: &Session) -> Option<String> {
     session
         .client_addr()
         .and_then(|a| a.as_inet())

@@ -1,11 +1,16 @@
 //! API-key lookup: an index of the consumers' key hashes from the snapshot,
-//! fronted by a cache of recent keys (hits and misses) so a busy key is not
-//! hashed on every request. The index and its cache belong to one config
-//! version: a revoked key stops working the moment the next version is
-//! swapped in, with no TTL to wait for.
+//! fronted by caches of recent keys so a busy key is not SHA-256'd on every
+//! request. The caches hold no key: they are keyed by a 128-bit keyed hash
+//! of the presented key (SipHash under random keys made once per process),
+//! and misses have a cache of their own, small and short-lived, so a flood
+//! of guessed keys can neither fill memory nor evict the real keys' hits.
+//! The index and its caches belong to one config version: a revoked key
+//! stops working the moment the next version is swapped in, with no TTL to
+//! wait for.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use gatehouse_protocol::ConsumerConfig;
@@ -13,10 +18,27 @@ use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// Keys (found or not) remembered per config version.
+/// Known keys remembered per config version (at most one a consumer).
 const CACHE_CAPACITY: u64 = 100_000;
 /// How long an unused cached key is kept.
 const CACHE_IDLE: Duration = Duration::from_secs(600);
+/// Unknown keys remembered per config version.
+pub const MISS_CAPACITY: u64 = 10_000;
+/// How long an unknown key is remembered.
+const MISS_TTL: Duration = Duration::from_secs(60);
+
+/// What the caches are keyed by: a keyed hash of the presented key, so the
+/// key itself is never kept, under keys no one outside this process knows.
+struct KeyTag([RandomState; 2]);
+
+impl KeyTag {
+    fn of(&self, key: &str) -> u128 {
+        let [high, low] = &self.0;
+        (u128::from(high.hash_one(key)) << 64) | u128::from(low.hash_one(key))
+    }
+}
+
+static KEY_TAG: LazyLock<KeyTag> = LazyLock::new(|| KeyTag([RandomState::new(), RandomState::new()]));
 /// Keys longer than this are refused without hashing.
 const MAX_KEY_LEN: usize = 256;
 
@@ -109,7 +131,10 @@ pub struct KeyIndex {
     by_hash: HashMap<[u8; 32], u32>,
     /// Positions in `consumers`, in the order of their ids.
     by_id: Vec<u32>,
-    recent: Cache<String, Option<Consumer>>,
+    /// Key tag → position in `consumers`.
+    hits: Cache<u128, u32>,
+    /// Tags of keys that matched nothing.
+    misses: Cache<u128, ()>,
 }
 
 impl std::fmt::Debug for KeyIndex {
@@ -151,9 +176,13 @@ impl KeyIndex {
             consumers,
             by_hash,
             by_id,
-            recent: Cache::builder()
+            hits: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_idle(CACHE_IDLE)
+                .build(),
+            misses: Cache::builder()
+                .max_capacity(MISS_CAPACITY)
+                .time_to_live(MISS_TTL)
                 .build(),
         }
     }
@@ -168,17 +197,28 @@ impl KeyIndex {
         self.by_hash.is_empty()
     }
 
-    /// The consumer whose key this is, through the cache.
+    /// The consumer whose key this is, through the caches.
     pub fn lookup(&self, key: &str) -> Option<Consumer> {
         if key.is_empty() || key.len() > MAX_KEY_LEN {
             return None;
         }
-        if let Some(cached) = self.recent.get(key) {
-            return cached;
+        let tag = KEY_TAG.of(key);
+        if let Some(position) = self.hits.get(&tag) {
+            return self.consumers.get(position as usize).cloned();
         }
-        let found = self.lookup_uncached(key);
-        self.recent.insert(key.to_owned(), found.clone());
-        found
+        if self.misses.contains_key(&tag) {
+            return None;
+        }
+        match self.position(key) {
+            Some(position) => {
+                self.hits.insert(tag, position);
+                self.consumers.get(position as usize).cloned()
+            }
+            None => {
+                self.misses.insert(tag, ());
+                None
+            }
+        }
     }
 
     /// The consumer with this id (as an auth plugin names it).
@@ -194,9 +234,19 @@ impl KeyIndex {
     /// The consumer whose key this is, hashing every time (the baseline the
     /// cache is measured against).
     pub fn lookup_uncached(&self, key: &str) -> Option<Consumer> {
+        self.consumers.get(self.position(key)? as usize).cloned()
+    }
+
+    fn position(&self, key: &str) -> Option<u32> {
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        let position = *self.by_hash.get(&digest)?;
-        self.consumers.get(position as usize).cloned()
+        self.by_hash.get(&digest).copied()
+    }
+
+    /// Entries in the hit and miss caches (after pending evictions).
+    pub fn cached(&self) -> (u64, u64) {
+        self.hits.run_pending_tasks();
+        self.misses.run_pending_tasks();
+        (self.hits.entry_count(), self.misses.entry_count())
     }
 }
 
@@ -253,6 +303,25 @@ mod tests {
         assert!(index.lookup("ck_gamma").is_none(), "cached miss");
         assert!(index.lookup("").is_none());
         assert!(index.lookup(&"k".repeat(MAX_KEY_LEN + 1)).is_none());
+    }
+
+    #[test]
+    fn guessed_keys_cannot_fill_the_cache_or_evict_real_keys() {
+        let index = KeyIndex::build(&[consumer("a", "ck_alpha")]);
+        assert!(index.lookup("ck_alpha").is_some());
+        for i in 0..(3 * MISS_CAPACITY) {
+            assert!(index.lookup(&format!("ck_guess_{i}")).is_none());
+        }
+        let (hits, misses) = index.cached();
+        assert_eq!(hits, 1, "the real key is still cached");
+        assert!(misses <= MISS_CAPACITY, "{misses} misses kept");
+        assert_eq!(
+            index.lookup("ck_alpha").map(|c| c.id.to_string()).as_deref(),
+            Some("a")
+        );
+        // The tag is keyed: the same key tags alike, others differ.
+        assert_eq!(KEY_TAG.of("ck_alpha"), KEY_TAG.of("ck_alpha"));
+        assert_ne!(KEY_TAG.of("ck_alpha"), KEY_TAG.of("ck_alphb"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod background;
 pub mod body_limit;
 pub mod compiled;
 pub mod drain;
+pub mod flags;
 pub mod forwarding;
 pub mod gateway;
 pub mod header_deadline;

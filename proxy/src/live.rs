@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+use gatehouse_protocol::ConfigIdentity;
 
 use crate::compiled::CompiledConfig;
 
@@ -25,6 +26,11 @@ impl LiveConfig {
     /// The version being served, if any.
     pub fn version(&self) -> Option<i64> {
         self.current.load().as_ref().map(|c| c.version)
+    }
+
+    /// Which config is being served, if any.
+    pub fn identity(&self) -> Option<ConfigIdentity> {
+        self.current.load().as_ref().map(|c| c.identity())
     }
 
     /// Serves `config` from now on.

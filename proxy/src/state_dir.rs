@@ -1,19 +1,37 @@
-//! The node's state dir: the last config snapshot, written atomically (temp
-//! file, fsync, rename, fsync of the folder) so a node that restarts while
-//! the control plane is down serves what it served before.
+//! The node's state dir. What it keeps of a tenant lives in that tenant's
+//! folder, `tenants/<tenant-id>/`: the last config snapshot (written
+//! atomically: temp file, fsync, rename, fsync of the folder, so a node that
+//! restarts while the control plane is down serves what it served before),
+//! the undelivered telemetry (`outbox/`), and `gateway-key.sha256`, the hash
+//! of the gateway key the control plane last accepted for that tenant.
+//!
+//! A node reads back only the folder whose key hash is its own key's, or,
+//! with a key it has not used here, the folder of the tenant the control
+//! plane names once connected: another tenant's saved config is never
+//! served and its telemetry never shipped under this key. Compiled plugins
+//! (`plugins/`) are keyed by content hash and belong to no tenant.
 
 use std::fs::{self, File};
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use gatehouse_protocol::ConfigSnapshot;
 
 const SNAPSHOT_FILE: &str = "snapshot.json";
+const KEY_FILE: &str = "gateway-key.sha256";
+const TENANTS: &str = "tenants";
 
 /// Where a node keeps its state.
 #[derive(Debug, Clone)]
 pub struct StateDir {
     dir: PathBuf,
+}
+
+/// One tenant's folder in the state dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantState {
+    dir: PathBuf,
+    tenant_id: String,
 }
 
 /// Why the state dir could not be used.
@@ -29,6 +47,14 @@ pub enum StateError {
         path: String,
         source: serde_json::Error,
     },
+    #[error("{path} holds tenant {found}'s config, not {expected}'s")]
+    Foreign {
+        path: String,
+        found: String,
+        expected: String,
+    },
+    #[error("`{0}` cannot be a tenant id")]
+    BadTenantId(String),
 }
 
 impl StateDir {
@@ -44,46 +70,155 @@ impl StateDir {
         &self.dir
     }
 
-    /// The snapshot saved last, if any.
+    /// The folder of the tenant whose gateway key hashes to `key_hash`, if
+    /// this node has been accepted with that key before.
+    pub fn bound_to(&self, key_hash: &str) -> Result<Option<TenantState>, StateError> {
+        for tenant_id in self.tenants()? {
+            let tenant = self.tenant(&tenant_id)?;
+            let bound = fs::read_to_string(tenant.dir.join(KEY_FILE))
+                .is_ok_and(|saved| saved.trim() == key_hash);
+            if bound {
+                return Ok(Some(tenant));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The ids of the tenants that have a folder here.
+    pub fn tenants(&self) -> Result<Vec<String>, StateError> {
+        let root = self.dir.join(TENANTS);
+        let entries = match fs::read_dir(&root) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(io(&root, err)),
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().is_dir())
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|id| valid_tenant_id(id))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// `tenant_id`'s folder, created if needed.
+    pub fn tenant(&self, tenant_id: &str) -> Result<TenantState, StateError> {
+        if !valid_tenant_id(tenant_id) {
+            return Err(StateError::BadTenantId(tenant_id.to_owned()));
+        }
+        let dir = self.dir.join(TENANTS).join(tenant_id);
+        fs::create_dir_all(&dir).map_err(|source| io(&dir, source))?;
+        Ok(TenantState {
+            dir,
+            tenant_id: tenant_id.to_owned(),
+        })
+    }
+
+    /// Whether a snapshot saved by a node from before tenant folders lies at
+    /// the top of the state dir (it names no gateway key: it is not served).
+    pub fn has_unbound_snapshot(&self) -> bool {
+        self.dir.join(SNAPSHOT_FILE).exists()
+    }
+}
+
+impl TenantState {
+    /// Whose folder this is.
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+
+    /// Where this tenant's undelivered telemetry is spilled.
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.dir.join("outbox")
+    }
+
+    /// Records that the control plane accepted the key hashing to
+    /// `key_hash` for this tenant: the next start with it serves this
+    /// folder before connecting.
+    pub fn bind_key(&self, key_hash: &str) -> Result<(), StateError> {
+        write_atomically(&self.dir, KEY_FILE, |file| {
+            file.write_all(key_hash.as_bytes())
+                .map_err(|err| io(&self.dir.join(KEY_FILE), err))
+        })
+    }
+
+    /// The snapshot saved last, if any; an error if it is not this
+    /// tenant's.
     pub fn load_snapshot(&self) -> Result<Option<ConfigSnapshot>, StateError> {
         let path = self.dir.join(SNAPSHOT_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|source| StateError::Corrupt {
-                        path: path.display().to_string(),
-                        source,
-                    })
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(io(&path, err)),
+        let snapshot: ConfigSnapshot = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
+                path: path.display().to_string(),
+                source,
+            })?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(io(&path, err)),
+        };
+        if snapshot.tenant_id != self.tenant_id {
+            return Err(StateError::Foreign {
+                path: path.display().to_string(),
+                found: snapshot.tenant_id,
+                expected: self.tenant_id.clone(),
+            });
         }
+        Ok(Some(snapshot))
     }
 
     /// Replaces the saved snapshot; a crash leaves the old or the new one,
     /// never a torn file.
     pub fn save_snapshot(&self, snapshot: &ConfigSnapshot) -> Result<(), StateError> {
-        let path = self.dir.join(SNAPSHOT_FILE);
-        let temp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        let file = File::create(&temp).map_err(|err| io(&temp, err))?;
-        // Streamed to the file: a large config's JSON is tens of MB that
-        // need not be held in memory beside the snapshot.
-        let mut writer = BufWriter::new(file);
-        serde_json::to_writer(&mut writer, snapshot).map_err(|source| StateError::Corrupt {
-            path: temp.display().to_string(),
-            source,
-        })?;
-        let file = writer
-            .into_inner()
-            .map_err(|err| io(&temp, err.into_error()))?;
-        file.sync_all().map_err(|err| io(&temp, err))?;
-        drop(file);
-        fs::rename(&temp, &path).map_err(|err| io(&path, err))?;
-        File::open(&self.dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|err| io(&self.dir, err))
+        if snapshot.tenant_id != self.tenant_id {
+            return Err(StateError::Foreign {
+                path: self.dir.display().to_string(),
+                found: snapshot.tenant_id.clone(),
+                expected: self.tenant_id.clone(),
+            });
+        }
+        write_atomically(&self.dir, SNAPSHOT_FILE, |file| {
+            // Streamed to the file: a large config's JSON is tens of MB
+            // that need not be held in memory beside the snapshot.
+            let mut writer = BufWriter::new(file);
+            serde_json::to_writer(&mut writer, snapshot).map_err(|source| {
+                StateError::Corrupt {
+                    path: self.dir.join(SNAPSHOT_FILE).display().to_string(),
+                    source,
+                }
+            })?;
+            writer
+                .flush()
+                .map_err(|err| io(&self.dir.join(SNAPSHOT_FILE), err))
+        })
     }
+}
+
+/// Writes `dir/name` through a temp file, fsynced and renamed, then fsyncs
+/// the folder: a crash leaves the old file or the new one.
+fn write_atomically(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut File) -> Result<(), StateError>,
+) -> Result<(), StateError> {
+    let path = dir.join(name);
+    let temp = dir.join(format!("{name}.tmp"));
+    let mut file = File::create(&temp).map_err(|err| io(&temp, err))?;
+    write(&mut file)?;
+    file.sync_all().map_err(|err| io(&temp, err))?;
+    drop(file);
+    fs::rename(&temp, &path).map_err(|err| io(&path, err))?;
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|err| io(dir, err))
+}
+
+/// A tenant id that is safe as a folder name (the control plane's are
+/// UUIDs).
+fn valid_tenant_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn io(path: &Path, source: std::io::Error) -> StateError {
@@ -97,10 +232,11 @@ fn io(path: &Path, source: std::io::Error) -> StateError {
 mod tests {
     use super::*;
 
-    fn snapshot(version: i64) -> ConfigSnapshot {
+    fn snapshot(tenant: &str, version: i64) -> ConfigSnapshot {
         ConfigSnapshot {
-            tenant_id: "t".into(),
+            tenant_id: tenant.into(),
             version,
+            revision: format!("r{version}"),
             services: vec![],
             routes: vec![],
             consumers: vec![],
@@ -108,19 +244,57 @@ mod tests {
         }
     }
 
+    fn scratch() -> PathBuf {
+        std::env::temp_dir().join(format!("gh-state-{}", uuid::Uuid::new_v4().simple()))
+    }
+
     #[test]
     fn saves_and_loads_the_latest_snapshot() {
-        let dir = std::env::temp_dir().join(format!("gh-state-{}", std::process::id()));
+        let dir = scratch();
         let state = StateDir::open(&dir).expect("opens");
-        assert!(state.load_snapshot().expect("reads").is_none());
-        state.save_snapshot(&snapshot(1)).expect("saves");
-        state.save_snapshot(&snapshot(2)).expect("saves");
-        assert_eq!(state.load_snapshot().expect("reads"), Some(snapshot(2)));
-        assert!(!dir.join("snapshot.json.tmp").exists());
-        fs::write(dir.join(SNAPSHOT_FILE), b"{ torn").expect("corrupt it");
+        let tenant = state.tenant("t").expect("folder");
+        assert!(tenant.load_snapshot().expect("reads").is_none());
+        tenant.save_snapshot(&snapshot("t", 1)).expect("saves");
+        tenant.save_snapshot(&snapshot("t", 2)).expect("saves");
+        assert_eq!(tenant.load_snapshot().expect("reads"), Some(snapshot("t", 2)));
+        assert!(!dir.join("tenants/t/snapshot.json.tmp").exists());
+        fs::write(dir.join("tenants/t").join(SNAPSHOT_FILE), b"{ torn").expect("corrupt it");
         assert!(matches!(
-            state.load_snapshot(),
+            tenant.load_snapshot(),
             Err(StateError::Corrupt { .. })
+        ));
+        fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_key_finds_only_its_own_tenant() {
+        let dir = scratch();
+        let state = StateDir::open(&dir).expect("opens");
+        let a = state.tenant("tenant-a").expect("folder");
+        a.bind_key("hash-of-a").expect("binds");
+        a.save_snapshot(&snapshot("tenant-a", 3)).expect("saves");
+        let b = state.tenant("tenant-b").expect("folder");
+        b.bind_key("hash-of-b").expect("binds");
+
+        assert_eq!(state.bound_to("hash-of-a").expect("reads"), Some(a.clone()));
+        assert_eq!(state.bound_to("hash-of-b").expect("reads"), Some(b.clone()));
+        assert_eq!(state.bound_to("hash-of-c").expect("reads"), None);
+        assert_eq!(state.tenants().expect("lists"), ["tenant-a", "tenant-b"]);
+        // A snapshot of another tenant is never read back as this one's,
+        // nor saved into its folder.
+        fs::copy(
+            dir.join("tenants/tenant-a/snapshot.json"),
+            dir.join("tenants/tenant-b/snapshot.json"),
+        )
+        .expect("copy");
+        assert!(matches!(b.load_snapshot(), Err(StateError::Foreign { .. })));
+        assert!(matches!(
+            b.save_snapshot(&snapshot("tenant-a", 4)),
+            Err(StateError::Foreign { .. })
+        ));
+        assert!(matches!(
+            state.tenant("../etc"),
+            Err(StateError::BadTenantId(_))
         ));
         fs::remove_dir_all(dir).ok();
     }

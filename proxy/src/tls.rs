@@ -1,18 +1,19 @@
-//! TLS at both ends of the node: the HTTPS listener (`--tls-listen`,
-//! `--tls-cert`, `--tls-key`; HTTP/1.1 and h2 by ALPN) and the trust roots
-//! for https services (`--upstream-ca-file`, else the system's). pingora
-//! panics on a file it cannot use, so the files are checked here first and
-//! a bad one is a clear startup error naming its flag.
+//! TLS at every end of the node: the HTTPS listener (`--tls-listen`,
+//! `--tls-cert`, `--tls-key`; HTTP/1.1 and h2 by ALPN), the trust roots for
+//! https services (`--upstream-ca-file`) and for a `wss://` control plane
+//! (`--control-ca-file`), else the system's, and the rustls client (ring
+//! only) health checks and the sync link connect with. pingora panics on a
+//! file it cannot use, so the files are checked here first and a bad one is
+//! a clear startup error naming its flag.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use pingora::listeners::tls::TlsSettings;
 use pingora::tls::{
     RootCertStore, ServerConfig, install_default_crypto_provider, load_ca_file_into_store,
     load_certs_and_key_files,
 };
-
-use crate::node::ProxyArgs;
 
 /// The HTTPS listener to add to the proxy service.
 pub struct Listener {
@@ -23,14 +24,26 @@ pub struct Listener {
 /// A flag and why its file cannot be used.
 pub type FileError = (&'static str, String);
 
+/// The files the TLS flags name.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Files<'a> {
+    pub cert: Option<&'a Path>,
+    pub key: Option<&'a Path>,
+    pub upstream_ca: Option<&'a Path>,
+    pub control_ca: Option<&'a Path>,
+}
+
 /// Checks the certificate, key and CA files the flags name.
-pub fn check_files(args: &ProxyArgs) -> Result<(), FileError> {
+pub fn check_files(files: Files<'_>) -> Result<(), FileError> {
     install_default_crypto_provider();
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+    if let (Some(cert), Some(key)) = (files.cert, files.key) {
         check_cert_and_key(cert, key)?;
     }
-    if let Some(ca) = &args.upstream_ca_file {
-        check_ca_file(ca)?;
+    if let Some(ca) = files.upstream_ca {
+        check_ca_file("upstream-ca-file", ca)?;
+    }
+    if let Some(ca) = files.control_ca {
+        check_ca_file("control-ca-file", ca)?;
     }
     Ok(())
 }
@@ -63,41 +76,45 @@ fn check_cert_and_key(cert: &Path, key: &Path) -> Result<(), FileError> {
     Ok(())
 }
 
-fn check_ca_file(path: &Path) -> Result<(), FileError> {
+fn check_ca_file(flag: &'static str, path: &Path) -> Result<(), FileError> {
     let mut store = RootCertStore::empty();
     load_ca_file_into_store(path, &mut store)
-        .map_err(|err| ("upstream-ca-file", format!("{}: {err}", path.display())))?;
+        .map_err(|err| (flag, format!("{}: {err}", path.display())))?;
     if store.is_empty() {
         return Err((
-            "upstream-ca-file",
+            flag,
             format!("{}: no certificate in it", path.display()),
         ));
     }
     Ok(())
 }
 
-/// The HTTPS listener the flags ask for (files already checked).
-pub fn listener(args: &ProxyArgs) -> pingora::Result<Option<Listener>> {
-    let (Some(address), Some(cert), Some(key)) = (&args.tls_listen, &args.tls_cert, &args.tls_key)
-    else {
+/// The HTTPS listener on `address` with `cert` and `key` (files already
+/// checked); `None` unless all three are given.
+pub fn listener(
+    address: Option<&str>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> pingora::Result<Option<Listener>> {
+    let (Some(address), Some(cert), Some(key)) = (address, cert, key) else {
         return Ok(None);
     };
     let mut settings = TlsSettings::intermediate(&path_str(cert), &path_str(key))?;
     settings.enable_h2();
     Ok(Some(Listener {
-        address: address.clone(),
+        address: address.to_owned(),
         settings,
     }))
 }
 
-/// The roots https services are verified against: `ca_file`'s CAs (checked
-/// at startup), else the system's.
-pub fn upstream_roots(ca_file: Option<&Path>) -> RootCertStore {
+/// The roots a server is verified against: `ca_file`'s CAs (checked at
+/// startup), else the system's.
+pub fn roots(ca_file: Option<&Path>) -> RootCertStore {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
             if let Err(err) = load_ca_file_into_store(path, &mut roots) {
-                tracing::error!(error = %err, "upstream CA file unusable");
+                tracing::error!(error = %err, path = %path.display(), "CA file unusable");
             }
         }
         None => {
@@ -110,6 +127,26 @@ pub fn upstream_roots(ca_file: Option<&Path>) -> RootCertStore {
         }
     }
     roots
+}
+
+/// A TLS client trusting `ca_file`'s CAs or the system's roots (ring only);
+/// `None` when no configuration can be built, which fails its connections
+/// clearly.
+pub fn client_connector(ca_file: Option<&Path>) -> Option<tokio_rustls::TlsConnector> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
+        Ok(builder) => Some(tokio_rustls::TlsConnector::from(Arc::new(
+            builder
+                .with_root_certificates(roots(ca_file))
+                .with_no_client_auth(),
+        ))),
+        Err(err) => {
+            tracing::error!(error = %err, "no TLS client configuration");
+            None
+        }
+    }
 }
 
 fn path_str(path: &Path) -> String {

@@ -1,4 +1,6 @@
-//! Tenant tokens: HS256 JWTs whose `sub` is the tenant id.
+//! Tenant tokens: HS256 JWTs whose `sub` is the tenant id and `gen` the
+//! tenant's token generation when it was issued (a password reset bumps the
+//! generation, and the guard refuses tokens of an older one).
 
 use std::time::Duration;
 
@@ -15,6 +17,9 @@ pub struct Claims {
     pub sub: String,
     pub iat: u64,
     pub exp: u64,
+    /// The tenant's token generation at issue.
+    #[serde(default, rename = "gen")]
+    pub generation: i64,
 }
 
 /// Signs and verifies tenant tokens with one shared secret.
@@ -48,13 +53,18 @@ impl JwtKeys {
         }
     }
 
-    /// A fresh token for `tenant_id`.
-    pub fn issue(&self, tenant_id: &str) -> Result<String, jsonwebtoken::errors::Error> {
+    /// A fresh token for `tenant_id`, of its token generation `generation`.
+    pub fn issue(
+        &self,
+        tenant_id: &str,
+        generation: i64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: tenant_id.to_owned(),
             iat: now,
             exp: now + self.ttl.as_secs(),
+            generation,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
@@ -75,24 +85,23 @@ mod tests {
     #[test]
     fn issued_tokens_verify_and_carry_the_tenant() {
         let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", DEFAULT_TTL);
-        let token = keys.issue("tenant-1").expect("signs");
-        assert_eq!(
-            keys.verify(&token).map(|c| c.sub).as_deref(),
-            Some("tenant-1")
-        );
+        let token = keys.issue("tenant-1", 3).expect("signs");
+        let claims = keys.verify(&token).expect("verifies");
+        assert_eq!((claims.sub.as_str(), claims.generation), ("tenant-1", 3));
     }
 
     #[test]
     fn other_secrets_and_expired_tokens_are_refused() {
         let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", DEFAULT_TTL);
         let other = JwtKeys::new(b"another secret, just as long!!!!", DEFAULT_TTL);
-        let token = other.issue("tenant-1").expect("signs");
+        let token = other.issue("tenant-1", 0).expect("signs");
         assert!(keys.verify(&token).is_none());
 
         let expired = Claims {
             sub: "t".into(),
             iat: 1,
             exp: 2,
+            generation: 0,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &keys.encoding)
             .expect("signs");
@@ -107,6 +116,7 @@ mod tests {
             sub: "t".into(),
             iat: now,
             exp: now + 60,
+            generation: 0,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &keys.encoding)
             .expect("signs");

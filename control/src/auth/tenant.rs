@@ -1,6 +1,8 @@
 //! The guard on every `/api/tenants/{tenantId}/...` endpoint: a valid tenant
 //! JWT (401 otherwise) whose subject is the tenant in the path (403
-//! otherwise).
+//! otherwise) and whose generation is the tenant's current one (401
+//! `token_revoked` after a password reset: read from the database, so every
+//! replica refuses it at once).
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::HeaderMap;
@@ -43,6 +45,26 @@ impl FromRequestParts<AppState> for TenantAuth {
         if !constant_time_eq(path_tenant, &claims.sub) {
             return Err(ApiError::Forbidden);
         }
+        let generation: Option<(i64,)> =
+            sqlx::query_as("SELECT token_generation FROM tenants WHERE id = $1")
+                .bind(&claims.sub)
+                .fetch_optional(state.store().pool())
+                .await?;
+        match generation {
+            Some((current,)) if current == claims.generation => {}
+            Some(_) => {
+                return Err(ApiError::Unauthorized(
+                    "token_revoked",
+                    "the password was reset after this token was issued; log in again",
+                ));
+            }
+            None => {
+                return Err(ApiError::Unauthorized(
+                    "invalid_token",
+                    "the token is invalid or expired",
+                ));
+            }
+        }
         Ok(Self {
             tenant_id: claims.sub,
         })
@@ -51,10 +73,5 @@ impl FromRequestParts<AppState> for TenantAuth {
 
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|token| !token.is_empty())
+    gatehouse_protocol::key_prefix::bearer_token(headers.get(AUTHORIZATION)?.to_str().ok()?)
 }

@@ -1,91 +1,102 @@
 //! Failure throttling for the auth endpoints: after `limit` failures for one
 //! key (an email, a client IP) within a window, further attempts are refused
-//! until the window that began with the first failure ends.
+//! until the window that began with the first failure ends. The counts live
+//! in the database (`auth_failures`), so every control-plane replica behind
+//! a load balancer counts and refuses alike; keys are stored as SHA-256
+//! hashes, so the table names no email or address.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use moka::sync::Cache;
+use crate::secrets::sha256_hex;
+use crate::store::{Store, Timestamp};
 
-/// Counts failures per key in fixed windows, in memory, bounded in size.
-#[derive(Clone)]
+/// Failures recorded between sweeps of expired windows.
+const SWEEP_EVERY: u32 = 64;
+
+/// Counts failures per key in fixed windows.
+#[derive(Debug, Clone)]
 pub struct Throttle {
+    /// Keeps this throttle's keys apart from the others' in the table.
+    namespace: &'static str,
     limit: u32,
     window: Duration,
-    failures: Cache<String, Arc<Window>>,
-}
-
-struct Window {
-    started: Instant,
-    count: AtomicU32,
-}
-
-impl std::fmt::Debug for Throttle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Throttle")
-            .field("limit", &self.limit)
-            .field("window", &self.window)
-            .finish_non_exhaustive()
-    }
+    recorded: Arc<AtomicU32>,
 }
 
 impl Throttle {
     /// Allows `limit` failures per key per `window`.
-    pub fn new(limit: u32, window: Duration) -> Self {
+    pub fn new(namespace: &'static str, limit: u32, window: Duration) -> Self {
         Self {
+            namespace,
             limit,
             window,
-            failures: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(window)
-                .build(),
+            recorded: Arc::default(),
         }
+    }
+
+    fn row_key(&self, key: &str) -> String {
+        sha256_hex(&format!("{}:{key}", self.namespace))
+    }
+
+    fn window_ms(&self) -> i64 {
+        i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// `Err(seconds)` to wait when `key` has used up its failures.
-    pub fn check(&self, key: &str) -> Result<(), u64> {
-        match self.failures.get(key) {
-            Some(window) if window.count.load(Ordering::Relaxed) >= self.limit => {
-                let left = self.window.saturating_sub(window.started.elapsed());
-                Err(left.as_secs().max(1))
+    pub async fn check(&self, store: &Store, key: &str) -> Result<Result<(), u64>, sqlx::Error> {
+        let now = Timestamp::now();
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT failures, window_started FROM auth_failures WHERE throttle_key = $1",
+        )
+        .bind(self.row_key(key))
+        .fetch_optional(store.pool())
+        .await?;
+        Ok(match row {
+            Some((failures, started))
+                if failures >= i64::from(self.limit)
+                    && now.millis() - started < self.window_ms() =>
+            {
+                let left_ms = self.window_ms() - (now.millis() - started);
+                Err(u64::try_from((left_ms + 999) / 1000).unwrap_or(1).max(1))
             }
             _ => Ok(()),
-        }
+        })
     }
 
-    /// Counts one failure for `key`.
-    pub fn record_failure(&self, key: &str) {
-        let window = self.failures.get_with_by_ref(key, || {
-            Arc::new(Window {
-                started: Instant::now(),
-                count: AtomicU32::new(0),
-            })
-        });
-        window.count.fetch_add(1, Ordering::Relaxed);
+    /// Counts one failure for `key` (a window that has ended starts anew).
+    pub async fn record_failure(&self, store: &Store, key: &str) -> Result<(), sqlx::Error> {
+        let now = Timestamp::now();
+        let expired = now.add_millis(-self.window_ms());
+        sqlx::query(
+            "INSERT INTO auth_failures (throttle_key, failures, window_started) VALUES ($1, 1, $2) \
+             ON CONFLICT (throttle_key) DO UPDATE SET \
+             failures = CASE WHEN auth_failures.window_started <= $3 THEN 1 \
+                ELSE auth_failures.failures + 1 END, \
+             window_started = CASE WHEN auth_failures.window_started <= $3 THEN $2 \
+                ELSE auth_failures.window_started END",
+        )
+        .bind(self.row_key(key))
+        .bind(now)
+        .bind(expired)
+        .execute(store.pool())
+        .await?;
+        if self.recorded.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 {
+            sqlx::query("DELETE FROM auth_failures WHERE window_started <= $1")
+                .bind(expired)
+                .execute(store.pool())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Forgets the failures of `key` (after a success).
-    pub fn reset(&self, key: &str) {
-        self.failures.invalidate(key);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refuses_after_the_limit_and_resets_on_success() {
-        let throttle = Throttle::new(3, Duration::from_secs(60));
-        for _ in 0..3 {
-            assert!(throttle.check("a@x").is_ok());
-            throttle.record_failure("a@x");
-        }
-        let wait = throttle.check("a@x").expect_err("throttled");
-        assert!((1..=60).contains(&wait));
-        assert!(throttle.check("b@x").is_ok(), "keys are independent");
-        throttle.reset("a@x");
-        assert!(throttle.check("a@x").is_ok());
+    pub async fn reset(&self, store: &Store, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM auth_failures WHERE throttle_key = $1")
+            .bind(self.row_key(key))
+            .execute(store.pool())
+            .await?;
+        Ok(())
     }
 }

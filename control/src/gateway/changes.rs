@@ -1,100 +1,133 @@
-//! Config versioning: every successful change to a tenant's routes, services
-//! or consumers bumps the tenant's config version and wakes its nodes, here
-//! and (through PostgreSQL NOTIFY) on every other replica.
+//! Config changes: every write to a tenant's routes, services, consumers,
+//! plugins on routes, rate limits or gateway key goes through a
+//! [`ConfigWrite`], whose commit bumps the tenant's config version and
+//! revision in the same transaction (on PostgreSQL also queueing the NOTIFY,
+//! which the database delivers at commit and never for a rolled-back
+//! write). A committed change is thus always announced; an announcement that
+//! is lost anyway (a dropped LISTEN connection, a database restart) is
+//! repaired by the re-check every connection makes at each heartbeat and
+//! every replica makes after its LISTEN connection comes back.
 
-use axum::extract::{Request, State};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
+use std::ops::{Deref, DerefMut};
+
 use sqlx::postgres::PgListener;
+use sqlx::{Any, Transaction};
+use uuid::Uuid;
 
 use crate::state::AppState;
-use crate::store::{Dialect, Store};
+use crate::store::Dialect;
 
 use super::ConfigHub;
 
-/// The PostgreSQL channel replicas announce config versions on.
+/// The PostgreSQL channel replicas announce config changes on (payload
+/// `tenant_id:version`).
 pub const NOTIFY_CHANNEL: &str = "gatehouse_config";
 
-/// Middleware for the config endpoints: after a successful write, bump the
-/// tenant's version and push it to connected nodes.
-pub async fn bump_on_change(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let writes = request.method() != Method::GET && request.method() != Method::HEAD;
-    let tenant_id = tenant_in_path(request.uri().path());
-    let response = next.run(request).await;
-    if writes
-        && response.status().is_success()
-        && let Some(tenant_id) = tenant_id
-        && let Err(err) = bump_version(state.store(), state.hub(), &tenant_id).await
-    {
-        // The change is committed; nodes catch up at the next change
-        // or reconnect.
-        tracing::error!(error = %err, tenant_id, "config version not bumped");
-    }
-    response
+/// A transaction that changes `tenant_id`'s config. Use it as the
+/// transaction (it derefs to one) and end it with [`commit`](Self::commit);
+/// dropped without a commit, it rolls back and announces nothing.
+pub struct ConfigWrite {
+    tx: Transaction<'static, Any>,
+    tenant_id: String,
+    hub: ConfigHub,
+    dialect: Dialect,
 }
 
-fn tenant_in_path(path: &str) -> Option<String> {
-    let rest = path.strip_prefix("/api/tenants/")?;
-    rest.split('/').next().map(str::to_owned)
+impl ConfigWrite {
+    /// Begins a write to `tenant_id`'s config (a write transaction: on
+    /// SQLite it holds the write lock from the start).
+    pub async fn begin(state: &AppState, tenant_id: &str) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            tx: state.store().begin_write().await?,
+            tenant_id: tenant_id.to_owned(),
+            hub: state.hub().clone(),
+            dialect: state.store().dialect(),
+        })
+    }
+
+    /// Bumps the config version and revision, commits, and wakes this
+    /// replica's connections of the tenant (other replicas hear the NOTIFY
+    /// sent at commit). Returns the new version.
+    pub async fn commit(mut self) -> Result<i64, sqlx::Error> {
+        let (version,): (i64,) = sqlx::query_as(
+            "UPDATE tenants SET config_version = config_version + 1, config_revision = $1 \
+             WHERE id = $2 RETURNING config_version",
+        )
+        .bind(Uuid::new_v4().simple().to_string())
+        .bind(&self.tenant_id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(NOTIFY_CHANNEL)
+                .bind(format!("{}:{version}", self.tenant_id))
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        self.tx.commit().await?;
+        self.hub.publish(&self.tenant_id);
+        Ok(version)
+    }
 }
 
-/// Bumps `tenant_id`'s config version and announces it.
-pub async fn bump_version(
-    store: &Store,
-    hub: &ConfigHub,
-    tenant_id: &str,
-) -> Result<i64, sqlx::Error> {
-    let (version,): (i64,) = sqlx::query_as(
-        "UPDATE tenants SET config_version = config_version + 1 WHERE id = $1 \
-         RETURNING config_version",
-    )
-    .bind(tenant_id)
-    .fetch_one(store.pool())
-    .await?;
-    hub.publish(tenant_id, version);
-    if store.dialect() == Dialect::Postgres {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(NOTIFY_CHANNEL)
-            .bind(format!("{tenant_id}:{version}"))
-            .execute(store.pool())
-            .await?;
+impl Deref for ConfigWrite {
+    type Target = Transaction<'static, Any>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
     }
-    Ok(version)
+}
+
+impl DerefMut for ConfigWrite {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 /// On PostgreSQL: relays other replicas' announcements into `hub`, for as
-/// long as the process runs, reconnecting when the database goes away.
+/// long as the process runs. Each time the LISTEN connection is (re)made,
+/// every connection on this replica re-checks its tenant's config: what was
+/// announced while the listener was away is not lost.
 pub fn spawn_listener(database_url: String, hub: ConfigHub) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            match listen(&database_url, &hub).await {
-                Ok(()) => return,
-                Err(err) => {
-                    tracing::warn!(error = %err, "config notifications lost; reconnecting in 1 s");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-            }
+            let err = listen(&database_url, &hub).await;
+            tracing::warn!(error = %err, "config notifications lost; reconnecting in 1 s");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     })
 }
 
-async fn listen(database_url: &str, hub: &ConfigHub) -> Result<(), sqlx::Error> {
-    let mut listener = PgListener::connect(database_url).await?;
-    listener.listen(NOTIFY_CHANNEL).await?;
+/// Why the LISTEN connection ended.
+#[derive(Debug, thiserror::Error)]
+enum ListenError {
+    #[error("{0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the connection was lost")]
+    Lost,
+}
+
+async fn listen(database_url: &str, hub: &ConfigHub) -> ListenError {
+    let mut listener = match PgListener::connect(database_url).await {
+        Ok(listener) => listener,
+        Err(err) => return err.into(),
+    };
+    if let Err(err) = listener.listen(NOTIFY_CHANNEL).await {
+        return err.into();
+    }
+    // Listening from here on: whatever was committed before is read now.
+    hub.publish_all();
     loop {
-        let notification = listener.recv().await?;
-        let parsed = notification
-            .payload()
-            .rsplit_once(':')
-            .and_then(|(tenant, version)| Some((tenant, version.parse::<i64>().ok()?)));
-        match parsed {
-            Some((tenant, version)) => hub.publish(tenant, version),
-            None => tracing::warn!(
+        // `try_recv`, not `recv`: `recv` reconnects silently, dropping what
+        // was announced meanwhile without a word.
+        let notification = match listener.try_recv().await {
+            Ok(Some(notification)) => notification,
+            Ok(None) => return ListenError::Lost,
+            Err(err) => return err.into(),
+        };
+        match notification.payload().rsplit_once(':') {
+            Some((tenant, version)) if version.parse::<i64>().is_ok() => hub.publish(tenant),
+            _ => tracing::warn!(
                 payload = notification.payload(),
                 "malformed config notification"
             ),

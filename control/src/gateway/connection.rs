@@ -1,9 +1,11 @@
 //! One gateway node's connection: authenticate its gateway key, record the
-//! connection, answer its Hello, push snapshots as the tenant's config
-//! changes, store its telemetry (see `ingesting`) and record heartbeats
-//! until it goes away.
+//! connection, answer its Hello, push a snapshot whenever the tenant's
+//! config identity differs from what the node was sent or says it serves
+//! (woken by the hub, and re-checked at every heartbeat so a lost
+//! announcement costs at most one), store its telemetry (see `ingesting`)
+//! and record heartbeats until it goes away.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -12,6 +14,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use gatehouse_protocol::ConfigIdentity;
 use gatehouse_protocol::sync::{self, ControlMessage, HEARTBEAT_INTERVAL_MS, NodeMessage};
 
 use crate::auth::tenant::bearer_token;
@@ -80,12 +83,13 @@ async fn serve(
     tenant_id: String,
     key_hash: String,
 ) -> Result<(), ConnectionError> {
-    let (node_name, have_version) = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
+    let (node_name, have_config) = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
         Ok(Some(Ok(Message::Text(text)))) => match sync::decode_node(&text) {
             Ok(NodeMessage::Hello {
                 node_name,
-                have_version,
-            }) => (node_name, have_version),
+                have_config,
+                ..
+            }) => (node_name, have_config),
             Ok(other) => {
                 return Err(ConnectionError::Protocol(format!(
                     "expected hello, got {other:?}"
@@ -106,7 +110,7 @@ async fn serve(
         &tenant_id,
         &connection_id,
         &key_hash,
-        have_version,
+        have_config,
     )
     .await;
     gateway_status::disconnect(store, &connection_id).await?;
@@ -115,22 +119,60 @@ async fn serve(
     outcome
 }
 
+/// What this connection has sent the node and what the node says it serves.
+struct Delivery {
+    sent: ConfigIdentity,
+    sent_at: Instant,
+}
+
+impl Delivery {
+    /// Sends the tenant's config when `current` is not what was sent last.
+    async fn push_if_changed(
+        &mut self,
+        socket: &mut WebSocket,
+        state: &AppState,
+        current: &ConfigIdentity,
+    ) -> Result<(), ConnectionError> {
+        if *current != self.sent {
+            self.push(socket, state).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the tenant's config as it is now.
+    async fn push(&mut self, socket: &mut WebSocket, state: &AppState) -> Result<(), ConnectionError> {
+        let snapshot = snapshot::build(state.store(), &self.sent.tenant_id).await?;
+        self.sent = snapshot.identity();
+        self.sent_at = Instant::now();
+        send(socket, &ControlMessage::Snapshot(snapshot)).await
+    }
+}
+
 async fn stream(
     socket: &mut WebSocket,
     state: &AppState,
     tenant_id: &str,
     connection_id: &str,
     key_hash: &str,
-    have_version: Option<i64>,
+    have_config: Option<ConfigIdentity>,
 ) -> Result<(), ConnectionError> {
+    // Subscribed before the first read: a change committed from here on
+    // wakes this connection.
+    let mut changes = state.hub().subscribe(tenant_id);
     let first = snapshot::build(state.store(), tenant_id).await?;
-    let mut sent_version = first.version;
-    let mut changes = state.hub().subscribe(tenant_id, first.version);
-    if have_version == Some(first.version) {
+    let mut delivery = Delivery {
+        sent: first.identity(),
+        sent_at: Instant::now(),
+    };
+    // Only the exact config is up to date: another tenant's, an older or a
+    // newer version (a database restored from a backup), or the same
+    // version of another revision, is replaced.
+    if have_config.as_ref() == Some(&delivery.sent) {
         send(
             socket,
             &ControlMessage::UpToDate {
                 version: first.version,
+                config: Some(delivery.sent.clone()),
             },
         )
         .await?;
@@ -150,8 +192,19 @@ async fn stream(
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => match sync::decode_node(&text) {
-                    Ok(NodeMessage::Heartbeat) => {
+                    Ok(NodeMessage::Heartbeat { config }) => {
                         gateway_status::heartbeat(state.store(), connection_id, Timestamp::now()).await?;
+                        // A node that still serves something else a whole
+                        // heartbeat after it was sent the config (it was
+                        // lost, or did not install) is sent it again.
+                        if let Some(serving) = config
+                            && serving != delivery.sent
+                            && delivery.sent_at.elapsed() >= Duration::from_millis(HEARTBEAT_INTERVAL_MS)
+                        {
+                            tracing::info!(tenant_id, serving = serving.version,
+                                sent = delivery.sent.version, "node behind; sending the config again");
+                            delivery.push(socket, state).await?;
+                        }
                     }
                     Ok(NodeMessage::Telemetry(batch)) => {
                         if ingesting.is_full() {
@@ -186,20 +239,21 @@ async fn stream(
                 if changed.is_err() {
                     return Ok(());
                 }
-                let announced = *changes.borrow_and_update();
-                // A rotated key bumps the version too: its nodes are cut off
-                // here instead of being sent the new config.
+                changes.borrow_and_update();
+                // A rotated key changes the config too: its nodes are cut
+                // off here instead of being sent the new config.
                 cut_off_if_rotated(socket, state, tenant_id, key_hash).await?;
-                if announced > sent_version {
-                    let snapshot = snapshot::build(state.store(), tenant_id).await?;
-                    sent_version = snapshot.version;
-                    send(socket, &ControlMessage::Snapshot(snapshot)).await?;
-                }
+                let current = snapshot::current(state.store(), tenant_id).await?;
+                delivery.push_if_changed(socket, state, &current).await?;
             }
             _ = heartbeat.tick() => {
                 // Also here: a node that connected while the key was being
                 // rotated missed the version bump.
                 cut_off_if_rotated(socket, state, tenant_id, key_hash).await?;
+                // A change whose announcement was lost is found here, at
+                // most a heartbeat after it was committed.
+                let current = snapshot::current(state.store(), tenant_id).await?;
+                delivery.push_if_changed(socket, state, &current).await?;
                 let fleet = gateway_status::status(state.store(), tenant_id, Timestamp::now()).await?;
                 let nodes = u32::try_from(fleet.connected_nodes).ok().filter(|n| *n > 0);
                 send(socket, &ControlMessage::Heartbeat { nodes }).await?;

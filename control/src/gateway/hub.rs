@@ -1,54 +1,49 @@
-//! In-process fan-out of config versions: one watch channel per tenant, so a
-//! burst of changes wakes each connected node once with the newest version.
+//! In-process wake-ups for connected nodes: one watch channel per tenant,
+//! so a burst of changes wakes each of the tenant's connections once. A
+//! wake-up carries no version: the connection reads the tenant's current
+//! config identity from the database and pushes a snapshot when it differs
+//! from what it last sent, so a late, repeated or out-of-order announcement
+//! costs one small read and can never send a node backwards by mistake.
 //! Changes committed by other control-plane replicas arrive through
-//! PostgreSQL `LISTEN/NOTIFY` and are published here too.
+//! PostgreSQL `LISTEN/NOTIFY` and wake the same channels.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-/// Per-tenant config version channels.
+/// Per-tenant wake-up channels.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigHub {
-    tenants: Arc<Mutex<HashMap<String, watch::Sender<i64>>>>,
+    tenants: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
 }
 
 impl ConfigHub {
-    /// Announces that `tenant_id`'s config reached `version`. Versions only
-    /// go forward; an older one (a late notification) is ignored.
-    pub fn publish(&self, tenant_id: &str, version: i64) {
-        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        match tenants.get(tenant_id) {
-            Some(sender) => {
-                sender.send_if_modified(|current| {
-                    let newer = version > *current;
-                    if newer {
-                        *current = version;
-                    }
-                    newer
-                });
-            }
-            None => {
-                tenants.insert(tenant_id.to_owned(), watch::channel(version).0);
-            }
+    /// Wakes `tenant_id`'s connections: its config may have changed.
+    pub fn publish(&self, tenant_id: &str) {
+        let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = tenants.get(tenant_id) {
+            sender.send_modify(|wakes| *wakes = wakes.wrapping_add(1));
         }
     }
 
-    /// A receiver that wakes when `tenant_id`'s version moves past `known`.
-    pub fn subscribe(&self, tenant_id: &str, known: i64) -> watch::Receiver<i64> {
+    /// Wakes every connection on this replica (after announcements may have
+    /// been lost, as when the LISTEN connection was down).
+    pub fn publish_all(&self) {
+        let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        for sender in tenants.values() {
+            sender.send_modify(|wakes| *wakes = wakes.wrapping_add(1));
+        }
+    }
+
+    /// A receiver woken at every later [`publish`](Self::publish) for
+    /// `tenant_id`.
+    pub fn subscribe(&self, tenant_id: &str) -> watch::Receiver<u64> {
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        let sender = tenants
+        tenants
             .entry(tenant_id.to_owned())
-            .or_insert_with(|| watch::channel(known).0);
-        sender.send_if_modified(|current| {
-            let newer = known > *current;
-            if newer {
-                *current = known;
-            }
-            newer
-        });
-        sender.subscribe()
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
     }
 
     /// Forgets tenants nobody listens to (called when a node disconnects).
@@ -63,16 +58,18 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn subscribers_see_only_newer_versions() {
+    async fn subscribers_are_woken_by_their_tenant_and_by_all() {
         let hub = ConfigHub::default();
-        let mut rx = hub.subscribe("t", 3);
-        hub.publish("t", 2);
+        let mut rx = hub.subscribe("t");
+        hub.publish("other");
         assert!(!rx.has_changed().expect("open"));
-        hub.publish("t", 5);
+        hub.publish("t");
+        hub.publish("t");
         rx.changed().await.expect("woken");
-        assert_eq!(*rx.borrow_and_update(), 5);
-        hub.publish("other", 9);
-        assert!(!rx.has_changed().expect("open"));
+        rx.borrow_and_update();
+        assert!(!rx.has_changed().expect("open"), "a burst wakes once");
+        hub.publish_all();
+        rx.changed().await.expect("woken by all");
         drop(rx);
         hub.prune();
         assert!(hub.tenants.lock().expect("lock").is_empty());

@@ -9,7 +9,7 @@ mod hub;
 pub mod ingesting;
 pub mod snapshot;
 
-pub use changes::{bump_on_change, bump_version, spawn_listener};
+pub use changes::{ConfigWrite, NOTIFY_CHANNEL, spawn_listener};
 pub use hub::ConfigHub;
 
 use axum::Router;

@@ -1,12 +1,15 @@
 //! Building a tenant's config snapshot from the database, in one read
-//! transaction so routes never point at services from another moment.
+//! transaction that sees one moment (REPEATABLE READ on PostgreSQL; a
+//! SQLite read transaction is a snapshot already), so routes never point at
+//! services or plugins from another moment and the version names exactly
+//! what was read.
 
 use gatehouse_protocol::{
-    ConfigSnapshot, ConsumerConfig, RateLimits, RouteConfig, RoutePluginConfig, ServiceConfig,
+    ConfigIdentity, ConfigSnapshot, ConsumerConfig, RateLimits, RouteConfig, RoutePluginConfig, ServiceConfig,
 };
 use sqlx::FromRow;
 
-use crate::store::{Flag, Store};
+use crate::store::{Dialect, Flag, Store};
 
 #[derive(FromRow)]
 struct ServiceRow {
@@ -46,13 +49,37 @@ struct ConsumerRow {
     rate_limit_tier: String,
 }
 
+/// Which config `tenant_id` has now (one small read, made at every wake-up
+/// and heartbeat of a node's connection).
+pub async fn current(store: &Store, tenant_id: &str) -> Result<ConfigIdentity, sqlx::Error> {
+    let (version, revision): (i64, String) =
+        sqlx::query_as("SELECT config_version, config_revision FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_one(store.pool())
+            .await?;
+    Ok(ConfigIdentity {
+        tenant_id: tenant_id.to_owned(),
+        version,
+        revision,
+    })
+}
+
 /// The tenant's current config.
 pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sqlx::Error> {
-    let mut tx = store.pool().begin().await?;
-    let (version,): (i64,) = sqlx::query_as("SELECT config_version FROM tenants WHERE id = $1")
-        .bind(tenant_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let mut tx = match store.dialect() {
+        Dialect::Postgres => {
+            store
+                .pool()
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await?
+        }
+        Dialect::Sqlite => store.pool().begin().await?,
+    };
+    let (version, revision): (i64, String) =
+        sqlx::query_as("SELECT config_version, config_revision FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
     let services: Vec<ServiceRow> = sqlx::query_as(
         "SELECT id, target_url, health_check_path, timeout_ms FROM services \
          WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
@@ -116,6 +143,7 @@ pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sql
         },
         tenant_id: tenant_id.to_owned(),
         version,
+        revision,
         services: services
             .into_iter()
             .map(|s| ServiceConfig {

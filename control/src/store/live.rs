@@ -2,7 +2,7 @@
 //! revoked (consumers): listing the live ones, finding one, burying one.
 
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, FromRow};
+use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
 use super::{Store, Timestamp};
 
@@ -62,10 +62,10 @@ impl Store {
             .await
     }
 
-    /// Soft-deletes (or revokes) the tenant's row `id`. `false` when there
-    /// was no such live row.
+    /// Soft-deletes (or revokes) the tenant's row `id`, in the transaction
+    /// `conn` is in. `false` when there was no such live row.
     pub async fn bury(
-        &self,
+        conn: &mut AnyConnection,
         kind: Tombstone,
         tenant_id: &str,
         id: &str,
@@ -79,7 +79,7 @@ impl Store {
             .bind(Timestamp::now())
             .bind(id)
             .bind(tenant_id)
-            .execute(self.pool())
+            .execute(conn)
             .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -1,4 +1,6 @@
-//! Register, login (and its throttling), forgot-password and reset-password.
+//! Register, login (and its throttling, per client behind trusted proxies
+//! and across replicas), forgot-password and reset-password (which revokes
+//! earlier tokens).
 
 use std::time::Duration;
 
@@ -15,6 +17,8 @@ on_both_databases!(
     login_failures_are_throttled_per_ip,
     password_reset_round_trip,
     expired_reset_tokens_are_refused,
+    throttles_see_the_client_behind_a_trusted_proxy,
+    throttles_hold_across_replicas,
 );
 
 async fn register_and_login(db: Db) {
@@ -266,7 +270,93 @@ async fn password_reset_round_trip(db: Db) {
     login("s3cret-passw0rd")
         .await
         .expect(StatusCode::UNAUTHORIZED);
-    login("brand-new-password").await.expect(StatusCode::OK);
+    let fresh = login("brand-new-password").await;
+    fresh.expect(StatusCode::OK);
+    // Tokens issued before the reset are refused at once; a new login's work.
+    h.get(&tenant.path("/routes"), &tenant.token)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "token_revoked");
+    h.get(&tenant.path("/routes"), &fresh.str("token"))
+        .await
+        .expect(StatusCode::OK);
+    h.finish().await;
+}
+
+/// Behind a trusted load balancer each client is throttled on its own
+/// address (from X-Forwarded-For); the header of an untrusted peer is
+/// ignored, so a client cannot dodge the throttle by forging it.
+async fn throttles_see_the_client_behind_a_trusted_proxy(db: Db) {
+    let login_from = |h: &Harness, forwarded_for: &'static str, email: String, password: &'static str| {
+        let request = h
+            .http
+            .post(format!("{}/api/auth/login", h.base))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({ "email": email, "password": password }));
+        async move { request.send().await.expect("sent").status() }
+    };
+    let h = Harness::start_with(db, &["--trusted-proxies=127.0.0.0/8"]).await;
+    let tenant = h.register("behind-lb").await;
+    for i in 0..gatehouse_control::server::LOGIN_FAILURES_PER_IP {
+        let status = login_from(&h, "203.0.113.1", format!("guess-{i}@example.com"), "wrong-password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_from(&h, "203.0.113.1", tenant.email.clone(), "s3cret-passw0rd").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the guessing client is throttled"
+    );
+    assert_eq!(
+        login_from(&h, "203.0.113.2", tenant.email.clone(), "s3cret-passw0rd").await,
+        StatusCode::OK,
+        "another client behind the same load balancer is not"
+    );
+    h.finish().await;
+
+    let h = Harness::start(db).await;
+    let tenant = h.register("no-lb").await;
+    for i in 0..gatehouse_control::server::LOGIN_FAILURES_PER_IP {
+        let forged: &'static str = if i % 2 == 0 { "198.51.100.1" } else { "198.51.100.2" };
+        let status = login_from(&h, forged, format!("guess-{i}@example.com"), "wrong-password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_from(&h, "198.51.100.3", tenant.email.clone(), "s3cret-passw0rd").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a forged X-Forwarded-For from an untrusted peer changes nothing"
+    );
+    h.finish().await;
+}
+
+/// Failures counted by one replica lock the email on every replica.
+async fn throttles_hold_across_replicas(db: Db) {
+    if !matches!(db, Db::Postgres) {
+        return;
+    }
+    let h = Harness::start(db).await;
+    let tenant = h.register("replicated").await;
+    let replica = gatehouse_control::Control::start(&h.args)
+        .await
+        .expect("second replica");
+    for _ in 0..gatehouse_control::server::LOGIN_FAILURES_PER_EMAIL {
+        h.call(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": tenant.email, "password": "wrong-password" })),
+        )
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    }
+    let status = h
+        .http
+        .post(format!("http://{}/api/auth/login", replica.addr))
+        .json(&json!({ "email": tenant.email, "password": tenant.password }))
+        .send()
+        .await
+        .expect("sent")
+        .status();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    replica.stop().await.expect("stops");
     h.finish().await;
 }
 

@@ -60,6 +60,15 @@ impl Harness {
                     .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .await
                     .expect("create test database");
+                // scripts/test-services.sh drops a leftover test database
+                // only when this mark names a process that is gone.
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "COMMENT ON DATABASE {name} IS 'gatehouse-test pid={}'",
+                        std::process::id()
+                    )))
+                    .await
+                    .expect("mark test database");
                 admin.close().await;
                 let base = postgres_admin_url();
                 let server = base

@@ -1,12 +1,14 @@
-//! The gateway connection: gateway-key auth, the first snapshot, changes
-//! pushed as they happen (also across replicas on PostgreSQL), heartbeats
-//! and gateway-status.
+//! The gateway connection: gateway-key auth, the first snapshot (up to date
+//! only for the exact config), changes pushed as they happen (also across
+//! replicas on PostgreSQL), changes whose announcement was lost (or a
+//! database restored to an older version) delivered within a heartbeat,
+//! heartbeats and gateway-status.
 
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use gatehouse_control::Control;
-use gatehouse_protocol::ConfigSnapshot;
+use gatehouse_protocol::{ConfigIdentity, ConfigSnapshot};
 use gatehouse_protocol::sync::{self, CONNECT_PATH, ControlMessage, NodeMessage};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -21,13 +23,15 @@ on_both_databases!(
     gateway_keys_are_checked,
     nodes_get_snapshots_and_changes,
     rotating_the_key_cuts_off_old_nodes,
-    large_snapshots_come_in_parts
+    large_snapshots_come_in_parts,
+    only_the_exact_config_is_up_to_date,
+    lost_announcements_are_repaired_within_a_heartbeat
 );
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn dial(base: &str, key: &str, have_version: Option<i64>) -> Socket {
+async fn dial(base: &str, key: &str, have: Option<ConfigIdentity>) -> Socket {
     let url = format!("{}{CONNECT_PATH}", base.replacen("http://", "ws://", 1));
     let mut request = url.into_client_request().expect("request");
     request.headers_mut().insert(
@@ -39,7 +43,8 @@ async fn dial(base: &str, key: &str, have_version: Option<i64>) -> Socket {
         .expect("connects");
     let hello = NodeMessage::Hello {
         node_name: "test-node".into(),
-        have_version,
+        have_version: have.as_ref().map(|c| c.version),
+        have_config: have,
     };
     socket
         .send(Message::text(serde_json::to_string(&hello).expect("json")))
@@ -236,7 +241,7 @@ async fn nodes_get_snapshots_and_changes(db: Db) {
     h.service(&other, "still-not-mine").await;
 
     node.send(Message::text(
-        serde_json::to_string(&NodeMessage::Heartbeat).expect("json"),
+        serde_json::to_string(&NodeMessage::Heartbeat { config: None }).expect("json"),
     ))
     .await
     .expect("heartbeat");
@@ -250,12 +255,13 @@ async fn nodes_get_snapshots_and_changes(db: Db) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // A node that already has the current version is told so, not re-sent.
-    let mut again = dial(&h.base, &t.gateway_key, Some(deleted.version)).await;
+    // A node that already has the current config is told so, not re-sent.
+    let mut again = dial(&h.base, &t.gateway_key, Some(deleted.identity())).await;
     assert_eq!(
         next(&mut again).await,
         ControlMessage::UpToDate {
-            version: deleted.version
+            version: deleted.version,
+            config: Some(deleted.identity()),
         }
     );
     h.call(
@@ -414,5 +420,133 @@ async fn large_snapshots_come_in_parts(db: Db) {
             break;
         }
     }
+    h.finish().await;
+}
+
+/// Two tenants that made the same number of changes are at the same
+/// version: a node that names another tenant's config, or this tenant's
+/// version with another revision (a database restored and changed again),
+/// is sent the tenant's config, never told it is up to date.
+async fn only_the_exact_config_is_up_to_date(db: Db) {
+    let h = Harness::start(db).await;
+    let a = h.register("tenant-a").await;
+    let b = h.register("tenant-b").await;
+    h.service(&a, "a-only").await;
+    h.service(&b, "b-only").await;
+    let mut node_a = dial(&h.base, &a.gateway_key, None).await;
+    let config_a = snapshot(&mut node_a).await;
+    let mut node_b = dial(&h.base, &b.gateway_key, None).await;
+    let config_b = snapshot(&mut node_b).await;
+    assert_eq!(config_a.version, config_b.version, "the same number of changes");
+
+    // B's key on a node that serves A's config (a shared state dir).
+    let mut confused = dial(&h.base, &b.gateway_key, Some(config_a.identity())).await;
+    let sent = snapshot(&mut confused).await;
+    assert_eq!(sent.tenant_id, b.id);
+    assert_eq!(sent.services.len(), 1);
+    assert_eq!(sent.services[0].target_url, config_b.services[0].target_url);
+
+    let other_revision = ConfigIdentity {
+        revision: "from-before-a-restore".into(),
+        ..config_a.identity()
+    };
+    let mut restored = dial(&h.base, &a.gateway_key, Some(other_revision)).await;
+    assert_eq!(snapshot(&mut restored).await.identity(), config_a.identity());
+
+    let mut current = dial(&h.base, &a.gateway_key, Some(config_a.identity())).await;
+    assert!(matches!(next(&mut current).await, ControlMessage::UpToDate { .. }));
+    for socket in [&mut node_a, &mut node_b, &mut confused, &mut restored, &mut current] {
+        socket.close(None).await.ok();
+    }
+    h.finish().await;
+}
+
+/// A change committed behind the hub's back (as when a NOTIFY is lost) and
+/// a database sent back to an older version (a restore) both reach a
+/// connected node within a heartbeat. On PostgreSQL, killing the LISTEN
+/// connections of both replicas loses no change made through one of them
+/// while the node is connected to the other.
+async fn lost_announcements_are_repaired_within_a_heartbeat(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("lossy").await;
+    let service = h.service(&t, "svc").await;
+    let mut node = dial(&h.base, &t.gateway_key, None).await;
+    let first = snapshot(&mut node).await;
+    let limit = Duration::from_millis(sync::HEARTBEAT_INTERVAL_MS + 1_500);
+
+    // Written in the database directly: nothing announces it.
+    let started = Instant::now();
+    sqlx::query("UPDATE services SET target_url = 'http://127.0.0.1:2/' WHERE id = $1")
+        .bind(&service)
+        .execute(h.store().pool())
+        .await
+        .expect("update");
+    sqlx::query(
+        "UPDATE tenants SET config_version = config_version + 1, config_revision = 'direct' \
+         WHERE id = $1",
+    )
+    .bind(&t.id)
+    .execute(h.store().pool())
+    .await
+    .expect("bump");
+    let repaired = snapshot(&mut node).await;
+    let took = started.elapsed();
+    eprintln!("unannounced change delivered in {took:?}");
+    assert!(took < limit, "{took:?}");
+    assert_eq!(repaired.services[0].target_url, "http://127.0.0.1:2/");
+    assert_eq!(repaired.version, first.version + 1);
+
+    // A restore: the version goes back, with the old content.
+    let started = Instant::now();
+    sqlx::query("UPDATE services SET target_url = $1 WHERE id = $2")
+        .bind(&first.services[0].target_url)
+        .bind(&service)
+        .execute(h.store().pool())
+        .await
+        .expect("update");
+    sqlx::query("UPDATE tenants SET config_version = $1, config_revision = 'restored' WHERE id = $2")
+        .bind(first.version)
+        .bind(&t.id)
+        .execute(h.store().pool())
+        .await
+        .expect("restore");
+    let back = snapshot(&mut node).await;
+    let took = started.elapsed();
+    eprintln!("restored (older) config delivered in {took:?}");
+    assert!(took < limit, "{took:?}");
+    assert_eq!(back.version, first.version);
+    assert_eq!(back.services[0].target_url, first.services[0].target_url);
+
+    if matches!(db, Db::Postgres) {
+        let replica = Control::start(&h.args).await.expect("second replica");
+        let mut remote = dial(&format!("http://{}", replica.addr), &t.gateway_key, None).await;
+        snapshot(&mut remote).await;
+        let mut times = Vec::new();
+        for round in 0..5 {
+            let killed: Vec<(bool,)> = sqlx::query_as(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+            )
+            .fetch_all(h.store().pool())
+            .await
+            .expect("terminate");
+            assert!(!killed.is_empty(), "the replicas' LISTEN connections were found");
+            let started = Instant::now();
+            let name = format!("after-kill-{round}");
+            h.service(&t, &name).await;
+            loop {
+                let pushed = snapshot(&mut remote).await;
+                if pushed.services.len() == 2 + round {
+                    break;
+                }
+            }
+            times.push(started.elapsed());
+        }
+        eprintln!("changes delivered across replicas after a killed LISTEN connection: {times:?}");
+        assert!(times.iter().all(|t| *t < limit), "{times:?}");
+        remote.close(None).await.ok();
+        replica.stop().await.expect("stops");
+    }
+    node.close(None).await.ok();
     h.finish().await;
 }

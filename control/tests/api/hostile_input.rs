@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::common::{Db, Harness, Reply, Tenant};
 use crate::on_both_databases;
 
-on_both_databases!(no_input_gets_a_server_error);
+on_both_databases!(no_input_gets_a_server_error, pages_past_the_cap_are_refused);
 
 /// Values that fit no field, or fit one in a hostile way.
 fn hostile_values() -> Vec<Value> {
@@ -302,5 +302,23 @@ async fn no_input_gets_a_server_error(db: Db) {
         .expect(StatusCode::OK);
     eprintln!("hostile inputs tried: {tried}, none answered 5xx");
     assert!(tried > 1_500, "{tried}");
+    h.finish().await;
+}
+
+/// Paging never asks the database to skip more than 200 pages of 50: a
+/// page past that is a 400 naming the field, not a 50-million-row offset.
+async fn pages_past_the_cap_are_refused(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("pager").await;
+    for list in ["/logs", "/errors"] {
+        h.get(&t.path(&format!("{list}?page=200")), &t.token)
+            .await
+            .expect(StatusCode::OK);
+        for page in ["201", "1000000"] {
+            let reply = h.get(&t.path(&format!("{list}?page={page}")), &t.token).await;
+            reply.expect_error(StatusCode::BAD_REQUEST, "validation_failed");
+            assert_eq!(reply.body["error"]["field"], "page", "{}", reply.text);
+        }
+    }
     h.finish().await;
 }

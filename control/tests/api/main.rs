@@ -7,6 +7,7 @@ mod accounts;
 mod consumers;
 mod gateway;
 mod hostile_input;
+mod integrity;
 mod isolation;
 mod plugins;
 mod protocol;

@@ -16,8 +16,10 @@ const UNAUTHORIZED: &str =
 fn key(request: &Request) -> Option<&str> {
     let header = |name: &str| request.headers.iter().find(|h| h.name == name).map(|h| h.value.trim());
     header("x-api-key").filter(|k| !k.is_empty()).or_else(|| {
-        let (scheme, token) = header("authorization")?.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+        // As gatehouse_protocol::key_prefix::bearer_token reads it (the node
+        // strips what this accepts): any scheme case, spaces or tabs.
+        let (scheme, token) = header("authorization")?.split_once([' ', '\t'])?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_matches([' ', '\t'])).filter(|t| !t.is_empty())
     })
 }
 

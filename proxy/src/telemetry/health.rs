@@ -5,7 +5,7 @@
 //! and at least every [`REPORT_EVERY`]; the proxy's metrics show it at once.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let tls = tls_connector(settings.upstream_ca_file.as_deref());
+    let tls = crate::tls::client_connector(settings.upstream_ca_file.as_deref());
     let mut last: HashMap<String, (bool, Instant)> = HashMap::new();
     let mut tick = tokio::time::interval(settings.interval);
     loop {
@@ -195,25 +195,6 @@ fn parse_status(head: &[u8]) -> Option<u16> {
     let text = std::str::from_utf8(head).ok()?;
     let rest = text.strip_prefix("HTTP/1.")?;
     rest.get(2..5)?.parse().ok()
-}
-
-/// A TLS connector trusting `ca_file`'s CAs or the system's roots (ring
-/// only); `None` when no TLS configuration can be built, which fails HTTPS
-/// checks clearly.
-fn tls_connector(ca_file: Option<&Path>) -> Option<tokio_rustls::TlsConnector> {
-    let roots = crate::tls::upstream_roots(ca_file);
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    match rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-    {
-        Ok(builder) => Some(tokio_rustls::TlsConnector::from(Arc::new(
-            builder.with_root_certificates(roots).with_no_client_auth(),
-        ))),
-        Err(err) => {
-            tracing::error!(error = %err, "TLS for health checks unavailable");
-            None
-        }
-    }
 }
 
 #[cfg(test)]

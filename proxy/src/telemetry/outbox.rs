@@ -1,7 +1,11 @@
 //! Batches waiting for the control plane's ack. They live in memory up to a
-//! bound (in log records), then spill to `<state-dir>/outbox/` as files, up
-//! to a bound in bytes; past that the oldest are dropped and counted. Spilled
-//! batches survive a restart of the node. Delivery is at least once; the
+//! bound (in log records), then spill to the tenant's outbox folder
+//! (`<state-dir>/tenants/<id>/outbox/`) as files, up to a bound in bytes;
+//! past that the oldest are dropped and counted. Spilled batches survive a
+//! restart of the node. Until the node knows its tenant (a new gateway key,
+//! the control plane not answered yet) the outbox is unbound: it keeps
+//! batches in memory only, and binding it to the tenant's folder picks up
+//! what that folder holds. Delivery is at least once; the
 //! control plane stores a batch id once. A batch is kept as the frame that
 //! ships it — its `telemetry` message, encoded once — so sending it again is
 //! a reference count, not a copy.
@@ -43,7 +47,8 @@ pub struct OutboxLimits {
 #[derive(Debug)]
 pub struct Outbox {
     entries: VecDeque<Entry>,
-    dir: PathBuf,
+    /// The tenant's folder; `None` until the tenant is known.
+    dir: Option<PathBuf>,
     limits: OutboxLimits,
     memory_records: usize,
     disk_bytes: u64,
@@ -55,18 +60,39 @@ impl Outbox {
     /// An outbox spilling to `dir`; batches spilled by an earlier run are
     /// picked up to be delivered.
     pub fn open(dir: impl Into<PathBuf>, limits: OutboxLimits) -> std::io::Result<Self> {
-        let dir = dir.into();
-        fs::create_dir_all(&dir)?;
-        let mut outbox = Self {
+        let mut outbox = Self::unbound(limits);
+        outbox.bind(dir.into())?;
+        Ok(outbox)
+    }
+
+    /// An outbox that keeps batches in memory until it is bound.
+    pub fn unbound(limits: OutboxLimits) -> Self {
+        Self {
             entries: VecDeque::new(),
-            dir,
+            dir: None,
             limits,
             memory_records: 0,
             disk_bytes: 0,
             next_file: 0,
             dropped_records: 0,
-        };
-        let mut files: Vec<(u64, PathBuf)> = fs::read_dir(&outbox.dir)?
+        }
+    }
+
+    /// Spills to `dir` from now on, and picks up the batches an earlier run
+    /// spilled there. The batches of an outbox bound to another folder are
+    /// left in that folder (they are that tenant's), not shipped from here.
+    pub fn bind(&mut self, dir: PathBuf) -> std::io::Result<()> {
+        if self.dir.as_ref() == Some(&dir) {
+            return Ok(());
+        }
+        if self.dir.is_some() {
+            self.spill_all();
+            self.entries.clear();
+            self.memory_records = 0;
+            self.disk_bytes = 0;
+        }
+        fs::create_dir_all(&dir)?;
+        let mut files: Vec<(u64, PathBuf)> = fs::read_dir(&dir)?
             .filter_map(Result::ok)
             .map(|entry| entry.path())
             .filter_map(|path| {
@@ -81,13 +107,16 @@ impl Outbox {
             })
             .collect();
         files.sort();
+        self.next_file = 0;
+        // Spilled earlier, so sent first.
+        let mut found = VecDeque::new();
         for (seq, path) in files {
             match read_batch(&path) {
                 Some(batch) => {
                     let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                    outbox.disk_bytes += bytes;
-                    outbox.next_file = outbox.next_file.max(seq + 1);
-                    outbox.entries.push_back(Entry {
+                    self.disk_bytes += bytes;
+                    self.next_file = self.next_file.max(seq + 1);
+                    found.push_back(Entry {
                         batch_id: batch.batch_id,
                         records: batch.logs.len(),
                         place: Place::Disk(path, bytes),
@@ -100,13 +129,17 @@ impl Outbox {
                 }
             }
         }
-        if !outbox.entries.is_empty() {
+        if !found.is_empty() {
             tracing::info!(
-                batches = outbox.entries.len(),
+                batches = found.len(),
                 "undelivered telemetry found in the state dir"
             );
         }
-        Ok(outbox)
+        found.append(&mut self.entries);
+        self.entries = found;
+        self.dir = Some(dir);
+        self.enforce_limits();
+        Ok(())
     }
 
     /// Adds a sealed batch, spilling or dropping the oldest to stay in bounds.
@@ -132,6 +165,13 @@ impl Outbox {
     }
 
     fn enforce_limits(&mut self) {
+        if self.dir.is_none() {
+            // Nowhere to spill yet: the oldest go.
+            while self.memory_records > self.limits.memory_records && self.entries.len() > 1 {
+                self.drop_at(0);
+            }
+            return;
+        }
         // Spill the oldest in-memory batches (never the newest, which is
         // about to be sent) until memory is within bounds.
         let mut index = 0;
@@ -163,9 +203,12 @@ impl Outbox {
         let Place::Memory(frame) = &entry.place else {
             return Ok(());
         };
-        let path = self
-            .dir
-            .join(format!("{:012}-{}.json", self.next_file, entry.batch_id));
+        let Some(dir) = &self.dir else {
+            return Err(std::io::Error::other(
+                "no tenant folder yet (the control plane has not named the tenant)",
+            ));
+        };
+        let path = dir.join(format!("{:012}-{}.json", self.next_file, entry.batch_id));
         fs::write(&path, frame)?;
         let bytes = frame.len() as u64;
         self.next_file += 1;
@@ -195,6 +238,15 @@ impl Outbox {
     /// Writes every in-memory batch to disk (before the process exits), so
     /// the next start delivers it.
     pub fn spill_all(&mut self) {
+        if self.dir.is_none() {
+            if !self.entries.is_empty() {
+                tracing::warn!(
+                    batches = self.entries.len(),
+                    "telemetry not kept: the node never learned its tenant"
+                );
+            }
+            return;
+        }
         for index in 0..self.entries.len() {
             if let Err(err) = self.spill(index) {
                 tracing::error!(error = %err, "telemetry not spilled at exit");
