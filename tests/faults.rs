@@ -2,7 +2,8 @@
 //! and started again underneath it. Meanwhile the API answers 503
 //! `database_unavailable` with the error JSON (never a 500, never a hang);
 //! afterwards it serves again without a restart, and nothing written before
-//! is lost.
+//! is lost; a node connected throughout gets the first change made after
+//! the restart within a heartbeat.
 
 mod support;
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{ControlPlane, Scratch, Tenant, free_port};
+use support::{ControlPlane, Node, Scratch, Tenant, free_port};
 
 /// A throwaway PostgreSQL server of Debian's packages on its own port and
 /// data dir (run as the `postgres` user when the tests run as root, as
@@ -149,6 +150,16 @@ async fn postgres_restarted_under_the_control_plane() {
     let tenant = Tenant::register(&control.base).await;
     let (status, service) = add_service(&tenant, "before").await;
     assert_eq!(status, StatusCode::CREATED, "{service}");
+    let node = Node::start_for(&scratch.0, &control, &tenant).await;
+    let http = reqwest::Client::new();
+    let after = format!("{}/after", node.base);
+    let served = |url: String| {
+        let http = http.clone();
+        async move {
+            http.get(url).send().await.expect("node answers").status() != StatusCode::NOT_FOUND
+        }
+    };
+    assert!(!served(after.clone()).await);
 
     postgres.stop();
     let started = Instant::now();
@@ -197,5 +208,21 @@ async fn postgres_restarted_under_the_control_plane() {
     assert_eq!(names, ["before"], "nothing lost, nothing half-written");
     let (status, body) = add_service(&tenant, "after").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    let started = Instant::now();
+    tenant
+        .route("GET", "/after", body["id"].as_str().expect("id"), false)
+        .await;
+    while !served(after.clone()).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "the change never reached the node"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "first change after the PostgreSQL restart live on the node in {:?}",
+        started.elapsed()
+    );
+    node.process.terminate();
     control.process.terminate();
 }

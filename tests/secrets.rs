@@ -51,7 +51,7 @@ async fn no_secret_is_ever_logged() {
     let control = ControlPlane::start(&scratch.0, free_port()).await;
     let http = reqwest::Client::new();
     let auth = |path: &str| format!("{}/api/auth/{path}", control.base);
-    let tenant = Tenant::register(&control.base).await;
+    let mut tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
 
     let (status, _) = post(
@@ -93,6 +93,12 @@ async fn no_secret_is_ever_logged() {
     .await;
     assert_eq!(status, StatusCode::OK);
     let relogin_token = relogin["token"].as_str().expect("token").to_owned();
+    // The reset revoked every token issued before it, on every endpoint.
+    let first_token = std::mem::replace(&mut tenant.token, login_token.clone());
+    let (status, body) = tenant.call(Method::GET, "/routes", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "token_revoked");
+    tenant.token = relogin_token.clone();
 
     let service = tenant.service(&upstream.url, 30_000).await;
     tenant.route("GET", "/private", &service, true).await;
@@ -157,7 +163,7 @@ async fn no_secret_is_ever_logged() {
             WRONG_PASSWORD,
             NEW_PASSWORD,
             JWT_SECRET,
-            &tenant.token,
+            &first_token,
             &login_token,
             &relogin_token,
             &reset,

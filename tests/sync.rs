@@ -215,8 +215,11 @@ async fn a_node_serves_and_ships_only_its_own_tenant() {
         .tenants()
         .expect("folders");
     assert_eq!(tenant_a.len(), 1);
-    let mut spilled = Outbox::open(state.join("tenants").join(&tenant_a[0]).join("outbox"), LIMITS)
-        .expect("A's outbox");
+    let mut spilled = Outbox::open(
+        state.join("tenants").join(&tenant_a[0]).join("outbox"),
+        LIMITS,
+    )
+    .expect("A's outbox");
     spilled.push(batch_for("/a-traffic"));
     spilled.spill_all();
     drop(spilled);
@@ -225,7 +228,11 @@ async fn a_node_serves_and_ships_only_its_own_tenant() {
     // control plane away.
     let live = LiveConfig::default();
     let syncer = node(&base, &b.gateway_key, &live, &state);
-    assert_eq!(syncer.restore().expect("reads"), None, "A's config is not B's");
+    assert_eq!(
+        syncer.restore().expect("reads"),
+        None,
+        "A's config is not B's"
+    );
     assert!(live.load().is_none());
 
     // Connected, it is sent B's config (the same version as A's) and ships
@@ -242,12 +249,19 @@ async fn a_node_serves_and_ships_only_its_own_tenant() {
     assert_eq!(live.version(), version_a, "the same number of changes");
     assert!(config.routes.lookup("GET", "/b-only").is_some());
     assert!(config.routes.lookup("GET", "/a-only").is_none());
-    shipping.outbox.lock().expect("outbox").push(batch_for("/b-traffic"));
+    shipping
+        .outbox
+        .lock()
+        .expect("outbox")
+        .push(batch_for("/b-traffic"));
     shipping.sealed.notify_one();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let paths = logged_paths(&http, &b).await;
-        assert!(!paths.iter().any(|p| p == "/a-traffic"), "A's traffic shipped as B's: {paths:?}");
+        assert!(
+            !paths.iter().any(|p| p == "/a-traffic"),
+            "A's traffic shipped as B's: {paths:?}"
+        );
         if paths.iter().any(|p| p == "/b-traffic") {
             break;
         }
@@ -264,11 +278,23 @@ async fn a_node_serves_and_ships_only_its_own_tenant() {
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(syncer.run(stopped));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !logged_paths(&http, &a).await.iter().any(|p| p == "/a-traffic") {
-        assert!(Instant::now() < deadline, "A's spilled telemetry never arrived");
+    while !logged_paths(&http, &a)
+        .await
+        .iter()
+        .any(|p| p == "/a-traffic")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "A's spilled telemetry never arrived"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!logged_paths(&http, &a).await.iter().any(|p| p == "/b-traffic"));
+    assert!(
+        !logged_paths(&http, &a)
+            .await
+            .iter()
+            .any(|p| p == "/b-traffic")
+    );
     stop.send(true).ok();
     task.await.expect("stops");
 }

@@ -1,7 +1,9 @@
 //! Telemetry end to end with the real binaries: traffic through a node shows
 //! in the control plane's logs, errors, health and metrics; what a node
 //! records while the control plane is away arrives, exactly once, when it
-//! comes back (also across a node restart, from the spilled outbox).
+//! comes back (also across a node restart, from the spilled outbox). Behind
+//! a trusted proxy the logged client is the one it names; anyone else's
+//! `X-Forwarded-For` is not believed.
 
 mod support;
 
@@ -260,7 +262,7 @@ async fn logs_from_an_outage_arrive_exactly_once() {
     }
     // The node restarts during the outage: what it held goes to its state dir.
     node.process.terminate();
-    let spilled = std::fs::read_dir(state_dir.join("outbox"))
+    let spilled = std::fs::read_dir(tenant.outbox_in(&state_dir))
         .expect("outbox")
         .count();
     assert!(spilled > 0, "undelivered batches were kept on disk");
@@ -292,11 +294,67 @@ async fn logs_from_an_outage_arrive_exactly_once() {
     assert_eq!(logs.len(), 200, "nothing lost, nothing twice");
     assert_eq!(ids.len(), 200);
     eventually("the outbox to empty", || async {
-        std::fs::read_dir(state_dir.join("outbox"))
+        std::fs::read_dir(tenant.outbox_in(&state_dir))
             .map(|d| d.count() == 0)
             .unwrap_or(false)
     })
     .await;
     node.process.terminate();
     drop(control);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logged_client_is_the_one_a_trusted_proxy_names() {
+    let stage = Stage::new("trusted-proxies").await;
+    stage
+        .tenant
+        .route("GET", "/who", &stage.service, false)
+        .await;
+    let client = reqwest::Client::new();
+    // Each request carries an id of its own, to find its log by.
+    let send = |node: &Node, forwarded_for: &str| {
+        client
+            .get(format!("{}/who", node.base))
+            .header("x-forwarded-for", forwarded_for)
+            .header("x-request-id", request_id(forwarded_for))
+            .send()
+    };
+    let trusting = stage.node(&["--trusted-proxies=127.0.0.0/8"]).await;
+    let echoed = send(&trusting, "203.0.113.7")
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        echoed.contains("203.0.113.7, 127.0.0.1"),
+        "the peer is appended: {echoed}"
+    );
+    trusting.process.terminate();
+    let wary = stage.node(&[]).await;
+    send(&wary, "198.51.100.9").await.expect("sent");
+    for (forwarded_for, client_ip) in [
+        ("203.0.113.7", "203.0.113.7"),
+        ("198.51.100.9", "127.0.0.1"),
+    ] {
+        let id = request_id(forwarded_for);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let logged = loop {
+            let logs = stage.tenant.all_logs("").await;
+            if let Some(log) = logs.into_iter().find(|log| log["requestId"] == id.as_str()) {
+                break log;
+            }
+            assert!(std::time::Instant::now() < deadline, "no log of {id}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(
+            logged["clientIp"], client_ip,
+            "X-Forwarded-For: {forwarded_for}"
+        );
+    }
+    wary.process.terminate();
+}
+
+fn request_id(forwarded_for: &str) -> String {
+    format!("who-{}", forwarded_for.replace('.', "-"))
 }

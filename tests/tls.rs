@@ -1,13 +1,15 @@
 //! TLS end to end: the node's HTTPS listener (certificate from files, h2
 //! offered by ALPN, `X-Forwarded-Proto: https`), https services verified
 //! against `--upstream-ca-file` (an untrusted one answers 502), and health
-//! checks over TLS with the same trust.
+//! checks over TLS with the same trust; a node following its control
+//! plane over `wss://` behind a private CA (`--control-ca-file`), and
+//! refusing one whose certificate it cannot verify.
 
 mod support;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::tls::{Pki, handshake, https_get, https_upstream};
+use support::tls::{Pki, handshake, https_get, https_upstream, tls_front};
 use support::{ControlPlane, Node, Scratch, Tenant, eventually, free_port};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,4 +126,70 @@ async fn the_node_speaks_tls_to_clients_and_to_services() {
         })
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_follows_its_control_plane_over_wss() {
+    let scratch = Scratch::new("wss");
+    let trusted = Pki::new(&scratch.0, "trusted");
+    let stranger = Pki::new(&scratch.0, "stranger");
+    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let backend = format!("127.0.0.1:{}", control.port).parse().expect("addr");
+    let port = tls_front(&trusted.leaf("control"), backend).await;
+    let control_url = format!("https://localhost:{port}");
+    let tenant = Tenant::register(&control.base).await;
+    let service = tenant.service("http://127.0.0.1:9", 1_000).await;
+    let ca = format!("--control-ca-file={}", trusted.ca_pem.display());
+    let node = Node::start_with(
+        &scratch.0,
+        &control_url,
+        &tenant.gateway_key,
+        &scratch.0.join("node"),
+        &[&ca],
+    )
+    .await;
+    assert!(node.metrics().await.contains("gatehouse_sync_connected 1"));
+    // Changes arrive over the TLS link too.
+    tenant.route("GET", "/over-tls", &service, false).await;
+    let http = reqwest::Client::new();
+    eventually("the route over wss", || {
+        let url = format!("{}/over-tls", node.base);
+        let http = http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() != reqwest::StatusCode::NOT_FOUND)
+        }
+    })
+    .await;
+    node.process.terminate();
+
+    // A control plane whose certificate the node cannot verify is refused.
+    let wrong = format!("--control-ca-file={}", stranger.ca_pem.display());
+    let refused = Node::spawn_with(
+        &scratch.0,
+        &control_url,
+        &tenant.gateway_key,
+        &scratch.0.join("refused"),
+        &[&wrong],
+    );
+    eventually("the TLS error to be reported", || {
+        let url = format!("{}/healthz", refused.admin);
+        async move {
+            let Ok(reply) = reqwest::get(url).await else {
+                return false;
+            };
+            let body: Value = reply.json().await.unwrap_or(Value::Null);
+            body.to_string().contains("TLS")
+        }
+    })
+    .await;
+    assert!(
+        refused
+            .metrics()
+            .await
+            .contains("gatehouse_sync_connected 0")
+    );
+    refused.process.terminate();
 }

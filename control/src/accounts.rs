@@ -171,12 +171,11 @@ async fn login(
         .await?
         .map_err(ApiError::Throttled)?;
 
-    let found: Option<(String, String, i64)> = sqlx::query_as(
-        "SELECT id, password_hash, token_generation FROM tenants WHERE email = $1",
-    )
-    .bind(&email)
-    .fetch_optional(state.store().pool())
-    .await?;
+    let found: Option<(String, String, i64)> =
+        sqlx::query_as("SELECT id, password_hash, token_generation FROM tenants WHERE email = $1")
+            .bind(&email)
+            .fetch_optional(state.store().pool())
+            .await?;
     let (tenant, hash) = match found {
         Some((id, hash, generation)) => (Some((id, generation)), hash),
         None => (None, passwords::decoy_hash().await.to_owned()),
@@ -308,10 +307,10 @@ async fn reset_password(
          token_generation = token_generation + 1 WHERE id = $3",
     )
     .bind(password_hash)
-        .bind(now)
-        .bind(&tenant_id)
-        .execute(&mut *tx)
-        .await?;
+    .bind(now)
+    .bind(&tenant_id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(Json(Message {
         message: "password changed; log in with the new password".to_owned(),

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser;
-use lettre::message::Mailbox;
 use gatehouse_protocol::trusted_proxies::TrustedProxies;
+use lettre::message::Mailbox;
 use rand::RngCore;
 
 fn parse_trusted_proxies(list: &str) -> Result<TrustedProxies, String> {
-    list.parse().map_err(|err: gatehouse_protocol::trusted_proxies::BadCidr| err.to_string())
+    list.parse()
+        .map_err(|err: gatehouse_protocol::trusted_proxies::BadCidr| err.to_string())
 }
 
 /// The shortest JWT secret accepted, in bytes.

@@ -90,7 +90,9 @@ pub async fn lock_plugin(
     conn: &mut AnyConnection,
     plugin_id: &str,
 ) -> Result<(), sqlx::Error> {
-    store.serialize_on(conn, &format!("plugin:{plugin_id}")).await
+    store
+        .serialize_on(conn, &format!("plugin:{plugin_id}"))
+        .await
 }
 
 /// Replaces a route's plugins, on `conn` (the route's transaction): 400

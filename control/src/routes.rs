@@ -227,8 +227,7 @@ async fn update_route(
     .map_err(conflict_on_unique("route_conflict", DUPLICATE_ROUTE))?
     .ok_or(ApiError::NotFound("route"))?;
     if let Some(plugins) = &plugins {
-        route_plugins::replace(state.store(), &mut tx, &auth.tenant_id, &route.id, plugins)
-            .await?;
+        route_plugins::replace(state.store(), &mut tx, &auth.tenant_id, &route.id, plugins).await?;
     }
     tx.commit().await?;
     let mut routes = [route];

@@ -102,7 +102,10 @@ mod tests {
     fn the_client_is_the_first_untrusted_hop_from_the_right() {
         let trusted: TrustedProxies = "10.0.0.0/8".parse().expect("parses");
         let lb = ip("10.0.0.5");
-        assert_eq!(trusted.client_ip(lb, Some("203.0.113.9")), ip("203.0.113.9"));
+        assert_eq!(
+            trusted.client_ip(lb, Some("203.0.113.9")),
+            ip("203.0.113.9")
+        );
         // The client forged the left part; the load balancer appended the truth.
         assert_eq!(
             trusted.client_ip(lb, Some("1.1.1.1, 203.0.113.9, 10.0.0.6")),
@@ -110,7 +113,11 @@ mod tests {
         );
         assert_eq!(trusted.client_ip(lb, None), lb);
         assert_eq!(trusted.client_ip(lb, Some("garbage")), lb);
-        assert_eq!(trusted.client_ip(lb, Some("10.0.0.7")), ip("10.0.0.7"), "all trusted");
+        assert_eq!(
+            trusted.client_ip(lb, Some("10.0.0.7")),
+            ip("10.0.0.7"),
+            "all trusted"
+        );
         // An untrusted peer's header is ignored.
         let direct = ip("198.51.100.4");
         assert_eq!(trusted.client_ip(direct, Some("10.0.0.1")), direct);

@@ -11,7 +11,8 @@ use gatehouse_protocol::trusted_proxies::TrustedProxies;
 use crate::tls;
 
 fn parse_trusted_proxies(list: &str) -> Result<TrustedProxies, String> {
-    list.parse().map_err(|err: gatehouse_protocol::trusted_proxies::BadCidr| err.to_string())
+    list.parse()
+        .map_err(|err: gatehouse_protocol::trusted_proxies::BadCidr| err.to_string())
 }
 
 /// A gateway node's configuration.
@@ -227,4 +228,3 @@ impl ProxyArgs {
         Ok(())
     }
 }
-

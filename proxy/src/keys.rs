@@ -38,7 +38,8 @@ impl KeyTag {
     }
 }
 
-static KEY_TAG: LazyLock<KeyTag> = LazyLock::new(|| KeyTag([RandomState::new(), RandomState::new()]));
+static KEY_TAG: LazyLock<KeyTag> =
+    LazyLock::new(|| KeyTag([RandomState::new(), RandomState::new()]));
 /// Keys longer than this are refused without hashing.
 const MAX_KEY_LEN: usize = 256;
 
@@ -316,7 +317,10 @@ mod tests {
         assert_eq!(hits, 1, "the real key is still cached");
         assert!(misses <= MISS_CAPACITY, "{misses} misses kept");
         assert_eq!(
-            index.lookup("ck_alpha").map(|c| c.id.to_string()).as_deref(),
+            index
+                .lookup("ck_alpha")
+                .map(|c| c.id.to_string())
+                .as_deref(),
             Some("a")
         );
         // The tag is keyed: the same key tags alike, others differ.

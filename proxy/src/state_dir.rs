@@ -179,11 +179,9 @@ impl TenantState {
             // Streamed to the file: a large config's JSON is tens of MB
             // that need not be held in memory beside the snapshot.
             let mut writer = BufWriter::new(file);
-            serde_json::to_writer(&mut writer, snapshot).map_err(|source| {
-                StateError::Corrupt {
-                    path: self.dir.join(SNAPSHOT_FILE).display().to_string(),
-                    source,
-                }
+            serde_json::to_writer(&mut writer, snapshot).map_err(|source| StateError::Corrupt {
+                path: self.dir.join(SNAPSHOT_FILE).display().to_string(),
+                source,
             })?;
             writer
                 .flush()
@@ -256,7 +254,10 @@ mod tests {
         assert!(tenant.load_snapshot().expect("reads").is_none());
         tenant.save_snapshot(&snapshot("t", 1)).expect("saves");
         tenant.save_snapshot(&snapshot("t", 2)).expect("saves");
-        assert_eq!(tenant.load_snapshot().expect("reads"), Some(snapshot("t", 2)));
+        assert_eq!(
+            tenant.load_snapshot().expect("reads"),
+            Some(snapshot("t", 2))
+        );
         assert!(!dir.join("tenants/t/snapshot.json.tmp").exists());
         fs::write(dir.join("tenants/t").join(SNAPSHOT_FILE), b"{ torn").expect("corrupt it");
         assert!(matches!(

@@ -81,10 +81,7 @@ fn check_ca_file(flag: &'static str, path: &Path) -> Result<(), FileError> {
     load_ca_file_into_store(path, &mut store)
         .map_err(|err| (flag, format!("{}: {err}", path.display())))?;
     if store.is_empty() {
-        return Err((
-            flag,
-            format!("{}: no certificate in it", path.display()),
-        ));
+        return Err((flag, format!("{}: no certificate in it", path.display())));
     }
     Ok(())
 }

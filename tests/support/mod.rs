@@ -378,6 +378,16 @@ impl Tenant {
         }
     }
 
+    /// The tenant's id.
+    pub fn id(&self) -> &str {
+        self.api.rsplit('/').next().unwrap_or_default()
+    }
+
+    /// Where a node's state dir keeps this tenant's undelivered telemetry.
+    pub fn outbox_in(&self, state_dir: &Path) -> PathBuf {
+        state_dir.join("tenants").join(self.id()).join("outbox")
+    }
+
     /// Sends a request to `{api}{path}`, asserting a 2xx; returns the JSON body.
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let (status, body) = self.call(method.clone(), path, body).await;

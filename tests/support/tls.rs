@@ -115,25 +115,61 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+impl Leaf {
+    /// A rustls server presenting this certificate.
+    fn acceptor(&self) -> TlsAcceptor {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocols")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![self.cert.clone()],
+                PrivateKeyDer::Pkcs8(self.key.clone_key()),
+            )
+            .expect("server config");
+        TlsAcceptor::from(Arc::new(config))
+    }
+}
+
 /// The test upstream over HTTPS with `leaf`, at `https://localhost:<port>`.
 pub async fn https_upstream(leaf: &Leaf) -> Upstream {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocols")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.cert.clone()],
-            PrivateKeyDer::Pkcs8(leaf.key.clone_key()),
-        )
-        .expect("server config");
     let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = tcp.local_addr().expect("addr").port();
     let listener = TlsListener {
         tcp,
-        acceptor: TlsAcceptor::from(Arc::new(config)),
+        acceptor: leaf.acceptor(),
     };
     serve_upstream(listener, format!("https://localhost:{port}"))
+}
+
+/// A TLS-terminating front for `backend`, as a load balancer in front of
+/// the control plane is: `https://localhost:<port>` (the port returned)
+/// with `leaf`, each connection relayed as plain TCP.
+pub async fn tls_front(leaf: &Leaf, backend: SocketAddr) -> u16 {
+    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = tcp.local_addr().expect("addr").port();
+    let acceptor = leaf.acceptor();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = tcp.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let Ok(mut plain) = TcpStream::connect(backend).await else {
+                    return;
+                };
+                tokio::io::copy_bidirectional(&mut tls, &mut plain)
+                    .await
+                    .ok();
+            });
+        }
+    });
+    port
 }
 
 /// An answer read over HTTPS.

@@ -37,7 +37,7 @@ impl Throttle {
     }
 
     fn row_key(&self, key: &str) -> String {
-        sha256_hex(&format!("{}:{key}", self.namespace))
+        sha256_hex(format!("{}:{key}", self.namespace))
     }
 
     fn window_ms(&self) -> i64 {
@@ -82,7 +82,11 @@ impl Throttle {
         .bind(expired)
         .execute(store.pool())
         .await?;
-        if self.recorded.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 {
+        if self
+            .recorded
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
             sqlx::query("DELETE FROM auth_failures WHERE window_started <= $1")
                 .bind(expired)
                 .execute(store.pool())

@@ -140,7 +140,11 @@ impl Delivery {
     }
 
     /// Sends the tenant's config as it is now.
-    async fn push(&mut self, socket: &mut WebSocket, state: &AppState) -> Result<(), ConnectionError> {
+    async fn push(
+        &mut self,
+        socket: &mut WebSocket,
+        state: &AppState,
+    ) -> Result<(), ConnectionError> {
         let snapshot = snapshot::build(state.store(), &self.sent.tenant_id).await?;
         self.sent = snapshot.identity();
         self.sent_at = Instant::now();
@@ -247,19 +251,37 @@ async fn stream(
                 delivery.push_if_changed(socket, state, &current).await?;
             }
             _ = heartbeat.tick() => {
-                // Also here: a node that connected while the key was being
-                // rotated missed the version bump.
-                cut_off_if_rotated(socket, state, tenant_id, key_hash).await?;
-                // A change whose announcement was lost is found here, at
-                // most a heartbeat after it was committed.
-                let current = snapshot::current(state.store(), tenant_id).await?;
-                delivery.push_if_changed(socket, state, &current).await?;
-                let fleet = gateway_status::status(state.store(), tenant_id, Timestamp::now()).await?;
-                let nodes = u32::try_from(fleet.connected_nodes).ok().filter(|n| *n > 0);
-                send(socket, &ControlMessage::Heartbeat { nodes }).await?;
+                match beat(socket, state, tenant_id, key_hash, &mut delivery).await {
+                    // The database is away: the link stays up (the node
+                    // keeps serving), and the next beat checks again.
+                    Err(ConnectionError::Database(err)) => {
+                        tracing::warn!(tenant_id, error = %err, "heartbeat check skipped");
+                    }
+                    other => other?,
+                }
             }
         }
     }
+}
+
+/// The control plane's heartbeat: cut the node off if its key was rotated
+/// (a node that connected during a rotation missed its wake-up), push a
+/// change whose announcement was lost (found here at most a heartbeat
+/// after its commit), and tell the node how many of the tenant's nodes are
+/// connected.
+async fn beat(
+    socket: &mut WebSocket,
+    state: &AppState,
+    tenant_id: &str,
+    key_hash: &str,
+    delivery: &mut Delivery,
+) -> Result<(), ConnectionError> {
+    cut_off_if_rotated(socket, state, tenant_id, key_hash).await?;
+    let current = snapshot::current(state.store(), tenant_id).await?;
+    delivery.push_if_changed(socket, state, &current).await?;
+    let fleet = gateway_status::status(state.store(), tenant_id, Timestamp::now()).await?;
+    let nodes = u32::try_from(fleet.connected_nodes).ok().filter(|n| *n > 0);
+    send(socket, &ControlMessage::Heartbeat { nodes }).await
 }
 
 /// Acknowledges a stored batch (or one that can never be stored, which is

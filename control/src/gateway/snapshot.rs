@@ -5,7 +5,8 @@
 //! what was read.
 
 use gatehouse_protocol::{
-    ConfigIdentity, ConfigSnapshot, ConsumerConfig, RateLimits, RouteConfig, RoutePluginConfig, ServiceConfig,
+    ConfigIdentity, ConfigSnapshot, ConsumerConfig, RateLimits, RouteConfig, RoutePluginConfig,
+    ServiceConfig,
 };
 use sqlx::FromRow;
 

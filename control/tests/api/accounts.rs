@@ -286,18 +286,25 @@ async fn password_reset_round_trip(db: Db) {
 /// address (from X-Forwarded-For); the header of an untrusted peer is
 /// ignored, so a client cannot dodge the throttle by forging it.
 async fn throttles_see_the_client_behind_a_trusted_proxy(db: Db) {
-    let login_from = |h: &Harness, forwarded_for: &'static str, email: String, password: &'static str| {
-        let request = h
-            .http
-            .post(format!("{}/api/auth/login", h.base))
-            .header("x-forwarded-for", forwarded_for)
-            .json(&json!({ "email": email, "password": password }));
-        async move { request.send().await.expect("sent").status() }
-    };
+    let login_from =
+        |h: &Harness, forwarded_for: &'static str, email: String, password: &'static str| {
+            let request = h
+                .http
+                .post(format!("{}/api/auth/login", h.base))
+                .header("x-forwarded-for", forwarded_for)
+                .json(&json!({ "email": email, "password": password }));
+            async move { request.send().await.expect("sent").status() }
+        };
     let h = Harness::start_with(db, &["--trusted-proxies=127.0.0.0/8"]).await;
     let tenant = h.register("behind-lb").await;
     for i in 0..gatehouse_control::server::LOGIN_FAILURES_PER_IP {
-        let status = login_from(&h, "203.0.113.1", format!("guess-{i}@example.com"), "wrong-password").await;
+        let status = login_from(
+            &h,
+            "203.0.113.1",
+            format!("guess-{i}@example.com"),
+            "wrong-password",
+        )
+        .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(
@@ -315,8 +322,18 @@ async fn throttles_see_the_client_behind_a_trusted_proxy(db: Db) {
     let h = Harness::start(db).await;
     let tenant = h.register("no-lb").await;
     for i in 0..gatehouse_control::server::LOGIN_FAILURES_PER_IP {
-        let forged: &'static str = if i % 2 == 0 { "198.51.100.1" } else { "198.51.100.2" };
-        let status = login_from(&h, forged, format!("guess-{i}@example.com"), "wrong-password").await;
+        let forged: &'static str = if i % 2 == 0 {
+            "198.51.100.1"
+        } else {
+            "198.51.100.2"
+        };
+        let status = login_from(
+            &h,
+            forged,
+            format!("guess-{i}@example.com"),
+            "wrong-password",
+        )
+        .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(

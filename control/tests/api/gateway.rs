@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use gatehouse_control::Control;
-use gatehouse_protocol::{ConfigIdentity, ConfigSnapshot};
 use gatehouse_protocol::sync::{self, CONNECT_PATH, ControlMessage, NodeMessage};
+use gatehouse_protocol::{ConfigIdentity, ConfigSnapshot};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -437,7 +437,10 @@ async fn only_the_exact_config_is_up_to_date(db: Db) {
     let config_a = snapshot(&mut node_a).await;
     let mut node_b = dial(&h.base, &b.gateway_key, None).await;
     let config_b = snapshot(&mut node_b).await;
-    assert_eq!(config_a.version, config_b.version, "the same number of changes");
+    assert_eq!(
+        config_a.version, config_b.version,
+        "the same number of changes"
+    );
 
     // B's key on a node that serves A's config (a shared state dir).
     let mut confused = dial(&h.base, &b.gateway_key, Some(config_a.identity())).await;
@@ -451,11 +454,23 @@ async fn only_the_exact_config_is_up_to_date(db: Db) {
         ..config_a.identity()
     };
     let mut restored = dial(&h.base, &a.gateway_key, Some(other_revision)).await;
-    assert_eq!(snapshot(&mut restored).await.identity(), config_a.identity());
+    assert_eq!(
+        snapshot(&mut restored).await.identity(),
+        config_a.identity()
+    );
 
     let mut current = dial(&h.base, &a.gateway_key, Some(config_a.identity())).await;
-    assert!(matches!(next(&mut current).await, ControlMessage::UpToDate { .. }));
-    for socket in [&mut node_a, &mut node_b, &mut confused, &mut restored, &mut current] {
+    assert!(matches!(
+        next(&mut current).await,
+        ControlMessage::UpToDate { .. }
+    ));
+    for socket in [
+        &mut node_a,
+        &mut node_b,
+        &mut confused,
+        &mut restored,
+        &mut current,
+    ] {
         socket.close(None).await.ok();
     }
     h.finish().await;
@@ -474,7 +489,9 @@ async fn lost_announcements_are_repaired_within_a_heartbeat(db: Db) {
     let first = snapshot(&mut node).await;
     let limit = Duration::from_millis(sync::HEARTBEAT_INTERVAL_MS + 1_500);
 
-    // Written in the database directly: nothing announces it.
+    // Written in the database directly: nothing announces it. (After the
+    // connection's first heartbeat check, so the repair is a later one.)
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
     sqlx::query("UPDATE services SET target_url = 'http://127.0.0.1:2/' WHERE id = $1")
         .bind(&service)
@@ -504,12 +521,14 @@ async fn lost_announcements_are_repaired_within_a_heartbeat(db: Db) {
         .execute(h.store().pool())
         .await
         .expect("update");
-    sqlx::query("UPDATE tenants SET config_version = $1, config_revision = 'restored' WHERE id = $2")
-        .bind(first.version)
-        .bind(&t.id)
-        .execute(h.store().pool())
-        .await
-        .expect("restore");
+    sqlx::query(
+        "UPDATE tenants SET config_version = $1, config_revision = 'restored' WHERE id = $2",
+    )
+    .bind(first.version)
+    .bind(&t.id)
+    .execute(h.store().pool())
+    .await
+    .expect("restore");
     let back = snapshot(&mut node).await;
     let took = started.elapsed();
     eprintln!("restored (older) config delivered in {took:?}");
@@ -530,7 +549,10 @@ async fn lost_announcements_are_repaired_within_a_heartbeat(db: Db) {
             .fetch_all(h.store().pool())
             .await
             .expect("terminate");
-            assert!(!killed.is_empty(), "the replicas' LISTEN connections were found");
+            assert!(
+                !killed.is_empty(),
+                "the replicas' LISTEN connections were found"
+            );
             let started = Instant::now();
             let name = format!("after-kill-{round}");
             h.service(&t, &name).await;

@@ -315,7 +315,9 @@ async fn pages_past_the_cap_are_refused(db: Db) {
             .await
             .expect(StatusCode::OK);
         for page in ["201", "1000000"] {
-            let reply = h.get(&t.path(&format!("{list}?page={page}")), &t.token).await;
+            let reply = h
+                .get(&t.path(&format!("{list}?page={page}")), &t.token)
+                .await;
             reply.expect_error(StatusCode::BAD_REQUEST, "validation_failed");
             assert_eq!(reply.body["error"]["field"], "page", "{}", reply.text);
         }

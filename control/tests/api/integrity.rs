@@ -29,8 +29,16 @@ async fn concurrent_patches_of_different_fields_both_survive(db: Db) {
         let (a, b, c, d) = tokio::join!(
             h.patch(&route_path, &t.token, json!({ "enabled": enabled })),
             h.patch(&route_path, &t.token, json!({ "rateLimitOverride": round })),
-            h.patch(&service_path, &t.token, json!({ "timeoutMs": 1000 + round })),
-            h.patch(&service_path, &t.token, json!({ "name": format!("svc-{round}") })),
+            h.patch(
+                &service_path,
+                &t.token,
+                json!({ "timeoutMs": 1000 + round })
+            ),
+            h.patch(
+                &service_path,
+                &t.token,
+                json!({ "name": format!("svc-{round}") })
+            ),
         );
         for reply in [a, b, c, d] {
             reply.expect(StatusCode::OK);
@@ -42,7 +50,11 @@ async fn concurrent_patches_of_different_fields_both_survive(db: Db) {
         let services = h.get(&t.path("/services"), &t.token).await;
         let saved = &services.list()[0];
         assert_eq!(saved["timeoutMs"], 1000 + round, "round {round}: {saved}");
-        assert_eq!(saved["name"], format!("svc-{round}"), "round {round}: {saved}");
+        assert_eq!(
+            saved["name"],
+            format!("svc-{round}"),
+            "round {round}: {saved}"
+        );
     }
     h.finish().await;
 }
@@ -96,7 +108,10 @@ async fn a_plugin_is_never_deleted_while_attached(db: Db) {
         .fetch_one(h.store().pool())
         .await
         .expect("count");
-        assert_eq!(dangling, 0, "round {round}: a route points at a deleted plugin");
+        assert_eq!(
+            dangling, 0,
+            "round {round}: a route points at a deleted plugin"
+        );
         // Detached again for the next round.
         h.patch(&route_path, &t.token, json!({ "plugins": [] }))
             .await

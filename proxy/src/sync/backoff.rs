@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
+use gatehouse_protocol::sync::HEARTBEAT_INTERVAL_MS;
 use rand::Rng;
 
 /// The first reconnect delay's upper bound.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
-/// The largest reconnect delay.
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// The largest reconnect delay: a heartbeat, so a node that lost its
+/// control plane is back within one once it returns.
+const BACKOFF_MAX: Duration = Duration::from_millis(HEARTBEAT_INTERVAL_MS);
 
 /// The delay before reconnect attempt `attempt`: uniformly random up to an
 /// exponentially growing bound.

@@ -153,9 +153,8 @@ impl Syncer {
             .map_err(|err| SyncError::Connection(tungstenite::Error::Io(err)))?;
         tcp.set_nodelay(true).ok();
         let stream: Box<dyn Io> = if tls {
-            let connector =
-                crate::tls::client_connector(self.settings.control_ca_file.as_deref())
-                    .ok_or_else(|| SyncError::Tls("no TLS client configuration".to_owned()))?;
+            let connector = crate::tls::client_connector(self.settings.control_ca_file.as_deref())
+                .ok_or_else(|| SyncError::Tls("no TLS client configuration".to_owned()))?;
             let name = ServerName::try_from(host)
                 .map_err(|err| SyncError::Tls(format!("server name: {err}")))?;
             Box::new(
