@@ -1,5 +1,7 @@
-//! Tenant isolation on every tenant-scoped endpoint: no token or a bad one
-//! is 401, another tenant's token 403, another tenant's ids 404.
+//! Tenant isolation on every tenant-scoped operation of the OpenAPI
+//! document: no token or a bad one is 401, another tenant's token 403,
+//! another tenant's ids 404 (in paths), nothing (in filters) or 400 (in
+//! bodies: a service or plugin of another tenant on a route).
 
 use gatehouse_control::error_events;
 use gatehouse_control::store::Timestamp;
@@ -13,70 +15,115 @@ use crate::on_both_databases;
 
 on_both_databases!(every_endpoint_is_isolated);
 
-/// Every tenant-scoped endpoint, with `{id}` for an entity id.
-fn endpoints(ids: &Ids) -> Vec<(Method, String, Option<Value>)> {
-    vec![
-        (Method::GET, "/routes".into(), None),
-        (
-            Method::POST,
-            "/routes".into(),
-            Some(
-                json!({ "method": "GET", "pathPattern": "/x", "serviceId": ids.service, "authRequired": true }),
-            ),
+/// Every tenant-scoped operation of the OpenAPI document, with its path's
+/// `{id}` filled with Alice's entity of that collection and a body the
+/// handler accepts. An operation the test cannot fill fails the test, so a
+/// new endpoint is isolated-tested from the day it is documented.
+async fn endpoints(h: &Harness, ids: &Ids) -> Vec<Endpoint> {
+    let document = h
+        .call(Method::GET, "/api/openapi.json", None, None)
+        .await
+        .body;
+    let paths = document["paths"].as_object().expect("paths");
+    let mut endpoints = Vec::new();
+    for (template, operations) in paths {
+        let Some(rest) = template.strip_prefix("/api/tenants/{tenantId}") else {
+            continue;
+        };
+        let collection = rest.split('/').nth(1).unwrap_or_default().to_owned();
+        for (method, operation) in operations.as_object().expect("operations") {
+            let method: Method = method.to_uppercase().parse().expect("a method");
+            let params: Vec<&str> = operation["parameters"]
+                .as_array()
+                .map(|list| list.iter().filter_map(|p| p["name"].as_str()).collect())
+                .unwrap_or_default();
+            let mut path = rest.to_owned();
+            if params.contains(&"id") {
+                let id = ids.of(&collection).unwrap_or_else(|| {
+                    panic!("no entity to name in {method} {template}: add one to populate()")
+                });
+                path = path.replace("{id}", id);
+            }
+            assert!(!path.contains('{'), "unfilled parameter in {template}");
+            let body = body_for(&method, &collection, ids).unwrap_or_else(|| {
+                panic!("no body for {method} {template}: add one to body_for()")
+            });
+            endpoints.push(Endpoint {
+                method,
+                path,
+                names_an_id: params.contains(&"id"),
+                body,
+            });
+        }
+    }
+    assert!(endpoints.len() >= 24, "{} operations", endpoints.len());
+    endpoints
+}
+
+/// One tenant-scoped operation, ready to call.
+struct Endpoint {
+    method: Method,
+    path: String,
+    names_an_id: bool,
+    body: Body,
+}
+
+/// What an operation is sent.
+#[derive(Clone)]
+enum Body {
+    None,
+    Json(Value),
+    Wasm(&'static str),
+}
+
+/// A body `method` on `collection` accepts; `None` for an operation this
+/// test does not know yet.
+fn body_for(method: &Method, collection: &str, ids: &Ids) -> Option<Body> {
+    Some(match (method.as_str(), collection) {
+        ("GET" | "DELETE", _) => Body::None,
+        ("POST", "gateway-key") => Body::None,
+        ("POST", "routes") => Body::Json(
+            json!({ "method": "GET", "pathPattern": "/x", "serviceId": ids.service, "authRequired": true }),
         ),
-        (
-            Method::PATCH,
-            format!("/routes/{}", ids.route),
-            Some(json!({ "enabled": false })),
+        ("POST", "services") => Body::Json(json!({ "name": "x", "targetUrl": "http://h" })),
+        ("POST", "consumers") => Body::Json(json!({ "name": "x" })),
+        ("POST", "plugins") => Body::Wasm("?name=p&version=1.0.0"),
+        ("PATCH", "routes") => Body::Json(json!({ "enabled": false })),
+        ("PATCH", "services" | "consumers") => Body::Json(json!({ "name": "y" })),
+        ("PATCH", "errors") => Body::Json(json!({ "resolved": true })),
+        ("PUT", "rate-limit-tiers") => Body::Json(
+            json!({ "tiers": [{ "name": "free", "requestsPerMinute": 1 }], "anonymousRequestsPerMinute": null }),
         ),
-        (Method::DELETE, format!("/routes/{}", ids.route), None),
-        (Method::GET, "/services".into(), None),
-        (
-            Method::POST,
-            "/services".into(),
-            Some(json!({ "name": "x", "targetUrl": "http://h" })),
-        ),
-        (
-            Method::PATCH,
-            format!("/services/{}", ids.service),
-            Some(json!({ "name": "y" })),
-        ),
-        (Method::DELETE, format!("/services/{}", ids.service), None),
-        (Method::GET, "/consumers".into(), None),
-        (
-            Method::POST,
-            "/consumers".into(),
-            Some(json!({ "name": "x" })),
-        ),
-        (
-            Method::PATCH,
-            format!("/consumers/{}", ids.consumer),
-            Some(json!({ "name": "y" })),
-        ),
-        (Method::DELETE, format!("/consumers/{}", ids.consumer), None),
-        (Method::GET, "/logs".into(), None),
-        (Method::GET, "/errors".into(), None),
-        (
-            Method::PATCH,
-            format!("/errors/{}", ids.error),
-            Some(json!({ "resolved": true })),
-        ),
-        (Method::GET, "/health".into(), None),
-        (Method::GET, "/metrics?period=1h".into(), None),
-        (Method::GET, "/gateway-status".into(), None),
-        (Method::POST, "/gateway-key".into(), None),
-        (Method::GET, "/plugins".into(), None),
-        (Method::GET, format!("/plugins/{}", ids.service), None),
-        (Method::DELETE, format!("/plugins/{}", ids.service), None),
-        (Method::GET, "/rate-limit-tiers".into(), None),
-        (
-            Method::PUT,
-            "/rate-limit-tiers".into(),
-            Some(
-                json!({ "tiers": [{ "name": "free", "requestsPerMinute": 1 }], "anonymousRequestsPerMinute": null }),
-            ),
-        ),
-    ]
+        _ => return None,
+    })
+}
+
+impl Endpoint {
+    async fn call(
+        &self,
+        h: &Harness,
+        tenant: &Tenant,
+        token: Option<&str>,
+    ) -> crate::common::Reply {
+        let path = tenant.path(&self.path);
+        match &self.body {
+            Body::None => h.call(self.method.clone(), &path, token, None).await,
+            Body::Json(body) => {
+                h.call(self.method.clone(), &path, token, Some(body.clone()))
+                    .await
+            }
+            Body::Wasm(query) => {
+                h.call_raw(
+                    self.method.clone(),
+                    &format!("{path}{query}"),
+                    token,
+                    "application/wasm",
+                    b"\0asm\x0d\0\x01\0".to_vec(),
+                )
+                .await
+            }
+        }
+    }
 }
 
 struct Ids {
@@ -84,6 +131,21 @@ struct Ids {
     route: String,
     consumer: String,
     error: String,
+    plugin: String,
+}
+
+impl Ids {
+    /// The entity of `collection` (a path's first segment).
+    fn of(&self, collection: &str) -> Option<&str> {
+        Some(match collection {
+            "services" => &self.service,
+            "routes" => &self.route,
+            "consumers" => &self.consumer,
+            "errors" => &self.error,
+            "plugins" => &self.plugin,
+            _ => return None,
+        })
+    }
 }
 
 async fn populate(h: &Harness, t: &Tenant) -> Ids {
@@ -105,11 +167,26 @@ async fn populate(h: &Harness, t: &Tenant) -> Ids {
     )
     .await
     .expect("record");
+    // A plugin row as an upload stores it (uploads of real components are
+    // tested in tests/plugins.rs).
+    let plugin = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO plugins (id, tenant_id, name, version, sha256, size_bytes, wasm, \
+         created_at, updated_at) VALUES ($1, $2, 'guard', '1.0.0', $3, 8, $4, 1, 1)",
+    )
+    .bind(&plugin)
+    .bind(&t.id)
+    .bind(format!("{:064x}", uuid::Uuid::new_v4().as_u128()))
+    .bind(b"\0asm\x0d\0\x01\0".to_vec())
+    .execute(h.store().pool())
+    .await
+    .expect("plugin row");
     Ids {
         service,
         route,
         consumer,
         error,
+        plugin,
     }
 }
 
@@ -165,10 +242,10 @@ async fn every_endpoint_is_isolated(db: Db) {
             JWT_SECRET,
         ),
     ];
-    let endpoints = endpoints(&alice_ids);
-    for (method, rest, body) in &endpoints {
-        let path = alice.path(rest);
-        let reply = h.call(method.clone(), &path, None, body.clone()).await;
+    let endpoints = endpoints(&h, &alice_ids).await;
+    for endpoint in &endpoints {
+        let (method, rest) = (&endpoint.method, &endpoint.path);
+        let reply = endpoint.call(&h, &alice, None).await;
         assert_eq!(
             reply.status,
             StatusCode::UNAUTHORIZED,
@@ -176,9 +253,7 @@ async fn every_endpoint_is_isolated(db: Db) {
         );
         assert_eq!(reply.body["error"]["code"], "missing_token");
         for token in &bad_tokens {
-            let reply = h
-                .call(method.clone(), &path, Some(token), body.clone())
-                .await;
+            let reply = endpoint.call(&h, &alice, Some(token)).await;
             assert_eq!(
                 reply.status,
                 StatusCode::UNAUTHORIZED,
@@ -187,9 +262,7 @@ async fn every_endpoint_is_isolated(db: Db) {
             assert_eq!(reply.body["error"]["code"], "invalid_token");
         }
         // Bob's valid token on Alice's tenant.
-        let reply = h
-            .call(method.clone(), &path, Some(&bob.token), body.clone())
-            .await;
+        let reply = endpoint.call(&h, &alice, Some(&bob.token)).await;
         assert_eq!(
             reply.status,
             StatusCode::FORBIDDEN,
@@ -198,19 +271,8 @@ async fn every_endpoint_is_isolated(db: Db) {
         );
         assert_eq!(reply.body["error"]["code"], "forbidden");
         // Bob's token on his own tenant, naming Alice's ids.
-        if rest.contains(&alice_ids.service)
-            || rest.contains(&alice_ids.route)
-            || rest.contains(&alice_ids.consumer)
-            || rest.contains(&alice_ids.error)
-        {
-            let reply = h
-                .call(
-                    method.clone(),
-                    &bob.path(rest),
-                    Some(&bob.token),
-                    body.clone(),
-                )
-                .await;
+        if endpoint.names_an_id {
+            let reply = endpoint.call(&h, &bob, Some(&bob.token)).await;
             assert_eq!(
                 reply.status,
                 StatusCode::NOT_FOUND,
@@ -219,6 +281,23 @@ async fn every_endpoint_is_isolated(db: Db) {
             );
         }
     }
+    // Ids in query strings and bodies: Bob's logs filtered by Alice's
+    // consumer are empty, and his routes cannot point at her service or
+    // attach her plugin.
+    let filtered = h
+        .get(
+            &bob.path(&format!("/logs?consumerId={}", alice_ids.consumer)),
+            &bob.token,
+        )
+        .await;
+    filtered.expect(StatusCode::OK);
+    assert!(filtered.list().is_empty());
+    let bob_service = h.service(&bob, "mine").await;
+    h.post(&bob.path("/routes"), &bob.token,
+        json!({ "method": "GET", "pathPattern": "/borrow", "serviceId": bob_service, "authRequired": false,
+            "plugins": [{ "pluginId": alice_ids.plugin }] }))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_failed");
     // A route of Bob's cannot point at Alice's service.
     h.post(&bob.path("/routes"), &bob.token,
         json!({ "method": "GET", "pathPattern": "/steal", "serviceId": alice_ids.service, "authRequired": false }))
