@@ -42,8 +42,10 @@ psql "$PG_URL" -qtAF ' ' -c "SELECT datname, shobj_description(oid, 'pg_database
   while read -r db mark; do
     pid=${mark#gatehouse-test pid=}
     case "$mark" in "gatehouse-test pid="*) ;; *) continue ;; esac
-    [ -n "$db" ] && ! kill -0 "$pid" 2>/dev/null &&
+    # Gone only when kill says so (not when it may not signal a live one).
+    if { kill -0 "$pid" 2>&1 || true; } | grep -q "No such process"; then
       psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+    fi
   done
 
 redis_answers() { command -v redis-cli >/dev/null 2>&1 && [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; }

@@ -14,7 +14,7 @@ use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use support::{ControlPlane, Node, Scratch, Tenant, eventually_within, free_port, upstream};
+use support::{ControlPlane, Node, Scratch, Tenant, eventually_within, upstream};
 
 /// Builds the JavaScript and Python examples (componentize-js and
 /// componentize-py, installed on first use) and reads them.
@@ -56,7 +56,7 @@ async fn example_plugins_in_three_languages_work_through_the_proxy() {
         .expect("built");
     let scratch = Scratch::new("example-plugins");
     let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let control = ControlPlane::start(&scratch.0, 0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant.service(&upstream.url, 30_000).await;

@@ -146,7 +146,7 @@ async fn add_service(tenant: &Tenant, name: &str) -> (StatusCode, Value) {
 async fn postgres_restarted_under_the_control_plane() {
     let scratch = Scratch::new("fault-postgres");
     let mut postgres = PrivatePostgres::init(&scratch.0);
-    let control = ControlPlane::start_on(&scratch.0, free_port(), &postgres.url()).await;
+    let control = ControlPlane::start_on(&scratch.0, 0, &postgres.url()).await;
     let tenant = Tenant::register(&control.base).await;
     let (status, service) = add_service(&tenant, "before").await;
     assert_eq!(status, StatusCode::CREATED, "{service}");
@@ -160,6 +160,14 @@ async fn postgres_restarted_under_the_control_plane() {
         }
     };
     assert!(!served(after.clone()).await);
+    // That request's log is stored before the outage: a batch the database
+    // cannot store ends the node's link (it is sent again after), and this
+    // test shows that nothing else does.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tenant.all_logs("").await.is_empty() {
+        assert!(Instant::now() < deadline, "the request's log never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     postgres.stop();
     let started = Instant::now();
@@ -224,5 +232,17 @@ async fn postgres_restarted_under_the_control_plane() {
         started.elapsed()
     );
     node.process.terminate();
+    // The node's link to the control plane held through the outage.
+    let node_logs: String = std::fs::read_dir(&scratch.0)
+        .expect("scratch")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("proxy-"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect();
+    assert_eq!(
+        node_logs.matches("connected to the control plane").count(),
+        1,
+        "the node reconnected during the outage:\n{node_logs}"
+    );
     control.process.terminate();
 }

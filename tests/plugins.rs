@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_components_are_stored_listed_and_deleted() {
     let scratch = Scratch::new("plugin-uploads");
-    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let control = ControlPlane::start(&scratch.0, 0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let other = Tenant::register(&control.base).await;
@@ -106,7 +106,7 @@ mod support;
 
 use gatehouse_proxy::plugins::builtins::TESTBED;
 use serde_json::json;
-use support::{ControlPlane, Node, Scratch, Tenant, eventually, free_port, until_status, upstream};
+use support::{ControlPlane, Node, Scratch, Tenant, eventually, until_status, upstream};
 
 /// A tenant plugin uploaded over REST, attached to a route, fetched by the
 /// node over the gateway link and run on traffic: it changes requests,
@@ -121,7 +121,7 @@ async fn json_at(client: &reqwest::Client, url: &str) -> Value {
 async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     let scratch = Scratch::new("tenant-plugins");
     let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let control = ControlPlane::start(&scratch.0, 0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant.service(&upstream.url, 30_000).await;

@@ -38,7 +38,7 @@ async fn traffic_flows_and_changes_apply_at_once() {
     let scratch = Scratch::new("traffic");
     let upstream = upstream().await;
     let upstream_url = upstream.url.clone();
-    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let control = ControlPlane::start(&scratch.0, 0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant.service(&format!("{upstream_url}/v1"), 30_000).await;
@@ -260,8 +260,8 @@ async fn the_node_outlives_the_control_plane() {
     let scratch = Scratch::new("outage");
     let upstream = upstream().await;
     let upstream_url = upstream.url.clone();
-    let port = free_port();
-    let control = ControlPlane::start(&scratch.0, port).await;
+    let control = ControlPlane::start(&scratch.0, 0).await;
+    let port = control.port;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant.service(&upstream_url, 30_000).await;
@@ -324,7 +324,7 @@ async fn the_node_outlives_the_control_plane() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_gateway_key_is_reported() {
     let scratch = Scratch::new("badkey");
-    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let control = ControlPlane::start(&scratch.0, 0).await;
     let node = Node::spawn(
         &scratch.0,
         &control.base,
@@ -363,7 +363,7 @@ async fn bodies_stream_and_shutdown_drains_in_flight_requests() {
     let scratch = Scratch::new("drain");
     let upstream = upstream().await;
     let upstream_url = upstream.url.clone();
-    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let control = ControlPlane::start(&scratch.0, 0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant.service(&upstream_url, 30_000).await;

@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{
-    ControlPlane, JWT_SECRET, Node, PASSWORD, Scratch, Tenant, VERBOSE_LOGS, free_port, upstream,
-};
+use support::{ControlPlane, JWT_SECRET, Node, PASSWORD, Scratch, Tenant, VERBOSE_LOGS, upstream};
 
 const WRONG_PASSWORD: &str = "not-the-password-9183";
 const NEW_PASSWORD: &str = "brand-new-password-5521";
@@ -48,7 +46,7 @@ async fn no_secret_is_ever_logged() {
     VERBOSE_LOGS.store(true, Ordering::SeqCst);
     let scratch = Scratch::new("secrets");
     let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let control = ControlPlane::start(&scratch.0, 0).await;
     let http = reqwest::Client::new();
     let auth = |path: &str| format!("{}/api/auth/{path}", control.base);
     let mut tenant = Tenant::register(&control.base).await;

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    ControlPlane, Node, Scratch, Stage, Tenant, eventually, eventually_within, free_port,
-    serve_upstream,
+    ControlPlane, Node, Scratch, Stage, Tenant, eventually, eventually_within, serve_upstream,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -149,7 +148,7 @@ async fn a_flapping_upstream() {
     let addr = listener.local_addr().expect("addr");
     let url = format!("http://{addr}");
     let mut running = Some(serve_upstream(listener, url.clone()));
-    let control = ControlPlane::start(&scratch.0, free_port()).await;
+    let control = ControlPlane::start(&scratch.0, 0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant.service(&url, 2_000).await;
@@ -370,7 +369,11 @@ async fn slow_and_oversized_clients() {
         "nothing oversized reached the upstream"
     );
     // A chunked body that grows past the limit is cut: 413 (or the
-    // connection dropped), never forwarded whole.
+    // connection dropped), never forwarded whole: the upstream reads at most
+    // the limit of it.
+    let read_before = upstream
+        .body_bytes
+        .load(std::sync::atomic::Ordering::SeqCst);
     let mut stream = TcpStream::connect(&addr).await.expect("connect");
     stream
         .write_all(b"POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -389,6 +392,15 @@ async fn slow_and_oversized_clients() {
         answer.is_empty() || answer.starts_with("HTTP/1.1 413"),
         "{}",
         answer.lines().next().unwrap_or("")
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let forwarded = upstream
+        .body_bytes
+        .load(std::sync::atomic::Ordering::SeqCst)
+        - read_before;
+    assert!(
+        forwarded <= 1 << 20,
+        "{forwarded} bytes of a 2.5 MiB chunked body reached the upstream past the 1 MiB limit"
     );
     // Under the limit, bodies pass.
     let response = http

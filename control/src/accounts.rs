@@ -162,15 +162,14 @@ async fn login(
     let (store, throttles) = (state.store(), state.throttles());
     throttles
         .per_email
-        .check(store, &email)
+        .attempt(store, &email)
         .await?
         .map_err(ApiError::Throttled)?;
     throttles
         .per_ip
-        .check(store, &ip)
+        .attempt(store, &ip)
         .await?
         .map_err(ApiError::Throttled)?;
-
     let found: Option<(String, String, i64)> =
         sqlx::query_as("SELECT id, password_hash, token_generation FROM tenants WHERE email = $1")
             .bind(&email)
@@ -184,12 +183,12 @@ async fn login(
     match tenant {
         Some((tenant_id, generation)) if matches => {
             throttles.per_email.reset(store, &email).await?;
+            throttles.per_ip.forgive(store, &ip).await?;
             let token = sign(&state, &tenant_id, generation)?;
             Ok(Json(LoggedIn { token, tenant_id }))
         }
         _ => {
-            throttles.per_email.record_failure(store, &email).await?;
-            throttles.per_ip.record_failure(store, &ip).await?;
+            // Both counted already, as attempts.
             Err(ApiError::Unauthorized(
                 "invalid_credentials",
                 "email or password is wrong",
@@ -210,8 +209,7 @@ async fn forgot_password(
     // tell whether the account exists, nor let anyone flood a mailbox.
     let (store, throttle) = (state.store(), &state.throttles().per_email);
     let key = format!("reset:{email}");
-    if throttle.check(store, &key).await?.is_ok() {
-        throttle.record_failure(store, &key).await?;
+    if throttle.attempt(store, &key).await?.is_ok() {
         let found: Option<(String,)> = sqlx::query_as("SELECT id FROM tenants WHERE email = $1")
             .bind(&email)
             .fetch_optional(state.store().pool())
@@ -265,7 +263,7 @@ async fn reset_password(
     let ip = format!("reset:{client}");
     let (store, throttle) = (state.store(), &state.throttles().per_ip);
     throttle
-        .check(store, &ip)
+        .attempt(store, &ip)
         .await?
         .map_err(ApiError::Throttled)?;
     passwords::validate("password", &body.password)?;
@@ -280,7 +278,7 @@ async fn reset_password(
     .fetch_optional(state.store().pool())
     .await?;
     let Some((reset_id, tenant_id)) = found else {
-        throttle.record_failure(store, &ip).await?;
+        // Counted already, as an attempt.
         return Err(invalid());
     };
     let password_hash = passwords::hash(body.password).await?;
@@ -312,6 +310,7 @@ async fn reset_password(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    throttle.forgive(store, &ip).await?;
     Ok(Json(Message {
         message: "password changed; log in with the new password".to_owned(),
     }))

@@ -11,11 +11,6 @@ use gatehouse_protocol::trusted_proxies::TrustedProxies;
 use lettre::message::Mailbox;
 use rand::RngCore;
 
-fn parse_trusted_proxies(list: &str) -> Result<TrustedProxies, String> {
-    list.parse()
-        .map_err(|err: gatehouse_protocol::trusted_proxies::BadCidr| err.to_string())
-}
-
 /// The shortest JWT secret accepted, in bytes.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -71,7 +66,7 @@ pub struct ControlArgs {
     /// Comma-separated CIDRs of proxies in front of the control plane (load
     /// balancers) whose `X-Forwarded-For` names the client, for the login
     /// and reset throttles. None by default: the peer is the client.
-    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
+    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,
 
     /// Folder for the control plane's own files (the generated JWT secret).

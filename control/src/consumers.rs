@@ -116,10 +116,12 @@ async fn create_consumer(
 ) -> Result<(StatusCode, Json<CreatedConsumer>)> {
     let name = validate::name("name", &body.name)?;
     let tier_name = body.rate_limit_tier.as_deref().unwrap_or(DEFAULT_TIER);
-    let tier = tiers::require_tier(state.store(), &auth.tenant_id, tier_name).await?;
     let key = secrets::generate(CONSUMER_KEY_PREFIX);
     let now = Timestamp::now();
     let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
+    // Checked in the write: a tier removed meanwhile cannot be left named
+    // by a consumer (it would run unlimited).
+    let tier = tiers::require_tier(&mut tx, &auth.tenant_id, tier_name).await?;
     let consumer = sqlx::query_as(
         "INSERT INTO consumers (id, tenant_id, name, api_key_hash, api_key_prefix, \
          rate_limit_tier, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
@@ -160,11 +162,11 @@ async fn update_consumer(
         .as_deref()
         .map(|n| validate::name("name", n))
         .transpose()?;
+    let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
     let tier = match body.rate_limit_tier.as_deref() {
-        Some(name) => Some(tiers::require_tier(state.store(), &auth.tenant_id, name).await?),
+        Some(name) => Some(tiers::require_tier(&mut tx, &auth.tenant_id, name).await?),
         None => None,
     };
-    let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
     let consumer = sqlx::query_as(
         "UPDATE consumers SET name = COALESCE($1, name), \
          rate_limit_tier = COALESCE($2, rate_limit_tier), updated_at = $3 \

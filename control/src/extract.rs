@@ -31,8 +31,9 @@ impl FromRequestParts<crate::state::AppState> for ClientIp {
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no peer address")))?;
         let forwarded_for = parts
             .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
         Ok(Self(state.trusted_proxies().client_ip(peer, forwarded_for)))
     }
 }

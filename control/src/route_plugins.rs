@@ -131,14 +131,15 @@ pub async fn replace(
         .await?;
     for (position, plugin) in plugins.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO route_plugins (route_id, position, plugin_id, config, failure_policy) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO route_plugins (route_id, position, plugin_id, config, failure_policy, \
+             tenant_id) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(route_id)
         .bind(i64::try_from(position).unwrap_or(i64::MAX))
         .bind(&plugin.plugin_id)
         .bind(plugin.config.to_string())
         .bind(&plugin.failure_policy)
+        .bind(tenant_id)
         .execute(&mut *conn)
         .await?;
     }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use gatehouse_protocol::RoutePattern;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
+use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,7 +17,6 @@ use crate::error::{ApiError, Result, conflict_on_unique};
 use crate::extract::{Json, PathId, double_option};
 use crate::gateway::ConfigWrite;
 use crate::route_plugins::{self, RoutePlugin};
-use crate::services::ServiceEntity;
 use crate::state::AppState;
 use crate::store::{Flag, Store, Timestamp, Tombstone};
 
@@ -139,10 +138,10 @@ async fn create_route(
         .rate_limit_override
         .map(validate_rate_limit)
         .transpose()?;
-    let service_id = require_live_service(&state, &auth.tenant_id, &body.service_id).await?;
     let plugins = route_plugins::validate(&body.plugins)?;
     let now = Timestamp::now();
     let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
+    let service_id = require_live_service(&mut tx, &auth.tenant_id, &body.service_id).await?;
     let mut route: RouteEntity = sqlx::query_as(
         "INSERT INTO routes (id, tenant_id, method, path_pattern, path_shape, service_id, \
          auth_required, rate_limit_override, enabled, created_at, updated_at) \
@@ -187,10 +186,6 @@ async fn update_route(
         .as_deref()
         .map(validate_pattern)
         .transpose()?;
-    let service_id = match &body.service_id {
-        Some(service_id) => Some(require_live_service(&state, &auth.tenant_id, service_id).await?),
-        None => None,
-    };
     let rate_limit_override = match body.rate_limit_override {
         Some(Some(limit)) => Some(Some(validate_rate_limit(limit)?)),
         other => other,
@@ -201,6 +196,10 @@ async fn update_route(
         .map(route_plugins::validate)
         .transpose()?;
     let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
+    let service_id = match &body.service_id {
+        Some(service_id) => Some(require_live_service(&mut tx, &auth.tenant_id, service_id).await?),
+        None => None,
+    };
     // One statement writes only the fields the body names, so concurrent
     // updates of different fields all survive.
     let route: RouteEntity = sqlx::query_as(
@@ -254,15 +253,24 @@ async fn delete_route(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The service id, if it names a live service of this tenant; 400 otherwise.
-async fn require_live_service(state: &AppState, tenant_id: &str, raw: &str) -> Result<String> {
+/// The service id, if it names a live service of this tenant; 400
+/// otherwise. Checked in the route's write, so the service cannot go
+/// between the check and the route.
+async fn require_live_service(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    raw: &str,
+) -> Result<String> {
     let unknown = || ApiError::invalid("serviceId", "must name a live service of this tenant");
     let id = Uuid::parse_str(raw).map_err(|_| unknown())?.to_string();
-    let service: Option<ServiceEntity> = state
-        .store()
-        .find_live(Tombstone::Services, tenant_id, &id)
-        .await?;
-    service.map(|service| service.id).ok_or_else(unknown)
+    let live: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM services WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(&id)
+    .bind(tenant_id)
+    .fetch_optional(conn)
+    .await?;
+    live.map(|(id,)| id).ok_or_else(unknown)
 }
 
 fn validate_method(raw: &str) -> Result<String> {

@@ -151,12 +151,12 @@ async fn insert(
 }
 
 /// 400 unless `name` is one of the tenant's tiers.
-pub async fn require_tier(store: &Store, tenant_id: &str, name: &str) -> Result<String> {
+pub async fn require_tier(conn: &mut AnyConnection, tenant_id: &str, name: &str) -> Result<String> {
     let found: Option<(String,)> =
         sqlx::query_as("SELECT name FROM rate_limit_tiers WHERE tenant_id = $1 AND name = $2")
             .bind(tenant_id)
             .bind(name)
-            .fetch_optional(store.pool())
+            .fetch_optional(conn)
             .await?;
     found.map(|(name,)| name).ok_or_else(|| {
         ApiError::invalid(

@@ -12,3 +12,4 @@ CREATE TABLE auth_failures (
     failures        INTEGER NOT NULL,
     window_started  INTEGER NOT NULL
 );
+CREATE INDEX auth_failures_window ON auth_failures (window_started);

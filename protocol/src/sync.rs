@@ -72,6 +72,7 @@ pub enum ControlMessage {
     Snapshot(ConfigSnapshot),
     /// The config the node named in its Hello is the tenant's current one.
     UpToDate {
+        /// `config.version`, for nodes from before identities.
         version: i64,
         #[serde(default)]
         config: Option<ConfigIdentity>,

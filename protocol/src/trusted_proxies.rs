@@ -47,15 +47,21 @@ impl TrustedProxies {
         self.0.iter().any(|net| net.contains(&ip))
     }
 
-    /// The client of a request that came from `peer` with
-    /// `X-Forwarded-For: forwarded_for`.
-    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+    /// The client of a request that came from `peer` with these
+    /// `X-Forwarded-For` header lines, in the order they came (a proxy may
+    /// append a line of its own instead of extending the last: all of them
+    /// are read, as one list).
+    pub fn client_ip<'a>(
+        &self,
+        peer: IpAddr,
+        forwarded_for: impl DoubleEndedIterator<Item = &'a str>,
+    ) -> IpAddr {
         let peer = peer.to_canonical();
         if !self.trusts(peer) {
             return peer;
         }
         let mut client = peer;
-        for hop in forwarded_for.unwrap_or_default().rsplit(',') {
+        for hop in forwarded_for.rev().flat_map(|line| line.rsplit(',')) {
             let Ok(ip) = hop.trim().parse::<IpAddr>() else {
                 // Past what a trusted hop wrote, nothing can be believed.
                 break;
@@ -102,27 +108,30 @@ mod tests {
     fn the_client_is_the_first_untrusted_hop_from_the_right() {
         let trusted: TrustedProxies = "10.0.0.0/8".parse().expect("parses");
         let lb = ip("10.0.0.5");
-        assert_eq!(
-            trusted.client_ip(lb, Some("203.0.113.9")),
-            ip("203.0.113.9")
-        );
+        let one = |line: &'static str| [line].into_iter();
+        assert_eq!(trusted.client_ip(lb, one("203.0.113.9")), ip("203.0.113.9"));
         // The client forged the left part; the load balancer appended the truth.
         assert_eq!(
-            trusted.client_ip(lb, Some("1.1.1.1, 203.0.113.9, 10.0.0.6")),
+            trusted.client_ip(lb, one("1.1.1.1, 203.0.113.9, 10.0.0.6")),
             ip("203.0.113.9")
         );
-        assert_eq!(trusted.client_ip(lb, None), lb);
-        assert_eq!(trusted.client_ip(lb, Some("garbage")), lb);
+        // The same, the load balancer adding a header line of its own.
         assert_eq!(
-            trusted.client_ip(lb, Some("10.0.0.7")),
+            trusted.client_ip(lb, ["1.1.1.1", "203.0.113.9"].into_iter()),
+            ip("203.0.113.9")
+        );
+        assert_eq!(trusted.client_ip(lb, std::iter::empty()), lb);
+        assert_eq!(trusted.client_ip(lb, one("garbage")), lb);
+        assert_eq!(
+            trusted.client_ip(lb, one("10.0.0.7")),
             ip("10.0.0.7"),
             "all trusted"
         );
         // An untrusted peer's header is ignored.
         let direct = ip("198.51.100.4");
-        assert_eq!(trusted.client_ip(direct, Some("10.0.0.1")), direct);
+        assert_eq!(trusted.client_ip(direct, one("10.0.0.1")), direct);
         assert_eq!(
-            TrustedProxies::default().client_ip(lb, Some("203.0.113.9")),
+            TrustedProxies::default().client_ip(lb, one("203.0.113.9")),
             lb,
             "nothing trusted by default"
         );

@@ -1,7 +1,8 @@
 //! The node's work off the hot path, on one thread with its own runtime:
 //! following the control plane (`sync`), sealing telemetry into batches
-//! (`telemetry::aggregator`), checking services (`telemetry::health`) and
-//! keeping the Redis connection of fleet-wide rate limits (`ratelimit::fleet`).
+//! (`telemetry::aggregator`), checking services (`telemetry::health`),
+//! resolving services' host names again, and keeping the Redis connection
+//! of fleet-wide rate limits (`ratelimit::fleet`).
 //! Stopping is ordered so nothing is lost: seal the last batch, give the
 //! link a moment to deliver it, close the link, spill what is still waiting
 //! to the state dir for the next start.
@@ -22,6 +23,7 @@ use crate::telemetry::health::{self, HealthSettings};
 use crate::telemetry::outbox::Outbox;
 use crate::telemetry::request_log::RequestLog;
 use crate::telemetry::{Event, Telemetry};
+use crate::upstream::RESOLVE_INTERVAL;
 
 /// How long a stopping node waits for its last batches to be acked.
 const FINAL_DELIVERY: Duration = Duration::from_secs(2);
@@ -57,6 +59,29 @@ fn yield_to_the_hot_path() {
     let thread = rustix::thread::gettid();
     if let Err(err) = rustix::process::setpriority_process(Some(thread), BACKGROUND_NICE) {
         tracing::debug!(error = %err, "background thread priority unchanged");
+    }
+}
+
+/// Resolves the served config's host names again every
+/// [`RESOLVE_INTERVAL`] (a service behind DNS moves; each compiled config was
+/// resolved once when it was built), on a blocking thread.
+async fn resolve_again(live: LiveConfig, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(RESOLVE_INTERVAL);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let Some(config) = live.load() else {
+            continue;
+        };
+        let resolving = tokio::task::spawn_blocking(move || {
+            for upstream in config.upstreams.values().filter(|u| u.is_named()) {
+                upstream.resolve();
+            }
+        });
+        let _ = resolving.await;
     }
 }
 
@@ -110,6 +135,8 @@ impl Background {
                         let stop = sync_stopped.clone();
                         tokio::spawn(async move { fleet.maintain(stop).await })
                     });
+                    let resolve_task =
+                        tokio::spawn(resolve_again(live.clone(), sync_stopped.clone()));
                     let health_task = tokio::spawn(health::run(
                         live,
                         health,
@@ -132,6 +159,7 @@ impl Background {
                     });
                     syncer.run(sync_stopped).await;
                     let _ = health_task.await;
+                    let _ = resolve_task.await;
                     if let Some(task) = fleet_task {
                         let _ = task.await;
                     }

@@ -38,7 +38,7 @@ impl CompiledConfig {
             .services
             .iter()
             .filter_map(|service| match Upstream::parse(service) {
-                Ok(mut upstream) => {
+                Ok(upstream) => {
                     upstream.resolve();
                     Some((service.id.clone(), Arc::new(upstream)))
                 }

@@ -10,11 +10,6 @@ use gatehouse_protocol::trusted_proxies::TrustedProxies;
 
 use crate::tls;
 
-fn parse_trusted_proxies(list: &str) -> Result<TrustedProxies, String> {
-    list.parse()
-        .map_err(|err: gatehouse_protocol::trusted_proxies::BadCidr| err.to_string())
-}
-
 /// A gateway node's configuration.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "proxy")]
@@ -62,7 +57,7 @@ pub struct ProxyArgs {
     /// balancers) whose `X-Forwarded-For` names the client, for logs,
     /// plugins and anonymous rate limits. None by default: the peer is the
     /// client.
-    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
+    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,
 
     /// Address of /healthz and /metrics.

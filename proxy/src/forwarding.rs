@@ -27,7 +27,7 @@ const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// The peer to send `upstream`'s requests to.
 pub fn peer(upstream: &Upstream) -> Result<Box<HttpPeer>> {
-    let address: SocketAddr = upstream.resolved.ok_or_else(|| {
+    let address: SocketAddr = upstream.resolved.pick().ok_or_else(|| {
         Error::explain(ErrorType::ConnectNoRoute, "upstream host did not resolve")
     })?;
     let mut peer = HttpPeer::new(address, upstream.tls, upstream.host.clone());
@@ -187,8 +187,9 @@ mod tests {
             path_prefix: "/v1".into(),
             timeout: Duration::from_millis(500),
             health_check_path: None,
-            resolved: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+            resolved: Default::default(),
         }
+        .with_addresses(vec![SocketAddr::from(([127, 0, 0, 1], port))])
     }
 
     #[test]
@@ -273,8 +274,7 @@ mod tests {
     fn peers_carry_the_service_timeout() {
         let peer = peer(&upstream(9)).expect("peer");
         assert_eq!(peer.options.read_timeout, Some(Duration::from_millis(500)));
-        let mut unresolved = upstream(9);
-        unresolved.resolved = None;
+        let unresolved = upstream(9).with_addresses(vec![]);
         assert!(super::peer(&unresolved).is_err());
     }
 }

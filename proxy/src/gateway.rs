@@ -573,8 +573,9 @@ fn client_ip(session: &Session, trusted: &TrustedProxies) -> Option<String> {
     let forwarded_for = session
         .req_header()
         .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
     Some(trusted.client_ip(peer, forwarded_for).to_string())
 }
 

@@ -120,6 +120,13 @@ impl StateDir {
     pub fn has_unbound_snapshot(&self) -> bool {
         self.dir.join(SNAPSHOT_FILE).exists()
     }
+
+    /// Whether telemetry spilled by a node from before tenant folders lies
+    /// in `outbox/` at the top of the state dir (it names no tenant: it is
+    /// not shipped).
+    pub fn has_unbound_outbox(&self) -> bool {
+        fs::read_dir(self.dir.join("outbox")).is_ok_and(|mut files| files.next().is_some())
+    }
 }
 
 impl TenantState {

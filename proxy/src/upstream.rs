@@ -1,11 +1,71 @@
 //! Upstream services as the forwarder needs them: where to connect, with or
 //! without TLS, which path prefix to put before the request path, and how
-//! long to wait.
+//! long to wait. A host name is resolved when the config is compiled and
+//! again on a timer (`background`), off the hot path; requests take its
+//! addresses in turn.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use gatehouse_protocol::ServiceConfig;
+
+/// How often host names are resolved again.
+pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The addresses a host resolved to, swapped whole when it is resolved
+/// again, and which one the next request takes.
+#[derive(Debug, Default)]
+pub struct Addresses {
+    current: ArcSwap<Vec<SocketAddr>>,
+    next: AtomicUsize,
+}
+
+impl Addresses {
+    fn of(addresses: Vec<SocketAddr>) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(addresses),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The address for the next connection (each in turn); `None` when the
+    /// host resolved to nothing.
+    pub fn pick(&self) -> Option<SocketAddr> {
+        let current = self.current.load();
+        if current.is_empty() {
+            return None;
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        current.get(turn % current.len()).copied()
+    }
+
+    /// Every address, in the order they resolved.
+    pub fn all(&self) -> Vec<SocketAddr> {
+        self.current.load().as_ref().clone()
+    }
+
+    fn replace(&self, addresses: Vec<SocketAddr>) {
+        self.current.store(Arc::new(addresses));
+    }
+}
+
+impl Clone for Addresses {
+    fn clone(&self) -> Self {
+        Self::of(self.all())
+    }
+}
+
+impl PartialEq for Addresses {
+    fn eq(&self, other: &Self) -> bool {
+        self.all() == other.all()
+    }
+}
+
+impl Eq for Addresses {}
 
 /// A service, parsed once per config version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,9 +78,9 @@ pub struct Upstream {
     pub path_prefix: String,
     pub timeout: Duration,
     pub health_check_path: Option<String>,
-    /// The address resolved when the config was compiled (off the hot
-    /// path); `None` when the host did not resolve, which answers 502.
-    pub resolved: Option<SocketAddr>,
+    /// The host's addresses (off the hot path); none when it did not
+    /// resolve, which answers 502.
+    pub resolved: Addresses,
 }
 
 /// Why a service's target could not be used.
@@ -62,23 +122,45 @@ impl Upstream {
             path_prefix: path.trim_end_matches('/').to_owned(),
             timeout: Duration::from_millis(timeout_ms),
             health_check_path: service.health_check_path.clone(),
-            resolved: None,
+            resolved: Addresses::default(),
         })
     }
 
-    /// Resolves the host (blocking: call it off the hot path).
-    pub fn resolve(&mut self) {
-        self.resolved = (self.host.as_str(), self.port)
+    /// Resolves the host to all its addresses (blocking: call it off the
+    /// hot path). A host that no longer resolves keeps the addresses it
+    /// had, if any: a DNS server that is away for a moment does not take a
+    /// service down.
+    pub fn resolve(&self) {
+        let found: Vec<SocketAddr> = (self.host.as_str(), self.port)
             .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next());
-        if self.resolved.is_none() {
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        if !found.is_empty() {
+            self.resolved.replace(found);
+        } else if self.resolved.all().is_empty() {
             tracing::warn!(
                 service = self.id,
                 host = self.host,
                 "upstream host does not resolve"
             );
+        } else {
+            tracing::warn!(
+                service = self.id,
+                host = self.host,
+                "upstream host did not resolve again; keeping its addresses"
+            );
         }
+    }
+
+    /// Whether the host is a name (an IP literal needs no resolving again).
+    pub fn is_named(&self) -> bool {
+        self.host.parse::<IpAddr>().is_err()
+    }
+
+    /// Sets the addresses by hand (tests, benchmarks).
+    pub fn with_addresses(self, addresses: Vec<SocketAddr>) -> Self {
+        self.resolved.replace(addresses);
+        self
     }
 
     /// The path and query to send upstream: the target's path prefix, then
@@ -147,11 +229,47 @@ mod tests {
         assert_eq!(up.forward_path("/a"), "/a");
         let up = Upstream::parse(&service("http://[::1]:9000/p")).expect("parses");
         assert_eq!(up.address(), "[::1]:9000");
-        let mut up = Upstream::parse(&service("http://localhost:9000")).expect("parses");
+        let up = Upstream::parse(&service("http://localhost:9000")).expect("parses");
         up.resolve();
-        assert_eq!(up.resolved.map(|a| a.port()), Some(9000));
+        assert_eq!(up.resolved.pick().map(|a| a.port()), Some(9000));
         for bad in ["ftp://x", "http://", "http://h:notaport/", "http://u@h/"] {
             assert!(Upstream::parse(&service(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn names_resolve_to_every_address_taken_in_turn_and_again_later() {
+        let up = Upstream::parse(&service("http://localhost:9000")).expect("parses");
+        assert!(up.is_named());
+        assert!(
+            !Upstream::parse(&service("http://[::1]:1"))
+                .expect("parses")
+                .is_named()
+        );
+        let two = vec![
+            SocketAddr::from(([10, 0, 0, 1], 9000)),
+            SocketAddr::from(([10, 0, 0, 2], 9000)),
+        ];
+        let up = up.with_addresses(two.clone());
+        let picked: Vec<_> = (0..4).filter_map(|_| up.resolved.pick()).collect();
+        assert_eq!(picked, [two[0], two[1], two[0], two[1]], "each in turn");
+        // Resolved again, the name's real addresses replace the old ones.
+        up.resolve();
+        let now = up.resolved.all();
+        assert!(
+            !now.is_empty() && now.iter().all(|a| a.ip().is_loopback()),
+            "{now:?}"
+        );
+        let expected: Vec<SocketAddr> = ("localhost", 9000)
+            .to_socket_addrs()
+            .expect("resolves")
+            .collect();
+        assert_eq!(now, expected, "all of them");
+        // A name that stops resolving keeps what it had.
+        let gone = Upstream::parse(&service("http://no-such-host.invalid:1"))
+            .expect("parses")
+            .with_addresses(two.clone());
+        gone.resolve();
+        assert_eq!(gone.resolved.all(), two);
     }
 }

@@ -51,7 +51,9 @@ pub fn assert_logs_free_of(dir: &Path, secrets: &[&str]) {
     assert!(read >= 2, "the control plane's and a node's logs were read");
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the binary).
+/// A free TCP port on 127.0.0.1 (bound, then released): for what cannot
+/// bind port 0 itself (a node: pingora binds its listeners and does not
+/// report them; a private Redis). The control plane binds port 0.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -156,7 +158,9 @@ impl ControlPlane {
         Self::start_on(dir, port, &database).await
     }
 
-    /// A control plane on the database at `database_url`.
+    /// A control plane on the database at `database_url`, on `port`; `0`
+    /// lets it bind a free port itself, which it reports in its log (no
+    /// window in which another process can take the port).
     pub async fn start_on(dir: &Path, port: u16, database_url: &str) -> Self {
         let args = vec![
             "control".to_owned(),
@@ -166,7 +170,19 @@ impl ControlPlane {
             format!("--mail-outbox={}/outbox", dir.display()),
             format!("--data-dir={}/data", dir.display()),
         ];
-        let process = Process::spawn("control", &args, &dir.join(format!("control-{port}.log")));
+        let log = dir.join(format!(
+            "control-{}.log",
+            if port == 0 {
+                uuid::Uuid::new_v4().simple().to_string()
+            } else {
+                port.to_string()
+            }
+        ));
+        let process = Process::spawn("control", &args, &log);
+        let port = match port {
+            0 => listening_port(&log).await,
+            port => port,
+        };
         let base = format!("http://127.0.0.1:{port}");
         wait_for(&format!("{base}/healthz"), 200).await;
         Self {
@@ -175,6 +191,49 @@ impl ControlPlane {
             port,
         }
     }
+}
+
+/// The port a control plane started on port 0 says it listens on.
+async fn listening_port(log: &Path) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let found = text
+            .lines()
+            .map(strip_ansi)
+            .filter(|line| line.contains("control plane listening"))
+            .find_map(|line| {
+                let addr = line.split("addr=").nth(1)?.split_whitespace().next()?;
+                addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
+            });
+        if let Some(port) = found {
+            return port;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never said where it listens:\n{text}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `line` without terminal colour codes.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A gateway node binary on free ports.
@@ -519,7 +578,7 @@ impl Stage {
     pub async fn new(name: &str) -> Self {
         let scratch = Scratch::new(name);
         let upstream = upstream().await;
-        let control = ControlPlane::start(&scratch.0, free_port()).await;
+        let control = ControlPlane::start(&scratch.0, 0).await;
         let tenant = Tenant::register(&control.base).await;
         tenant.unlimited().await;
         let service = tenant.service(&upstream.url, 30_000).await;
@@ -553,6 +612,9 @@ pub struct Upstream {
     pub healthy: Arc<AtomicBool>,
     /// TCP connections accepted so far.
     pub connections: Arc<AtomicUsize>,
+    /// Body bytes `/count` has read so far, counted as they arrive (a body
+    /// cut off half-way counts what came).
+    pub body_bytes: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -587,6 +649,8 @@ where
 {
     let healthy = Arc::new(AtomicBool::new(true));
     let health = Arc::clone(&healthy);
+    let body_bytes = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&body_bytes);
     let app = Router::new().fallback(any(move |request: Request| async move {
         let path = request.uri().path().to_owned();
         if path == "/health" {
@@ -602,10 +666,13 @@ where
             return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response();
         }
         if path == "/count" {
-            let body = axum::body::to_bytes(request.into_body(), usize::MAX)
-                .await
-                .map(|b| b.len())
-                .unwrap_or(0);
+            use futures_util::StreamExt;
+            let mut stream = request.into_body().into_data_stream();
+            let mut body = 0;
+            while let Some(Ok(chunk)) = stream.next().await {
+                body += chunk.len();
+                counted.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
             return axum::Json(json!({ "bytes": body })).into_response();
         }
         if let Some(size) = path
@@ -653,6 +720,7 @@ where
         url,
         healthy,
         connections,
+        body_bytes,
         task,
         stop,
     }

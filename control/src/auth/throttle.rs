@@ -1,6 +1,7 @@
 //! Failure throttling for the auth endpoints: after `limit` failures for one
 //! key (an email, a client IP) within a window, further attempts are refused
-//! until the window that began with the first failure ends. The counts live
+//! until the window that began with the first failure ends. Every attempt
+//! is counted before it is tried and a success takes its count back. The counts live
 //! in the database (`auth_failures`), so every control-plane replica behind
 //! a load balancer counts and refuses alike; keys are stored as SHA-256
 //! hashes, so the table names no email or address.
@@ -44,43 +45,28 @@ impl Throttle {
         i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// `Err(seconds)` to wait when `key` has used up its failures.
-    pub async fn check(&self, store: &Store, key: &str) -> Result<Result<(), u64>, sqlx::Error> {
-        let now = Timestamp::now();
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT failures, window_started FROM auth_failures WHERE throttle_key = $1",
-        )
-        .bind(self.row_key(key))
-        .fetch_optional(store.pool())
-        .await?;
-        Ok(match row {
-            Some((failures, started))
-                if failures >= i64::from(self.limit)
-                    && now.millis() - started < self.window_ms() =>
-            {
-                let left_ms = self.window_ms() - (now.millis() - started);
-                Err(u64::try_from((left_ms + 999) / 1000).unwrap_or(1).max(1))
-            }
-            _ => Ok(()),
-        })
-    }
-
-    /// Counts one failure for `key` (a window that has ended starts anew).
-    pub async fn record_failure(&self, store: &Store, key: &str) -> Result<(), sqlx::Error> {
+    /// Counts an attempt for `key` before it is tried, and refuses it
+    /// (`Err(seconds to wait)`) when it is one past the limit of the window.
+    /// Counted first, in one statement, so attempts sent at once (to one
+    /// replica or several) cannot all pass before any is counted; a success
+    /// takes its count back ([`forgive`](Self::forgive) or
+    /// [`reset`](Self::reset)).
+    pub async fn attempt(&self, store: &Store, key: &str) -> Result<Result<(), u64>, sqlx::Error> {
         let now = Timestamp::now();
         let expired = now.add_millis(-self.window_ms());
-        sqlx::query(
+        let (failures, started): (i64, i64) = sqlx::query_as(
             "INSERT INTO auth_failures (throttle_key, failures, window_started) VALUES ($1, 1, $2) \
              ON CONFLICT (throttle_key) DO UPDATE SET \
              failures = CASE WHEN auth_failures.window_started <= $3 THEN 1 \
                 ELSE auth_failures.failures + 1 END, \
              window_started = CASE WHEN auth_failures.window_started <= $3 THEN $2 \
-                ELSE auth_failures.window_started END",
+                ELSE auth_failures.window_started END \
+             RETURNING failures, window_started",
         )
         .bind(self.row_key(key))
         .bind(now)
         .bind(expired)
-        .execute(store.pool())
+        .fetch_one(store.pool())
         .await?;
         if self
             .recorded
@@ -92,6 +78,24 @@ impl Throttle {
                 .execute(store.pool())
                 .await?;
         }
+        if failures <= i64::from(self.limit) {
+            return Ok(Ok(()));
+        }
+        let left_ms = self.window_ms() - (now.millis() - started);
+        Ok(Err(u64::try_from((left_ms + 999) / 1000)
+            .unwrap_or(1)
+            .max(1)))
+    }
+
+    /// Takes back the count of an attempt that succeeded.
+    pub async fn forgive(&self, store: &Store, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE auth_failures SET failures = failures - 1 \
+             WHERE throttle_key = $1 AND failures > 0",
+        )
+        .bind(self.row_key(key))
+        .execute(store.pool())
+        .await?;
         Ok(())
     }
 

@@ -34,11 +34,18 @@ pub struct ConfigWrite {
 }
 
 impl ConfigWrite {
-    /// Begins a write to `tenant_id`'s config (a write transaction: on
-    /// SQLite it holds the write lock from the start).
+    /// Begins a write to `tenant_id`'s config. The tenant's config writes
+    /// run one at a time (SQLite's write lock, taken at the start; on
+    /// PostgreSQL a lock on the tenant), so what a write checks in its
+    /// transaction (a live service, a tier) still holds when it commits.
     pub async fn begin(state: &AppState, tenant_id: &str) -> Result<Self, sqlx::Error> {
+        let mut tx = state.store().begin_write().await?;
+        state
+            .store()
+            .serialize_on(&mut tx, &format!("config:{tenant_id}"))
+            .await?;
         Ok(Self {
-            tx: state.store().begin_write().await?,
+            tx,
             tenant_id: tenant_id.to_owned(),
             hub: state.hub().clone(),
             dialect: state.store().dialect(),

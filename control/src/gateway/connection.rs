@@ -197,18 +197,8 @@ async fn stream(
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => match sync::decode_node(&text) {
                     Ok(NodeMessage::Heartbeat { config }) => {
-                        gateway_status::heartbeat(state.store(), connection_id, Timestamp::now()).await?;
-                        // A node that still serves something else a whole
-                        // heartbeat after it was sent the config (it was
-                        // lost, or did not install) is sent it again.
-                        if let Some(serving) = config
-                            && serving != delivery.sent
-                            && delivery.sent_at.elapsed() >= Duration::from_millis(HEARTBEAT_INTERVAL_MS)
-                        {
-                            tracing::info!(tenant_id, serving = serving.version,
-                                sent = delivery.sent.version, "node behind; sending the config again");
-                            delivery.push(socket, state).await?;
-                        }
+                        let answered = node_beat(socket, state, connection_id, config, &mut delivery).await;
+                        skip_if_database_away(tenant_id, answered)?;
                     }
                     Ok(NodeMessage::Telemetry(batch)) => {
                         if ingesting.is_full() {
@@ -246,29 +236,52 @@ async fn stream(
                 changes.borrow_and_update();
                 // A rotated key changes the config too: its nodes are cut
                 // off here instead of being sent the new config.
-                cut_off_if_rotated(socket, state, tenant_id, key_hash).await?;
-                let current = snapshot::current(state.store(), tenant_id).await?;
-                delivery.push_if_changed(socket, state, &current).await?;
+                let checked = beat(socket, state, tenant_id, key_hash, &mut delivery).await;
+                skip_if_database_away(tenant_id, checked)?;
             }
             _ = heartbeat.tick() => {
-                match beat(socket, state, tenant_id, key_hash, &mut delivery).await {
-                    // The database is away: the link stays up (the node
-                    // keeps serving), and the next beat checks again.
-                    Err(ConnectionError::Database(err)) => {
-                        tracing::warn!(tenant_id, error = %err, "heartbeat check skipped");
-                    }
-                    other => other?,
-                }
+                let checked = beat(socket, state, tenant_id, key_hash, &mut delivery).await;
+                let database_up = !matches!(checked, Err(ConnectionError::Database(_)));
+                skip_if_database_away(tenant_id, checked)?;
+                // Sent whatever the checks found, so the node knows the link
+                // is alive while the database is away (without a fleet
+                // size then: it keeps the last one).
+                let nodes = if database_up {
+                    gateway_status::status(state.store(), tenant_id, Timestamp::now())
+                        .await
+                        .ok()
+                        .and_then(|fleet| u32::try_from(fleet.connected_nodes).ok())
+                        .filter(|n| *n > 0)
+                } else {
+                    None
+                };
+                send(socket, &ControlMessage::Heartbeat { nodes }).await?;
             }
         }
     }
 }
 
-/// The control plane's heartbeat: cut the node off if its key was rotated
-/// (a node that connected during a rotation missed its wake-up), push a
-/// change whose announcement was lost (found here at most a heartbeat
-/// after its commit), and tell the node how many of the tenant's nodes are
-/// connected.
+/// A database error ends nothing: the link stays up (the node keeps
+/// serving) and the next heartbeat checks again. Any other error ends the
+/// connection.
+fn skip_if_database_away(
+    tenant_id: &str,
+    outcome: Result<(), ConnectionError>,
+) -> Result<(), ConnectionError> {
+    match outcome {
+        Err(ConnectionError::Database(err)) => {
+            tracing::warn!(tenant_id, error = %err, "heartbeat check skipped: database away");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// What a wake-up and every heartbeat checks: cut the node off if its key
+/// was rotated (at a heartbeat: a node that connected during a rotation
+/// missed its wake-up), and push the config when it changed (at a
+/// heartbeat: a change whose announcement was lost, found at most a
+/// heartbeat after its commit).
 async fn beat(
     socket: &mut WebSocket,
     state: &AppState,
@@ -278,10 +291,33 @@ async fn beat(
 ) -> Result<(), ConnectionError> {
     cut_off_if_rotated(socket, state, tenant_id, key_hash).await?;
     let current = snapshot::current(state.store(), tenant_id).await?;
-    delivery.push_if_changed(socket, state, &current).await?;
-    let fleet = gateway_status::status(state.store(), tenant_id, Timestamp::now()).await?;
-    let nodes = u32::try_from(fleet.connected_nodes).ok().filter(|n| *n > 0);
-    send(socket, &ControlMessage::Heartbeat { nodes }).await
+    delivery.push_if_changed(socket, state, &current).await
+}
+
+/// A node's heartbeat: recorded for gateway-status, and a node that still
+/// names another config a whole heartbeat after it was sent one (it was
+/// lost, or did not install) is sent it again.
+async fn node_beat(
+    socket: &mut WebSocket,
+    state: &AppState,
+    connection_id: &str,
+    serving: Option<ConfigIdentity>,
+    delivery: &mut Delivery,
+) -> Result<(), ConnectionError> {
+    gateway_status::heartbeat(state.store(), connection_id, Timestamp::now()).await?;
+    if let Some(serving) = serving
+        && serving != delivery.sent
+        && delivery.sent_at.elapsed() >= Duration::from_millis(HEARTBEAT_INTERVAL_MS)
+    {
+        tracing::info!(
+            tenant_id = delivery.sent.tenant_id,
+            serving = serving.version,
+            sent = delivery.sent.version,
+            "node behind; sending the config again"
+        );
+        delivery.push(socket, state).await?;
+    }
+    Ok(())
 }
 
 /// Acknowledges a stored batch (or one that can never be stored, which is

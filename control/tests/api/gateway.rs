@@ -487,7 +487,7 @@ async fn lost_announcements_are_repaired_within_a_heartbeat(db: Db) {
     let service = h.service(&t, "svc").await;
     let mut node = dial(&h.base, &t.gateway_key, None).await;
     let first = snapshot(&mut node).await;
-    let limit = Duration::from_millis(sync::HEARTBEAT_INTERVAL_MS + 1_500);
+    let limit = Duration::from_millis(sync::HEARTBEAT_INTERVAL_MS + 2_500);
 
     // Written in the database directly: nothing announces it. (After the
     // connection's first heartbeat check, so the repair is a later one.)
@@ -565,7 +565,12 @@ async fn lost_announcements_are_repaired_within_a_heartbeat(db: Db) {
             times.push(started.elapsed());
         }
         eprintln!("changes delivered across replicas after a killed LISTEN connection: {times:?}");
-        assert!(times.iter().all(|t| *t < limit), "{times:?}");
+        // Well inside a heartbeat: the LISTEN connection, made again,
+        // re-checks every connection, not the heartbeat after.
+        assert!(
+            times.iter().all(|t| *t < Duration::from_millis(2_500)),
+            "{times:?}"
+        );
         remote.close(None).await.ok();
         replica.stop().await.expect("stops");
     }

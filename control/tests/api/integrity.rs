@@ -1,7 +1,8 @@
 //! Integrity under concurrency: PATCHes of different fields of one route
 //! or service, sent at once, both survive; a plugin deleted while a route
 //! attaches it ends either attached (the delete refused) or deleted (the
-//! attachment refused), never a route pointing at a deleted plugin.
+//! attachment refused), never a route pointing at a deleted plugin; and the
+//! schema itself refuses a reference from one tenant's rows to another's.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -12,7 +13,8 @@ use crate::on_both_databases;
 
 on_both_databases!(
     concurrent_patches_of_different_fields_both_survive,
-    a_plugin_is_never_deleted_while_attached
+    a_plugin_is_never_deleted_while_attached,
+    the_schema_refuses_cross_tenant_references
 );
 
 const ROUNDS: i64 = 15;
@@ -121,5 +123,56 @@ async fn a_plugin_is_never_deleted_while_attached(db: Db) {
     h.call(Method::GET, &t.path("/plugins"), Some(&t.token), None)
         .await
         .expect(StatusCode::OK);
+    h.finish().await;
+}
+
+/// Written straight into the database, past every handler's checks: a
+/// route of one tenant on another's service, and a plugin entry tying one
+/// tenant's route to another's plugin, are refused by the foreign keys.
+async fn the_schema_refuses_cross_tenant_references(db: Db) {
+    let h = Harness::start(db).await;
+    let alice = h.register("alice").await;
+    let bob = h.register("bob").await;
+    let alice_service = h.service(&alice, "hers").await;
+    let bob_service = h.service(&bob, "his").await;
+    let bob_route = h.route(&bob, &bob_service, "/his").await;
+    let alice_plugin = plugin(&h, &alice, "hers").await;
+    let stolen_service = sqlx::query(
+        "INSERT INTO routes (id, tenant_id, method, path_pattern, path_shape, service_id, \
+         auth_required, enabled, created_at, updated_at) \
+         VALUES ($1, $2, 'GET', '/x', '/x', $3, $4, $4, 1, 1)",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(&bob.id)
+    .bind(&alice_service)
+    .bind(true)
+    .execute(h.store().pool())
+    .await;
+    assert!(
+        stolen_service.is_err(),
+        "a route on another tenant's service"
+    );
+    let stolen_plugin = sqlx::query(
+        "INSERT INTO route_plugins (route_id, position, plugin_id, config, failure_policy, \
+         tenant_id) VALUES ($1, 0, $2, '{}', 'closed', $3)",
+    )
+    .bind(&bob_route)
+    .bind(&alice_plugin)
+    .bind(&bob.id)
+    .execute(h.store().pool())
+    .await;
+    assert!(stolen_plugin.is_err(), "another tenant's plugin on a route");
+    // The same rows within one tenant are accepted.
+    let own = plugin(&h, &bob, "his").await;
+    sqlx::query(
+        "INSERT INTO route_plugins (route_id, position, plugin_id, config, failure_policy, \
+         tenant_id) VALUES ($1, 0, $2, '{}', 'closed', $3)",
+    )
+    .bind(&bob_route)
+    .bind(&own)
+    .bind(&bob.id)
+    .execute(h.store().pool())
+    .await
+    .expect("a tenant's own plugin on its own route");
     h.finish().await;
 }

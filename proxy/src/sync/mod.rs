@@ -82,7 +82,7 @@ impl Syncer {
         state: StateDir,
         shipping: Shipping,
     ) -> Self {
-        let key_hash = hex(&Sha256::digest(settings.gateway_key.as_bytes()));
+        let key_hash = format!("{:x}", Sha256::digest(settings.gateway_key.as_bytes()));
         Self {
             settings,
             key_hash,
@@ -135,6 +135,13 @@ impl Syncer {
                 state_dir = %self.state.path().display(),
                 "snapshot.json was saved by an earlier Gatehouse and names no gateway key: \
                  not served; waiting for the control plane"
+            );
+        }
+        if self.state.has_unbound_outbox() {
+            tracing::warn!(
+                state_dir = %self.state.path().display(),
+                "outbox/ holds telemetry an earlier Gatehouse spilled, which names no tenant: \
+                 not shipped (move its files into tenants/<tenant-id>/outbox/ to ship them)"
             );
         }
         let Some(tenant) = bound else {
@@ -201,7 +208,10 @@ impl Syncer {
             return Ok(tenant.clone());
         }
         let tenant = self.state.tenant(tenant_id)?;
-        tenant.bind_key(&self.key_hash)?;
+        if let Err(err) = tenant.bind_key(&self.key_hash) {
+            // Only a start without the control plane needs it.
+            tracing::error!(error = %err, "gateway key not recorded in the tenant folder");
+        }
         let outbox = self
             .shipping
             .outbox
@@ -209,7 +219,10 @@ impl Syncer {
             .unwrap_or_else(|p| p.into_inner())
             .bind(tenant.outbox_dir());
         if let Err(err) = outbox {
-            tracing::error!(error = %err, "telemetry outbox not bound to the tenant folder");
+            tracing::error!(
+                error = %err,
+                "telemetry outbox not bound to the tenant folder; keeping it in memory"
+            );
         }
         if let Some(previous) = bound.as_ref() {
             tracing::warn!(
@@ -226,12 +239,4 @@ impl Syncer {
     fn saved_snapshot(&self) -> Option<ConfigSnapshot> {
         self.bound()?.load_snapshot().ok().flatten()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }

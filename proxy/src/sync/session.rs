@@ -72,7 +72,9 @@ impl Syncer {
         };
         let hello = NodeMessage::Hello {
             node_name: self.settings.node_name.clone(),
-            have_version: self.live.version(),
+            // Not sent: a control plane from before identities would answer
+            // up to date on the version alone; without it, it sends the config.
+            have_version: None,
             have_config: self.live.identity(),
         };
         socket.send(Message::text(encode(&hello)?)).await?;

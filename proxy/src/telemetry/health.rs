@@ -144,7 +144,10 @@ async fn probe(
     upstream: &Upstream,
     tls: Option<&tokio_rustls::TlsConnector>,
 ) -> Result<u16, String> {
-    let address = upstream.resolved.ok_or("the host does not resolve")?;
+    let address = upstream
+        .resolved
+        .pick()
+        .ok_or("the host does not resolve")?;
     let stream = TcpStream::connect(address)
         .await
         .map_err(|err| format!("connect: {err}"))?;

@@ -86,10 +86,20 @@ impl Outbox {
             return Ok(());
         }
         if self.dir.is_some() {
+            // The batches are the other tenant's: they stay in its folder
+            // (or, what cannot be written there, are dropped and counted).
             self.spill_all();
-            self.entries.clear();
+            for entry in self.entries.drain(..) {
+                if let Place::Memory(_) = entry.place {
+                    self.dropped_records += entry.records as u64;
+                }
+            }
             self.memory_records = 0;
             self.disk_bytes = 0;
+            // Unbound until the new folder is read: a folder that cannot be
+            // used leaves the outbox in memory, never spilling into the
+            // other tenant's.
+            self.dir = None;
         }
         fs::create_dir_all(&dir)?;
         let mut files: Vec<(u64, PathBuf)> = fs::read_dir(&dir)?
