@@ -152,27 +152,32 @@ async fn the_schema_refuses_cross_tenant_references(db: Db) {
         stolen_service.is_err(),
         "a route on another tenant's service"
     );
-    let stolen_plugin = sqlx::query(
-        "INSERT INTO route_plugins (route_id, position, plugin_id, config, failure_policy, \
-         tenant_id) VALUES ($1, 0, $2, '{}', 'closed', $3)",
-    )
-    .bind(&bob_route)
-    .bind(&alice_plugin)
-    .bind(&bob.id)
-    .execute(h.store().pool())
-    .await;
+    let stolen_plugin = attach_directly(&h, &bob.id, &bob_route, &alice_plugin).await;
     assert!(stolen_plugin.is_err(), "another tenant's plugin on a route");
     // The same rows within one tenant are accepted.
     let own = plugin(&h, &bob, "his").await;
+    attach_directly(&h, &bob.id, &bob_route, &own)
+        .await
+        .expect("a tenant's own plugin on its own route");
+    h.finish().await;
+}
+
+/// Writes a route's plugin entry straight into the database, as
+/// `tenant_id`'s.
+async fn attach_directly(
+    h: &Harness,
+    tenant_id: &str,
+    route_id: &str,
+    plugin_id: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO route_plugins (route_id, position, plugin_id, config, failure_policy, \
          tenant_id) VALUES ($1, 0, $2, '{}', 'closed', $3)",
     )
-    .bind(&bob_route)
-    .bind(&own)
-    .bind(&bob.id)
+    .bind(route_id)
+    .bind(plugin_id)
+    .bind(tenant_id)
     .execute(h.store().pool())
     .await
-    .expect("a tenant's own plugin on its own route");
-    h.finish().await;
+    .map(|_| ())
 }
