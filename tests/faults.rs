@@ -13,15 +13,16 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{ControlPlane, Node, Scratch, Tenant, free_port};
+use support::{ControlPlane, Node, Scratch, Tenant};
 
-/// A throwaway PostgreSQL server of Debian's packages on its own port and
+/// A throwaway PostgreSQL server of Debian's packages on its own socket and
 /// data dir (run as the `postgres` user when the tests run as root, as
 /// PostgreSQL refuses root).
 struct PrivatePostgres {
     bin: PathBuf,
     data: PathBuf,
-    port: u16,
+    /// Where its Unix socket is: it listens on no TCP port.
+    socket_dir: PathBuf,
     server: Option<Child>,
 }
 
@@ -71,7 +72,7 @@ impl PrivatePostgres {
         let mut postgres = Self {
             bin,
             data,
-            port: free_port(),
+            socket_dir: dir.to_owned(),
             server: None,
         };
         postgres.start();
@@ -79,20 +80,22 @@ impl PrivatePostgres {
     }
 
     fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        format!(
+            "postgres://postgres@localhost/postgres?host={}",
+            self.socket_dir.display()
+        )
     }
 
     fn start(&mut self) {
         let child = as_postgres_user(&self.bin.join("postgres"))
             .arg("-D")
             .arg(&self.data)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-            ])
-            .args(["-c", "unix_socket_directories=", "-c", "fsync=off"])
+            .args(["-c", "listen_addresses=", "-c"])
+            .arg(format!(
+                "unix_socket_directories={}",
+                self.socket_dir.display()
+            ))
+            .args(["-c", "fsync=off"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -101,7 +104,8 @@ impl PrivatePostgres {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ready = Command::new(self.bin.join("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .arg("-h")
+                .arg(&self.socket_dir)
                 .stdout(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success());

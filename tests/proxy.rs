@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{
-    ControlPlane, Node, Scratch, Tenant, eventually, eventually_within, free_port, until_status,
+    ClosedPort, ControlPlane, Node, Scratch, Tenant, eventually, eventually_within, until_status,
     upstream,
 };
 
@@ -207,7 +207,8 @@ async fn traffic_flows_and_changes_apply_at_once() {
     .await;
 
     // Upstream down: 502. Slow upstream past the service timeout: 504.
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let closed_port = ClosedPort::new();
+    let closed = closed_port.url();
     let dead = tenant.service(&closed, 30_000).await;
     tenant.route("GET", "/dead", &dead, false).await;
     let slow = tenant.service(&upstream_url, 300).await;
@@ -330,7 +331,8 @@ async fn a_wrong_gateway_key_is_reported() {
         &control.base,
         "gk_wrong-key",
         &scratch.0.join("node"),
-    );
+    )
+    .await;
     let client = reqwest::Client::new();
     eventually("the node to report the rejection", || {
         let (client, url) = (client.clone(), format!("{}/healthz", node.admin));

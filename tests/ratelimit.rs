@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{
-    ControlPlane, Node, Scratch, Tenant, eventually, eventually_within, free_port, upstream,
-};
+use support::{ControlPlane, Node, Scratch, Tenant, eventually, eventually_within, upstream};
 
 /// Requests in flight at once in a burst.
 const CONCURRENCY: usize = 8;
@@ -241,36 +239,34 @@ async fn three_nodes_share_one_limit_through_redis() {
 /// A Redis of this test's own, to kill.
 struct PrivateRedis {
     child: Child,
-    port: u16,
+    socket: std::path::PathBuf,
 }
 
 impl PrivateRedis {
-    fn start(port: u16) -> Self {
+    /// A Redis on a Unix socket at `socket` (no TCP port to race for).
+    fn start(socket: &std::path::Path) -> Self {
+        std::fs::remove_file(socket).ok();
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", "0", "--unixsocket"])
+            .arg(socket)
+            .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts (scripts/test-services.sh installs it)");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::os::unix::net::UnixStream::connect(socket).is_err() {
             assert!(Instant::now() < deadline, "redis-server never listened");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self { child, port }
+        Self {
+            child,
+            socket: socket.to_owned(),
+        }
     }
 
     fn url(&self) -> String {
-        format!("--redis-url=redis://127.0.0.1:{}/", self.port)
+        format!("--redis-url=redis+unix://{}", self.socket.display())
     }
 
     fn kill(&mut self) {
@@ -292,8 +288,8 @@ async fn losing_redis_falls_back_to_each_nodes_share() {
     let control = ControlPlane::start(&scratch.0, 0).await;
     let (tenant, key, _) = tenant_with_consumer(&control, &upstream.url).await;
     tenant.limits(Some(60), None).await;
-    let port = free_port();
-    let mut redis = PrivateRedis::start(port);
+    let socket = scratch.0.join("redis.sock");
+    let mut redis = PrivateRedis::start(&socket);
     let first = Node::start_with(
         &scratch.0,
         &control.base,
@@ -367,8 +363,8 @@ async fn losing_redis_falls_back_to_each_nodes_share() {
     })
     .await;
 
-    // Redis back on the same port: the nodes reconnect by themselves.
-    let _redis = PrivateRedis::start(port);
+    // Redis back on the same socket: the nodes reconnect by themselves.
+    let _redis = PrivateRedis::start(&socket);
     for node in [&first, &second] {
         eventually_within(
             Duration::from_secs(15),

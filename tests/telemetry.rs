@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::{
-    ControlPlane, Node, Scratch, Stage, Tenant, eventually, eventually_within, free_port, upstream,
+    ClosedPort, ControlPlane, Node, Scratch, Stage, Tenant, eventually, eventually_within, upstream,
 };
 
 async fn status_of(client: &reqwest::Client, url: String, key: Option<&str>) -> StatusCode {
@@ -35,9 +35,8 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
     let service = tenant.service(&upstream.url, 30_000).await;
     let route = tenant.route("GET", "/items/:id", &service, true).await;
     tenant.route("GET", "/fail", &service, false).await;
-    let dead = tenant
-        .service(&format!("http://127.0.0.1:{}", free_port()), 30_000)
-        .await;
+    let closed = ClosedPort::new();
+    let dead = tenant.service(&closed.url(), 30_000).await;
     let dead_route = tenant.route("GET", "/dead", &dead, false).await;
     let (consumer, key) = tenant.consumer(json!({ "name": "app" })).await;
     let node = Node::start_for(&scratch.0, &control, &tenant).await;

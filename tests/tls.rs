@@ -10,7 +10,7 @@ mod support;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::tls::{Pki, handshake, https_get, https_upstream, tls_front};
-use support::{ControlPlane, Node, Scratch, Tenant, eventually, free_port};
+use support::{ControlPlane, Node, Scratch, Tenant, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_speaks_tls_to_clients_and_to_services() {
@@ -40,14 +40,13 @@ async fn the_node_speaks_tls_to_clients_and_to_services() {
     tenant.route("GET", "/secure/*", &service, false).await;
     tenant.route("GET", "/untrusted/*", &untrusted, false).await;
 
-    let tls_port = free_port();
     let node = Node::start_with(
         &scratch.0,
         &control.base,
         &tenant.gateway_key,
         &scratch.0.join("node"),
         &[
-            &format!("--tls-listen=127.0.0.1:{tls_port}"),
+            "--tls-listen=127.0.0.1:0",
             &format!("--tls-cert={}", node_cert.cert_pem.display()),
             &format!("--tls-key={}", node_cert.key_pem.display()),
             &format!("--upstream-ca-file={}", trusted.ca_pem.display()),
@@ -55,7 +54,7 @@ async fn the_node_speaks_tls_to_clients_and_to_services() {
         ],
     )
     .await;
-    let tls_addr = format!("127.0.0.1:{tls_port}");
+    let tls_addr = node.tls.clone().expect("the HTTPS listener's address");
 
     // Plain HTTP in, HTTPS to the service (its certificate verified).
     let response = reqwest::get(format!("{}/secure/a?x=1", node.base))
@@ -173,7 +172,8 @@ async fn a_node_follows_its_control_plane_over_wss() {
         &tenant.gateway_key,
         &scratch.0.join("refused"),
         &[&wrong],
-    );
+    )
+    .await;
     eventually("the TLS error to be reported", || {
         let url = format!("{}/healthz", refused.admin);
         async move {

@@ -24,6 +24,7 @@ use crate::drain::{self, ExitHook, InFlight};
 pub use crate::flags::{NodeError, ProxyArgs};
 use crate::gateway::Gateway;
 use crate::header_deadline::HeaderDeadline;
+use crate::listen::Listen;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::plugins::{Builtins, EngineSettings, PluginEngine, Registry};
@@ -216,16 +217,25 @@ pub fn run_with_exit_hook(
         Duration::from_millis(args.header_timeout_ms),
         Arc::clone(&metrics),
     );
+    // Held until the node stops: they keep picked ports ours.
+    let listen = Listen::resolve(&args.listen).map_err(|err| bind_error("listen", err))?;
+    let admin_listen =
+        Listen::resolve(&args.admin_listen).map_err(|err| bind_error("admin-listen", err))?;
+    let tls_listen = args
+        .tls_listen
+        .as_deref()
+        .map(Listen::resolve)
+        .transpose()
+        .map_err(|err| bind_error("tls-listen", err))?;
     let mut proxy = Service::new("gatehouse proxy".to_owned(), app);
-    proxy.add_listener(ListenerConfig::tcp(&args.listen).l4_buffer(CLIENT_BUFFERS));
-    if let Some(listener) = tls::listener(
-        args.tls_listen.as_deref(),
-        args.tls_cert.as_deref(),
-        args.tls_key.as_deref(),
-    )? {
+    proxy.add_listener(listener_config(&listen).l4_buffer(CLIENT_BUFFERS));
+    if let (Some(tls_listen), Some(settings)) = (
+        &tls_listen,
+        tls::listener_settings(args.tls_cert.as_deref(), args.tls_key.as_deref())?,
+    ) {
         proxy.add_listener(
-            ListenerConfig::tcp(&listener.address)
-                .tls(listener.settings)
+            listener_config(tls_listen)
+                .tls(settings)
                 .l4_buffer(CLIENT_BUFFERS),
         );
     }
@@ -237,13 +247,13 @@ pub fn run_with_exit_hook(
         outbox: shipping.outbox,
     };
     let mut admin = Service::new("gatehouse admin".to_owned(), HttpServer::new_app(admin));
-    admin.add_tcp(&args.admin_listen);
+    admin.add_listener(listener_config(&admin_listen));
     server.add_service(proxy);
     server.add_service(admin);
     tracing::info!(
-        listen = args.listen,
-        tls_listen = args.tls_listen,
-        admin = args.admin_listen,
+        listen = listen.address,
+        tls_listen = tls_listen.as_ref().map(|l| l.address.as_str()),
+        admin = admin_listen.address,
         "gateway node starting"
     );
     let grace = Duration::from_secs(args.shutdown_grace);
@@ -258,6 +268,19 @@ pub fn run_with_exit_hook(
     exit.run();
     tracing::info!("gateway node stopped");
     Ok(())
+}
+
+/// pingora's listener for `listen`, sharing its reserved port if it has one.
+fn listener_config(listen: &Listen) -> ListenerConfig {
+    let config = ListenerConfig::tcp(&listen.address);
+    match listen.socket_options() {
+        Some(options) => config.tcp_socket_options(options),
+        None => config,
+    }
+}
+
+fn bind_error(flag: &'static str, err: std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!("--{flag}: cannot reserve a port: {err}")
 }
 
 fn hostname() -> String {

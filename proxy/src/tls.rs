@@ -15,12 +15,6 @@ use pingora::tls::{
     load_certs_and_key_files,
 };
 
-/// The HTTPS listener to add to the proxy service.
-pub struct Listener {
-    pub address: String,
-    pub settings: TlsSettings,
-}
-
 /// A flag and why its file cannot be used.
 pub type FileError = (&'static str, String);
 
@@ -86,22 +80,18 @@ fn check_ca_file(flag: &'static str, path: &Path) -> Result<(), FileError> {
     Ok(())
 }
 
-/// The HTTPS listener on `address` with `cert` and `key` (files already
-/// checked); `None` unless all three are given.
-pub fn listener(
-    address: Option<&str>,
+/// The HTTPS listener's settings with `cert` and `key` (files already
+/// checked); `None` unless both are given.
+pub fn listener_settings(
     cert: Option<&Path>,
     key: Option<&Path>,
-) -> pingora::Result<Option<Listener>> {
-    let (Some(address), Some(cert), Some(key)) = (address, cert, key) else {
+) -> pingora::Result<Option<TlsSettings>> {
+    let (Some(cert), Some(key)) = (cert, key) else {
         return Ok(None);
     };
     let mut settings = TlsSettings::intermediate(&path_str(cert), &path_str(key))?;
     settings.enable_h2();
-    Ok(Some(Listener {
-        address: address.to_owned(),
-        settings,
-    }))
+    Ok(Some(settings))
 }
 
 /// The roots a server is verified against: `ca_file`'s CAs (checked at

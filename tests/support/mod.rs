@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -51,14 +50,24 @@ pub fn assert_logs_free_of(dir: &Path, secrets: &[&str]) {
     assert!(read >= 2, "the control plane's and a node's logs were read");
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released): for what cannot
-/// bind port 0 itself (a node: pingora binds its listeners and does not
-/// report them; a private Redis). The control plane binds port 0.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// A port on 127.0.0.1 where nothing listens: bound but never listening
+/// while held, so connecting is refused and no other process is given it.
+pub struct ClosedPort(socket2::Socket);
+
+impl ClosedPort {
+    pub fn new() -> Self {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        socket.bind(&any.into()).expect("bound");
+        Self(socket)
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        let addr = self.0.local_addr().expect("local addr");
+        format!("http://{}", addr.as_socket().expect("inet"))
+    }
 }
 
 /// A scratch folder removed at drop.
@@ -180,7 +189,9 @@ impl ControlPlane {
         ));
         let process = Process::spawn("control", &args, &log);
         let port = match port {
-            0 => listening_port(&log).await,
+            0 => logged_addr(&log, "control plane listening", "addr")
+                .await
+                .port(),
             port => port,
         };
         let base = format!("http://127.0.0.1:{port}");
@@ -193,25 +204,27 @@ impl ControlPlane {
     }
 }
 
-/// The port a control plane started on port 0 says it listens on.
-async fn listening_port(log: &Path) -> u16 {
+/// The address a process started on port 0 logged as `field=` on its
+/// `message` line (10 s at most).
+async fn logged_addr(log: &Path, message: &str, field: &str) -> std::net::SocketAddr {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let field = format!("{field}=");
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let found = text
             .lines()
             .map(strip_ansi)
-            .filter(|line| line.contains("control plane listening"))
+            .filter(|line| line.contains(message))
             .find_map(|line| {
-                let addr = line.split("addr=").nth(1)?.split_whitespace().next()?;
-                addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
+                let addr = line.split(&field).nth(1)?.split_whitespace().next()?;
+                addr.trim_matches('"').parse::<std::net::SocketAddr>().ok()
             });
-        if let Some(port) = found {
-            return port;
+        if let Some(addr) = found {
+            return addr;
         }
         assert!(
             Instant::now() < deadline,
-            "{} never said where it listens:\n{text}",
+            "{} never said where it listens ({field}):\n{text}",
             log.display()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -236,43 +249,56 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-/// A gateway node binary on free ports.
+/// A gateway node binary on ports it picked itself (it binds port 0 and
+/// logs the addresses).
 pub struct Node {
     pub process: Process,
     pub base: String,
     pub admin: String,
+    /// `host:port` of the HTTPS listener, when started with `--tls-listen`.
+    pub tls: Option<String>,
 }
 
 impl Node {
-    /// Starts a node; returns once its process runs (not once it has config).
-    pub fn spawn(dir: &Path, control_url: &str, key: &str, state_dir: &Path) -> Self {
-        Self::spawn_with(dir, control_url, key, state_dir, &[])
+    /// Starts a node; returns once it has said where it listens (not once
+    /// it has config).
+    pub async fn spawn(dir: &Path, control_url: &str, key: &str, state_dir: &Path) -> Self {
+        Self::spawn_with(dir, control_url, key, state_dir, &[]).await
     }
 
-    /// Starts a node with extra flags; returns once its process runs.
-    pub fn spawn_with(
+    /// Starts a node with extra flags; returns once it has said where it
+    /// listens.
+    pub async fn spawn_with(
         dir: &Path,
         control_url: &str,
         key: &str,
         state_dir: &Path,
         extra: &[&str],
     ) -> Self {
-        let (port, admin_port) = (free_port(), free_port());
         let mut args = vec![
             "proxy".to_owned(),
             format!("--control-url={control_url}"),
             format!("--gateway-key={key}"),
-            format!("--listen=127.0.0.1:{port}"),
-            format!("--admin-listen=127.0.0.1:{admin_port}"),
+            "--listen=127.0.0.1:0".to_owned(),
+            "--admin-listen=127.0.0.1:0".to_owned(),
             format!("--state-dir={}", state_dir.display()),
             "--shutdown-grace=2".to_owned(),
         ];
         args.extend(extra.iter().map(|a| (*a).to_owned()));
-        let process = Process::spawn("proxy", &args, &dir.join(format!("proxy-{port}.log")));
+        let log = dir.join(format!("proxy-{}.log", uuid::Uuid::new_v4().simple()));
+        let process = Process::spawn("proxy", &args, &log);
+        let starting = "gateway node starting";
+        let listen = logged_addr(&log, starting, "listen").await;
+        let admin = logged_addr(&log, starting, "admin").await;
+        let tls = match extra.iter().any(|a| a.starts_with("--tls-listen")) {
+            true => Some(logged_addr(&log, starting, "tls_listen").await.to_string()),
+            false => None,
+        };
         Self {
             process,
-            base: format!("http://127.0.0.1:{port}"),
-            admin: format!("http://127.0.0.1:{admin_port}"),
+            base: format!("http://{listen}"),
+            admin: format!("http://{admin}"),
+            tls,
         }
     }
 
@@ -289,7 +315,7 @@ impl Node {
         state_dir: &Path,
         extra: &[&str],
     ) -> Self {
-        let node = Self::spawn_with(dir, control_url, key, state_dir, extra);
+        let node = Self::spawn_with(dir, control_url, key, state_dir, extra).await;
         wait_for(&format!("{}/healthz", node.admin), 200).await;
         node.accepting().await;
         node

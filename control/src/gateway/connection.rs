@@ -295,8 +295,8 @@ async fn beat(
 }
 
 /// A node's heartbeat: recorded for gateway-status, and a node that still
-/// names another config a whole heartbeat after it was sent one (it was
-/// lost, or did not install) is sent it again.
+/// names another config, or none, a whole heartbeat after it was sent one
+/// (it was lost, or did not install) is sent it again.
 async fn node_beat(
     socket: &mut WebSocket,
     state: &AppState,
@@ -305,13 +305,12 @@ async fn node_beat(
     delivery: &mut Delivery,
 ) -> Result<(), ConnectionError> {
     gateway_status::heartbeat(state.store(), connection_id, Timestamp::now()).await?;
-    if let Some(serving) = serving
-        && serving != delivery.sent
+    if serving.as_ref() != Some(&delivery.sent)
         && delivery.sent_at.elapsed() >= Duration::from_millis(HEARTBEAT_INTERVAL_MS)
     {
         tracing::info!(
             tenant_id = delivery.sent.tenant_id,
-            serving = serving.version,
+            serving = serving.map(|s| s.version),
             sent = delivery.sent.version,
             "node behind; sending the config again"
         );

@@ -25,7 +25,8 @@ on_both_databases!(
     rotating_the_key_cuts_off_old_nodes,
     large_snapshots_come_in_parts,
     only_the_exact_config_is_up_to_date,
-    lost_announcements_are_repaired_within_a_heartbeat
+    lost_announcements_are_repaired_within_a_heartbeat,
+    a_node_behind_is_sent_its_config_again
 );
 
 type Socket =
@@ -473,6 +474,66 @@ async fn only_the_exact_config_is_up_to_date(db: Db) {
     ] {
         socket.close(None).await.ok();
     }
+    h.finish().await;
+}
+
+/// Sends a node heartbeat naming `serving`.
+async fn beat(socket: &mut Socket, serving: Option<ConfigIdentity>) {
+    let beat = NodeMessage::Heartbeat { config: serving };
+    socket
+        .send(Message::text(serde_json::to_string(&beat).expect("json")))
+        .await
+        .expect("heartbeat");
+}
+
+/// A node whose heartbeat names another config than the one it was sent a
+/// heartbeat earlier (or none: it installed nothing) is sent it again; a
+/// node that names it is not.
+async fn a_node_behind_is_sent_its_config_again(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("behind").await;
+    h.service(&t, "svc").await;
+    let mut node = dial(&h.base, &t.gateway_key, None).await;
+    let sent = snapshot(&mut node).await;
+    let heartbeat = Duration::from_millis(sync::HEARTBEAT_INTERVAL_MS);
+
+    let again = async |node: &mut Socket| {
+        tokio::time::timeout(heartbeat, snapshot(node))
+            .await
+            .expect("sent again at once")
+            .identity()
+    };
+
+    tokio::time::sleep(heartbeat).await;
+    beat(&mut node, None).await;
+    assert_eq!(again(&mut node).await, sent.identity());
+
+    tokio::time::sleep(heartbeat).await;
+    let stale = ConfigIdentity {
+        revision: "stale".into(),
+        ..sent.identity()
+    };
+    beat(&mut node, Some(stale)).await;
+    assert_eq!(again(&mut node).await, sent.identity());
+
+    // Up to date: the next answer is the one to a request sent after the
+    // heartbeat (a connection handles its messages in order).
+    tokio::time::sleep(heartbeat).await;
+    beat(&mut node, Some(sent.identity())).await;
+    let fetch = NodeMessage::FetchPlugin {
+        sha256: "0".repeat(64),
+    };
+    node.send(Message::text(serde_json::to_string(&fetch).expect("json")))
+        .await
+        .expect("fetch");
+    assert!(matches!(
+        next(&mut node).await,
+        ControlMessage::Plugin {
+            wasm_base64: None,
+            ..
+        }
+    ));
+    node.close(None).await.ok();
     h.finish().await;
 }
 
