@@ -16,13 +16,24 @@ async fn real_components_are_stored_listed_and_deleted() {
     tenant.unlimited().await;
     let other = Tenant::register(&control.base).await;
     let (http, api, token) = (&tenant.http, &tenant.api, &tenant.token);
-    let upload = |version: &str| {
-        http.post(format!("{api}/plugins?name=api-key-auth&version={version}"))
+    let upload_as = |name: &str, version: &str| {
+        http.post(format!("{api}/plugins?name={name}&version={version}"))
             .bearer_auth(token)
             .header("content-type", "application/wasm")
             .body(API_KEY_AUTH.to_vec())
             .send()
     };
+    let upload = |version: &str| upload_as("key-check", version);
+
+    // A built-in's name is not a tenant plugin's to take, however sound the
+    // component.
+    for builtin in ["api-key-auth", "rate-limit", "request-log"] {
+        let refused = upload_as(builtin, "1.0.0").await.expect("sent");
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{builtin}");
+        let body: Value = refused.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "validation_failed", "{body}");
+        assert_eq!(body["error"]["field"], "name", "{body}");
+    }
 
     let created = upload("1.0.0").await.expect("sent");
     assert_eq!(created.status(), StatusCode::CREATED);
@@ -33,7 +44,7 @@ async fn real_components_are_stored_listed_and_deleted() {
         .collect();
     assert_eq!(plugin["sha256"], expected.as_str());
     assert_eq!(plugin["sizeBytes"], API_KEY_AUTH.len());
-    assert_eq!(plugin["name"], "api-key-auth");
+    assert_eq!(plugin["name"], "key-check");
     let id = plugin["id"].as_str().expect("id").to_owned();
 
     assert_eq!(
@@ -49,7 +60,7 @@ async fn real_components_are_stored_listed_and_deleted() {
     // A real component built against another world (the built-ins' world,
     // which adds the request log): refused, with the import named.
     let builtin_world = http
-        .post(format!("{api}/plugins?name=request-log&version=1.0.0"))
+        .post(format!("{api}/plugins?name=my-log&version=1.0.0"))
         .bearer_auth(token)
         .header("content-type", "application/wasm")
         .body(REQUEST_LOG.to_vec())
@@ -163,7 +174,40 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     // It answers for the upstream.
     set_plugins(json!({ "mode": "deny" }), "closed").await;
     until_status(&client, url.clone(), None, StatusCode::FORBIDDEN).await;
-    // It loops: failing closed answers 503, failing open skips it.
+    // It answers garbage (a spoofed X-Consumer-Id, headers that are not
+    // HTTP): that is a failure, never forwarded.
+    set_plugins(json!({ "mode": "garbage" }), "closed").await;
+    until_status(&client, url.clone(), None, StatusCode::SERVICE_UNAVAILABLE).await;
+    set_plugins(json!({ "mode": "garbage" }), "open").await;
+    until_status(&client, url.clone(), None, StatusCode::OK).await;
+    let body = json_at(&client, &url).await;
+    let forwarded = body["headers"].as_object().expect("headers");
+    assert!(
+        !forwarded.contains_key("x-consumer-id") && !forwarded.contains_key("injected"),
+        "{body}"
+    );
+
+    // A failure in on-log (after the response went out) is counted and
+    // recorded too; the request itself is unaffected.
+    set_plugins(json!({ "mode": "log-panic" }), "open").await;
+    eventually("an on-log failure on record", || async {
+        let status = client.get(&url).send().await.map(|r| r.status());
+        assert!(status.is_ok_and(|s| s == StatusCode::OK));
+        let errors = tenant.send(reqwest::Method::GET, "/errors", None).await;
+        errors.as_array().is_some_and(|e| {
+            e.iter().any(|e| {
+                e["kind"] == "plugin_failed"
+                    && e["pluginId"] == plugin_id.as_str()
+                    && e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("(on-log)"))
+            })
+        })
+    })
+    .await;
+
+    // (Last, as a hook that keeps failing trips its breaker, and its calls
+    // are then refused without running.) It loops: failing closed answers 503, failing open skips it.
     set_plugins(json!({ "mode": "loop" }), "closed").await;
     until_status(&client, url.clone(), None, StatusCode::SERVICE_UNAVAILABLE).await;
     let body = json_at(&client, &url).await;
@@ -181,19 +225,6 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     assert_eq!(plain.expect("sent").status(), StatusCode::OK);
     set_plugins(json!({ "mode": "hog" }), "open").await;
     until_status(&client, url.clone(), None, StatusCode::OK).await;
-    // It answers garbage (a spoofed X-Consumer-Id, headers that are not
-    // HTTP): that is a failure, never forwarded.
-    set_plugins(json!({ "mode": "garbage" }), "closed").await;
-    until_status(&client, url.clone(), None, StatusCode::SERVICE_UNAVAILABLE).await;
-    set_plugins(json!({ "mode": "garbage" }), "open").await;
-    until_status(&client, url.clone(), None, StatusCode::OK).await;
-    let body = json_at(&client, &url).await;
-    let forwarded = body["headers"].as_object().expect("headers");
-    assert!(
-        !forwarded.contains_key("x-consumer-id") && !forwarded.contains_key("injected"),
-        "{body}"
-    );
-
     // Other routes are unaffected, the node is healthy, and the failures are on record.
     let metrics = node.metrics().await;
     assert!(
@@ -206,28 +237,11 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
         ),
         "{metrics}"
     );
-    eventually("a plugin_failed error event", || async {
-        let errors = tenant.send(reqwest::Method::GET, "/errors", None).await;
-        errors
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["kind"] == "plugin_failed"))
-    })
-    .await;
-
-    // A failure in on-log (after the response went out) is counted and
-    // recorded too; the request itself is unaffected.
-    set_plugins(json!({ "mode": "log-panic" }), "open").await;
-    eventually("an on-log failure on record", || async {
-        let status = client.get(&url).send().await.map(|r| r.status());
-        assert!(status.is_ok_and(|s| s == StatusCode::OK));
+    eventually("a plugin_failed error event naming the plugin", || async {
         let errors = tenant.send(reqwest::Method::GET, "/errors", None).await;
         errors.as_array().is_some_and(|e| {
-            e.iter().any(|e| {
-                e["kind"] == "plugin_failed"
-                    && e["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains("(on-log)"))
-            })
+            e.iter()
+                .any(|e| e["kind"] == "plugin_failed" && e["pluginId"] == plugin_id.as_str())
         })
     })
     .await;
@@ -241,5 +255,47 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
         .await
         .expect("sent");
     assert_eq!(delete.status(), StatusCode::CONFLICT);
+    node.process.terminate();
+}
+
+/// A hook that keeps failing trips its own breaker: the successes of the
+/// plugin's other hooks (on-response, on-log) do not reset it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_hook_trips_its_own_breaker() {
+    let scratch = Scratch::new("plugin-breaker");
+    let upstream = upstream().await;
+    let control = ControlPlane::start(&scratch.0, 0).await;
+    let tenant = Tenant::register(&control.base).await;
+    tenant.unlimited().await;
+    let service = tenant.service(&upstream.url, 30_000).await;
+    let plugin_id = tenant.upload_plugin("testbed", TESTBED).await;
+    tenant
+        .send(reqwest::Method::POST, "/routes", Some(json!({
+            "method": "GET", "pathPattern": "/panics", "serviceId": service, "authRequired": false,
+            "plugins": [{ "pluginId": plugin_id, "config": { "mode": "panic" }, "failurePolicy": "open" }],
+        })))
+        .await;
+    let node = Node::start_for(&scratch.0, &control, &tenant).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/panics", node.base);
+    eventually("the plugin loaded and trapping", || async {
+        let status = client.get(&url).send().await.expect("sent").status();
+        assert_eq!(status, StatusCode::OK, "failing open");
+        node.metrics()
+            .await
+            .contains("gatehouse_plugin_failures_total{plugin=\"testbed\",reason=\"trap\"}")
+    })
+    .await;
+    for _ in 0..8 {
+        let status = client.get(&url).send().await.expect("sent").status();
+        assert_eq!(status, StatusCode::OK, "failing open");
+    }
+    let metrics = node.metrics().await;
+    assert!(
+        metrics.contains(
+            "gatehouse_plugin_failures_total{plugin=\"testbed\",reason=\"circuit_open\"}"
+        ),
+        "{metrics}"
+    );
     node.process.terminate();
 }

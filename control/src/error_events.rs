@@ -147,7 +147,7 @@ pub async fn record(
 }
 
 /// Records an occurrence on `conn` (a transaction): it joins the open event
-/// of the same kind and route seen within the grouping window, or opens a
+/// of the same kind, route and plugin seen within the grouping window, or opens a
 /// new one. Returns the event id. Two transactions recording the same kind
 /// and route (two batches stored at once) take turns, so the second joins
 /// the event the first opened.
@@ -158,20 +158,22 @@ pub async fn record_on(
     occurrence: &ErrorOccurrence,
 ) -> Result<String, sqlx::Error> {
     let group = format!(
-        "error-event/{tenant_id}/{}/{}",
+        "error-event/{tenant_id}/{}/{}/{}",
         occurrence.kind,
-        occurrence.route_id.as_deref().unwrap_or_default()
+        occurrence.route_id.as_deref().unwrap_or_default(),
+        occurrence.plugin_id.as_deref().unwrap_or_default()
     );
     store.serialize_on(conn, &group).await?;
     let at = Timestamp::from_millis(occurrence.at_ms);
     let open: Option<(String,)> = sqlx::query_as(
         "SELECT id FROM error_events WHERE tenant_id = $1 AND kind = $2 \
-         AND COALESCE(route_id, '') = $3 AND resolved = $4 AND last_seen_at >= $5 \
-         ORDER BY last_seen_at DESC LIMIT 1",
+         AND COALESCE(route_id, '') = $3 AND COALESCE(plugin_id, '') = $4 AND resolved = $5 \
+         AND last_seen_at >= $6 ORDER BY last_seen_at DESC LIMIT 1",
     )
     .bind(tenant_id)
     .bind(&occurrence.kind)
     .bind(occurrence.route_id.clone().unwrap_or_default())
+    .bind(occurrence.plugin_id.clone().unwrap_or_default())
     .bind(false)
     .bind(at.add_millis(-GROUPING_WINDOW_MS))
     .fetch_optional(&mut *conn)

@@ -111,6 +111,12 @@ async fn upload_plugin(
     let name = validate_label("name", &query.name, |c| {
         c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
     })?;
+    if plugin_check::BUILTIN_NAMES.contains(&name.as_str()) {
+        return Err(ApiError::invalid(
+            "name",
+            "is the name of a built-in plugin (api-key-auth, rate-limit, request-log)",
+        ));
+    }
     let version = validate_label("version", &query.version, |c| c.is_ascii_graphic())?;
     let checked = bytes.clone();
     tokio::task::spawn_blocking(move || plugin_check::check(&checked))

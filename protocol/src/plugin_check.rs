@@ -9,6 +9,10 @@ use wasmparser::{ComponentTypeRef, Parser, Payload, Validator, WasmFeatures};
 /// The exports every plugin must have.
 pub const REQUIRED_EXPORTS: [&str; 4] = ["describe", "on-request", "on-response", "on-log"];
 
+/// The node's built-in plugins: names a tenant plugin may not take (metrics
+/// and error events name plugins by name).
+pub const BUILTIN_NAMES: [&str; 3] = ["api-key-auth", "rate-limit", "request-log"];
+
 /// Why an upload was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PluginCheckError {

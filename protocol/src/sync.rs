@@ -26,6 +26,16 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 5_000;
 /// get 401 until restarted with the new key).
 pub const KEY_ROTATED_CLOSE_CODE: u16 = 4001;
 
+/// A field that is there, even as `null`, is `Some` (with serde's
+/// `default`, an absent one is `None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// What a node sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -41,10 +51,16 @@ pub enum NodeMessage {
         #[serde(default)]
         have_config: Option<ConfigIdentity>,
     },
-    /// The node is alive, serving `config`.
+    /// The node is alive, serving `config`: `Some(None)` (`"config":
+    /// null`) when it serves none; `None` (no `config` field) from a node
+    /// that predates config identities and says nothing of its config.
     Heartbeat {
-        #[serde(default)]
-        config: Option<ConfigIdentity>,
+        #[serde(
+            default,
+            deserialize_with = "present",
+            skip_serializing_if = "Option::is_none"
+        )]
+        config: Option<Option<ConfigIdentity>>,
     },
     /// Logs, metrics, errors and health results; answered by an ack.
     Telemetry(TelemetryBatch),
@@ -274,6 +290,10 @@ mod tests {
         assert_eq!(
             decode_node(r#"{"type":"heartbeat"}"#).expect("decodes"),
             NodeMessage::Heartbeat { config: None }
+        );
+        assert_eq!(
+            decode_node(r#"{"type":"heartbeat","config":null}"#).expect("decodes"),
+            NodeMessage::Heartbeat { config: Some(None) }
         );
         let up = ControlMessage::UpToDate {
             version: 3,

@@ -18,7 +18,7 @@ use crate::drain::{InFlight, InFlightGuard};
 use crate::forwarding::{self, Forwarded};
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
-use crate::plugins::chain::{self, ChainOutcome, Changes};
+use crate::plugins::chain::{self, ChainOutcome, Changes, PluginRef};
 use crate::plugins::{
     Builtins, CallContext, Header as PluginHeader, LocalResponse as PluginLocalResponse,
     LogEntry as PluginLogEntry, PluginFailure, Registry, Request as PluginRequest,
@@ -186,7 +186,7 @@ impl ProxyHttp for Gateway {
             Err(refusal) => return self.refuse(session, ctx, refusal).await,
         };
         if let Some((name, failure)) = admitted.failed_open.take() {
-            self.plugin_failed(ctx, name, &failure, "fails open");
+            self.plugin_failed(ctx, name, None, &failure, "fails open");
         }
         ctx.response_headers = std::mem::take(&mut admitted.response_headers);
         let route = Arc::clone(&admitted.route);
@@ -210,8 +210,8 @@ impl ProxyHttp for Gateway {
                 skipped,
                 request,
             } => {
-                for (name, failure) in skipped {
-                    self.plugin_failed(ctx, &name, &failure, "fails open");
+                for (plugin, failure) in skipped {
+                    self.tenant_plugin_failed(ctx, &plugin, &failure, "fails open");
                 }
                 ctx.plugin_request = Some(*request);
                 for header in &changes.response_headers {
@@ -225,8 +225,8 @@ impl ProxyHttp for Gateway {
                     .await?;
                 Ok(true)
             }
-            ChainOutcome::Failed(name, failure) => {
-                self.plugin_failed(ctx, &name, &failure, "fails closed");
+            ChainOutcome::Failed(plugin, failure) => {
+                self.tenant_plugin_failed(ctx, &plugin, &failure, "fails closed");
                 respond::send(
                     session,
                     &Reject::PLUGIN_FAILED,
@@ -309,6 +309,7 @@ impl ProxyHttp for Gateway {
                 ctx.failure = Some(Failure {
                     kind: "upstream_error",
                     message: format!("the upstream answered {status}"),
+                    plugin_id: None,
                 });
             }
         }
@@ -350,6 +351,7 @@ impl ProxyHttp for Gateway {
             ctx.failure = Some(Failure {
                 kind: reject.code,
                 message: e.to_string(),
+                plugin_id: None,
             });
         }
         if let Err(err) = respond::send(
@@ -431,7 +433,7 @@ impl Gateway {
             }
             Refusal::PluginFailed(name, failure, route) => {
                 ctx.rejected_route = Some(route);
-                self.plugin_failed(ctx, name, &failure, "fails closed");
+                self.plugin_failed(ctx, name, None, &failure, "fails closed");
                 respond::send(
                     session,
                     &Reject::PLUGIN_FAILED,
@@ -463,10 +465,10 @@ impl Gateway {
         let route = Arc::clone(&admitted.route);
         let outcome = chain::respond(&self.registry, base, &route.plugins, request, response).await;
         let mut replace = outcome.replace;
-        for (name, failure, closed) in outcome.failed {
-            self.plugin_failed(
+        for (plugin, failure, closed) in outcome.failed {
+            self.tenant_plugin_failed(
                 ctx,
-                &name,
+                &plugin,
                 &failure,
                 if closed { "fails closed" } else { "fails open" },
             );
@@ -504,8 +506,8 @@ impl Gateway {
         };
         let route = Arc::clone(&admitted.route);
         let entry = PluginLogEntry::from(outcome);
-        for (name, failure) in chain::log(&self.registry, &base, &route.plugins, &entry).await {
-            self.plugin_failed(ctx, &name, &failure, "on-log");
+        for (plugin, failure) in chain::log(&self.registry, &base, &route.plugins, &entry).await {
+            self.tenant_plugin_failed(ctx, &plugin, &failure, "on-log");
         }
     }
 
@@ -515,15 +517,28 @@ impl Gateway {
         &self,
         ctx: &mut RequestCtx,
         name: &str,
+        plugin_id: Option<&str>,
         failure: &PluginFailure,
         policy: &str,
     ) {
-        tracing::warn!(plugin = name, error = %failure, policy, "plugin failed");
+        tracing::warn!(plugin = name, plugin_id, error = %failure, policy, "plugin failed");
         self.metrics.plugin_failure(name, failure.reason());
         ctx.failure = Some(Failure {
             kind: "plugin_failed",
             message: format!("{name} ({policy}): {failure}"),
+            plugin_id: plugin_id.map(str::to_owned),
         });
+    }
+
+    /// [`Self::plugin_failed`] for one of the route's tenant plugins.
+    fn tenant_plugin_failed(
+        &self,
+        ctx: &mut RequestCtx,
+        plugin: &PluginRef,
+        failure: &PluginFailure,
+        policy: &str,
+    ) {
+        self.plugin_failed(ctx, &plugin.name, Some(&plugin.plugin_id), failure, policy);
     }
 }
 

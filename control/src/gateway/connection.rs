@@ -301,10 +301,15 @@ async fn node_beat(
     socket: &mut WebSocket,
     state: &AppState,
     connection_id: &str,
-    serving: Option<ConfigIdentity>,
+    serving: Option<Option<ConfigIdentity>>,
     delivery: &mut Delivery,
 ) -> Result<(), ConnectionError> {
     gateway_status::heartbeat(state.store(), connection_id, Timestamp::now()).await?;
+    // A node that does not report its config (it predates identities) is
+    // not second-guessed.
+    let Some(serving) = serving else {
+        return Ok(());
+    };
     if serving.as_ref() != Some(&delivery.sent)
         && delivery.sent_at.elapsed() >= Duration::from_millis(HEARTBEAT_INTERVAL_MS)
     {

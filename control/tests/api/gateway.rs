@@ -479,7 +479,9 @@ async fn only_the_exact_config_is_up_to_date(db: Db) {
 
 /// Sends a node heartbeat naming `serving`.
 async fn beat(socket: &mut Socket, serving: Option<ConfigIdentity>) {
-    let beat = NodeMessage::Heartbeat { config: serving };
+    let beat = NodeMessage::Heartbeat {
+        config: Some(serving),
+    };
     socket
         .send(Message::text(serde_json::to_string(&beat).expect("json")))
         .await
@@ -488,7 +490,8 @@ async fn beat(socket: &mut Socket, serving: Option<ConfigIdentity>) {
 
 /// A node whose heartbeat names another config than the one it was sent a
 /// heartbeat earlier (or none: it installed nothing) is sent it again; a
-/// node that names it is not.
+/// node that names it, or predates config identities and names nothing
+/// (no `config` field), is not.
 async fn a_node_behind_is_sent_its_config_again(db: Db) {
     let h = Harness::start(db).await;
     let t = h.register("behind").await;
@@ -516,10 +519,14 @@ async fn a_node_behind_is_sent_its_config_again(db: Db) {
     beat(&mut node, Some(stale)).await;
     assert_eq!(again(&mut node).await, sent.identity());
 
-    // Up to date: the next answer is the one to a request sent after the
-    // heartbeat (a connection handles its messages in order).
+    // Up to date, or silent about it: the next answer is the one to a
+    // request sent after the heartbeats (a connection handles its messages
+    // in order).
     tokio::time::sleep(heartbeat).await;
     beat(&mut node, Some(sent.identity())).await;
+    node.send(Message::text(r#"{"type":"heartbeat"}"#))
+        .await
+        .expect("a bare heartbeat");
     let fetch = NodeMessage::FetchPlugin {
         sha256: "0".repeat(64),
     };

@@ -1,10 +1,12 @@
-//! A circuit breaker per loaded plugin: after `failures` failed calls in a
-//! row (timeouts, out-of-memory, traps) the plugin is not called for
-//! `cooldown`; its calls fail at once as `circuit_open` and the route's
-//! failure policy applies, so a broken plugin costs nothing on the hot path.
-//! After the cooldown one trial call goes through: success closes the
-//! circuit, failure opens it again. Pool exhaustion is back-pressure, not
-//! the plugin's fault, and counts neither way.
+//! A circuit breaker per hook of a loaded plugin: after `failures` failed
+//! calls of a hook in a row (timeouts, out-of-memory, traps) that hook is
+//! not called for `cooldown`; its calls fail at once as `circuit_open` and
+//! the route's failure policy applies, so a broken plugin costs nothing on
+//! the hot path. After the cooldown one trial call goes through: success
+//! closes the circuit, failure opens it again. Pool exhaustion is
+//! back-pressure, not the plugin's fault, and counts neither way. Each hook
+//! has its own breaker: an `on-log` that succeeds says nothing of an
+//! `on-request` that traps.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -39,7 +41,34 @@ enum State {
     HalfOpen,
 }
 
-/// One plugin's breaker.
+/// A plugin's hooks, each with its breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    Request,
+    Response,
+    Log,
+}
+
+/// One breaker per hook of a plugin.
+#[derive(Debug)]
+pub struct HookBreakers([Breaker; 3]);
+
+impl HookBreakers {
+    pub fn new(settings: BreakerSettings) -> Self {
+        Self([
+            Breaker::new(settings),
+            Breaker::new(settings),
+            Breaker::new(settings),
+        ])
+    }
+
+    /// The breaker of `hook`.
+    pub fn of(&self, hook: Hook) -> &Breaker {
+        &self.0[hook as usize]
+    }
+}
+
+/// One hook's breaker.
 #[derive(Debug)]
 pub struct Breaker {
     settings: BreakerSettings,

@@ -17,6 +17,22 @@ use super::output;
 use super::registry::Registry;
 use super::runtime::{CallContext, LoadedPlugin, PluginFailure};
 
+/// A plugin of the chain, as failures name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginRef {
+    pub name: String,
+    pub plugin_id: String,
+}
+
+impl PluginRef {
+    fn of(plugin: &RoutePluginConfig) -> Self {
+        Self {
+            name: plugin.name.clone(),
+            plugin_id: plugin.plugin_id.clone(),
+        }
+    }
+}
+
 /// What the chain decided.
 #[derive(Debug)]
 pub enum ChainOutcome {
@@ -24,13 +40,13 @@ pub enum ChainOutcome {
     /// `request` is the request as the last plugin saw it.
     Proceed {
         changes: Changes,
-        skipped: Vec<(String, PluginFailure)>,
+        skipped: Vec<(PluginRef, PluginFailure)>,
         request: Box<Request>,
     },
     /// A plugin answered the client.
     Answered(LocalResponse),
     /// A plugin that fails closed failed.
-    Failed(String, PluginFailure),
+    Failed(PluginRef, PluginFailure),
 }
 
 /// Changes to the upstream request, accumulated over the chain.
@@ -98,9 +114,9 @@ pub async fn run(
             }
             Ok(RequestAction::Respond(response)) => return ChainOutcome::Answered(response),
             Err(failure) if plugin.failure_policy == "open" => {
-                skipped.push((plugin.name.clone(), failure))
+                skipped.push((PluginRef::of(plugin), failure))
             }
-            Err(failure) => return ChainOutcome::Failed(plugin.name.clone(), failure),
+            Err(failure) => return ChainOutcome::Failed(PluginRef::of(plugin), failure),
         }
     }
     ChainOutcome::Proceed {
@@ -119,7 +135,7 @@ pub struct ResponseOutcome {
     /// `failed` says which).
     pub replace: Option<LocalResponse>,
     /// Plugins that failed, and whether they fail closed.
-    pub failed: Vec<(String, PluginFailure, bool)>,
+    pub failed: Vec<(PluginRef, PluginFailure, bool)>,
 }
 
 /// Runs the `on-response` hooks of `plugins`, in order, on `response`.
@@ -155,7 +171,9 @@ pub async fn respond(
             }
             Err(failure) => {
                 let closed = plugin.failure_policy != "open";
-                outcome.failed.push((plugin.name.clone(), failure, closed));
+                outcome
+                    .failed
+                    .push((PluginRef::of(plugin), failure, closed));
                 if closed {
                     return outcome;
                 }
@@ -171,11 +189,11 @@ pub async fn log(
     base: &CallContext,
     plugins: &[RoutePluginConfig],
     entry: &LogEntry,
-) -> Vec<(String, PluginFailure)> {
+) -> Vec<(PluginRef, PluginFailure)> {
     let mut failed = Vec::new();
     for (plugin, loaded, ctx) in with_hook(registry, base, plugins, Hooks::ON_LOG) {
         if let Err(failure) = loaded.on_log(&ctx, entry).await {
-            failed.push((plugin.name.clone(), failure));
+            failed.push((PluginRef::of(plugin), failure));
         }
     }
     failed

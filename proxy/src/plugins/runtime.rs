@@ -14,7 +14,7 @@ use super::bindings::gatehouse::plugin::types::{
     Hooks, LogEntry, PluginInfo, Request, RequestAction, Response, ResponseAction,
 };
 use super::bindings::{Plugin, PluginPre};
-use super::breaker::Breaker;
+use super::breaker::{Hook, HookBreakers};
 use super::engine::{EPOCH_TICK, EngineSettings, Ticker};
 use super::host::{self, HostState, SharedState};
 use crate::compiled::CompiledConfig;
@@ -133,7 +133,7 @@ impl CallContext {
 pub struct LoadedPlugin {
     name: String,
     hooks: Hooks,
-    breaker: Breaker,
+    breakers: HookBreakers,
     pre: PluginPre<HostState>,
     engine: Engine,
     settings: EngineSettings,
@@ -168,7 +168,7 @@ impl LoadedPlugin {
         Self {
             name,
             hooks: Hooks::all(),
-            breaker: Breaker::new(settings.breaker),
+            breakers: HookBreakers::new(settings.breaker),
             pre,
             engine,
             settings,
@@ -201,9 +201,9 @@ impl LoadedPlugin {
         self.hooks.contains(hook)
     }
 
-    /// Whether its circuit breaker is refusing calls.
-    pub fn circuit_open(&self) -> bool {
-        self.breaker.is_open()
+    /// Whether the circuit breaker of `hook` is refusing calls.
+    pub fn circuit_open(&self, hook: Hook) -> bool {
+        self.breakers.of(hook).is_open()
     }
 
     /// The plugin's name as loaded.
@@ -285,17 +285,17 @@ impl LoadedPlugin {
         result.map_err(|err| self.failure(&store, &err))
     }
 
-    /// Runs `call` unless the circuit is open, and tells the breaker how
-    /// it went.
+    /// Runs `call` of `hook` unless its circuit is open, and tells its
+    /// breaker how it went.
     async fn guarded<R>(
         &self,
+        hook: Hook,
         call: impl Future<Output = Result<R, PluginFailure>>,
     ) -> Result<R, PluginFailure> {
-        self.breaker
-            .admit()
-            .map_err(|_| PluginFailure::CircuitOpen)?;
+        let breaker = self.breakers.of(hook);
+        breaker.admit().map_err(|_| PluginFailure::CircuitOpen)?;
         let result = call.await;
-        self.breaker.record(
+        breaker.record(
             result
                 .as_ref()
                 .map_or_else(PluginFailure::verdict, |_| Some(true)),
@@ -309,7 +309,7 @@ impl LoadedPlugin {
         ctx: &CallContext,
         request: &Request,
     ) -> Result<RequestAction, PluginFailure> {
-        self.guarded(async {
+        self.guarded(Hook::Request, async {
             let (plugin, mut store) = self.instance(ctx).await?;
             let result = plugin.call_on_request(&mut store, request).await;
             self.finish(plugin, store, result)
@@ -324,7 +324,7 @@ impl LoadedPlugin {
         request: &Request,
         response: &Response,
     ) -> Result<ResponseAction, PluginFailure> {
-        self.guarded(async {
+        self.guarded(Hook::Response, async {
             let (plugin, mut store) = self.instance(ctx).await?;
             let result = plugin.call_on_response(&mut store, request, response).await;
             self.finish(plugin, store, result)
@@ -351,7 +351,7 @@ impl LoadedPlugin {
             status: 0,
             latency_ms: 0.0,
         };
-        self.guarded(async {
+        self.guarded(Hook::Log, async {
             let (plugin, mut store) = self.instance(ctx).await?;
             store.data_mut().finished = std::mem::take(records);
             let result = plugin.call_on_log(&mut store, &entry).await;
@@ -365,7 +365,7 @@ impl LoadedPlugin {
 
     /// Calls `on-log`.
     pub async fn on_log(&self, ctx: &CallContext, entry: &LogEntry) -> Result<(), PluginFailure> {
-        self.guarded(async {
+        self.guarded(Hook::Log, async {
             let (plugin, mut store) = self.instance(ctx).await?;
             let result = plugin.call_on_log(&mut store, entry).await;
             self.finish(plugin, store, result)

@@ -8,6 +8,7 @@ use gatehouse_protocol::ConsumerConfig;
 use gatehouse_protocol::telemetry::LogRecord;
 use sha2::{Digest, Sha256};
 
+use super::breaker::Hook;
 use super::*;
 use crate::keys::KeyIndex;
 use crate::telemetry::{RequestOutcome, ShippedLog};
@@ -43,6 +44,18 @@ fn request() -> Request {
         client_ip: "127.0.0.1".into(),
         route_id: "r1".into(),
         consumer_id: None,
+    }
+}
+
+fn log_entry() -> LogEntry {
+    LogEntry {
+        request_id: "req-1".into(),
+        method: "GET".into(),
+        path: "/users/1".into(),
+        route_id: Some("r1".into()),
+        consumer_id: None,
+        status: 200,
+        latency_ms: 1.0,
     }
 }
 
@@ -260,8 +273,11 @@ async fn a_plugin_that_keeps_failing_is_tripped_then_tried_again() {
             .await
             .expect_err("traps");
         assert_eq!(failure.reason(), "trap");
+        // Another hook's successes do not reset this hook's breaker.
+        assert!(plugin.on_log(&mode("panic"), &log_entry()).await.is_ok());
     }
-    assert!(plugin.circuit_open());
+    assert!(plugin.circuit_open(Hook::Request));
+    assert!(!plugin.circuit_open(Hook::Log));
     // Open: even a good call is refused at once, without running.
     let refused = plugin
         .on_request(&mode("header"), &request())
@@ -271,7 +287,7 @@ async fn a_plugin_that_keeps_failing_is_tripped_then_tried_again() {
     // After the cooldown one trial goes through and closes it.
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(plugin.on_request(&mode("header"), &request()).await.is_ok());
-    assert!(!plugin.circuit_open());
+    assert!(!plugin.circuit_open(Hook::Request));
 }
 
 #[tokio::test]

@@ -127,7 +127,9 @@ impl Syncer {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    let beat = NodeMessage::Heartbeat { config: self.live.identity() };
+                    let beat = NodeMessage::Heartbeat {
+                        config: Some(self.live.identity()),
+                    };
                     socket.send(Message::text(encode(&beat)?)).await?;
                 }
                 _ = shutdown.changed() => {

@@ -125,7 +125,7 @@ impl Aggregator {
                 message: failure.message,
                 route_id: outcome.route_id.as_deref().map(str::to_owned),
                 service_id: outcome.service_id.as_deref().map(str::to_owned),
-                plugin_id: None,
+                plugin_id: failure.plugin_id,
                 status_code: Some(i64::from(outcome.status)),
                 at_ms: outcome.at_ms,
             });
@@ -293,6 +293,7 @@ mod tests {
             latency_ms: latency_us as f64 / 1000.0,
             at_ms,
             failure: (status == 502).then(|| Failure {
+                plugin_id: None,
                 kind: "upstream_unavailable",
                 message: "refused".into(),
             }),

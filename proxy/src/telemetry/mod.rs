@@ -135,6 +135,8 @@ impl Serialize for ShippedLog {
 pub struct Failure {
     pub kind: &'static str,
     pub message: String,
+    /// The tenant plugin it is about, if any (built-ins have no id).
+    pub plugin_id: Option<String>,
 }
 
 /// Something to report.
