@@ -117,7 +117,7 @@ mod support;
 
 use gatehouse_proxy::plugins::builtins::TESTBED;
 use serde_json::json;
-use support::{ControlPlane, Node, Scratch, Tenant, eventually, until_status, upstream};
+use support::{ControlPlane, Node, Scratch, Stage, Tenant, eventually, until_status, upstream};
 
 /// A tenant plugin uploaded over REST, attached to a route, fetched by the
 /// node over the gateway link and run on traffic: it changes requests,
@@ -262,12 +262,8 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
 /// plugin's other hooks (on-response, on-log) do not reset it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_hook_trips_its_own_breaker() {
-    let scratch = Scratch::new("plugin-breaker");
-    let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, 0).await;
-    let tenant = Tenant::register(&control.base).await;
-    tenant.unlimited().await;
-    let service = tenant.service(&upstream.url, 30_000).await;
+    let stage = Stage::new("plugin-breaker").await;
+    let (tenant, service) = (&stage.tenant, &stage.service);
     let plugin_id = tenant.upload_plugin("testbed", TESTBED).await;
     tenant
         .send(reqwest::Method::POST, "/routes", Some(json!({
@@ -275,7 +271,7 @@ async fn a_failing_hook_trips_its_own_breaker() {
             "plugins": [{ "pluginId": plugin_id, "config": { "mode": "panic" }, "failurePolicy": "open" }],
         })))
         .await;
-    let node = Node::start_for(&scratch.0, &control, &tenant).await;
+    let node = stage.node(&[]).await;
     let client = reqwest::Client::new();
     let url = format!("{}/panics", node.base);
     eventually("the plugin loaded and trapping", || async {
