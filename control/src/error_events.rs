@@ -147,10 +147,10 @@ pub async fn record(
 }
 
 /// Records an occurrence on `conn` (a transaction): it joins the open event
-/// of the same kind, route and plugin seen within the grouping window, or opens a
-/// new one. Returns the event id. Two transactions recording the same kind
-/// and route (two batches stored at once) take turns, so the second joins
-/// the event the first opened.
+/// of the same kind, route and plugin seen within the grouping window, or
+/// opens a new one. Returns the event id. Two transactions recording the
+/// same kind, route and plugin (two batches stored at once) take turns, so
+/// the second joins the event the first opened.
 pub async fn record_on(
     store: &Store,
     conn: &mut AnyConnection,

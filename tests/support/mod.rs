@@ -189,9 +189,12 @@ impl ControlPlane {
         ));
         let process = Process::spawn("control", &args, &log);
         let port = match port {
-            0 => logged_addr(&log, "control plane listening", "addr")
-                .await
-                .port(),
+            0 => {
+                let line = logged_line(&log, "control plane listening").await;
+                field_addr(&line, "addr")
+                    .unwrap_or_else(|| panic!("no addr= in {line}"))
+                    .port()
+            }
             port => port,
         };
         let base = format!("http://127.0.0.1:{port}");
@@ -204,31 +207,34 @@ impl ControlPlane {
     }
 }
 
-/// The address a process started on port 0 logged as `field=` on its
-/// `message` line (10 s at most).
-async fn logged_addr(log: &Path, message: &str, field: &str) -> std::net::SocketAddr {
+/// The first line of `log` with `message` (colour codes stripped), once
+/// it is there (10 s at most): where a process started on port 0 says it
+/// listens.
+async fn logged_line(log: &Path, message: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let field = format!("{field}=");
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        let found = text
+        if let Some(line) = text
             .lines()
             .map(strip_ansi)
-            .filter(|line| line.contains(message))
-            .find_map(|line| {
-                let addr = line.split(&field).nth(1)?.split_whitespace().next()?;
-                addr.trim_matches('"').parse::<std::net::SocketAddr>().ok()
-            });
-        if let Some(addr) = found {
-            return addr;
+            .find(|line| line.contains(message))
+        {
+            return line;
         }
         assert!(
             Instant::now() < deadline,
-            "{} never said where it listens ({field}):\n{text}",
+            "{} never said `{message}`:\n{text}",
             log.display()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// The address in the field `field` of a logged `line` (` field=addr`).
+fn field_addr(line: &str, field: &str) -> Option<std::net::SocketAddr> {
+    let value = line.split(&format!(" {field}=")).nth(1)?;
+    let addr = value.split_whitespace().next()?.trim_matches('"');
+    addr.parse().ok()
 }
 
 /// `line` without terminal colour codes.
@@ -287,13 +293,14 @@ impl Node {
         args.extend(extra.iter().map(|a| (*a).to_owned()));
         let log = dir.join(format!("proxy-{}.log", uuid::Uuid::new_v4().simple()));
         let process = Process::spawn("proxy", &args, &log);
-        let starting = "gateway node starting";
-        let listen = logged_addr(&log, starting, "listen").await;
-        let admin = logged_addr(&log, starting, "admin").await;
-        let tls = match extra.iter().any(|a| a.starts_with("--tls-listen")) {
-            true => Some(logged_addr(&log, starting, "tls_listen").await.to_string()),
-            false => None,
-        };
+        let line = logged_line(&log, "gateway node starting").await;
+        let addr =
+            |field| field_addr(&line, field).unwrap_or_else(|| panic!("no {field}= in {line}"));
+        let (listen, admin) = (addr("listen"), addr("admin"));
+        let tls = extra
+            .iter()
+            .any(|a| a.starts_with("--tls-listen"))
+            .then(|| addr("tls_listen").to_string());
         Self {
             process,
             base: format!("http://{listen}"),

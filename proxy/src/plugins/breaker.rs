@@ -55,11 +55,7 @@ pub struct HookBreakers([Breaker; 3]);
 
 impl HookBreakers {
     pub fn new(settings: BreakerSettings) -> Self {
-        Self([
-            Breaker::new(settings),
-            Breaker::new(settings),
-            Breaker::new(settings),
-        ])
+        Self(std::array::from_fn(|_| Breaker::new(settings)))
     }
 
     /// The breaker of `hook`.
