@@ -42,8 +42,10 @@ psql "$PG_URL" -qtAF ' ' -c "SELECT datname, shobj_description(oid, 'pg_database
   while read -r db mark; do
     pid=${mark#gatehouse-test pid=}
     case "$mark" in "gatehouse-test pid="*) ;; *) continue ;; esac
-    # Gone only when kill says so (not when it may not signal a live one).
-    if { kill -0 "$pid" 2>&1 || true; } | grep -q "No such process"; then
+    case "$pid" in '' | *[!0-9]*) continue ;; esac
+    # Gone when the kernel has no such process (whoever owns it, and in any
+    # locale); a reused pid only keeps a database a while longer.
+    if [ ! -e "/proc/$pid" ]; then
       psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
     fi
   done

@@ -56,7 +56,7 @@ async fn example_plugins_in_three_languages_work_through_the_proxy() {
         .expect("built");
     let scratch = Scratch::new("example-plugins");
     let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant.service(&upstream.url, 30_000).await;

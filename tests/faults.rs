@@ -150,7 +150,7 @@ async fn add_service(tenant: &Tenant, name: &str) -> (StatusCode, Value) {
 async fn postgres_restarted_under_the_control_plane() {
     let scratch = Scratch::new("fault-postgres");
     let mut postgres = PrivatePostgres::init(&scratch.0);
-    let control = ControlPlane::start_on(&scratch.0, 0, &postgres.url()).await;
+    let control = ControlPlane::start_on(&scratch.0, &postgres.url()).await;
     let tenant = Tenant::register(&control.base).await;
     let (status, service) = add_service(&tenant, "before").await;
     assert_eq!(status, StatusCode::CREATED, "{service}");

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{
-    ClosedPort, ControlPlane, Node, Scratch, Tenant, eventually, eventually_within, until_status,
-    upstream,
+    ClosedPort, ControlPlane, Front, Node, Scratch, Tenant, eventually, eventually_within,
+    until_status, upstream,
 };
 
 async fn get(
@@ -38,7 +38,7 @@ async fn traffic_flows_and_changes_apply_at_once() {
     let scratch = Scratch::new("traffic");
     let upstream = upstream().await;
     let upstream_url = upstream.url.clone();
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant.service(&format!("{upstream_url}/v1"), 30_000).await;
@@ -261,14 +261,14 @@ async fn the_node_outlives_the_control_plane() {
     let scratch = Scratch::new("outage");
     let upstream = upstream().await;
     let upstream_url = upstream.url.clone();
-    let control = ControlPlane::start(&scratch.0, 0).await;
-    let port = control.port;
-    let tenant = Tenant::register(&control.base).await;
+    let control = ControlPlane::start(&scratch.0).await;
+    let front = Front::to(control.port).await;
+    let tenant = Tenant::register(&front.url()).await;
     tenant.unlimited().await;
     let service = tenant.service(&upstream_url, 30_000).await;
     tenant.route("GET", "/hello", &service, false).await;
     let state_dir = scratch.0.join("node");
-    let node = Node::start(&scratch.0, &control.base, &tenant.gateway_key, &state_dir).await;
+    let node = Node::start(&scratch.0, &front.url(), &tenant.gateway_key, &state_dir).await;
     let client = reqwest::Client::new();
     let hello = |node: &Node| format!("{}/hello", node.base);
 
@@ -279,24 +279,19 @@ async fn the_node_outlives_the_control_plane() {
         !tenant.online().await,
         "a clean close marks the gateway offline at once"
     );
-    let node = Node::start(&scratch.0, &control.base, &tenant.gateway_key, &state_dir).await;
+    let node = Node::start(&scratch.0, &front.url(), &tenant.gateway_key, &state_dir).await;
     eventually("the node to show online", || tenant.online()).await;
 
     // Control plane killed: the node keeps serving.
     control.process.kill();
+    front.point_to(None);
     for _ in 0..20 {
         assert_eq!(get(&client, hello(&node), None).await.0, StatusCode::OK);
     }
     // Node killed too, and restarted while the control plane is down: it
     // serves from its state dir.
     node.process.kill();
-    let node = Node::start(
-        &scratch.0,
-        &format!("http://127.0.0.1:{port}"),
-        &tenant.gateway_key,
-        &state_dir,
-    )
-    .await;
+    let node = Node::start(&scratch.0, &front.url(), &tenant.gateway_key, &state_dir).await;
     let (status, body, _) = get(&client, hello(&node), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let health: Value = client
@@ -309,8 +304,10 @@ async fn the_node_outlives_the_control_plane() {
         .expect("json");
     assert_eq!(health["syncConnected"], false);
 
-    // The control plane comes back on its port: the node reconnects and follows changes again.
-    let control = ControlPlane::start(&scratch.0, port).await;
+    // The control plane comes back at its address: the node reconnects and
+    // follows changes again.
+    let control = ControlPlane::start(&scratch.0).await;
+    front.point_to(Some(control.port));
     tenant.route("GET", "/after", &service, false).await;
     // Within the longest reconnect backoff.
     eventually_within(Duration::from_secs(15), "the node to catch up", || {
@@ -325,7 +322,7 @@ async fn the_node_outlives_the_control_plane() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_gateway_key_is_reported() {
     let scratch = Scratch::new("badkey");
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let node = Node::spawn(
         &scratch.0,
         &control.base,
@@ -365,7 +362,7 @@ async fn bodies_stream_and_shutdown_drains_in_flight_requests() {
     let scratch = Scratch::new("drain");
     let upstream = upstream().await;
     let upstream_url = upstream.url.clone();
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant.service(&upstream_url, 30_000).await;

@@ -100,7 +100,7 @@ fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
 async fn one_node_enforces_tiers_overrides_and_anonymous_limits() {
     let scratch = Scratch::new("ratelimit-node");
     let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let (tenant, key, service) = tenant_with_consumer(&control, &upstream.url).await;
     tenant.limits(Some(60), Some(3)).await;
     tenant
@@ -198,7 +198,7 @@ async fn one_node_enforces_tiers_overrides_and_anonymous_limits() {
 async fn three_nodes_share_one_limit_through_redis() {
     let scratch = Scratch::new("ratelimit-fleet");
     let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let (tenant, key, _) = tenant_with_consumer(&control, &upstream.url).await;
     tenant.limits(Some(60), None).await;
     let redis = format!("--redis-url={}", shared_redis());
@@ -285,7 +285,7 @@ impl Drop for PrivateRedis {
 async fn losing_redis_falls_back_to_each_nodes_share() {
     let scratch = Scratch::new("ratelimit-fallback");
     let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let (tenant, key, _) = tenant_with_consumer(&control, &upstream.url).await;
     tenant.limits(Some(60), None).await;
     let socket = scratch.0.join("redis.sock");

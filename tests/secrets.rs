@@ -46,7 +46,7 @@ async fn no_secret_is_ever_logged() {
     VERBOSE_LOGS.store(true, Ordering::SeqCst);
     let scratch = Scratch::new("secrets");
     let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let http = reqwest::Client::new();
     let auth = |path: &str| format!("{}/api/auth/{path}", control.base);
     let mut tenant = Tenant::register(&control.base).await;

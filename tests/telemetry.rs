@@ -29,7 +29,7 @@ async fn status_of(client: &reqwest::Client, url: String, key: Option<&str>) -> 
 async fn traffic_shows_in_logs_errors_and_metrics() {
     let scratch = Scratch::new("telemetry");
     let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant.service(&upstream.url, 30_000).await;
@@ -171,7 +171,7 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
 async fn health_checks_follow_the_service() {
     let scratch = Scratch::new("health");
     let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant
@@ -227,17 +227,17 @@ async fn logs_from_an_outage_arrive_exactly_once() {
         scratch,
         upstream: _upstream,
         control,
+        front,
         tenant,
         service,
     } = Stage::new("outage-logs").await;
-    let port = control.port;
     tenant.route("GET", "/ping", &service, false).await;
     let state_dir = scratch.0.join("node");
     // A small memory bound makes the node spill to its state dir.
     let flags = ["--telemetry-memory-records=20"];
     let node = Node::start_with(
         &scratch.0,
-        &control.base,
+        &front.url(),
         &tenant.gateway_key,
         &state_dir,
         &flags,
@@ -256,6 +256,7 @@ async fn logs_from_an_outage_arrive_exactly_once() {
 
     // The control plane goes away; traffic goes on.
     control.process.kill();
+    front.point_to(None);
     for _ in 0..150 {
         assert_eq!(status_of(&client, ping(&node), None).await, StatusCode::OK);
     }
@@ -267,7 +268,7 @@ async fn logs_from_an_outage_arrive_exactly_once() {
     assert!(spilled > 0, "undelivered batches were kept on disk");
     let node = Node::start_with(
         &scratch.0,
-        &format!("http://127.0.0.1:{port}"),
+        &front.url(),
         &tenant.gateway_key,
         &state_dir,
         &flags,
@@ -278,7 +279,8 @@ async fn logs_from_an_outage_arrive_exactly_once() {
     }
 
     // The control plane comes back: every log of the outage arrives, once.
-    let control = ControlPlane::start(&scratch.0, port).await;
+    let control = ControlPlane::start(&scratch.0).await;
+    front.point_to(Some(control.port));
     let took = eventually_within(Duration::from_secs(20), "the outage's logs", || async {
         tenant.all_logs("").await.len() >= 200
     })

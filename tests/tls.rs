@@ -21,7 +21,7 @@ async fn the_node_speaks_tls_to_clients_and_to_services() {
     let upstream = https_upstream(&trusted.leaf("upstream")).await;
     let impostor = https_upstream(&stranger.leaf("impostor")).await;
 
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant
@@ -132,7 +132,7 @@ async fn a_node_follows_its_control_plane_over_wss() {
     let scratch = Scratch::new("wss");
     let trusted = Pki::new(&scratch.0, "trusted");
     let stranger = Pki::new(&scratch.0, "stranger");
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let backend = format!("127.0.0.1:{}", control.port).parse().expect("addr");
     let port = tls_front(&trusted.leaf("control"), backend).await;
     let control_url = format!("https://localhost:{port}");

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    ControlPlane, Node, Scratch, Stage, Tenant, eventually, eventually_within, serve_upstream,
+    ControlPlane, HeldPort, Node, Scratch, Stage, Tenant, eventually, eventually_within,
+    serve_upstream,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 /// One request of a load run, as the client saw it.
@@ -91,19 +92,27 @@ async fn the_control_plane_killed_under_load() {
         scratch,
         upstream: _upstream,
         control,
+        front,
         tenant,
         service,
     } = Stage::new("cp-under-load").await;
-    let port = control.port;
     tenant.route("GET", "/load/*", &service, false).await;
-    let node = Node::start_for(&scratch.0, &control, &tenant).await;
+    let node = Node::start(
+        &scratch.0,
+        &front.url(),
+        &tenant.gateway_key,
+        &scratch.0.join("node"),
+    )
+    .await;
 
     let (stop, stopped) = watch::channel(false);
     let load = tokio::spawn(drive(format!("{}/load", node.base), 8, stopped));
     tokio::time::sleep(Duration::from_millis(800)).await;
     control.process.kill();
+    front.point_to(None);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let control = ControlPlane::start(&scratch.0, port).await;
+    let control = ControlPlane::start(&scratch.0).await;
+    front.point_to(Some(control.port));
     eventually("the node to reconnect", || tenant.online()).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.send(true).expect("stop");
@@ -144,11 +153,10 @@ async fn the_control_plane_killed_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flapping_upstream() {
     let scratch = Scratch::new("flapping");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let url = format!("http://{addr}");
-    let mut running = Some(serve_upstream(listener, url.clone()));
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let port = HeldPort::new();
+    let url = format!("http://{}", port.addr);
+    let mut running = Some(serve_upstream(port.listener(), url.clone()));
+    let control = ControlPlane::start(&scratch.0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant.service(&url, 2_000).await;
@@ -168,8 +176,7 @@ async fn a_flapping_upstream() {
         let down_since = Instant::now();
         tokio::time::sleep(Duration::from_millis(300)).await;
         phases.push((down_since, Instant::now(), false));
-        let listener = TcpListener::bind(addr).await.expect("rebind");
-        running = Some(serve_upstream(listener, url.clone()));
+        running = Some(serve_upstream(port.listener(), url.clone()));
         up_since = Instant::now();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;

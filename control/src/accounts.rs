@@ -160,14 +160,16 @@ async fn login(
     let email = body.email.trim().to_lowercase();
     let ip = client.to_string();
     let (store, throttles) = (state.store(), state.throttles());
-    throttles
-        .per_email
-        .attempt(store, &email)
-        .await?
-        .map_err(ApiError::Throttled)?;
+    // The address first: a client it already refuses must not go on
+    // counting failures against someone else's email and lock them out.
     throttles
         .per_ip
         .attempt(store, &ip)
+        .await?
+        .map_err(ApiError::Throttled)?;
+    throttles
+        .per_email
+        .attempt(store, &email)
         .await?
         .map_err(ApiError::Throttled)?;
     let found: Option<(String, String, i64)> =

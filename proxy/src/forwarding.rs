@@ -102,23 +102,36 @@ pub fn rewrite(
     Ok(())
 }
 
-/// Removes the consumer's API key before the request goes upstream: the
-/// service learns who called from `X-Consumer-Id`, and the key stays
-/// between the client and the gateway. An `Authorization` header is only
-/// removed when it carries a consumer key (`Bearer ck_...`, read as the
-/// auth plugin reads it: any scheme case, any spacing): any other is the
-/// service's own.
+/// Removes consumer API keys before the request goes upstream: the service
+/// learns who called from `X-Consumer-Id`, and keys stay between the client
+/// and the gateway. Every `Authorization` value that carries a consumer key
+/// (`Bearer ck_...`, read as the auth plugin reads it: any scheme case, any
+/// spacing) is removed, however many the client sent; any other value is
+/// the service's own and is kept, in order.
 fn hide_credentials(request: &mut RequestHeader) {
     request.remove_header(&X_API_KEY);
-    let consumer_bearer = request
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token)
-        .is_some_and(|token| token.starts_with(CONSUMER_KEY_PREFIX));
-    if consumer_bearer {
-        request.remove_header(&AUTHORIZATION);
+    let values = request.headers.get_all(AUTHORIZATION);
+    if !values.iter().any(is_consumer_bearer) {
+        return;
     }
+    let kept: Vec<_> = values
+        .iter()
+        .filter(|value| !is_consumer_bearer(value))
+        .cloned()
+        .collect();
+    request.remove_header(&AUTHORIZATION);
+    for value in kept {
+        // Appending a value already held cannot fail.
+        let _ = request.append_header(AUTHORIZATION, value);
+    }
+}
+
+fn is_consumer_bearer(value: &http::HeaderValue) -> bool {
+    value
+        .to_str()
+        .ok()
+        .and_then(bearer_token)
+        .is_some_and(|token| token.starts_with(CONSUMER_KEY_PREFIX))
 }
 
 /// Applies what the route's plugins changed: headers set and removed, and
@@ -260,6 +273,19 @@ mod tests {
         hide_credentials(&mut request);
         assert_eq!(request.headers["authorization"], "Bearer eyJ.service.token");
         assert!(request.headers.get("x-api-key").is_none());
+    }
+
+    #[test]
+    fn every_consumer_key_is_hidden_when_several_are_sent() {
+        let mut request = RequestHeader::build("GET", b"/", None).expect("request");
+        for value in ["Basic dXNlcjpwdw==", "bearer ck_first", "Bearer ck_second"] {
+            request
+                .append_header("authorization", value)
+                .expect("header");
+        }
+        hide_credentials(&mut request);
+        let left: Vec<_> = request.headers.get_all("authorization").iter().collect();
+        assert_eq!(left, ["Basic dXNlcjpwdw=="]);
     }
 
     #[test]

@@ -16,6 +16,8 @@ use axum::routing::any;
 use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 
+#[path = "../../control/tests/api/throwaway_db.rs"]
+pub mod throwaway_db;
 pub mod tls;
 
 pub const JWT_SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-0000";
@@ -67,6 +69,111 @@ impl ClosedPort {
     pub fn url(&self) -> String {
         let addr = self.0.local_addr().expect("local addr");
         format!("http://{}", addr.as_socket().expect("inet"))
+    }
+}
+
+/// A port on 127.0.0.1 kept for the test's own listeners while held:
+/// bound (never listening) with SO_REUSEPORT, so a listener the test stops
+/// and starts again gets the port back, and no other process can take it
+/// in between.
+pub struct HeldPort {
+    _hold: socket2::Socket,
+    pub addr: std::net::SocketAddr,
+}
+
+impl HeldPort {
+    pub fn new() -> Self {
+        let hold = Self::socket();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        hold.bind(&any.into()).expect("bound");
+        let addr = hold
+            .local_addr()
+            .expect("local addr")
+            .as_socket()
+            .expect("inet");
+        Self { _hold: hold, addr }
+    }
+
+    /// A listener on the held port.
+    pub fn listener(&self) -> tokio::net::TcpListener {
+        let socket = Self::socket();
+        socket
+            .bind(&self.addr.into())
+            .expect("bound beside the hold");
+        socket.listen(1024).expect("listen");
+        socket.set_nonblocking(true).expect("nonblocking");
+        tokio::net::TcpListener::from_std(socket.into()).expect("tokio listener")
+    }
+
+    fn socket() -> socket2::Socket {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        socket.set_reuse_port(true).expect("SO_REUSEPORT");
+        socket
+    }
+}
+
+/// A fixed address in front of a process that restarts on a new port, as
+/// a load balancer is in front of a control plane: the tests never bind a
+/// port a stopped process let go of, which another process may have taken
+/// meanwhile. Connections are forwarded to the backend it points to; with
+/// none they are accepted and closed at once. Pointing it elsewhere closes
+/// the connections it was forwarding, as a backend taken out of the pool.
+pub struct Front {
+    pub port: u16,
+    backend: tokio::sync::watch::Sender<Option<u16>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Front {
+    /// A front on a free loopback port, forwarding to `backend`.
+    pub async fn to(backend: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (target, current) = tokio::sync::watch::channel(Some(backend));
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut current = current.clone();
+                let Some(backend) = *current.borrow_and_update() else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = current.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            backend: target,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Forwards connections to `backend` from now on, or (`None`) closes
+    /// them; the connections forwarded so far are closed either way.
+    pub fn point_to(&self, backend: Option<u16>) {
+        self.backend.send_replace(backend);
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -153,7 +260,8 @@ impl Drop for Process {
     }
 }
 
-/// The control plane binary on a free port, SQLite in `dir`.
+/// The control plane binary on a port it picked itself (it binds port 0
+/// and logs the address, so no other process can take the port first).
 pub struct ControlPlane {
     pub process: Process,
     pub base: String,
@@ -162,41 +270,27 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// A control plane on a SQLite file in `dir`.
-    pub async fn start(dir: &Path, port: u16) -> Self {
+    pub async fn start(dir: &Path) -> Self {
         let database = format!("sqlite://{}/control.db", dir.display());
-        Self::start_on(dir, port, &database).await
+        Self::start_on(dir, &database).await
     }
 
-    /// A control plane on the database at `database_url`, on `port`; `0`
-    /// lets it bind a free port itself, which it reports in its log (no
-    /// window in which another process can take the port).
-    pub async fn start_on(dir: &Path, port: u16, database_url: &str) -> Self {
+    /// A control plane on the database at `database_url`.
+    pub async fn start_on(dir: &Path, database_url: &str) -> Self {
         let args = vec![
             "control".to_owned(),
-            format!("--listen=127.0.0.1:{port}"),
+            "--listen=127.0.0.1:0".to_owned(),
             format!("--database-url={database_url}"),
             format!("--jwt-secret={JWT_SECRET}"),
             format!("--mail-outbox={}/outbox", dir.display()),
             format!("--data-dir={}/data", dir.display()),
         ];
-        let log = dir.join(format!(
-            "control-{}.log",
-            if port == 0 {
-                uuid::Uuid::new_v4().simple().to_string()
-            } else {
-                port.to_string()
-            }
-        ));
+        let log = dir.join(format!("control-{}.log", uuid::Uuid::new_v4().simple()));
         let process = Process::spawn("control", &args, &log);
-        let port = match port {
-            0 => {
-                let line = logged_line(&log, "control plane listening").await;
-                field_addr(&line, "addr")
-                    .unwrap_or_else(|| panic!("no addr= in {line}"))
-                    .port()
-            }
-            port => port,
-        };
+        let line = logged_line(&log, "control plane listening").await;
+        let port = field_addr(&line, "addr")
+            .unwrap_or_else(|| panic!("no addr= in {line}"))
+            .port();
         let base = format!("http://127.0.0.1:{port}");
         wait_for(&format!("{base}/healthz"), 200).await;
         Self {
@@ -210,7 +304,7 @@ impl ControlPlane {
 /// The first line of `log` with `message` (colour codes stripped), once
 /// it is there (10 s at most): where a process started on port 0 says it
 /// listens.
-async fn logged_line(log: &Path, message: &str) -> String {
+pub async fn logged_line(log: &Path, message: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -259,6 +353,8 @@ fn strip_ansi(line: &str) -> String {
 /// logs the addresses).
 pub struct Node {
     pub process: Process,
+    /// Where its output goes.
+    pub log: PathBuf,
     pub base: String,
     pub admin: String,
     /// `host:port` of the HTTPS listener, when started with `--tls-listen`.
@@ -303,6 +399,7 @@ impl Node {
             .then(|| addr("tls_listen").to_string());
         Self {
             process,
+            log,
             base: format!("http://{listen}"),
             admin: format!("http://{admin}"),
             tls,
@@ -603,6 +700,8 @@ pub struct Stage {
     pub scratch: Scratch,
     pub upstream: Upstream,
     pub control: ControlPlane,
+    /// The address the tenant and its nodes reach the control plane at.
+    pub front: Front,
     pub tenant: Tenant,
     pub service: String,
 }
@@ -611,14 +710,16 @@ impl Stage {
     pub async fn new(name: &str) -> Self {
         let scratch = Scratch::new(name);
         let upstream = upstream().await;
-        let control = ControlPlane::start(&scratch.0, 0).await;
-        let tenant = Tenant::register(&control.base).await;
+        let control = ControlPlane::start(&scratch.0).await;
+        let front = Front::to(control.port).await;
+        let tenant = Tenant::register(&front.url()).await;
         tenant.unlimited().await;
         let service = tenant.service(&upstream.url, 30_000).await;
         Self {
             scratch,
             upstream,
             control,
+            front,
             tenant,
             service,
         }
@@ -629,7 +730,7 @@ impl Stage {
     pub async fn node(&self, flags: &[&str]) -> Node {
         Node::start_with(
             &self.scratch.0,
-            &self.control.base,
+            &self.front.url(),
             &self.tenant.gateway_key,
             &self.scratch.0.join("node"),
             flags,

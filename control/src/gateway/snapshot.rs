@@ -95,10 +95,14 @@ pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sql
     .bind(tenant_id)
     .fetch_all(&mut *tx)
     .await?;
+    // A plugin in use cannot be deleted (plugins.rs), so every attachment
+    // names a live plugin; none is filtered out here, so that a broken
+    // invariant makes the route fail as its policy says instead of
+    // silently running without the plugin.
     let attached: Vec<RoutePluginRow> = sqlx::query_as(
         "SELECT rp.route_id, rp.plugin_id, p.name, p.sha256, rp.config, rp.failure_policy \
          FROM route_plugins rp JOIN routes r ON r.id = rp.route_id JOIN plugins p ON p.id = rp.plugin_id \
-         WHERE r.tenant_id = $1 AND r.deleted_at IS NULL AND p.deleted_at IS NULL \
+         WHERE r.tenant_id = $1 AND r.deleted_at IS NULL \
          ORDER BY rp.route_id, rp.position",
     )
     .bind(tenant_id)

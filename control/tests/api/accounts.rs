@@ -18,6 +18,7 @@ on_both_databases!(
     password_reset_round_trip,
     expired_reset_tokens_are_refused,
     throttles_see_the_client_behind_a_trusted_proxy,
+    a_throttled_client_cannot_lock_out_an_email,
     throttles_hold_across_replicas,
 );
 
@@ -340,6 +341,36 @@ async fn throttles_see_the_client_behind_a_trusted_proxy(db: Db) {
         login_from(&h, "198.51.100.3", tenant.email.clone(), "s3cret-passw0rd").await,
         StatusCode::TOO_MANY_REQUESTS,
         "a forged X-Forwarded-For from an untrusted peer changes nothing"
+    );
+    h.finish().await;
+}
+
+/// Once a client's address is refused, its further guesses are not counted
+/// against the email it names: the account's owner, elsewhere, still logs in.
+async fn a_throttled_client_cannot_lock_out_an_email(db: Db) {
+    let h = Harness::start_with(db, &["--trusted-proxies=127.0.0.0/8"]).await;
+    let victim = h.register("victim").await;
+    let login_from = |forwarded_for: &'static str, email: String, password: &str| {
+        let request = h
+            .http
+            .post(format!("{}/api/auth/login", h.base))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({ "email": email, "password": password }));
+        async move { request.send().await.expect("sent").status() }
+    };
+    for i in 0..gatehouse_control::server::LOGIN_FAILURES_PER_IP {
+        let guess = format!("guess-{i}@example.com");
+        let status = login_from("203.0.113.9", guess, "wrong-password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    for _ in 0..2 * gatehouse_control::server::LOGIN_FAILURES_PER_EMAIL {
+        let status = login_from("203.0.113.9", victim.email.clone(), "wrong-password").await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert_eq!(
+        login_from("203.0.113.10", victim.email.clone(), &victim.password).await,
+        StatusCode::OK,
+        "the refused client's guesses did not lock the victim's email"
     );
     h.finish().await;
 }

@@ -10,7 +10,6 @@ use gatehouse_control::store::Store;
 use gatehouse_control::{Control, ControlArgs};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::Executor;
 use uuid::Uuid;
 
 /// The JWT secret every test control plane signs with.
@@ -23,11 +22,7 @@ pub enum Db {
     Postgres,
 }
 
-/// The server PostgreSQL tests create their databases on.
-pub fn postgres_admin_url() -> String {
-    std::env::var("GATEHOUSE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
+use crate::throwaway_db::ThrowawayDb;
 
 /// A running control plane with its own database and scratch folder.
 pub struct Harness {
@@ -36,7 +31,7 @@ pub struct Harness {
     pub http: reqwest::Client,
     pub dir: PathBuf,
     pub args: ControlArgs,
-    postgres_db: Option<String>,
+    postgres_db: Option<ThrowawayDb>,
 }
 
 impl Harness {
@@ -51,30 +46,8 @@ impl Harness {
         let (database_url, postgres_db) = match db {
             Db::Sqlite => (format!("sqlite://{}/gatehouse.db", dir.display()), None),
             Db::Postgres => {
-                let name = format!("gh_test_{}", Uuid::new_v4().simple());
-                sqlx::any::install_default_drivers();
-                let admin = sqlx::AnyPool::connect(&postgres_admin_url()).await.expect(
-                    "PostgreSQL must answer at GATEHOUSE_TEST_POSTGRES_URL (make test starts one)",
-                );
-                admin
-                    .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .await
-                    .expect("create test database");
-                // scripts/test-services.sh drops a leftover test database
-                // only when this mark names a process that is gone.
-                admin
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        "COMMENT ON DATABASE {name} IS 'gatehouse-test pid={}'",
-                        std::process::id()
-                    )))
-                    .await
-                    .expect("mark test database");
-                admin.close().await;
-                let base = postgres_admin_url();
-                let server = base
-                    .rsplit_once('/')
-                    .map_or(base.as_str(), |(server, _)| server);
-                (format!("{server}/{name}"), Some(name))
+                let db = ThrowawayDb::create().await;
+                (db.url.clone(), Some(db))
             }
         };
         let outbox = dir.join("outbox");
@@ -114,17 +87,8 @@ impl Harness {
         if let Some(control) = self.control.take() {
             control.stop().await.expect("clean stop");
         }
-        if let Some(name) = self.postgres_db.take() {
-            let admin = sqlx::AnyPool::connect(&postgres_admin_url())
-                .await
-                .expect("admin");
-            admin
-                .execute(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .await
-                .expect("drop test database");
-            admin.close().await;
+        if let Some(db) = self.postgres_db.take() {
+            db.remove().await;
         }
         std::fs::remove_dir_all(&self.dir).ok();
     }

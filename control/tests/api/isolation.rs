@@ -321,7 +321,22 @@ async fn every_endpoint_is_isolated(db: Db) {
             "{rest} leaks Alice's rows"
         );
     }
-    let service = h.get(&alice.path("/services"), &alice.token).await;
-    assert_eq!(service.list()[0]["name"], "svc");
+    // Not one of the writes above touched Alice's rows: each still reads as
+    // populate() left it.
+    let first = |rest: &'static str| {
+        let (h, alice) = (&h, &alice);
+        async move { h.get(&alice.path(rest), &alice.token).await.list()[0].clone() }
+    };
+    assert_eq!(first("/services").await["name"], "svc");
+    let route = first("/routes").await;
+    assert_eq!(route["enabled"], true, "{route}");
+    assert_eq!(route["id"], alice_ids.route.as_str());
+    let consumer = first("/consumers").await;
+    assert_eq!(consumer["name"], "c", "{consumer}");
+    let error = first("/errors").await;
+    assert_eq!(error["resolved"], false, "{error}");
+    let plugins = h.get(&alice.path("/plugins"), &alice.token).await;
+    assert_eq!(plugins.list().len(), 1, "{}", plugins.text);
+    assert_eq!(plugins.list()[0]["id"], alice_ids.plugin.as_str());
     h.finish().await;
 }

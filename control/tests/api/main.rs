@@ -2,6 +2,7 @@
 //! fresh SQLite file and a fresh PostgreSQL database.
 
 mod common;
+mod throwaway_db;
 
 mod accounts;
 mod consumers;
