@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of fuzz/ (route patterns, the sync protocol
-# decoders, plugin upload validation) for a bounded time each:
+# decoders, plugin upload validation of bytes and of components of random
+# worlds) for a bounded time each:
 #
 #   scripts/fuzz.sh [seconds-per-target]      (default 20; `make test` runs it)
 #
@@ -22,7 +23,7 @@ export RUSTC_BOOTSTRAP=1
 # The fuzz build has its own flags: never share (and invalidate) the main
 # target dir.
 export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-target}/fuzz}
-for target in route_pattern sync_decoder plugin_check; do
+for target in route_pattern sync_decoder plugin_check plugin_world; do
   corpus=fuzz/corpus/$target
   mkdir -p "$corpus"
   cp -n fuzz/seeds/$target/* "$corpus"/ 2>/dev/null || true

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_components_are_stored_listed_and_deleted() {
     let scratch = Scratch::new("plugin-uploads");
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let other = Tenant::register(&control.base).await;
@@ -76,6 +76,36 @@ async fn real_components_are_stored_listed_and_deleted() {
         "{message}"
     );
 
+    // Components a node could not link: refused at upload with the type
+    // checker's reason, as the node's linker would refuse them.
+    for (component, reason) in [
+        (
+            support::components::wrong_types(),
+            "type mismatch for export `describe`: expected no result, found one",
+        ),
+        (
+            support::components::foreign_import(),
+            "imports `gatehouse:plugin/extra@0.1.0`, which a node does not provide",
+        ),
+    ] {
+        let refused = http
+            .post(format!("{api}/plugins?name=odd&version=1.0.0"))
+            .bearer_auth(token)
+            .header("content-type", "application/wasm")
+            .body(component)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        let body: Value = refused.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "invalid_plugin", "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains("gatehouse:plugin@0.1.0 world") && message.contains(reason),
+            "{message}"
+        );
+    }
+
     let list = tenant.send(reqwest::Method::GET, "/plugins", None).await;
     assert_eq!(list.as_array().map(Vec::len), Some(2));
     assert!(
@@ -117,7 +147,12 @@ mod support;
 
 use gatehouse_proxy::plugins::builtins::TESTBED;
 use serde_json::json;
-use support::{ControlPlane, Node, Scratch, Stage, Tenant, eventually, until_status, upstream};
+use std::time::Duration;
+
+use support::{
+    ControlPlane, Node, Scratch, Stage, Tenant, eventually, eventually_within, logged_line,
+    until_status, upstream,
+};
 
 /// A tenant plugin uploaded over REST, attached to a route, fetched by the
 /// node over the gateway link and run on traffic: it changes requests,
@@ -132,7 +167,7 @@ async fn json_at(client: &reqwest::Client, url: &str) -> Value {
 async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     let scratch = Scratch::new("tenant-plugins");
     let upstream = upstream().await;
-    let control = ControlPlane::start(&scratch.0, 0).await;
+    let control = ControlPlane::start(&scratch.0).await;
     let tenant = Tenant::register(&control.base).await;
     tenant.unlimited().await;
     let service = tenant.service(&upstream.url, 30_000).await;
@@ -193,16 +228,7 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     eventually("an on-log failure on record", || async {
         let status = client.get(&url).send().await.map(|r| r.status());
         assert!(status.is_ok_and(|s| s == StatusCode::OK));
-        let errors = tenant.send(reqwest::Method::GET, "/errors", None).await;
-        errors.as_array().is_some_and(|e| {
-            e.iter().any(|e| {
-                e["kind"] == "plugin_failed"
-                    && e["pluginId"] == plugin_id.as_str()
-                    && e["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains("(on-log)"))
-            })
-        })
+        plugin_failure_on_record(&tenant, &plugin_id, "(on-log)").await
     })
     .await;
 
@@ -258,19 +284,42 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     node.process.terminate();
 }
 
+/// Whether `tenant` has a `plugin_failed` error event of the plugin
+/// `plugin_id` whose message says `saying`.
+async fn plugin_failure_on_record(tenant: &Tenant, plugin_id: &str, saying: &str) -> bool {
+    let errors = tenant.send(reqwest::Method::GET, "/errors", None).await;
+    errors.as_array().is_some_and(|e| {
+        e.iter().any(|e| {
+            e["kind"] == "plugin_failed"
+                && e["pluginId"] == plugin_id
+                && e["message"].as_str().is_some_and(|m| m.contains(saying))
+        })
+    })
+}
+
+/// A stage whose tenant has the testbed uploaded and a route at `path`
+/// running it as `attachment` says (its config and failure policy);
+/// returns the stage and the plugin's id.
+async fn testbed_route(name: &str, path: &str, mut attachment: Value) -> (Stage, String) {
+    let stage = Stage::new(name).await;
+    let plugin_id = stage.tenant.upload_plugin("testbed", TESTBED).await;
+    attachment["pluginId"] = json!(plugin_id);
+    stage
+        .tenant
+        .send(reqwest::Method::POST, "/routes", Some(json!({
+            "method": "GET", "pathPattern": path, "serviceId": stage.service, "authRequired": false,
+            "plugins": [attachment],
+        })))
+        .await;
+    (stage, plugin_id)
+}
+
 /// A hook that keeps failing trips its own breaker: the successes of the
 /// plugin's other hooks (on-response, on-log) do not reset it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_hook_trips_its_own_breaker() {
-    let stage = Stage::new("plugin-breaker").await;
-    let (tenant, service) = (&stage.tenant, &stage.service);
-    let plugin_id = tenant.upload_plugin("testbed", TESTBED).await;
-    tenant
-        .send(reqwest::Method::POST, "/routes", Some(json!({
-            "method": "GET", "pathPattern": "/panics", "serviceId": service, "authRequired": false,
-            "plugins": [{ "pluginId": plugin_id, "config": { "mode": "panic" }, "failurePolicy": "open" }],
-        })))
-        .await;
+    let attachment = json!({ "config": { "mode": "panic" }, "failurePolicy": "open" });
+    let (stage, _) = testbed_route("plugin-breaker", "/panics", attachment).await;
     let node = stage.node(&[]).await;
     let client = reqwest::Client::new();
     let url = format!("{}/panics", node.base);
@@ -294,4 +343,103 @@ async fn a_failing_hook_trips_its_own_breaker() {
         "{metrics}"
     );
     node.process.terminate();
+}
+
+/// `log.write` is one line of the node's log per call, tagged with the
+/// plugin and the request: a line break in the message cannot write a
+/// second, forged line, and the 1 KiB limit counts bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugins_log_lines_are_its_own() {
+    let attachment = json!({ "config": { "mode": "log-forge" } });
+    let (stage, _) = testbed_route("plugin-log", "/logs-a-lot", attachment).await;
+    let node = stage.node(&[]).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/logs-a-lot", node.base);
+    eventually("the plugin to run", || async {
+        let response = client
+            .get(&url)
+            .header("x-request-id", "forge-check-1")
+            .send()
+            .await
+            .expect("sent");
+        response.status() == StatusCode::OK
+    })
+    .await;
+    let forged = logged_line(&node.log, "testbed-forge").await;
+    let long = logged_line(&node.log, "éééé").await;
+    node.process.terminate();
+    let log = std::fs::read_to_string(&node.log).expect("node log");
+    for line in [&forged, &long] {
+        assert!(
+            line.contains("plugin=\"testbed\"") && line.contains("request_id=\"forge-check-1\""),
+            "tagged with the plugin and the request: {line}"
+        );
+    }
+    assert!(
+        forged.contains(r"testbed-forge\n2026-01-01") && forged.contains("forged by a plugin"),
+        "the line break is escaped, in the same line: {forged}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01")),
+        "no line of the node's log was forged:\n{log}"
+    );
+    let message = long.chars().filter(|&c| c == 'é').count();
+    assert_eq!(message, 512, "1 KiB of UTF-8 is 512 'é': {long}");
+}
+
+/// A stored component a node cannot load (as an older control plane may
+/// have accepted): the route using it fails closed with the node's reason,
+/// one error event names the plugin, and the node does not ask for it
+/// again at the next config change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_no_node_can_load_is_an_error_event() {
+    let (stage, plugin_id) = testbed_route("plugin-unloadable", "/guarded", json!({})).await;
+    let (tenant, service) = (&stage.tenant, &stage.service);
+    let unloadable = support::components::wrong_types();
+    let sha256: String = Sha256::digest(&unloadable)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let database = format!("sqlite://{}/control.db", stage.scratch.0.display());
+    let db = sqlx::SqlitePool::connect(&database)
+        .await
+        .expect("database");
+    sqlx::query("UPDATE plugins SET wasm = $1, sha256 = $2, size_bytes = $3 WHERE id = $4")
+        .bind(&unloadable)
+        .bind(&sha256)
+        .bind(i64::try_from(unloadable.len()).expect("size"))
+        .bind(&plugin_id)
+        .execute(&db)
+        .await
+        .expect("stored bytes swapped");
+    db.close().await;
+    let node = stage.node(&[]).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/guarded", node.base);
+    let event = eventually_within(
+        Duration::from_secs(15),
+        "an error event naming the plugin",
+        || async {
+            let status = client.get(&url).send().await.expect("sent").status();
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "fails closed");
+            plugin_failure_on_record(tenant, &plugin_id, "cannot load it").await
+        },
+    );
+    event.await;
+    // A config change: the node does not fetch and fail again.
+    tenant.route("GET", "/later", service, false).await;
+    until_status(
+        &client,
+        format!("{}/later", node.base),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    node.process.terminate();
+    let log = std::fs::read_to_string(&node.log).expect("node log");
+    assert_eq!(
+        log.matches("tenant plugin not installed").count(),
+        1,
+        "asked for and refused once:\n{log}"
+    );
 }

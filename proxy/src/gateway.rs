@@ -201,7 +201,8 @@ impl ProxyHttp for Gateway {
         let Some(request) = request else {
             return Ok(false);
         };
-        let base = CallContext::for_tenant(&config, &self.builtins.shared);
+        let base =
+            CallContext::for_tenant(&config, &self.builtins.shared).for_request(&ctx.request_id);
         let outcome = chain::run(&self.registry, &base, &route.plugins, request).await;
         ctx.plugin_base = Some(base);
         match outcome {

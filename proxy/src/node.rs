@@ -127,7 +127,7 @@ pub fn run_with_exit_hook(
         state,
         shipping.clone(),
     )
-    .with_plugins(Arc::clone(&registry));
+    .with_plugins(Arc::clone(&registry), telemetry.clone());
     let fleet = match &args.redis_url {
         Some(url) => Some(Arc::new(Fleet::new(
             url,

@@ -16,6 +16,7 @@ use axum::routing::any;
 use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 
+pub mod components;
 #[path = "../../control/tests/api/throwaway_db.rs"]
 pub mod throwaway_db;
 pub mod tls;

@@ -283,19 +283,20 @@ async fn password_reset_round_trip(db: Db) {
     h.finish().await;
 }
 
+/// A login as a load balancer forwards it for the client `forwarded_for`.
+async fn login_from(h: &Harness, forwarded_for: &str, email: String, password: &str) -> StatusCode {
+    let request = h
+        .http
+        .post(format!("{}/api/auth/login", h.base))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({ "email": email, "password": password }));
+    request.send().await.expect("sent").status()
+}
+
 /// Behind a trusted load balancer each client is throttled on its own
 /// address (from X-Forwarded-For); the header of an untrusted peer is
 /// ignored, so a client cannot dodge the throttle by forging it.
 async fn throttles_see_the_client_behind_a_trusted_proxy(db: Db) {
-    let login_from =
-        |h: &Harness, forwarded_for: &'static str, email: String, password: &'static str| {
-            let request = h
-                .http
-                .post(format!("{}/api/auth/login", h.base))
-                .header("x-forwarded-for", forwarded_for)
-                .json(&json!({ "email": email, "password": password }));
-            async move { request.send().await.expect("sent").status() }
-        };
     let h = Harness::start_with(db, &["--trusted-proxies=127.0.0.0/8"]).await;
     let tenant = h.register("behind-lb").await;
     for i in 0..gatehouse_control::server::LOGIN_FAILURES_PER_IP {
@@ -350,25 +351,17 @@ async fn throttles_see_the_client_behind_a_trusted_proxy(db: Db) {
 async fn a_throttled_client_cannot_lock_out_an_email(db: Db) {
     let h = Harness::start_with(db, &["--trusted-proxies=127.0.0.0/8"]).await;
     let victim = h.register("victim").await;
-    let login_from = |forwarded_for: &'static str, email: String, password: &str| {
-        let request = h
-            .http
-            .post(format!("{}/api/auth/login", h.base))
-            .header("x-forwarded-for", forwarded_for)
-            .json(&json!({ "email": email, "password": password }));
-        async move { request.send().await.expect("sent").status() }
-    };
     for i in 0..gatehouse_control::server::LOGIN_FAILURES_PER_IP {
         let guess = format!("guess-{i}@example.com");
-        let status = login_from("203.0.113.9", guess, "wrong-password").await;
+        let status = login_from(&h, "203.0.113.9", guess, "wrong-password").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     for _ in 0..2 * gatehouse_control::server::LOGIN_FAILURES_PER_EMAIL {
-        let status = login_from("203.0.113.9", victim.email.clone(), "wrong-password").await;
+        let status = login_from(&h, "203.0.113.9", victim.email.clone(), "wrong-password").await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     }
     assert_eq!(
-        login_from("203.0.113.10", victim.email.clone(), &victim.password).await,
+        login_from(&h, "203.0.113.10", victim.email.clone(), &victim.password).await,
         StatusCode::OK,
         "the refused client's guesses did not lock the victim's email"
     );

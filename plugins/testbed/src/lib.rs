@@ -4,7 +4,9 @@
 //! `panic` (trap), `consumer` (identify the consumer of the `x-api-key`
 //! header through the host); `garbage` (answer with headers no gateway may
 //! forward: a spoofed `x-consumer-id`, a name with a space, a value with a
-//! line break); `log-panic` proceeds, then traps in `on-log`.
+//! line break); `log-panic` proceeds, then traps in `on-log`; `log-forge`
+//! writes a log message holding a line break and a forged node log line,
+//! and one of 2,000 two-byte characters, then proceeds.
 
 wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
 
@@ -75,6 +77,14 @@ impl Guest for Testbed {
                 let consumer = key.and_then(|key| consumers::by_key(&key));
                 log::write(log::Level::Info, &format!("consumer found: {}", consumer.is_some()));
                 proceed(vec![], consumer.map(|c| c.id))
+            }
+            "log-forge" => {
+                log::write(
+                    log::Level::Warn,
+                    "testbed-forge\n2026-01-01T00:00:00.000000Z ERROR gatehouse_proxy::sync: forged by a plugin",
+                );
+                log::write(log::Level::Info, &"é".repeat(2000));
+                proceed(vec![], None)
             }
             _ => proceed(
                 vec![Header { name: "x-testbed".into(), value: format!("{} {}", request.method, request.path) }],

@@ -1,8 +1,15 @@
 //! Checking an uploaded plugin without running it: the bytes must be a
-//! valid WebAssembly component whose top level exports the hooks of the
-//! `gatehouse:plugin@0.1` world and imports nothing but that world's host
-//! interfaces and WASI (which the node links with an empty context) — not
-//! the request log, which only the node's own built-ins may write.
+//! valid WebAssembly component that targets the `gatehouse:plugin@0.1.0`
+//! world, as a node links it: the world's hooks exported with their
+//! types, nothing imported but the world's host interfaces and the WASI
+//! 0.2 interfaces a node provides (with an empty context), and not the
+//! request log, which only the node's own built-ins may write. The quick
+//! checks by name come first, for the clearest answer; then the component
+//! model's type check against the world ([`world`]).
+
+mod world;
+
+use std::collections::BTreeMap;
 
 use wasmparser::{ComponentTypeRef, Parser, Payload, Validator, WasmFeatures};
 
@@ -32,6 +39,10 @@ pub enum PluginCheckError {
         "imports `{0}`, which is reserved for the node's built-in plugins; build against the `plugin` world"
     )]
     ReservedImport(String),
+    #[error("imports two versions of wasi:{0} ({1} and {2}), which a node cannot link together")]
+    MixedWasiVersions(String, String, String),
+    #[error("does not match the gatehouse:plugin@0.1.0 world a node links: {0}")]
+    WrongWorld(String),
 }
 
 /// Host interfaces of the `builtin` world that tenant plugins may not import.
@@ -49,6 +60,7 @@ pub fn check(bytes: &[u8]) -> Result<(), PluginCheckError> {
         .validate_all(bytes)
         .map_err(|err| PluginCheckError::Invalid(err.to_string()))?;
     let mut exports = Vec::new();
+    let mut wasi_versions = BTreeMap::new();
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(|err| PluginCheckError::Invalid(err.to_string()))? {
@@ -79,6 +91,9 @@ pub fn check(bytes: &[u8]) -> Result<(), PluginCheckError> {
                     if RESERVED_IMPORTS.iter().any(|r| name.starts_with(r)) {
                         return Err(PluginCheckError::ReservedImport(name.to_owned()));
                     }
+                    if let Some(wasi) = name.strip_prefix("wasi:") {
+                        note_wasi_version(&mut wasi_versions, name, wasi)?;
+                    }
                 }
             }
             _ => {}
@@ -89,12 +104,111 @@ pub fn check(bytes: &[u8]) -> Result<(), PluginCheckError> {
             return Err(PluginCheckError::MissingExport(required));
         }
     }
-    Ok(())
+    world::targets_plugin_world(bytes, &wasi_versions).map_err(PluginCheckError::WrongWorld)
+}
+
+/// Records the version of the WASI package `wasi` (an import name without
+/// `wasi:`, e.g. `io/streams@0.2.4`) names: one 0.2 version a package.
+fn note_wasi_version(
+    versions: &mut BTreeMap<String, String>,
+    name: &str,
+    wasi: &str,
+) -> Result<(), PluginCheckError> {
+    let foreign = || PluginCheckError::ForeignImport(name.to_owned());
+    let (path, version) = wasi.split_once('@').ok_or_else(foreign)?;
+    let package = path.split('/').next().unwrap_or_default();
+    let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let semver = version
+        .split(['.', '-', '+'])
+        .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
+    if !plain(package) || !version.starts_with("0.2.") || !semver {
+        return Err(foreign());
+    }
+    match versions.get(package) {
+        Some(seen) if seen != version => Err(PluginCheckError::MixedWasiVersions(
+            package.to_owned(),
+            seen.clone(),
+            version.to_owned(),
+        )),
+        Some(_) => Ok(()),
+        None => {
+            versions.insert(package.to_owned(), version.to_owned());
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A component exporting the four hooks, lifted as `exports` types them.
+    fn component(imports: &str, exports: [&str; 4]) -> Vec<u8> {
+        let [describe, on_request, on_response, on_log] = exports;
+        wat::parse_str(format!(
+            r#"(component
+                {imports}
+                (core module $m
+                    (func (export "none"))
+                    (func (export "one") (param i32)))
+                (core instance $i (instantiate $m))
+                (func (export "describe") {describe} (canon lift (core func $i "none")))
+                (func (export "on-request") {on_request} (canon lift (core func $i "one")))
+                (func (export "on-response") {on_response} (canon lift (core func $i "one")))
+                (func (export "on-log") {on_log} (canon lift (core func $i "none"))))"#
+        ))
+        .expect("valid WAT")
+    }
+
+    const WRONG_TYPES: [&str; 4] = ["", r#"(param "r" u32)"#, r#"(param "r" u32)"#, ""];
+
+    #[test]
+    fn hooks_with_the_right_names_and_the_wrong_types_are_refused() {
+        let err = check(&component("", WRONG_TYPES)).expect_err("wrong types");
+        assert!(matches!(err, PluginCheckError::WrongWorld(_)), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "does not match the gatehouse:plugin@0.1.0 world a node links: \
+             type mismatch for export `describe`: expected no result, found one"
+        );
+    }
+
+    #[test]
+    fn an_interface_outside_the_world_is_refused() {
+        let bytes = component(
+            r#"(import "gatehouse:plugin/extra@0.1.0" (instance))"#,
+            WRONG_TYPES,
+        );
+        let err = check(&bytes).expect_err("foreign import");
+        assert_eq!(
+            err.to_string(),
+            "does not match the gatehouse:plugin@0.1.0 world a node links: \
+             imports `gatehouse:plugin/extra@0.1.0`, which a node does not provide"
+        );
+    }
+
+    #[test]
+    fn wasi_of_another_major_version_or_two_minor_ones_is_refused() {
+        let preview3 = component(
+            r#"(import "wasi:io/streams@0.3.0" (instance))"#,
+            WRONG_TYPES,
+        );
+        assert_eq!(
+            check(&preview3),
+            Err(PluginCheckError::ForeignImport(
+                "wasi:io/streams@0.3.0".into()
+            ))
+        );
+        let mixed = component(
+            r#"(import "wasi:io/error@0.2.0" (instance)) (import "wasi:io/streams@0.2.4" (instance))"#,
+            WRONG_TYPES,
+        );
+        assert!(
+            matches!(check(&mixed), Err(PluginCheckError::MixedWasiVersions(..))),
+            "{:?}",
+            check(&mixed)
+        );
+    }
 
     #[test]
     fn refuses_what_is_not_a_plugin() {

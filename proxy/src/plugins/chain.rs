@@ -89,7 +89,10 @@ pub async fn run(
                 .await
                 .and_then(|action| output::check_request(&action).map(|()| action)),
             None => Err(PluginFailure::Unavailable(
-                "not loaded on this node yet".to_owned(),
+                registry.refusal(&plugin.sha256).map_or_else(
+                    || "not loaded on this node yet".to_owned(),
+                    |why| format!("this node cannot load it: {why}"),
+                ),
             )),
         };
         match result {

@@ -189,15 +189,39 @@ impl types::Host for HostState {}
 
 impl log::Host for HostState {
     fn write(&mut self, level: log::Level, message: String) {
-        let message: String = message.chars().take(1024).collect();
-        let plugin = self.plugin.as_str();
+        let message = log_line(&message);
+        let (plugin, request_id) = (self.plugin.as_str(), &*self.ctx.request_id);
         match level {
-            log::Level::Debug => tracing::debug!(plugin, "{message}"),
-            log::Level::Info => tracing::info!(plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(plugin, "{message}"),
-            log::Level::Error => tracing::error!(plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin, request_id, "{message}"),
+            log::Level::Info => tracing::info!(plugin, request_id, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, request_id, "{message}"),
+            log::Level::Error => tracing::error!(plugin, request_id, "{message}"),
         }
     }
+}
+
+/// The longest message a plugin's log line carries, in bytes.
+pub const MAX_LOG_MESSAGE: usize = 1024;
+
+/// A plugin's message as one line of the node's log: control characters
+/// (line breaks, terminal escapes) written escaped (`\n`, `\u{1b}`), so
+/// one call is one line that cannot pass for another, then cut to
+/// [`MAX_LOG_MESSAGE`] bytes at a character boundary.
+fn log_line(message: &str) -> String {
+    let mut line = String::with_capacity(message.len().min(MAX_LOG_MESSAGE));
+    for c in message.chars() {
+        let before = line.len();
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+        if line.len() > MAX_LOG_MESSAGE {
+            line.truncate(before);
+            break;
+        }
+    }
+    line
 }
 
 impl config::Host for HostState {
@@ -424,6 +448,28 @@ mod tests {
             ..CallContext::default()
         };
         HostState::new(ctx, "t".into(), 1 << 20)
+    }
+
+    #[test]
+    fn a_log_message_is_one_line_of_at_most_a_kib() {
+        let forged = "ok\n2026-01-01T00:00:00Z ERROR gatehouse_proxy::sync: forged\r\u{1b}[31m";
+        let line = log_line(forged);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert_eq!(
+            line,
+            "ok\\n2026-01-01T00:00:00Z ERROR gatehouse_proxy::sync: forged\\r\\u{1b}[31m"
+        );
+        // Bytes, not characters: 'é' is two.
+        let long = log_line(&"é".repeat(2000));
+        assert_eq!(long.len(), MAX_LOG_MESSAGE);
+        assert_eq!(long.chars().count(), MAX_LOG_MESSAGE / 2);
+        let cut = log_line(&format!("{}\n", "a".repeat(MAX_LOG_MESSAGE - 1)));
+        assert_eq!(
+            cut.len(),
+            MAX_LOG_MESSAGE - 1,
+            "an escape is never cut in half"
+        );
+        assert_eq!(log_line("plain"), "plain");
     }
 
     #[tokio::test]

@@ -2,11 +2,13 @@
 //! by SHA-256 (over the gateway link), checked against their hash, kept in
 //! `<state-dir>/plugins/` so a restart needs no control plane, and compiled
 //! once (the compiled artifact is kept too, in `plugins/compiled/`). The hot
-//! path reads the loaded set lock-free.
+//! path reads the loaded set lock-free. A component that fails to compile
+//! or link is remembered with the reason: it is not asked for again while
+//! the node runs, and a route using it fails with that reason.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use gatehouse_protocol::ConfigSnapshot;
@@ -22,8 +24,17 @@ pub struct Registry {
     dir: PathBuf,
     artifacts: ArtifactCache,
     loaded: ArcSwap<HashMap<String, Arc<LoadedPlugin>>>,
-    /// Names of the plugins asked for, by hash (for logs and errors).
-    names: std::sync::Mutex<HashMap<String, String>>,
+    /// The plugins asked for, by hash (for logs and errors).
+    wanted: Mutex<HashMap<String, Wanted>>,
+    /// Why a component could not be loaded, by hash.
+    refused: Mutex<HashMap<String, String>>,
+}
+
+/// A plugin a config asked for, as the tenant knows it.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub name: String,
+    pub plugin_id: String,
 }
 
 impl std::fmt::Debug for Registry {
@@ -55,7 +66,8 @@ impl Registry {
             dir,
             artifacts,
             loaded: ArcSwap::from_pointee(HashMap::new()),
-            names: Default::default(),
+            wanted: Default::default(),
+            refused: Default::default(),
         })
     }
 
@@ -64,28 +76,45 @@ impl Registry {
         self.loaded.load().get(sha256).cloned()
     }
 
-    /// Hashes `snapshot` refers to that are not loaded; those kept on disk
-    /// are loaded on the way (blocking: compiles).
+    /// Why the component with this hash could not be loaded, if it was
+    /// refused.
+    pub fn refusal(&self, sha256: &str) -> Option<String> {
+        lock(&self.refused).get(sha256).cloned()
+    }
+
+    /// The plugin a config asked for under this hash.
+    pub fn wanted(&self, sha256: &str) -> Option<Wanted> {
+        lock(&self.wanted).get(sha256).cloned()
+    }
+
+    /// Hashes `snapshot` refers to that are neither loaded nor refused;
+    /// those kept on disk are loaded on the way (blocking: compiles).
     pub fn missing(&self, snapshot: &ConfigSnapshot) -> Vec<String> {
-        let mut wanted: Vec<(String, String)> = snapshot
+        let mut wanted: Vec<(String, Wanted)> = snapshot
             .routes
             .iter()
-            .flat_map(|r| r.plugins.iter().map(|p| (p.sha256.clone(), p.name.clone())))
+            .flat_map(|r| {
+                r.plugins.iter().map(|p| {
+                    let wanted = Wanted {
+                        name: p.name.clone(),
+                        plugin_id: p.plugin_id.clone(),
+                    };
+                    (p.sha256.clone(), wanted)
+                })
+            })
             .collect();
-        wanted.sort();
-        wanted.dedup();
+        wanted.sort_by(|a, b| a.0.cmp(&b.0));
+        wanted.dedup_by(|a, b| a.0 == b.0);
         let mut missing = Vec::new();
-        for (sha256, name) in wanted {
-            if self.get(&sha256).is_some() {
+        for (sha256, plugin) in wanted {
+            if self.get(&sha256).is_some() || self.refusal(&sha256).is_some() {
                 continue;
             }
-            self.names
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(sha256.clone(), name.clone());
+            let name = plugin.name.clone();
+            lock(&self.wanted).insert(sha256.clone(), plugin);
             let kept = std::fs::read(self.path(&sha256)).ok();
             let installed = kept.is_some_and(|bytes| self.install(&sha256, &name, &bytes).is_ok());
-            if !installed {
+            if !installed && self.refusal(&sha256).is_none() {
                 missing.push(sha256);
             }
         }
@@ -102,10 +131,16 @@ impl Registry {
         if actual != sha256 {
             return Err(InstallError::HashMismatch(sha256.to_owned()));
         }
-        let plugin = Arc::new(
-            self.engine
-                .load_cached(name, sha256, bytes, &self.artifacts)?,
-        );
+        let plugin = match self
+            .engine
+            .load_cached(name, sha256, bytes, &self.artifacts)
+        {
+            Ok(plugin) => Arc::new(plugin),
+            Err(err) => {
+                lock(&self.refused).insert(sha256.to_owned(), err.to_string());
+                return Err(err.into());
+            }
+        };
         let path = self.path(sha256);
         if !path.exists() {
             std::fs::write(&path, bytes)?;
@@ -121,12 +156,7 @@ impl Registry {
 
     /// Installs a component the control plane sent for a hash asked for.
     pub fn install_fetched(&self, sha256: &str, bytes: &[u8]) -> Result<(), InstallError> {
-        let name = self
-            .names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(sha256)
-            .cloned();
+        let name = self.wanted(sha256).map(|w| w.name);
         self.install(sha256, name.as_deref().unwrap_or(sha256), bytes)
     }
 
@@ -135,4 +165,8 @@ impl Registry {
         let safe: String = sha256.chars().filter(char::is_ascii_hexdigit).collect();
         self.dir.join(format!("{safe}.wasm"))
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

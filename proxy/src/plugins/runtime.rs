@@ -93,6 +93,9 @@ impl PluginFailure {
 #[derive(Clone, Default)]
 pub struct CallContext {
     pub tenant: Arc<str>,
+    /// The request the call is for (empty outside a request), which the
+    /// plugin's log lines are tagged with.
+    pub request_id: Arc<str>,
     /// The plugin's config on this route, JSON (empty: `{}`).
     pub config_json: Arc<str>,
     pub keys: Option<Arc<KeyIndex>>,
@@ -104,6 +107,7 @@ impl std::fmt::Debug for CallContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallContext")
             .field("tenant", &self.tenant)
+            .field("request_id", &self.request_id)
             .finish_non_exhaustive()
     }
 }
@@ -114,9 +118,18 @@ impl CallContext {
     pub fn for_tenant(config: &CompiledConfig, shared: &SharedState) -> Self {
         Self {
             tenant: Arc::clone(&config.tenant_id),
+            request_id: Arc::default(),
             config_json: Arc::from(""),
             keys: Some(Arc::clone(&config.keys)),
             shared: shared.clone(),
+        }
+    }
+
+    /// This context, for the request `request_id`.
+    pub fn for_request(self, request_id: &str) -> Self {
+        Self {
+            request_id: Arc::from(request_id),
+            ..self
         }
     }
 
