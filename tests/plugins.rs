@@ -443,3 +443,87 @@ async fn a_component_no_node_can_load_is_an_error_event() {
         "asked for and refused once:\n{log}"
     );
 }
+
+/// A route authenticated by a tenant plugin instead of the built-in key
+/// check (attached with phase `auth`): the consumer it names is the
+/// request's, for the upstream's `X-Consumer-Id`, the request log and the
+/// rate limit by the consumer's tier; without one the route answers 401.
+/// A plugin of the request phase naming a consumer gives an invalid answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_plugin_authenticates_a_route() {
+    let stage = Stage::new("plugin-auth").await;
+    let (tenant, service) = (&stage.tenant, &stage.service);
+    tenant.limits(Some(2), None).await;
+    let (consumer, key) = tenant
+        .consumer(json!({ "name": "partner", "rateLimitTier": "free" }))
+        .await;
+    let consumer_id = consumer["id"].as_str().expect("id").to_owned();
+    let plugin_id = tenant.upload_plugin("testbed", TESTBED).await;
+    let attach = |path: &str, phase: &str| {
+        let body = json!({
+            "method": "GET", "pathPattern": path, "serviceId": service,
+            "authRequired": phase == "auth",
+            "plugins": [{ "pluginId": plugin_id, "config": { "mode": "consumer" }, "phase": phase }],
+        });
+        async move { tenant.send(reqwest::Method::POST, "/routes", Some(body)).await }
+    };
+    let route = attach("/partner", "auth").await;
+    assert_eq!(route["plugins"][0]["phase"], "auth", "{route}");
+    // An open route whose plugin (of the request phase) names a consumer.
+    attach("/misplaced", "request").await;
+    let node = stage.node(&[]).await;
+    let client = reqwest::Client::new();
+    let get = |path: &str, key: Option<&str>| {
+        let mut request = client.get(format!("{}{path}", node.base));
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        request.send()
+    };
+
+    eventually("the plugin to identify the consumer", || async {
+        get("/partner", Some(&key)).await.expect("sent").status() == StatusCode::OK
+    })
+    .await;
+    let echoed: Value = get("/partner", Some(&key))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let forwarded = &echoed["headers"];
+    assert_eq!(forwarded["x-consumer-id"], consumer_id.as_str(), "{echoed}");
+    assert!(
+        forwarded.get("x-api-key").is_none(),
+        "the key stays: {echoed}"
+    );
+    let limited = get("/partner", Some(&key)).await.expect("sent");
+    assert_eq!(
+        limited.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the consumer's tier (2 a minute) applies"
+    );
+    let anonymous = get("/partner", None).await.expect("sent");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = anonymous.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    let wrong = get("/partner", Some("ck_not-a-key")).await.expect("sent");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+    // Naming a consumer is the auth phase's: from the request phase it is
+    // an invalid answer (this route fails closed).
+    let misplaced = get("/misplaced", Some(&key)).await.expect("sent");
+    assert_eq!(misplaced.status(), StatusCode::SERVICE_UNAVAILABLE);
+    eventually("the misplaced plugin's failure on record", || {
+        plugin_failure_on_record(tenant, &plugin_id, "phase `auth`")
+    })
+    .await;
+
+    // The request log has the consumer of the requests it identified.
+    eventually("the partner's logs", || async {
+        let logs = tenant.all_logs(&format!("?consumerId={consumer_id}")).await;
+        logs.len() >= 2 && logs.iter().all(|l| l["path"] == "/partner")
+    })
+    .await;
+    node.process.terminate();
+}

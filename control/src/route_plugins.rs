@@ -9,6 +9,8 @@ use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use gatehouse_protocol::PluginPhase;
+
 use crate::error::{ApiError, Result};
 use crate::routes::RouteEntity;
 use crate::store::Store;
@@ -32,6 +34,16 @@ pub struct RoutePlugin {
     /// (a failure skips the plugin).
     #[serde(default = "closed")]
     pub failure_policy: String,
+    /// `request` (default: runs after authentication and the rate limit) or
+    /// `auth` (authenticates the request in place of the built-in key
+    /// check, before the rate limit: the consumer it names is the
+    /// request's).
+    #[serde(default = "request_phase")]
+    pub phase: String,
+}
+
+fn request_phase() -> String {
+    PluginPhase::Request.as_str().to_owned()
 }
 
 fn empty_object() -> serde_json::Value {
@@ -66,6 +78,12 @@ pub fn validate(plugins: &[RoutePlugin]) -> Result<Vec<RoutePlugin>> {
             return Err(ApiError::invalid(
                 "plugins",
                 "failurePolicy must be `closed` or `open`",
+            ));
+        }
+        if PluginPhase::parse(&plugin.phase).is_none() {
+            return Err(ApiError::invalid(
+                "plugins",
+                "phase must be `auth` or `request`",
             ));
         }
         if plugin.config.to_string().len() > MAX_CONFIG_BYTES {
@@ -132,7 +150,7 @@ pub async fn replace(
     for (position, plugin) in plugins.iter().enumerate() {
         sqlx::query(
             "INSERT INTO route_plugins (route_id, position, plugin_id, config, failure_policy, \
-             tenant_id) VALUES ($1, $2, $3, $4, $5, $6)",
+             tenant_id, phase) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(route_id)
         .bind(i64::try_from(position).unwrap_or(i64::MAX))
@@ -140,6 +158,7 @@ pub async fn replace(
         .bind(plugin.config.to_string())
         .bind(&plugin.failure_policy)
         .bind(tenant_id)
+        .bind(&plugin.phase)
         .execute(&mut *conn)
         .await?;
     }
@@ -152,6 +171,7 @@ struct Row {
     plugin_id: String,
     config: String,
     failure_policy: String,
+    phase: String,
 }
 
 /// Fills in the plugins of `routes` (all of one tenant).
@@ -161,7 +181,7 @@ pub async fn attach(
     routes: &mut [RouteEntity],
 ) -> Result<(), sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT rp.route_id, rp.plugin_id, rp.config, rp.failure_policy FROM route_plugins rp \
+        "SELECT rp.route_id, rp.plugin_id, rp.config, rp.failure_policy, rp.phase FROM route_plugins rp \
          JOIN routes r ON r.id = rp.route_id WHERE r.tenant_id = $1 ORDER BY rp.route_id, rp.position",
     )
     .bind(tenant_id)
@@ -173,6 +193,7 @@ pub async fn attach(
             plugin_id: row.plugin_id,
             config: serde_json::from_str(&row.config).unwrap_or_else(|_| empty_object()),
             failure_policy: row.failure_policy,
+            phase: row.phase,
         });
     }
     for route in routes {

@@ -111,4 +111,41 @@ pub struct RoutePluginConfig {
     pub config_json: std::sync::Arc<str>,
     /// `closed` (a failure answers 503) or `open` (a failure skips the plugin).
     pub failure_policy: String,
+    /// When the plugin's `on-request` runs: in the authentication step
+    /// instead of the built-in key check (the consumer it names is the
+    /// request's), or after the rate limit. Absent from older control
+    /// planes: the request phase.
+    #[serde(default)]
+    pub phase: PluginPhase,
+}
+
+/// When a route's tenant plugin runs its `on-request`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginPhase {
+    /// Authenticates the request: runs before the rate limit, in place of
+    /// the built-in API-key check, and may name the request's consumer.
+    Auth,
+    /// Runs after authentication and the rate limit.
+    #[default]
+    Request,
+}
+
+impl PluginPhase {
+    /// The phase's name in the REST API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Request => "request",
+        }
+    }
+
+    /// The phase named `name`, if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "auth" => Some(Self::Auth),
+            "request" => Some(Self::Request),
+            _ => None,
+        }
+    }
 }

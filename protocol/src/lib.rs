@@ -15,7 +15,7 @@ pub mod telemetry;
 pub mod trusted_proxies;
 
 pub use config::{
-    ConfigIdentity, ConfigSnapshot, ConsumerConfig, RateLimits, RouteConfig, RoutePluginConfig,
-    ServiceConfig,
+    ConfigIdentity, ConfigSnapshot, ConsumerConfig, PluginPhase, RateLimits, RouteConfig,
+    RoutePluginConfig, ServiceConfig,
 };
 pub use route_pattern::{PatternError, RoutePattern, Segment};

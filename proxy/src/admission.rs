@@ -1,30 +1,38 @@
-//! Whether a request may go upstream, and where: match its route, run the
-//! auth plugin when the route requires a key, find its service, run the
-//! rate-limit plugin where a limit applies.
+//! Whether a request may go upstream, and where: match its route,
+//! authenticate it (the route's `auth` tenant plugins, or else the built-in
+//! key check when the route requires a key), find its service, run the
+//! rate-limit plugin where a limit applies (by the consumer's tier).
 
 use std::sync::Arc;
 
+use gatehouse_protocol::PluginPhase;
+
 use crate::compiled::CompiledConfig;
 use crate::keys::Consumer;
+use crate::plugins::chain::{PluginRef, RequestChain, Stop};
 use crate::plugins::{
-    Builtins, CallContext, Header, LocalResponse, PluginFailure, Request as PluginRequest,
-    RequestAction,
+    Builtins, CallContext, Header, LocalResponse, PluginFailure, Registry,
+    Request as PluginRequest, RequestAction,
 };
 use crate::respond::Reject;
 use crate::routing::Route;
 use crate::upstream::Upstream;
 
 /// A request that may proceed.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Admitted {
     pub route: Arc<Route>,
     pub upstream: Arc<Upstream>,
-    /// The consumer the auth plugin identified, when the route asks for one.
+    /// The consumer authentication identified, if any.
     pub consumer: Option<Consumer>,
     /// Headers for the response to the client (`RateLimit-*`).
     pub response_headers: Vec<Header>,
-    /// The request as plugins saw it, when one ran (for the tenant chain).
-    pub plugin_request: Option<PluginRequest>,
+    /// The request on its way through the route's tenant plugins (after
+    /// their `auth` phase), when the route has any.
+    pub chain: Option<RequestChain>,
+    /// The context the route's tenant plugins are called in, when it has
+    /// any.
+    pub plugin_context: Option<CallContext>,
     /// A built-in that failed open (the rate limiter), to report.
     pub failed_open: Option<(&'static str, PluginFailure)>,
 }
@@ -34,27 +42,42 @@ pub struct Admitted {
 pub struct RequestFacts<'a> {
     pub method: &'a str,
     pub path: &'a str,
+    pub request_id: &'a str,
 }
 
 /// Why a request does not go upstream.
 #[derive(Debug)]
 pub enum Refusal {
-    /// The gateway answers with its error JSON (404, 503).
+    /// The gateway answers with its error JSON (401, 404, 503).
     Reject(Reject, Option<Arc<Route>>),
-    /// A plugin answered (the auth plugin's 401, the rate limit's 429).
+    /// A plugin answered (the auth plugin's 401, the rate limit's 429, a
+    /// tenant auth plugin's answer).
     Answered(LocalResponse, Arc<Route>),
-    /// A plugin that fails closed failed: 503 `plugin_failed`.
+    /// A built-in that fails closed failed: 503 `plugin_failed`.
     PluginFailed(&'static str, PluginFailure, Arc<Route>),
+    /// A tenant `auth` plugin that fails closed failed: 503
+    /// `plugin_failed`; `skipped` are the ones before it that failed open.
+    TenantPluginFailed(
+        PluginRef,
+        PluginFailure,
+        Arc<Route>,
+        Vec<(PluginRef, PluginFailure)>,
+    ),
 }
 
-/// Decides a request: 404 without an (enabled) route; on a route that
-/// requires a key, the `api-key-auth` plugin identifies the consumer or
-/// answers; 503 when the route's service is gone; where a limit applies,
-/// the `rate-limit` plugin takes from the bucket or answers 429 (and fails
-/// open). `plugin_request` builds what plugins see, only when one runs.
+/// Decides a request: 404 without an (enabled) route; the route's `auth`
+/// tenant plugins, when it has any, run in place of the built-in key check
+/// (one may answer; the consumer one names is the request's); otherwise on
+/// a route that requires a key the `api-key-auth` plugin identifies the
+/// consumer or answers; a route that requires a key and has no consumer is
+/// 401; 503 when the route's service is gone; where a limit applies, the
+/// `rate-limit` plugin takes from the bucket (by the consumer's tier) or
+/// answers 429 (and fails open). `plugin_request` builds what plugins see,
+/// only when one runs.
 pub async fn admit(
     config: &CompiledConfig,
     builtins: &Builtins,
+    registry: &Registry,
     request: RequestFacts<'_>,
     plugin_request: impl FnOnce(&Route) -> PluginRequest,
 ) -> Result<Admitted, Refusal> {
@@ -64,32 +87,40 @@ pub async fn admit(
         .ok_or(Refusal::Reject(Reject::ROUTE_NOT_FOUND, None))?;
     let refuse = |reject| Refusal::Reject(reject, Some(Arc::clone(route)));
     let ctx = CallContext::for_tenant(config, &builtins.shared);
-    let mut seen =
-        (route.auth_required || route.rate_limit.is_some()).then(|| plugin_request(route));
-    let consumer = match &mut seen {
-        Some(plugin_request) if route.auth_required => {
-            match builtins.api_key_auth.on_request(&ctx, plugin_request).await {
-                Ok(RequestAction::Proceed(changes)) => {
-                    // A consumer the plugin names must be one of this tenant's.
-                    let consumer = changes.consumer_id.and_then(|id| config.keys.by_id(&id));
-                    let consumer = consumer.ok_or_else(|| refuse(Reject::INVALID_API_KEY))?;
-                    plugin_request.consumer_id = Some(consumer.id.to_string());
-                    Some(consumer)
-                }
-                Ok(RequestAction::Respond(response)) => {
+    let tenant_ctx =
+        (!route.plugins.is_empty()).then(|| ctx.clone().for_request(request.request_id));
+    let needs_request =
+        route.auth_required || route.rate_limit.is_some() || !route.plugins.is_empty();
+    let mut chain = needs_request.then(|| RequestChain::new(plugin_request(route)));
+    if let Some(chain) = &mut chain {
+        if route.plugins.iter().any(|p| p.phase == PluginPhase::Auth) {
+            let tenant_ctx = tenant_ctx.as_ref().unwrap_or(&ctx);
+            let authenticated = chain
+                .run(registry, tenant_ctx, &route.plugins, PluginPhase::Auth)
+                .await;
+            match authenticated {
+                Ok(()) => {}
+                Err(Stop::Answered(response)) => {
                     return Err(Refusal::Answered(response, Arc::clone(route)));
                 }
-                Err(failure) => {
-                    return Err(Refusal::PluginFailed(
-                        "api-key-auth",
+                Err(Stop::Failed(plugin, failure)) => {
+                    let skipped = std::mem::take(&mut chain.skipped);
+                    return Err(Refusal::TenantPluginFailed(
+                        plugin,
                         failure,
                         Arc::clone(route),
+                        skipped,
                     ));
                 }
             }
+        } else if route.auth_required {
+            let consumer = check_key(config, builtins, &ctx, route, &chain.request).await?;
+            chain.identify(consumer);
         }
-        _ => None,
-    };
+        if route.auth_required && chain.consumer.is_none() {
+            return Err(refuse(Reject::INVALID_API_KEY));
+        }
+    }
     let upstream = config
         .upstreams
         .get(&*route.service_id)
@@ -97,14 +128,15 @@ pub async fn admit(
     let mut admitted = Admitted {
         route: Arc::clone(route),
         upstream: Arc::clone(upstream),
-        consumer,
+        consumer: chain.as_ref().and_then(|c| c.consumer.clone()),
         response_headers: Vec::new(),
-        plugin_request: None,
+        chain: None,
+        plugin_context: tenant_ctx,
         failed_open: None,
     };
-    if let (Some(settings), Some(plugin_request)) = (&route.rate_limit, &seen) {
+    if let (Some(settings), Some(chain)) = (&route.rate_limit, &chain) {
         let ctx = ctx.with_config(Arc::clone(settings));
-        match builtins.rate_limit.on_request(&ctx, plugin_request).await {
+        match builtins.rate_limit.on_request(&ctx, &chain.request).await {
             Ok(RequestAction::Proceed(changes)) => {
                 admitted.response_headers = changes.response_headers
             }
@@ -114,8 +146,32 @@ pub async fn admit(
             Err(failure) => admitted.failed_open = Some(("rate-limit", failure)),
         }
     }
-    admitted.plugin_request = seen;
+    admitted.chain = chain.filter(|_| !route.plugins.is_empty());
     Ok(admitted)
+}
+
+/// The built-in key check: the consumer whose key the request carries.
+async fn check_key(
+    config: &CompiledConfig,
+    builtins: &Builtins,
+    ctx: &CallContext,
+    route: &Arc<Route>,
+    request: &PluginRequest,
+) -> Result<Consumer, Refusal> {
+    match builtins.api_key_auth.on_request(ctx, request).await {
+        Ok(RequestAction::Proceed(changes)) => {
+            // A consumer the plugin names must be one of this tenant's.
+            let consumer = changes.consumer_id.and_then(|id| config.keys.by_id(&id));
+            consumer
+                .ok_or_else(|| Refusal::Reject(Reject::INVALID_API_KEY, Some(Arc::clone(route))))
+        }
+        Ok(RequestAction::Respond(response)) => Err(Refusal::Answered(response, Arc::clone(route))),
+        Err(failure) => Err(Refusal::PluginFailed(
+            "api-key-auth",
+            failure,
+            Arc::clone(route),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -185,55 +241,72 @@ mod tests {
         }
     }
 
+    /// The built-ins and an empty registry of tenant plugins.
+    struct Plugins {
+        builtins: Builtins,
+        registry: Registry,
+    }
+
     fn status(
         config: &CompiledConfig,
-        builtins: &Builtins,
+        plugins: &Plugins,
         path: &str,
         key: Option<&str>,
     ) -> Result<Option<String>, u16> {
         let facts = RequestFacts {
             method: "GET",
             path,
+            request_id: "req-1",
         };
-        let decision =
-            futures_util::FutureExt::now_or_never(admit(config, builtins, facts, |_| {
-                plugin_request(key)
-            }))
-            .expect("no I/O on local limits");
+        let decision = futures_util::FutureExt::now_or_never(admit(
+            config,
+            &plugins.builtins,
+            &plugins.registry,
+            facts,
+            |_| plugin_request(key),
+        ))
+        .expect("no I/O on local limits");
         match decision {
             Ok(admitted) => Ok(admitted.consumer.map(|c| c.id.to_string())),
             Err(Refusal::Reject(reject, _)) => Err(reject.status),
             Err(Refusal::Answered(response, _)) => Err(response.status),
-            Err(Refusal::PluginFailed(..)) => Err(503),
+            Err(Refusal::PluginFailed(..) | Refusal::TenantPluginFailed(..)) => Err(503),
         }
     }
 
     #[test]
     fn decides_404_401_503_and_admits() {
         let config = config();
-        let engine = crate::plugins::PluginEngine::new(crate::plugins::EngineSettings::default())
-            .expect("engine");
-        let builtins = Builtins::load(&engine, Arc::default(), false).expect("built-ins");
-        assert_eq!(status(&config, &builtins, "/nope", None), Err(404));
-        assert_eq!(status(&config, &builtins, "/secure", None), Err(401));
+        let engine = Arc::new(
+            crate::plugins::PluginEngine::new(crate::plugins::EngineSettings::default())
+                .expect("engine"),
+        );
+        let dir = std::env::temp_dir().join(format!("gatehouse-admit-{}", uuid::Uuid::new_v4()));
+        let builtins = &Plugins {
+            builtins: Builtins::load(&engine, Arc::default(), false).expect("built-ins"),
+            registry: Registry::new(Arc::clone(&engine), dir.clone()).expect("registry"),
+        };
+        assert_eq!(status(&config, builtins, "/nope", None), Err(404));
+        assert_eq!(status(&config, builtins, "/secure", None), Err(401));
         assert_eq!(
-            status(&config, &builtins, "/secure", Some("ck_bad")),
+            status(&config, builtins, "/secure", Some("ck_bad")),
             Err(401)
         );
         assert_eq!(
-            status(&config, &builtins, "/secure", Some("ck_good")),
+            status(&config, builtins, "/secure", Some("ck_good")),
             Ok(Some("c".to_owned()))
         );
         assert_eq!(
-            status(&config, &builtins, "/secure", Some("ck_good")),
+            status(&config, builtins, "/secure", Some("ck_good")),
             Ok(Some("c".to_owned()))
         );
         assert_eq!(
-            status(&config, &builtins, "/secure", Some("ck_good")),
+            status(&config, builtins, "/secure", Some("ck_good")),
             Err(429),
             "the free tier here allows 2 a minute"
         );
-        assert_eq!(status(&config, &builtins, "/open", None), Ok(None));
-        assert_eq!(status(&config, &builtins, "/orphan", None), Err(503));
+        assert_eq!(status(&config, builtins, "/open", None), Ok(None));
+        assert_eq!(status(&config, builtins, "/orphan", None), Err(503));
+        std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -18,7 +18,7 @@ use crate::drain::{InFlight, InFlightGuard};
 use crate::forwarding::{self, Forwarded};
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
-use crate::plugins::chain::{self, ChainOutcome, Changes, PluginRef};
+use crate::plugins::chain::{self, Changes, PluginRef, Stop};
 use crate::plugins::{
     Builtins, CallContext, Header as PluginHeader, LocalResponse as PluginLocalResponse,
     LogEntry as PluginLogEntry, PluginFailure, Registry, Request as PluginRequest,
@@ -28,6 +28,7 @@ use crate::respond::{self, Connection, Reject};
 use crate::routing::Route;
 use crate::telemetry::aggregator::now_ms;
 use crate::telemetry::{Event, Failure, RequestOutcome, Telemetry};
+use gatehouse_protocol::PluginPhase;
 use gatehouse_protocol::trusted_proxies::TrustedProxies;
 
 /// The gateway's request handling.
@@ -174,10 +175,11 @@ impl ProxyHttp for Gateway {
         let facts = RequestFacts {
             method: header.method.as_str(),
             path: header.uri.path(),
+            request_id: &ctx.request_id,
         };
         ctx.client_ip = client_ip(session, &self.trusted);
         let (client, request_id) = (ctx.client_ip.as_deref(), &ctx.request_id);
-        let decision = admission::admit(&config, &self.builtins, facts, |route| {
+        let decision = admission::admit(&config, &self.builtins, &self.registry, facts, |route| {
             plugin_request(header, route, client, request_id)
         })
         .await;
@@ -190,43 +192,34 @@ impl ProxyHttp for Gateway {
         }
         ctx.response_headers = std::mem::take(&mut admitted.response_headers);
         let route = Arc::clone(&admitted.route);
-        let request = (!route.plugins.is_empty()).then(|| {
-            let mut request = admitted.plugin_request.take().unwrap_or_else(|| {
-                plugin_request(header, &route, ctx.client_ip.as_deref(), &ctx.request_id)
-            });
-            request.consumer_id = admitted.consumer.as_ref().map(|c| c.id.to_string());
-            request
-        });
-        ctx.admitted = Some(admitted);
-        let Some(request) = request else {
+        let (Some(mut chain), Some(base)) = (admitted.chain.take(), admitted.plugin_context.take())
+        else {
+            ctx.admitted = Some(admitted);
             return Ok(false);
         };
-        let base =
-            CallContext::for_tenant(&config, &self.builtins.shared).for_request(&ctx.request_id);
-        let outcome = chain::run(&self.registry, &base, &route.plugins, request).await;
+        ctx.admitted = Some(admitted);
+        let outcome = chain
+            .run(&self.registry, &base, &route.plugins, PluginPhase::Request)
+            .await;
         ctx.plugin_base = Some(base);
+        for (plugin, failure) in std::mem::take(&mut chain.skipped) {
+            self.tenant_plugin_failed(ctx, &plugin, &failure, "fails open");
+        }
         match outcome {
-            ChainOutcome::Proceed {
-                changes,
-                skipped,
-                request,
-            } => {
-                for (plugin, failure) in skipped {
-                    self.tenant_plugin_failed(ctx, &plugin, &failure, "fails open");
-                }
-                ctx.plugin_request = Some(*request);
-                for header in &changes.response_headers {
+            Ok(()) => {
+                for header in &chain.changes.response_headers {
                     chain::set_header(&mut ctx.response_headers, header.clone());
                 }
-                ctx.plugin_changes = changes;
+                ctx.plugin_changes = chain.changes;
+                ctx.plugin_request = Some(chain.request);
                 Ok(false)
             }
-            ChainOutcome::Answered(response) => {
+            Err(Stop::Answered(response)) => {
                 respond::send_local(session, &response, &ctx.request_id, &ctx.response_headers)
                     .await?;
                 Ok(true)
             }
-            ChainOutcome::Failed(plugin, failure) => {
+            Err(Stop::Failed(plugin, failure)) => {
                 self.tenant_plugin_failed(ctx, &plugin, &failure, "fails closed");
                 respond::send(
                     session,
@@ -435,6 +428,21 @@ impl Gateway {
             Refusal::PluginFailed(name, failure, route) => {
                 ctx.rejected_route = Some(route);
                 self.plugin_failed(ctx, name, None, &failure, "fails closed");
+                respond::send(
+                    session,
+                    &Reject::PLUGIN_FAILED,
+                    &ctx.request_id,
+                    &[],
+                    Connection::KeepAlive,
+                )
+                .await?;
+            }
+            Refusal::TenantPluginFailed(plugin, failure, route, skipped) => {
+                ctx.rejected_route = Some(route);
+                for (skipped, failure) in skipped {
+                    self.tenant_plugin_failed(ctx, &skipped, &failure, "fails open");
+                }
+                self.tenant_plugin_failed(ctx, &plugin, &failure, "fails closed");
                 respond::send(
                     session,
                     &Reject::PLUGIN_FAILED,

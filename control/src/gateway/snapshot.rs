@@ -5,8 +5,8 @@
 //! what was read.
 
 use gatehouse_protocol::{
-    ConfigIdentity, ConfigSnapshot, ConsumerConfig, RateLimits, RouteConfig, RoutePluginConfig,
-    ServiceConfig,
+    ConfigIdentity, ConfigSnapshot, ConsumerConfig, PluginPhase, RateLimits, RouteConfig,
+    RoutePluginConfig, ServiceConfig,
 };
 use sqlx::FromRow;
 
@@ -41,6 +41,7 @@ struct RoutePluginRow {
     sha256: String,
     config: String,
     failure_policy: String,
+    phase: String,
 }
 
 #[derive(FromRow)]
@@ -100,7 +101,7 @@ pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sql
     // invariant makes the route fail as its policy says instead of
     // silently running without the plugin.
     let attached: Vec<RoutePluginRow> = sqlx::query_as(
-        "SELECT rp.route_id, rp.plugin_id, p.name, p.sha256, rp.config, rp.failure_policy \
+        "SELECT rp.route_id, rp.plugin_id, p.name, p.sha256, rp.config, rp.failure_policy, rp.phase \
          FROM route_plugins rp JOIN routes r ON r.id = rp.route_id JOIN plugins p ON p.id = rp.plugin_id \
          WHERE r.tenant_id = $1 AND r.deleted_at IS NULL \
          ORDER BY rp.route_id, rp.position",
@@ -120,6 +121,7 @@ pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sql
                 sha256: row.sha256,
                 config_json: row.config.into(),
                 failure_policy: row.failure_policy,
+                phase: PluginPhase::parse(&row.phase).unwrap_or_default(),
             });
     }
     let consumers: Vec<ConsumerRow> = sqlx::query_as(

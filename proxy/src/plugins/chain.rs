@@ -1,21 +1,32 @@
 //! Running a route's tenant plugins in order, hook by hook (only the hooks
-//! each implements): `on-request` — each sees the request with the changes
+//! each implements): `on-request` — phase by phase ([`RequestChain`]):
+//! the `auth` plugins in place of the built-in key check, the `request`
+//! plugins after the rate limit; each sees the request with the changes
 //! of the ones before it, one may answer the client; `on-response` — each
 //! may change the response head or replace the response; `on-log` — after
 //! the response. A failing plugin — one whose answer breaks the rules of
 //! [`output`] included — is skipped (`open`) or ends the request with 503
 //! `plugin_failed` (`closed`).
+//!
+//! The consumer: an `auth` plugin names it with `consumer-id` (one of the
+//! tenant's live consumers, looked up or verified through `consumers`);
+//! from then on it is the request's, for the upstream's `X-Consumer-Id`,
+//! later plugins, logs, metrics and the rate limit's tier. A plugin may not
+//! name another consumer once one is named, nor name one from the
+//! `request` phase: that is an invalid answer.
 
 use std::sync::Arc;
 
-use gatehouse_protocol::RoutePluginConfig;
+use gatehouse_protocol::{PluginPhase, RoutePluginConfig};
 
 use super::bindings::gatehouse::plugin::types::{
-    Header, Hooks, LocalResponse, LogEntry, Request, RequestAction, Response, ResponseAction,
+    Header, Hooks, LocalResponse, LogEntry, Request, RequestAction, RequestChanges, Response,
+    ResponseAction,
 };
 use super::output;
 use super::registry::Registry;
 use super::runtime::{CallContext, LoadedPlugin, PluginFailure};
+use crate::keys::{Consumer, ID_LEN};
 
 /// A plugin of the chain, as failures name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,20 +44,151 @@ impl PluginRef {
     }
 }
 
-/// What the chain decided.
+/// Why the `on-request` hooks stopped a request.
 #[derive(Debug)]
-pub enum ChainOutcome {
-    /// Go upstream with these changes; `skipped` failed but fail open;
-    /// `request` is the request as the last plugin saw it.
-    Proceed {
-        changes: Changes,
-        skipped: Vec<(PluginRef, PluginFailure)>,
-        request: Box<Request>,
-    },
+pub enum Stop {
     /// A plugin answered the client.
     Answered(LocalResponse),
     /// A plugin that fails closed failed.
     Failed(PluginRef, PluginFailure),
+}
+
+/// A request on its way through its route's `on-request` hooks: the
+/// request as the next plugin sees it, the changes made so far, the
+/// consumer named so far, and the plugins that failed open.
+#[derive(Debug)]
+pub struct RequestChain {
+    pub request: Request,
+    pub changes: Changes,
+    pub consumer: Option<Consumer>,
+    pub skipped: Vec<(PluginRef, PluginFailure)>,
+}
+
+impl RequestChain {
+    /// A chain starting from `request`.
+    pub fn new(request: Request) -> Self {
+        Self {
+            request,
+            changes: Changes::default(),
+            consumer: None,
+            skipped: Vec::new(),
+        }
+    }
+
+    /// The request's consumer from now on (the built-in key check found it).
+    pub fn identify(&mut self, consumer: Consumer) {
+        self.request.consumer_id = Some(consumer.id.to_string());
+        self.consumer = Some(consumer);
+    }
+
+    /// Runs the `on-request` hooks of the plugins of `phase`, in order.
+    pub async fn run(
+        &mut self,
+        registry: &Registry,
+        base: &CallContext,
+        plugins: &[RoutePluginConfig],
+        phase: PluginPhase,
+    ) -> Result<(), Stop> {
+        for plugin in plugins.iter().filter(|p| p.phase == phase) {
+            let ctx = base.with_config(Arc::clone(&plugin.config_json));
+            let result = match registry.get(&plugin.sha256) {
+                Some(loaded) if !loaded.implements(Hooks::ON_REQUEST) => continue,
+                Some(loaded) => loaded
+                    .on_request(&ctx, &self.request)
+                    .await
+                    .and_then(|action| output::check_request(&action).map(|()| action))
+                    .and_then(|action| {
+                        let named = self.named_consumer(&ctx, phase, &action)?;
+                        Ok((action, named))
+                    }),
+                None => Err(PluginFailure::Unavailable(
+                    registry.refusal(&plugin.sha256).map_or_else(
+                        || "not loaded on this node yet".to_owned(),
+                        |why| format!("this node cannot load it: {why}"),
+                    ),
+                )),
+            };
+            match result {
+                Ok((RequestAction::Proceed(step), named)) => {
+                    if let Some(consumer) = named {
+                        self.identify(consumer);
+                    }
+                    self.apply(step);
+                }
+                Ok((RequestAction::Respond(response), _)) => {
+                    return Err(Stop::Answered(response));
+                }
+                Err(failure) if plugin.failure_policy == "open" => {
+                    self.skipped.push((PluginRef::of(plugin), failure));
+                }
+                Err(failure) => return Err(Stop::Failed(PluginRef::of(plugin), failure)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The consumer `action` newly names, checked: only an `auth` plugin
+    /// may name one, it must be one of the tenant's live consumers, and
+    /// once named the request's consumer stays.
+    fn named_consumer(
+        &self,
+        ctx: &CallContext,
+        phase: PluginPhase,
+        action: &RequestAction,
+    ) -> Result<Option<Consumer>, PluginFailure> {
+        let RequestAction::Proceed(step) = action else {
+            return Ok(None);
+        };
+        let Some(named) = step.consumer_id.as_deref() else {
+            return Ok(None);
+        };
+        let mut buffer = [0; ID_LEN];
+        let current = self.consumer.as_ref().map(|c| c.id.as_str(&mut buffer));
+        if current == Some(named) {
+            return Ok(None);
+        }
+        let invalid = |why: String| Err(PluginFailure::InvalidOutput(why));
+        if phase != PluginPhase::Auth {
+            return invalid(format!(
+                "consumer-id `{named}` from a plugin of the request phase: only a plugin \
+                 attached with phase `auth` names the consumer"
+            ));
+        }
+        if let Some(current) = current {
+            return invalid(format!(
+                "consumer-id `{named}` after `{current}` was named: the request's consumer stays"
+            ));
+        }
+        match ctx.keys.as_ref().and_then(|keys| keys.by_id(named)) {
+            Some(consumer) => Ok(Some(consumer)),
+            None => invalid(format!(
+                "consumer-id `{named}` is not one of the tenant's live consumers"
+            )),
+        }
+    }
+
+    /// Applies one plugin's changes to the request later plugins see and
+    /// to what goes upstream.
+    fn apply(&mut self, step: RequestChanges) {
+        let (request, changes) = (&mut self.request, &mut self.changes);
+        for name in &step.remove_headers {
+            let name = name.to_ascii_lowercase();
+            request.headers.retain(|h| h.name != name);
+            changes.set_headers.retain(|h| h.name != name);
+            changes.remove_headers.push(name);
+        }
+        for header in step.set_headers {
+            set_header(&mut request.headers, header.clone());
+            set_header(&mut changes.set_headers, header);
+        }
+        for header in step.response_headers {
+            set_header(&mut changes.response_headers, header);
+        }
+        if let Some(path) = step.rewrite_path {
+            request.path = path.clone();
+            changes.rewrite_path = Some(path);
+        }
+    }
 }
 
 /// Changes to the upstream request, accumulated over the chain.
@@ -68,65 +210,6 @@ pub fn set_header(headers: &mut Vec<Header>, header: Header) {
     };
     headers.retain(|h| h.name != header.name);
     headers.push(header);
-}
-
-/// Runs `plugins` on `request`, in the context `base` (tenant, consumers,
-/// shared state).
-pub async fn run(
-    registry: &Registry,
-    base: &CallContext,
-    plugins: &[RoutePluginConfig],
-    mut request: Request,
-) -> ChainOutcome {
-    let mut changes = Changes::default();
-    let mut skipped = Vec::new();
-    for plugin in plugins {
-        let ctx = base.with_config(Arc::clone(&plugin.config_json));
-        let result = match registry.get(&plugin.sha256) {
-            Some(loaded) if !loaded.implements(Hooks::ON_REQUEST) => continue,
-            Some(loaded) => loaded
-                .on_request(&ctx, &request)
-                .await
-                .and_then(|action| output::check_request(&action).map(|()| action)),
-            None => Err(PluginFailure::Unavailable(
-                registry.refusal(&plugin.sha256).map_or_else(
-                    || "not loaded on this node yet".to_owned(),
-                    |why| format!("this node cannot load it: {why}"),
-                ),
-            )),
-        };
-        match result {
-            Ok(RequestAction::Proceed(step)) => {
-                for name in &step.remove_headers {
-                    let name = name.to_ascii_lowercase();
-                    request.headers.retain(|h| h.name != name);
-                    changes.set_headers.retain(|h| h.name != name);
-                    changes.remove_headers.push(name);
-                }
-                for header in step.set_headers {
-                    set_header(&mut request.headers, header.clone());
-                    set_header(&mut changes.set_headers, header);
-                }
-                for header in step.response_headers {
-                    set_header(&mut changes.response_headers, header);
-                }
-                if let Some(path) = step.rewrite_path {
-                    request.path = path.clone();
-                    changes.rewrite_path = Some(path);
-                }
-            }
-            Ok(RequestAction::Respond(response)) => return ChainOutcome::Answered(response),
-            Err(failure) if plugin.failure_policy == "open" => {
-                skipped.push((PluginRef::of(plugin), failure))
-            }
-            Err(failure) => return ChainOutcome::Failed(PluginRef::of(plugin), failure),
-        }
-    }
-    ChainOutcome::Proceed {
-        changes,
-        skipped,
-        request: Box::new(request),
-    }
 }
 
 /// What the chain made of the upstream's response head.
