@@ -465,7 +465,11 @@ async fn a_tenant_plugin_authenticates_a_route() {
             "authRequired": phase == "auth",
             "plugins": [{ "pluginId": plugin_id, "config": { "mode": "consumer" }, "phase": phase }],
         });
-        async move { tenant.send(reqwest::Method::POST, "/routes", Some(body)).await }
+        async move {
+            tenant
+                .send(reqwest::Method::POST, "/routes", Some(body))
+                .await
+        }
     };
     let route = attach("/partner", "auth").await;
     assert_eq!(route["plugins"][0]["phase"], "auth", "{route}");

@@ -108,6 +108,31 @@ async fn traffic_flows_and_changes_apply_at_once() {
         (status, body["path"].as_str()),
         (StatusCode::OK, Some("/v1/public/css/site.css"))
     );
+    // An open route never forwards a consumer key either, in any spelling;
+    // the service's own credentials pass.
+    let response = client
+        .get(format!("{}/public/keys", node.base))
+        .header("x-api-key", &key)
+        .header("authorization", format!("bearer\t {key}"))
+        .send()
+        .await
+        .expect("sent");
+    let echoed: Value = response.json().await.expect("json");
+    let forwarded = echoed["headers"].as_object().expect("headers");
+    assert!(
+        !forwarded.contains_key("x-api-key") && !forwarded.contains_key("authorization"),
+        "{echoed}"
+    );
+    let response = client
+        .get(format!("{}/public/keys", node.base))
+        .header("x-api-key", "the-service-s-own")
+        .header("authorization", "Basic dXNlcjpwdw==")
+        .send()
+        .await
+        .expect("sent");
+    let echoed: Value = response.json().await.expect("json");
+    assert_eq!(echoed["headers"]["x-api-key"], "the-service-s-own");
+    assert_eq!(echoed["headers"]["authorization"], "Basic dXNlcjpwdw==");
     let (status, body, _) = get(&client, format!("{}/nowhere", node.base), Some(&key)).await;
     assert_eq!(
         (status, error_code(&body)),
@@ -283,8 +308,8 @@ async fn the_node_outlives_the_control_plane() {
     eventually("the node to show online", || tenant.online()).await;
 
     // Control plane killed: the node keeps serving.
-    control.process.kill();
     front.point_to(None);
+    control.process.kill();
     for _ in 0..20 {
         assert_eq!(get(&client, hello(&node), None).await.0, StatusCode::OK);
     }

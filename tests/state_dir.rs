@@ -95,7 +95,12 @@ async fn tenants_take_turns_on_one_state_dir(scratch: &Scratch, database_url: &s
     .await;
     let offline = health(&node).await;
     assert_eq!(offline["status"], "no_config", "{offline}");
-    assert_ne!(status(&node, "/a-only").await, StatusCode::OK);
+    let refused = reqwest::get(format!("{}/a-only", node.base))
+        .await
+        .expect("sent");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "gateway_not_configured", "{body}");
 
     // Connected, it serves B's config (the same version as A's was) and
     // answers 404 on A's route.
@@ -122,16 +127,24 @@ async fn tenants_take_turns_on_one_state_dir(scratch: &Scratch, database_url: &s
     assert_eq!(logged(&a).await.len(), 5, "A's spill stays A's");
     node.process.terminate();
 
-    // A's node back on the folder ships its spill to A, once.
+    // A's node back on the folder, the control plane away: B's turn left
+    // A's saved config as it was, and A's node serves it.
+    front.point_to(None);
     let node = Node::start(&scratch.0, &front.url(), &a.gateway_key, &state).await;
+    assert_eq!(health(&node).await["configVersion"], version_a);
+    assert_eq!(status(&node, "/a-only").await, StatusCode::OK);
+    assert_eq!(status(&node, "/b-only").await, StatusCode::NOT_FOUND);
+    // Connected again, it ships its spill (and that request) to A, once.
+    front.point_to(Some(control.port));
     eventually_within(Duration::from_secs(20), "A's spilled logs", || async {
-        logged(&a).await.len() >= 12
+        logged(&a).await.len() >= 14
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let a_logs = logged(&a).await;
+    let b_only = a_logs.iter().filter(|log| *log == "/b-only 404").count();
     assert!(
-        a_logs.len() == 12 && a_logs.iter().all(|log| of_a(log)),
+        a_logs.len() == 14 && b_only == 1 && a_logs.iter().filter(|log| of_a(log)).count() == 13,
         "nothing lost, nothing twice: {a_logs:?}"
     );
     let b_logs = logged(&b).await;

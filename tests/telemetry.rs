@@ -255,8 +255,8 @@ async fn logs_from_an_outage_arrive_exactly_once() {
     .await;
 
     // The control plane goes away; traffic goes on.
-    control.process.kill();
     front.point_to(None);
+    control.process.kill();
     for _ in 0..150 {
         assert_eq!(status_of(&client, ping(&node), None).await, StatusCode::OK);
     }

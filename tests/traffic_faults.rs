@@ -108,8 +108,8 @@ async fn the_control_plane_killed_under_load() {
     let (stop, stopped) = watch::channel(false);
     let load = tokio::spawn(drive(format!("{}/load", node.base), 8, stopped));
     tokio::time::sleep(Duration::from_millis(800)).await;
-    control.process.kill();
     front.point_to(None);
+    control.process.kill();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let control = ControlPlane::start(&scratch.0).await;
     front.point_to(Some(control.port));

@@ -97,32 +97,46 @@ pub fn rewrite(
     request.remove_header(&X_CONSUMER_ID);
     if let Some(consumer) = forwarded.consumer {
         request.insert_header(X_CONSUMER_ID, consumer.id.as_str(&mut [0; ID_LEN]))?;
-        hide_credentials(request);
     }
+    hide_credentials(request, forwarded.consumer.is_some());
     Ok(())
 }
 
-/// Removes consumer API keys before the request goes upstream: the service
-/// learns who called from `X-Consumer-Id`, and keys stay between the client
-/// and the gateway. Every `Authorization` value that carries a consumer key
+/// Removes consumer API keys before the request goes upstream, on every
+/// route: the service learns who called from `X-Consumer-Id`, and keys stay
+/// between the client and the gateway. `X-API-Key` goes when the request was
+/// authenticated, and otherwise each of its values that is a consumer key
+/// (`ck_...`). Every `Authorization` value that carries a consumer key
 /// (`Bearer ck_...`, read as the auth plugin reads it: any scheme case, any
-/// spacing) is removed, however many the client sent; any other value is
-/// the service's own and is kept, in order.
-fn hide_credentials(request: &mut RequestHeader) {
-    request.remove_header(&X_API_KEY);
-    let values = request.headers.get_all(AUTHORIZATION);
-    if !values.iter().any(is_consumer_bearer) {
+/// spacing) goes, however many the client sent; any other value is the
+/// service's own and is kept, in order.
+fn hide_credentials(request: &mut RequestHeader, authenticated: bool) {
+    if authenticated {
+        request.remove_header(&X_API_KEY);
+    } else {
+        remove_values(request, &X_API_KEY, |value| {
+            value.as_bytes().starts_with(CONSUMER_KEY_PREFIX.as_bytes())
+        });
+    }
+    remove_values(request, &AUTHORIZATION, is_consumer_bearer);
+}
+
+/// Removes the values of `name` that `unwanted` picks, keeping the others
+/// in order.
+fn remove_values(
+    request: &mut RequestHeader,
+    name: &HeaderName,
+    unwanted: impl Fn(&http::HeaderValue) -> bool,
+) {
+    let values = request.headers.get_all(name);
+    if !values.iter().any(&unwanted) {
         return;
     }
-    let kept: Vec<_> = values
-        .iter()
-        .filter(|value| !is_consumer_bearer(value))
-        .cloned()
-        .collect();
-    request.remove_header(&AUTHORIZATION);
+    let kept: Vec<_> = values.iter().filter(|v| !unwanted(v)).cloned().collect();
+    request.remove_header(name);
     for value in kept {
         // Appending a value already held cannot fail.
-        let _ = request.append_header(AUTHORIZATION, value);
+        let _ = request.append_header(name.clone(), value);
     }
 }
 
@@ -252,13 +266,13 @@ mod tests {
         request
             .insert_header("authorization", "Bearer ck_abc")
             .expect("header");
-        hide_credentials(&mut request);
+        hide_credentials(&mut request, true);
         assert!(request.headers.get("authorization").is_none());
         for spelled in ["bearer ck_abc", "BEARER   ck_abc", "Bearer\tck_abc "] {
             request
                 .insert_header("authorization", spelled)
                 .expect("header");
-            hide_credentials(&mut request);
+            hide_credentials(&mut request, true);
             assert!(
                 request.headers.get("authorization").is_none(),
                 "{spelled:?} reached the upstream"
@@ -270,9 +284,25 @@ mod tests {
         request
             .insert_header("x-api-key", "ck_abc")
             .expect("header");
-        hide_credentials(&mut request);
+        hide_credentials(&mut request, true);
         assert_eq!(request.headers["authorization"], "Bearer eyJ.service.token");
         assert!(request.headers.get("x-api-key").is_none());
+    }
+
+    #[test]
+    fn consumer_keys_are_hidden_on_open_routes_too() {
+        let mut request = RequestHeader::build("GET", b"/", None).expect("request");
+        for (name, value) in [
+            ("x-api-key", "ck_leaked"),
+            ("x-api-key", "service-key"),
+            ("authorization", "BEARER ck_leaked"),
+        ] {
+            request.append_header(name, value).expect("header");
+        }
+        hide_credentials(&mut request, false);
+        let kept: Vec<_> = request.headers.get_all("x-api-key").iter().collect();
+        assert_eq!(kept, ["service-key"]);
+        assert!(request.headers.get("authorization").is_none());
     }
 
     #[test]
@@ -283,7 +313,7 @@ mod tests {
                 .append_header("authorization", value)
                 .expect("header");
         }
-        hide_credentials(&mut request);
+        hide_credentials(&mut request, true);
         let left: Vec<_> = request.headers.get_all("authorization").iter().collect();
         assert_eq!(left, ["Basic dXNlcjpwdw=="]);
     }
