@@ -416,16 +416,32 @@ async fn a_component_no_node_can_load_is_an_error_event() {
     let node = stage.node(&[]).await;
     let client = reqwest::Client::new();
     let url = format!("{}/guarded", node.base);
-    let event = eventually_within(
-        Duration::from_secs(15),
-        "an error event naming the plugin",
-        || async {
-            let status = client.get(&url).send().await.expect("sent").status();
-            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "fails closed");
-            plugin_failure_on_record(tenant, &plugin_id, "cannot load it").await
-        },
-    );
-    event.await;
+    // Before any traffic: the node's own report, on no route.
+    let reported = eventually_within(Duration::from_secs(15), "the node's report", || async {
+        let errors = tenant.send(reqwest::Method::GET, "/errors", None).await;
+        errors.as_array().is_some_and(|e| {
+            e.iter().any(|e| {
+                e["kind"] == "plugin_failed"
+                    && e["pluginId"] == plugin_id.as_str()
+                    && e["routeId"].is_null()
+                    && e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("plugin testbed: this node cannot load it:"))
+            })
+        })
+    });
+    reported.await;
+    // The route fails closed, with the reason.
+    let status = client.get(&url).send().await.expect("sent").status();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "fails closed");
+    eventually("the route's failure on record", || {
+        plugin_failure_on_record(
+            tenant,
+            &plugin_id,
+            "(fails closed): this node cannot load the plugin",
+        )
+    })
+    .await;
     // A config change: the node does not fetch and fail again.
     tenant.route("GET", "/later", service, false).await;
     until_status(
@@ -435,6 +451,8 @@ async fn a_component_no_node_can_load_is_an_error_event() {
         StatusCode::OK,
     )
     .await;
+    // Time for a fetch it should not make to be answered and fail.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     node.process.terminate();
     let log = std::fs::read_to_string(&node.log).expect("node log");
     assert_eq!(

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use gatehouse_protocol::telemetry::ErrorOccurrence;
 use pingora::apps::HttpServerOptions;
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
@@ -27,15 +28,16 @@ use crate::header_deadline::HeaderDeadline;
 use crate::listen::Listen;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
+use crate::plugins::registry::Refused;
 use crate::plugins::{Builtins, EngineSettings, PluginEngine, Registry};
 use crate::ratelimit::{Fleet, RateLimiter};
 use crate::state_dir::StateDir;
 use crate::sync::{Shipping, SyncSettings, Syncer};
-use crate::telemetry::Telemetry;
-use crate::telemetry::aggregator::Aggregator;
+use crate::telemetry::aggregator::{Aggregator, now_ms};
 use crate::telemetry::health::HealthSettings;
 use crate::telemetry::outbox::{Outbox, OutboxLimits};
 use crate::telemetry::request_log::RequestLog;
+use crate::telemetry::{Event, Telemetry};
 use crate::tls;
 
 /// Buffers of a client connection: pingora reads through a 64 KiB buffer
@@ -112,10 +114,11 @@ pub fn run_with_exit_hook(
         max_memory: args.plugin_memory_mb << 20,
         ..EngineSettings::default()
     })?);
-    let registry = Arc::new(Registry::new(
-        Arc::clone(&engine),
-        args.state_dir.join("plugins"),
-    )?);
+    let reporter = telemetry.clone();
+    let registry = Arc::new(
+        Registry::new(Arc::clone(&engine), args.state_dir.join("plugins"))?
+            .on_refusal(move |refused| reporter.emit(plugin_refused(refused))),
+    );
     let syncer = Syncer::new(
         SyncSettings {
             control_url: args.control_url.clone(),
@@ -127,7 +130,7 @@ pub fn run_with_exit_hook(
         state,
         shipping.clone(),
     )
-    .with_plugins(Arc::clone(&registry), telemetry.clone());
+    .with_plugins(Arc::clone(&registry));
     let fleet = match &args.redis_url {
         Some(url) => Some(Arc::new(Fleet::new(
             url,
@@ -286,4 +289,25 @@ fn bind_error(flag: &'static str, err: std::io::Error) -> anyhow::Error {
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map_or_else(|_| "node".to_owned(), |h| h.trim().to_owned())
+}
+
+/// The error event of a component the node cannot load: a `plugin_failed`
+/// naming the plugin, on no route.
+fn plugin_refused(refused: Refused) -> Event {
+    let (name, plugin_id) = match refused.wanted {
+        Some(wanted) => (wanted.name, Some(wanted.plugin_id)),
+        None => (refused.sha256, None),
+    };
+    Event::Error(ErrorOccurrence {
+        kind: "plugin_failed".to_owned(),
+        message: format!(
+            "plugin {name}: this node cannot load it: {}",
+            refused.reason
+        ),
+        route_id: None,
+        service_id: None,
+        plugin_id,
+        status_code: None,
+        at_ms: now_ms(),
+    })
 }

@@ -39,7 +39,9 @@ pub enum PluginCheckError {
         "imports `{0}`, which is reserved for the node's built-in plugins; build against the `plugin` world"
     )]
     ReservedImport(String),
-    #[error("imports two versions of wasi:{0} ({1} and {2}), which a node cannot link together")]
+    #[error(
+        "imports two versions of wasi:{0} ({1} and {2}): the upload check takes one version of each WASI package; build against one"
+    )]
     MixedWasiVersions(String, String, String),
     #[error("does not match the gatehouse:plugin@0.1.0 world a node links: {0}")]
     WrongWorld(String),
@@ -48,7 +50,17 @@ pub enum PluginCheckError {
 /// Host interfaces of the `builtin` world that tenant plugins may not import.
 const RESERVED_IMPORTS: [&str; 1] = ["gatehouse:plugin/request-logs"];
 
-/// Checks the bytes; `Ok` means a node can load them.
+/// The WebAssembly features a node's wasmtime enables, as it is built
+/// (wasmtime 48 without its `gc`, `threads` and `component-model-async`
+/// features): the WebAssembly 3.0 set without GC types, exceptions and
+/// threads, and the component model without async. A component using
+/// anything else is refused at upload, as a node would refuse it.
+pub fn node_features() -> WasmFeatures {
+    (WasmFeatures::WASM3 | WasmFeatures::COMPONENT_MODEL)
+        & !(WasmFeatures::GC_TYPES | WasmFeatures::EXCEPTIONS | WasmFeatures::THREADS)
+}
+
+/// Checks the bytes; `Ok` means a node can link them.
 pub fn check(bytes: &[u8]) -> Result<(), PluginCheckError> {
     if bytes.is_empty() {
         return Err(PluginCheckError::Empty);
@@ -56,7 +68,7 @@ pub fn check(bytes: &[u8]) -> Result<(), PluginCheckError> {
     if !Parser::is_component(bytes) {
         return Err(PluginCheckError::NotAComponent);
     }
-    Validator::new_with_features(WasmFeatures::all())
+    Validator::new_with_features(node_features())
         .validate_all(bytes)
         .map_err(|err| PluginCheckError::Invalid(err.to_string()))?;
     let mut exports = Vec::new();
@@ -118,10 +130,11 @@ fn note_wasi_version(
     let (path, version) = wasi.split_once('@').ok_or_else(foreign)?;
     let package = path.split('/').next().unwrap_or_default();
     let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    let semver = version
-        .split(['.', '-', '+'])
-        .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
-    if !plain(package) || !version.starts_with("0.2.") || !semver {
+    // A release of WASI 0.2: the node's linker matches those to the version
+    // it provides, and no pre-release (`0.2.0-rc-...`).
+    let patch = version.strip_prefix("0.2.").unwrap_or_default();
+    let release = !patch.is_empty() && patch.chars().all(|c| c.is_ascii_digit());
+    if !plain(package) || !release {
         return Err(foreign());
     }
     match versions.get(package) {
@@ -189,16 +202,16 @@ mod tests {
 
     #[test]
     fn wasi_of_another_major_version_or_two_minor_ones_is_refused() {
-        let preview3 = component(
-            r#"(import "wasi:io/streams@0.3.0" (instance))"#,
-            WRONG_TYPES,
-        );
-        assert_eq!(
-            check(&preview3),
-            Err(PluginCheckError::ForeignImport(
-                "wasi:io/streams@0.3.0".into()
-            ))
-        );
+        for name in [
+            "wasi:io/streams@0.3.0",
+            "wasi:io/streams@0.2.0-rc-2023-11-10",
+        ] {
+            let other = component(&format!(r#"(import "{name}" (instance))"#), WRONG_TYPES);
+            assert_eq!(
+                check(&other),
+                Err(PluginCheckError::ForeignImport(name.into()))
+            );
+        }
         let mixed = component(
             r#"(import "wasi:io/error@0.2.0" (instance)) (import "wasi:io/streams@0.2.4" (instance))"#,
             WRONG_TYPES,

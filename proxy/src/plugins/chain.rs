@@ -101,11 +101,9 @@ impl RequestChain {
                         let named = self.named_consumer(&ctx, phase, &action)?;
                         Ok((action, named))
                     }),
-                None => Err(PluginFailure::Unavailable(
-                    registry.refusal(&plugin.sha256).map_or_else(
-                        || "not loaded on this node yet".to_owned(),
-                        |why| format!("this node cannot load it: {why}"),
-                    ),
+                None => Err(registry.refusal(&plugin.sha256).map_or_else(
+                    || PluginFailure::Unavailable("not loaded on this node yet".to_owned()),
+                    PluginFailure::Refused,
                 )),
             };
             match result {

@@ -50,6 +50,17 @@ pub enum LoadError {
     Compile(String),
     #[error("does not fit the gatehouse:plugin world: {0}")]
     World(String),
+    /// Its `describe` failed at load (a trap, the deadline, no free
+    /// instance): it may load another time.
+    #[error("describe failed: {0}")]
+    Describe(String),
+}
+
+impl LoadError {
+    /// Whether loading the same bytes again would fail the same way.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Compile(_) | Self::World(_))
+    }
 }
 
 /// The node's wasmtime engine and linkers.
@@ -212,6 +223,6 @@ impl PluginEngine {
             Arc::clone(&self.ticker),
         )
         .with_described_hooks()
-        .map_err(|err| LoadError::World(format!("describe failed: {err}")))
+        .map_err(|err| LoadError::Describe(err.to_string()))
     }
 }

@@ -54,6 +54,8 @@ pub struct HostState {
     host_wait: Duration,
     /// This thread's CPU time when the wall-clock deadline first ran out.
     cpu_mark: Option<Duration>,
+    /// Lines written to the node's log in this call.
+    log_lines: u32,
     /// The empty WASI context, built on a plugin's first WASI call.
     wasi: Option<Box<Wasi>>,
     /// The requests being logged (an `on-log` call of the request log).
@@ -110,6 +112,7 @@ impl HostState {
             started: Instant::now(),
             host_wait: Duration::ZERO,
             cpu_mark: None,
+            log_lines: 0,
             wasi: None,
             finished: Vec::new(),
             shipped: Vec::new(),
@@ -189,39 +192,44 @@ impl types::Host for HostState {}
 
 impl log::Host for HostState {
     fn write(&mut self, level: log::Level, message: String) {
-        let message = log_line(&message);
         let (plugin, request_id) = (self.plugin.as_str(), &*self.ctx.request_id);
+        self.log_lines += 1;
+        if self.log_lines > MAX_LOG_LINES {
+            if self.log_lines == MAX_LOG_LINES + 1 {
+                tracing::warn!(
+                    plugin,
+                    request_id,
+                    "the plugin's further log lines in this call are dropped \
+                     (at most {MAX_LOG_LINES} a call)"
+                );
+            }
+            return;
+        }
+        // Written in its debug form: quoted, with line breaks, quotes and
+        // other control or invisible characters escaped, so one call is one
+        // line and its text cannot pass for another line or for the fields.
+        let message = cut(&message, MAX_LOG_MESSAGE);
         match level {
-            log::Level::Debug => tracing::debug!(plugin, request_id, "{message}"),
-            log::Level::Info => tracing::info!(plugin, request_id, "{message}"),
-            log::Level::Warn => tracing::warn!(plugin, request_id, "{message}"),
-            log::Level::Error => tracing::error!(plugin, request_id, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin, request_id, message = ?message),
+            log::Level::Info => tracing::info!(plugin, request_id, message = ?message),
+            log::Level::Warn => tracing::warn!(plugin, request_id, message = ?message),
+            log::Level::Error => tracing::error!(plugin, request_id, message = ?message),
         }
     }
 }
 
-/// The longest message a plugin's log line carries, in bytes.
+/// The longest message a plugin's log line carries, in bytes of UTF-8.
 pub const MAX_LOG_MESSAGE: usize = 1024;
+/// The most log lines a plugin writes in one call; later ones are dropped.
+pub const MAX_LOG_LINES: u32 = 32;
 
-/// A plugin's message as one line of the node's log: control characters
-/// (line breaks, terminal escapes) written escaped (`\n`, `\u{1b}`), so
-/// one call is one line that cannot pass for another, then cut to
-/// [`MAX_LOG_MESSAGE`] bytes at a character boundary.
-fn log_line(message: &str) -> String {
-    let mut line = String::with_capacity(message.len().min(MAX_LOG_MESSAGE));
-    for c in message.chars() {
-        let before = line.len();
-        if c.is_control() {
-            line.extend(c.escape_default());
-        } else {
-            line.push(c);
-        }
-        if line.len() > MAX_LOG_MESSAGE {
-            line.truncate(before);
-            break;
-        }
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
     }
-    line
+    &text[..end]
 }
 
 impl config::Host for HostState {
@@ -451,25 +459,23 @@ mod tests {
     }
 
     #[test]
-    fn a_log_message_is_one_line_of_at_most_a_kib() {
-        let forged = "ok\n2026-01-01T00:00:00Z ERROR gatehouse_proxy::sync: forged\r\u{1b}[31m";
-        let line = log_line(forged);
-        assert!(!line.chars().any(char::is_control), "{line:?}");
+    fn log_messages_are_cut_to_a_kib_of_bytes_at_a_character_boundary() {
+        // 'é' is two bytes: 512 of them fill the limit.
+        let long = "é".repeat(2000);
+        assert_eq!(cut(&long, MAX_LOG_MESSAGE).len(), MAX_LOG_MESSAGE);
         assert_eq!(
-            line,
-            "ok\\n2026-01-01T00:00:00Z ERROR gatehouse_proxy::sync: forged\\r\\u{1b}[31m"
+            cut(&format!("a{long}"), MAX_LOG_MESSAGE).len(),
+            MAX_LOG_MESSAGE - 1
         );
-        // Bytes, not characters: 'é' is two.
-        let long = log_line(&"é".repeat(2000));
-        assert_eq!(long.len(), MAX_LOG_MESSAGE);
-        assert_eq!(long.chars().count(), MAX_LOG_MESSAGE / 2);
-        let cut = log_line(&format!("{}\n", "a".repeat(MAX_LOG_MESSAGE - 1)));
-        assert_eq!(
-            cut.len(),
-            MAX_LOG_MESSAGE - 1,
-            "an escape is never cut in half"
+        assert_eq!(cut("plain", MAX_LOG_MESSAGE), "plain");
+        // The debug form the line is written in keeps it one line.
+        let forged = "ok\n2026-01-01 ERROR forged\" plugin=\"other\u{2028}\u{1b}[31m";
+        let written = format!("{:?}", cut(forged, MAX_LOG_MESSAGE));
+        assert!(
+            !written.chars().any(|c| c.is_control() || c == '\u{2028}'),
+            "{written}"
         );
-        assert_eq!(log_line("plain"), "plain");
+        assert!(written.contains(r#"\" plugin=\"other"#), "{written}");
     }
 
     #[tokio::test]

@@ -3,10 +3,12 @@
 //! `<state-dir>/plugins/` so a restart needs no control plane, and compiled
 //! once (the compiled artifact is kept too, in `plugins/compiled/`). The hot
 //! path reads the loaded set lock-free. A component that fails to compile
-//! or link is remembered with the reason: it is not asked for again while
-//! the node runs, and a route using it fails with that reason.
+//! or link is remembered with the reason and reported once (see
+//! [`Registry::on_refusal`]): it is not asked for again while the node
+//! runs, and a route using it fails with that reason. A hash asked for is
+//! not asked for again until its answer came or the link was made again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -28,6 +30,19 @@ pub struct Registry {
     wanted: Mutex<HashMap<String, Wanted>>,
     /// Why a component could not be loaded, by hash.
     refused: Mutex<HashMap<String, String>>,
+    /// Hashes asked of the control plane and not answered yet.
+    fetching: Mutex<HashSet<String>>,
+    /// Told of each component refused.
+    report: Option<Box<dyn Fn(Refused) + Send + Sync>>,
+}
+
+/// A component no node of this build can load.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub sha256: String,
+    /// The plugin a config asked for under that hash, if known.
+    pub wanted: Option<Wanted>,
+    pub reason: String,
 }
 
 /// A plugin a config asked for, as the tenant knows it.
@@ -68,7 +83,15 @@ impl Registry {
             loaded: ArcSwap::from_pointee(HashMap::new()),
             wanted: Default::default(),
             refused: Default::default(),
+            fetching: Default::default(),
+            report: None,
         })
+    }
+
+    /// Calls `report` for each component refused (once a hash).
+    pub fn on_refusal(mut self, report: impl Fn(Refused) + Send + Sync + 'static) -> Self {
+        self.report = Some(Box::new(report));
+        self
     }
 
     /// The loaded plugin with this hash.
@@ -87,8 +110,9 @@ impl Registry {
         lock(&self.wanted).get(sha256).cloned()
     }
 
-    /// Hashes `snapshot` refers to that are neither loaded nor refused;
-    /// those kept on disk are loaded on the way (blocking: compiles).
+    /// Hashes `snapshot` refers to that are neither loaded, refused nor
+    /// being fetched, now marked as being fetched; those kept on disk are
+    /// loaded on the way (blocking: compiles).
     pub fn missing(&self, snapshot: &ConfigSnapshot) -> Vec<String> {
         let mut wanted: Vec<(String, Wanted)> = snapshot
             .routes
@@ -107,7 +131,10 @@ impl Registry {
         wanted.dedup_by(|a, b| a.0 == b.0);
         let mut missing = Vec::new();
         for (sha256, plugin) in wanted {
-            if self.get(&sha256).is_some() || self.refusal(&sha256).is_some() {
+            if self.get(&sha256).is_some()
+                || self.refusal(&sha256).is_some()
+                || lock(&self.fetching).contains(&sha256)
+            {
                 continue;
             }
             let name = plugin.name.clone();
@@ -115,6 +142,7 @@ impl Registry {
             let kept = std::fs::read(self.path(&sha256)).ok();
             let installed = kept.is_some_and(|bytes| self.install(&sha256, &name, &bytes).is_ok());
             if !installed && self.refusal(&sha256).is_none() {
+                lock(&self.fetching).insert(sha256.clone());
                 missing.push(sha256);
             }
         }
@@ -137,7 +165,7 @@ impl Registry {
         {
             Ok(plugin) => Arc::new(plugin),
             Err(err) => {
-                lock(&self.refused).insert(sha256.to_owned(), err.to_string());
+                self.refuse(sha256, name, &err);
                 return Err(err.into());
             }
         };
@@ -157,7 +185,42 @@ impl Registry {
     /// Installs a component the control plane sent for a hash asked for.
     pub fn install_fetched(&self, sha256: &str, bytes: &[u8]) -> Result<(), InstallError> {
         let name = self.wanted(sha256).map(|w| w.name);
-        self.install(sha256, name.as_deref().unwrap_or(sha256), bytes)
+        let installed = self.install(sha256, name.as_deref().unwrap_or(sha256), bytes);
+        self.fetched(sha256);
+        installed
+    }
+
+    /// The control plane answered for `sha256` (with or without it).
+    pub fn fetched(&self, sha256: &str) {
+        lock(&self.fetching).remove(sha256);
+    }
+
+    /// Forgets the hashes asked for: the link they were asked on is gone,
+    /// and the next one asks again.
+    pub fn forget_fetches(&self) {
+        lock(&self.fetching).clear();
+    }
+
+    /// Records why `sha256` cannot be loaded when that is for good (a
+    /// component that does not compile or link), and reports it once; a
+    /// failure that may pass (its `describe` call failed) is only logged.
+    fn refuse(&self, sha256: &str, name: &str, err: &super::engine::LoadError) {
+        let reason = err.to_string();
+        if !err.is_permanent() {
+            tracing::warn!(plugin = name, sha256, error = %reason, "tenant plugin not loaded; will try again");
+            return;
+        }
+        tracing::error!(plugin = name, sha256, error = %reason, "tenant plugin not installed");
+        let first = lock(&self.refused)
+            .insert(sha256.to_owned(), reason.clone())
+            .is_none();
+        if let (true, Some(report)) = (first, &self.report) {
+            report(Refused {
+                sha256: sha256.to_owned(),
+                wanted: self.wanted(sha256),
+                reason,
+            });
+        }
     }
 
     fn path(&self, sha256: &str) -> PathBuf {

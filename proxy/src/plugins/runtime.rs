@@ -63,6 +63,9 @@ pub enum PluginFailure {
     CircuitOpen,
     #[error("the plugin returned an invalid answer: {0}")]
     InvalidOutput(String),
+    /// The node cannot load the component (it does not compile or link).
+    #[error("this node cannot load the plugin: {0}")]
+    Refused(String),
 }
 
 impl PluginFailure {
@@ -75,6 +78,7 @@ impl PluginFailure {
             Self::Unavailable(_) => "unavailable",
             Self::CircuitOpen => "circuit_open",
             Self::InvalidOutput(_) => "invalid_output",
+            Self::Refused(_) => "refused",
         }
     }
 
@@ -83,7 +87,10 @@ impl PluginFailure {
         match self {
             Self::Timeout(_) | Self::OutOfMemory(_) | Self::Trap(_) => Some(false),
             // Invalid answers are found by the chain, after the call.
-            Self::Unavailable(_) | Self::CircuitOpen | Self::InvalidOutput(_) => None,
+            Self::Unavailable(_)
+            | Self::CircuitOpen
+            | Self::InvalidOutput(_)
+            | Self::Refused(_) => None,
         }
     }
 }

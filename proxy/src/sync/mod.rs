@@ -31,7 +31,6 @@ use crate::compiled::CompiledConfig;
 use crate::live::LiveConfig;
 use crate::plugins::Registry;
 use crate::state_dir::{StateDir, StateError, TenantState};
-use crate::telemetry::Telemetry;
 use crate::telemetry::outbox::Outbox;
 
 pub use backoff::backoff;
@@ -74,8 +73,6 @@ pub struct Syncer {
     status: Arc<SyncStatus>,
     shipping: Shipping,
     plugins: Option<Arc<Registry>>,
-    /// Where a plugin the node cannot load is reported.
-    telemetry: Option<Telemetry>,
 }
 
 impl Syncer {
@@ -95,14 +92,12 @@ impl Syncer {
             status: Arc::default(),
             shipping,
             plugins: None,
-            telemetry: None,
         }
     }
 
     /// Also keeps the tenant plugins the config refers to in `registry`.
-    pub fn with_plugins(mut self, registry: Arc<Registry>, telemetry: Telemetry) -> Self {
+    pub fn with_plugins(mut self, registry: Arc<Registry>) -> Self {
         self.plugins = Some(registry);
-        self.telemetry = Some(telemetry);
         self
     }
 

@@ -70,6 +70,10 @@ impl Syncer {
             connected = self.connect(request) => connected?,
             _ = shutdown.changed() => return Ok(()),
         };
+        if let Some(registry) = &self.plugins {
+            // What was asked on an earlier link is asked again on this one.
+            registry.forget_fetches();
+        }
         let hello = NodeMessage::Hello {
             node_name: self.settings.node_name.clone(),
             // Not sent: a control plane from before identities would answer
