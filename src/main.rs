@@ -108,3 +108,32 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `gatehouse dev` and `gatehouse proxy` never share a state dir by
+    /// default: a node of another tenant on the same machine must not find
+    /// the dev tenant's config and telemetry (nor the other way round).
+    #[test]
+    fn dev_and_proxy_default_to_different_state_dirs() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).expect("flags parse");
+        let Command::Dev(dev) = parse(&["gatehouse", "dev"]).command else {
+            panic!("dev");
+        };
+        let Command::Proxy(proxy) = parse(&[
+            "gatehouse",
+            "proxy",
+            "--control-url=http://127.0.0.1:1",
+            "--gateway-key=gk_x",
+        ])
+        .command
+        else {
+            panic!("proxy");
+        };
+        assert_ne!(dev.state_dir, proxy.state_dir);
+        assert!(!dev.state_dir.starts_with(&proxy.state_dir));
+        assert!(!proxy.state_dir.starts_with(&dev.state_dir));
+    }
+}

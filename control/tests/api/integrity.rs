@@ -159,6 +159,24 @@ async fn the_schema_refuses_cross_tenant_references(db: Db) {
     attach_directly(&h, &bob.id, &bob_route, &own)
         .await
         .expect("a tenant's own plugin on its own route");
+    // Were the plugin deleted under the route anyway (the API refuses it),
+    // the snapshot still names it: a node fails that route as its policy
+    // says, never runs it without the plugin.
+    sqlx::query("UPDATE plugins SET deleted_at = 1 WHERE id = $1")
+        .bind(&own)
+        .execute(h.store().pool())
+        .await
+        .expect("buried under the route");
+    let snapshot = gatehouse_control::gateway::snapshot::build(h.store(), &bob.id)
+        .await
+        .expect("snapshot");
+    let route = snapshot
+        .routes
+        .iter()
+        .find(|r| r.id == bob_route)
+        .expect("the route");
+    assert_eq!(route.plugins.len(), 1, "the attachment is kept");
+    assert_eq!(route.plugins[0].plugin_id, own);
     h.finish().await;
 }
 
