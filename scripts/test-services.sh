@@ -36,12 +36,17 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
 command -v runuser >/dev/null 2>&1 || apt_install util-linux
 
 # Databases of test runs that were killed before they could clean up: only
-# those the test harness made (marked with its process id) and whose process
-# is gone, so a test run in progress, or anyone else's database, is kept.
+# those the test harness made (marked with its process id and this machine's
+# boot id) and whose process is gone, so a test run in progress, another
+# machine's on a shared server, or anyone else's database, is kept.
+boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || true)
 psql "$PG_URL" -qtAF ' ' -c "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname LIKE 'gh\_test\_%'" |
   while read -r db mark; do
-    pid=${mark#gatehouse-test pid=}
     case "$mark" in "gatehouse-test pid="*) ;; *) continue ;; esac
+    # Marks from before the boot id was added name this machine's runs.
+    case "$mark" in *" boot="*) [ "${mark##* boot=}" = "$boot" ] || continue ;; esac
+    pid=${mark#gatehouse-test pid=}
+    pid=${pid%% *}
     case "$pid" in '' | *[!0-9]*) continue ;; esac
     # Gone when the kernel has no such process (whoever owns it, and in any
     # locale); a reused pid only keeps a database a while longer.

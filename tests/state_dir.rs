@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use support::throwaway_db::ThrowawayDb;
 use support::{
-    ControlPlane, Front, Node, Scratch, Tenant, eventually, eventually_within, upstream,
+    ControlPlane, Front, Node, Scratch, Tenant, eventually, eventually_within, upstream, wait_for,
 };
 
 /// The node's `/healthz` answer.
@@ -93,6 +93,9 @@ async fn tenants_take_turns_on_one_state_dir(scratch: &Scratch, database_url: &s
         log.contains("other tenants' config and telemetry") && log.contains(a.id())
     })
     .await;
+    // Once it listens (the log line above may come first).
+    wait_for(&format!("{}/healthz", node.admin), 503).await;
+    node.accepting().await;
     let offline = health(&node).await;
     assert_eq!(offline["status"], "no_config", "{offline}");
     let refused = reqwest::get(format!("{}/a-only", node.base))

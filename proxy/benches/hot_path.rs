@@ -218,7 +218,7 @@ fn bench_telemetry(c: &mut Criterion) {
     use gatehouse_proxy::telemetry::Event;
     use gatehouse_proxy::telemetry::aggregator::{Aggregator, MAX_LOGS_PER_BATCH, Sealed};
     use gatehouse_proxy::telemetry::outbox::{Outbox, OutboxLimits};
-    use gatehouse_proxy::telemetry::request_log::RequestLog;
+    use gatehouse_proxy::plugins::request_log::RequestLog;
     use std::sync::Arc;
 
     let engine = PluginEngine::new(EngineSettings::default()).expect("engine");
@@ -250,7 +250,7 @@ fn bench_telemetry(c: &mut Criterion) {
                     finished,
                 } = aggregator.seal().expect("a batch");
                 batch.logs = request_log
-                    .write(finished, &mut batch.errors, 0)
+                    .ship(finished, &mut batch.errors, 0)
                     .now_or_never()
                     .expect("no I/O");
                 assert_eq!(batch.logs.len(), MAX_LOGS_PER_BATCH);

@@ -16,12 +16,12 @@ use tokio::sync::{mpsc, watch};
 
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
+use crate::plugins::request_log::RequestLog;
 use crate::ratelimit::Fleet;
 use crate::sync::{Shipping, SyncStatus, Syncer};
 use crate::telemetry::aggregator::{self, Aggregator};
 use crate::telemetry::health::{self, HealthSettings};
 use crate::telemetry::outbox::Outbox;
-use crate::telemetry::request_log::RequestLog;
 use crate::telemetry::{Event, Telemetry};
 use crate::upstream::RESOLVE_INTERVAL;
 

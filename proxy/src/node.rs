@@ -29,6 +29,7 @@ use crate::listen::Listen;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::plugins::registry::Refused;
+use crate::plugins::request_log::RequestLog;
 use crate::plugins::{Builtins, EngineSettings, PluginEngine, Registry};
 use crate::ratelimit::{Fleet, RateLimiter};
 use crate::state_dir::StateDir;
@@ -36,7 +37,6 @@ use crate::sync::{Shipping, SyncSettings, Syncer};
 use crate::telemetry::aggregator::{Aggregator, now_ms};
 use crate::telemetry::health::HealthSettings;
 use crate::telemetry::outbox::{Outbox, OutboxLimits};
-use crate::telemetry::request_log::RequestLog;
 use crate::telemetry::{Event, Telemetry};
 use crate::tls;
 

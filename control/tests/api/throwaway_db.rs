@@ -27,10 +27,13 @@ impl ThrowawayDb {
             .await
             .expect("create test database");
         // scripts/test-services.sh drops a leftover test database only when
-        // this mark names a process that is gone.
+        // this mark names a process of its own machine's boot that is gone.
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|id| id.trim().to_owned())
+            .unwrap_or_default();
         admin
             .execute(sqlx::AssertSqlSafe(format!(
-                "COMMENT ON DATABASE {name} IS 'gatehouse-test pid={}'",
+                "COMMENT ON DATABASE {name} IS 'gatehouse-test pid={} boot={boot}'",
                 std::process::id()
             )))
             .await

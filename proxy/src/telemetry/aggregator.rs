@@ -15,8 +15,8 @@ use gatehouse_protocol::telemetry::{ErrorOccurrence, MinuteMetrics, TelemetryBat
 use hdrhistogram::Histogram;
 use tokio::sync::{Notify, mpsc, watch};
 
+use super::LogWriter;
 use super::outbox::Outbox;
-use super::request_log::RequestLog;
 use super::{Event, RequestOutcome, ShippedLog};
 
 /// How often a batch is sealed.
@@ -210,7 +210,7 @@ pub struct Sealed {
 /// nothing.
 pub async fn run(
     mut aggregator: Aggregator,
-    request_log: Option<RequestLog>,
+    request_log: Option<impl LogWriter>,
     mut events: mpsc::Receiver<Event>,
     outbox: Arc<Mutex<Outbox>>,
     sealed: Arc<Notify>,

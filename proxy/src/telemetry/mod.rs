@@ -2,14 +2,13 @@
 //! answered itself), per-minute metrics, error occurrences and health-check
 //! results. The hot path hands an [`Event`] to [`Telemetry::emit`] without
 //! waiting; the `aggregator` seals events into batches; the `outbox` keeps
-//! them (memory, then the state dir) until the control plane acks them;
-//! `request_log` runs the request-log built-in over a sealed batch's records;
-//! `health` checks the services.
+//! them (memory, then the state dir) until the control plane acks them; a
+//! [`LogWriter`] (the request-log built-in, `plugins::request_log`) writes a
+//! sealed batch's request log; `health` checks the services.
 
 pub mod aggregator;
 pub mod health;
 pub mod outbox;
-pub mod request_log;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -137,6 +136,20 @@ pub struct Failure {
     pub message: String,
     /// The tenant plugin it is about, if any (built-ins have no id).
     pub plugin_id: Option<String>,
+}
+
+/// What writes the request log of a sealed batch: the node's
+/// `request-log` built-in (`plugins::request_log`), handed to the
+/// aggregator so telemetry needs nothing of the plugins.
+pub trait LogWriter {
+    /// The logs of the `finished` requests (in order), a failure of the
+    /// writer's own reported in `errors`.
+    fn write(
+        &self,
+        finished: Vec<Box<RequestOutcome>>,
+        errors: &mut Vec<ErrorOccurrence>,
+        at_ms: i64,
+    ) -> impl std::future::Future<Output = Vec<ShippedLog>> + Send;
 }
 
 /// Something to report.

@@ -1,4 +1,5 @@
-//! Writing the request log of a sealed batch: the records the node measured
+//! Writing the request log of a sealed batch (the telemetry aggregator's
+//! [`LogWriter`]): the records the node measured
 //! go through the `request-log` built-in a chunk at a time — one plugin call
 //! per few hundred requests instead of one per request, off the hot path —
 //! and what it ships is the batch's logs (their ids left to the control
@@ -10,10 +11,10 @@ use std::sync::Arc;
 
 use gatehouse_protocol::telemetry::ErrorOccurrence;
 
+use super::builtins::Builtins;
+use super::runtime::{CallContext, LoadedPlugin, PluginFailure};
 use crate::metrics::Metrics;
-use crate::plugins::builtins::Builtins;
-use crate::plugins::runtime::{CallContext, LoadedPlugin, PluginFailure};
-use crate::telemetry::{RequestOutcome, ShippedLog};
+use crate::telemetry::{LogWriter, RequestOutcome, ShippedLog};
 
 /// Records per plugin call at most.
 const MAX_RECORDS_PER_CALL: usize = 500;
@@ -44,7 +45,7 @@ impl RequestLog {
     /// The logs of the `finished` requests (in order) as the request log
     /// ships them; a failed call's chunk is kept as measured and reported
     /// in `errors`.
-    pub async fn write(
+    pub async fn ship(
         &self,
         finished: Vec<Box<RequestOutcome>>,
         errors: &mut Vec<ErrorOccurrence>,
@@ -96,4 +97,14 @@ fn text_len(request: &RequestOutcome) -> usize {
         + request.method.as_str().len()
         + request.uri.path().len()
         + request.client_ip.len()
+}
+impl LogWriter for RequestLog {
+    async fn write(
+        &self,
+        finished: Vec<Box<RequestOutcome>>,
+        errors: &mut Vec<ErrorOccurrence>,
+        at_ms: i64,
+    ) -> Vec<ShippedLog> {
+        self.ship(finished, errors, at_ms).await
+    }
 }
