@@ -214,11 +214,11 @@ fn bench_plugins(c: &mut Criterion) {
 fn bench_telemetry(c: &mut Criterion) {
     use futures_util::FutureExt;
     use gatehouse_proxy::metrics::Metrics;
+    use gatehouse_proxy::plugins::request_log::RequestLog;
     use gatehouse_proxy::plugins::{Builtins, EngineSettings, PluginEngine};
     use gatehouse_proxy::telemetry::Event;
     use gatehouse_proxy::telemetry::aggregator::{Aggregator, MAX_LOGS_PER_BATCH, Sealed};
     use gatehouse_proxy::telemetry::outbox::{Outbox, OutboxLimits};
-    use gatehouse_proxy::plugins::request_log::RequestLog;
     use std::sync::Arc;
 
     let engine = PluginEngine::new(EngineSettings::default()).expect("engine");

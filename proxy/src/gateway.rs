@@ -409,33 +409,20 @@ impl Gateway {
         ctx: &mut RequestCtx,
         refusal: Refusal,
     ) -> Result<bool> {
-        match refusal {
+        let reject = match refusal {
             Refusal::Reject(reject, route) => {
                 ctx.rejected_route = route;
-                respond::send(
-                    session,
-                    &reject,
-                    &ctx.request_id,
-                    &[],
-                    Connection::KeepAlive,
-                )
-                .await?;
+                reject
             }
             Refusal::Answered(response, route) => {
                 ctx.rejected_route = Some(route);
                 respond::send_local(session, &response, &ctx.request_id, &[]).await?;
+                return Ok(true);
             }
             Refusal::PluginFailed(name, failure, route) => {
                 ctx.rejected_route = Some(route);
                 self.plugin_failed(ctx, name, None, &failure, "fails closed");
-                respond::send(
-                    session,
-                    &Reject::PLUGIN_FAILED,
-                    &ctx.request_id,
-                    &[],
-                    Connection::KeepAlive,
-                )
-                .await?;
+                Reject::PLUGIN_FAILED
             }
             Refusal::TenantPluginFailed(plugin, failure, route, skipped) => {
                 ctx.rejected_route = Some(route);
@@ -443,16 +430,17 @@ impl Gateway {
                     self.tenant_plugin_failed(ctx, &skipped, &failure, "fails open");
                 }
                 self.tenant_plugin_failed(ctx, &plugin, &failure, "fails closed");
-                respond::send(
-                    session,
-                    &Reject::PLUGIN_FAILED,
-                    &ctx.request_id,
-                    &[],
-                    Connection::KeepAlive,
-                )
-                .await?;
+                Reject::PLUGIN_FAILED
             }
-        }
+        };
+        respond::send(
+            session,
+            &reject,
+            &ctx.request_id,
+            &[],
+            Connection::KeepAlive,
+        )
+        .await?;
         Ok(true)
     }
 

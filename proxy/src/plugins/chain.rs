@@ -169,16 +169,12 @@ impl RequestChain {
     /// to what goes upstream.
     fn apply(&mut self, step: RequestChanges) {
         let (request, changes) = (&mut self.request, &mut self.changes);
-        for name in &step.remove_headers {
-            let name = name.to_ascii_lowercase();
-            request.headers.retain(|h| h.name != name);
-            changes.set_headers.retain(|h| h.name != name);
-            changes.remove_headers.push(name);
-        }
-        for header in step.set_headers {
-            set_header(&mut request.headers, header.clone());
-            set_header(&mut changes.set_headers, header);
-        }
+        change_headers(
+            &mut request.headers,
+            (&mut changes.set_headers, &mut changes.remove_headers),
+            step.remove_headers,
+            step.set_headers,
+        );
         for header in step.response_headers {
             set_header(&mut changes.response_headers, header);
         }
@@ -197,6 +193,27 @@ pub struct Changes {
     pub rewrite_path: Option<String>,
     /// Headers for the response to the client.
     pub response_headers: Vec<Header>,
+}
+
+/// Applies one plugin's header changes (`remove`, then `set`) to the
+/// headers the next plugin sees and to those accumulated for the message
+/// (`(set, removed)` so far).
+fn change_headers(
+    seen: &mut Vec<Header>,
+    (accumulated, removed): (&mut Vec<Header>, &mut Vec<String>),
+    remove: Vec<String>,
+    set: Vec<Header>,
+) {
+    for name in remove {
+        let name = name.to_ascii_lowercase();
+        seen.retain(|h| h.name != name);
+        accumulated.retain(|h| h.name != name);
+        removed.push(name);
+    }
+    for header in set {
+        set_header(seen, header.clone());
+        set_header(accumulated, header);
+    }
 }
 
 /// Sets `header` (name lowercased) in `headers`, replacing one of the
@@ -237,18 +254,12 @@ pub async fn respond(
             .await
             .and_then(|action| output::check_response(&action).map(|()| action));
         match result {
-            Ok(ResponseAction::Modify(changes)) => {
-                for name in changes.remove_headers {
-                    let name = name.to_ascii_lowercase();
-                    response.headers.retain(|h| h.name != name);
-                    outcome.set_headers.retain(|h| h.name != name);
-                    outcome.remove_headers.push(name);
-                }
-                for header in changes.set_headers {
-                    set_header(&mut response.headers, header.clone());
-                    set_header(&mut outcome.set_headers, header);
-                }
-            }
+            Ok(ResponseAction::Modify(changes)) => change_headers(
+                &mut response.headers,
+                (&mut outcome.set_headers, &mut outcome.remove_headers),
+                changes.remove_headers,
+                changes.set_headers,
+            ),
             Ok(ResponseAction::Replace(replacement)) => {
                 outcome.replace = Some(replacement);
                 return outcome;
