@@ -472,7 +472,7 @@ async fn a_tenant_plugin_authenticates_a_route() {
     let stage = Stage::new("plugin-auth").await;
     let (tenant, service) = (&stage.tenant, &stage.service);
     tenant.limits(Some(2), None).await;
-    let (consumer, key) = tenant
+    let (consumer, _key) = tenant
         .consumer(json!({ "name": "partner", "rateLimitTier": "free" }))
         .await;
     let consumer_id = consumer["id"].as_str().expect("id").to_owned();
@@ -481,7 +481,7 @@ async fn a_tenant_plugin_authenticates_a_route() {
         let body = json!({
             "method": "GET", "pathPattern": path, "serviceId": service,
             "authRequired": phase == "auth",
-            "plugins": [{ "pluginId": plugin_id, "config": { "mode": "consumer" }, "phase": phase }],
+            "plugins": [{ "pluginId": plugin_id, "config": { "mode": "token" }, "phase": phase }],
         });
         async move {
             tenant
@@ -491,23 +491,37 @@ async fn a_tenant_plugin_authenticates_a_route() {
     };
     let route = attach("/partner", "auth").await;
     assert_eq!(route["plugins"][0]["phase"], "auth", "{route}");
+    // The same plugin on a route without authRequired.
+    tenant
+        .send(reqwest::Method::POST, "/routes", Some(json!({
+            "method": "GET", "pathPattern": "/partner-open", "serviceId": service,
+            "authRequired": false,
+            "plugins": [{ "pluginId": plugin_id, "config": { "mode": "token" }, "phase": "auth" }],
+        })))
+        .await;
     // An open route whose plugin (of the request phase) names a consumer.
     attach("/misplaced", "request").await;
     let node = stage.node(&[]).await;
     let client = reqwest::Client::new();
-    let get = |path: &str, key: Option<&str>| {
+    // The plugin's own credential, which the built-in key check would
+    // refuse: a token naming the consumer.
+    let get = |path: &str, token: Option<&str>| {
         let mut request = client.get(format!("{}{path}", node.base));
-        if let Some(key) = key {
-            request = request.header("x-api-key", key);
+        if let Some(token) = token {
+            request = request.header("x-partner-token", token);
         }
         request.send()
     };
 
     eventually("the plugin to identify the consumer", || async {
-        get("/partner", Some(&key)).await.expect("sent").status() == StatusCode::OK
+        get("/partner", Some(&consumer_id))
+            .await
+            .expect("sent")
+            .status()
+            == StatusCode::OK
     })
     .await;
-    let echoed: Value = get("/partner", Some(&key))
+    let echoed: Value = get("/partner", Some(&consumer_id))
         .await
         .expect("sent")
         .json()
@@ -515,26 +529,32 @@ async fn a_tenant_plugin_authenticates_a_route() {
         .expect("json");
     let forwarded = &echoed["headers"];
     assert_eq!(forwarded["x-consumer-id"], consumer_id.as_str(), "{echoed}");
-    assert!(
-        forwarded.get("x-api-key").is_none(),
-        "the key stays: {echoed}"
-    );
-    let limited = get("/partner", Some(&key)).await.expect("sent");
+    let limited = get("/partner", Some(&consumer_id)).await.expect("sent");
     assert_eq!(
         limited.status(),
         StatusCode::TOO_MANY_REQUESTS,
         "the consumer's tier (2 a minute) applies"
     );
+    // On the open route the consumer it names is limited by its tier too
+    // (its bucket is spent); an anonymous request goes on.
+    let open = get("/partner-open", Some(&consumer_id))
+        .await
+        .expect("sent");
+    assert_eq!(open.status(), StatusCode::TOO_MANY_REQUESTS);
+    let open = get("/partner-open", None).await.expect("sent");
+    assert_eq!(open.status(), StatusCode::OK);
     let anonymous = get("/partner", None).await.expect("sent");
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let body: Value = anonymous.json().await.expect("json");
     assert_eq!(body["error"]["code"], "invalid_api_key");
-    let wrong = get("/partner", Some("ck_not-a-key")).await.expect("sent");
+    let wrong = get("/partner", Some("no-such-consumer"))
+        .await
+        .expect("sent");
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
 
     // Naming a consumer is the auth phase's: from the request phase it is
     // an invalid answer (this route fails closed).
-    let misplaced = get("/misplaced", Some(&key)).await.expect("sent");
+    let misplaced = get("/misplaced", Some(&consumer_id)).await.expect("sent");
     assert_eq!(misplaced.status(), StatusCode::SERVICE_UNAVAILABLE);
     eventually("the misplaced plugin's failure on record", || {
         plugin_failure_on_record(tenant, &plugin_id, "phase `auth`")

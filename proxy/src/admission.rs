@@ -55,14 +55,18 @@ pub enum Refusal {
     Answered(LocalResponse, Arc<Route>),
     /// A built-in that fails closed failed: 503 `plugin_failed`.
     PluginFailed(&'static str, PluginFailure, Arc<Route>),
-    /// A tenant `auth` plugin that fails closed failed: 503
-    /// `plugin_failed`; `skipped` are the ones before it that failed open.
-    TenantPluginFailed(
-        PluginRef,
-        PluginFailure,
-        Arc<Route>,
-        Vec<(PluginRef, PluginFailure)>,
-    ),
+    /// A tenant `auth` plugin that fails closed failed: 503 `plugin_failed`.
+    TenantPluginFailed(PluginRef, PluginFailure, Arc<Route>),
+    /// A refusal after `auth` tenant plugins failed open (to report).
+    AfterSkipped(Box<Refusal>, Vec<(PluginRef, PluginFailure)>),
+}
+
+/// `refusal`, with the tenant plugins of `chain` that failed open on the way.
+fn after_skipped(refusal: Refusal, chain: Option<&mut RequestChain>) -> Refusal {
+    match chain.map(|chain| std::mem::take(&mut chain.skipped)) {
+        Some(skipped) if !skipped.is_empty() => Refusal::AfterSkipped(Box::new(refusal), skipped),
+        _ => refusal,
+    }
 }
 
 /// Decides a request: 404 without an (enabled) route; the route's `auth`
@@ -101,16 +105,12 @@ pub async fn admit(
             match authenticated {
                 Ok(()) => {}
                 Err(Stop::Answered(response)) => {
-                    return Err(Refusal::Answered(response, Arc::clone(route)));
+                    let refusal = Refusal::Answered(response, Arc::clone(route));
+                    return Err(after_skipped(refusal, Some(chain)));
                 }
                 Err(Stop::Failed(plugin, failure)) => {
-                    let skipped = std::mem::take(&mut chain.skipped);
-                    return Err(Refusal::TenantPluginFailed(
-                        plugin,
-                        failure,
-                        Arc::clone(route),
-                        skipped,
-                    ));
+                    let refusal = Refusal::TenantPluginFailed(plugin, failure, Arc::clone(route));
+                    return Err(after_skipped(refusal, Some(chain)));
                 }
             }
         } else if route.auth_required {
@@ -118,13 +118,15 @@ pub async fn admit(
             chain.identify(consumer);
         }
         if route.auth_required && chain.consumer.is_none() {
-            return Err(refuse(Reject::INVALID_API_KEY));
+            return Err(after_skipped(refuse(Reject::INVALID_API_KEY), Some(chain)));
         }
     }
-    let upstream = config
-        .upstreams
-        .get(&*route.service_id)
-        .ok_or_else(|| refuse(Reject::SERVICE_UNAVAILABLE))?;
+    let Some(upstream) = config.upstreams.get(&*route.service_id) else {
+        return Err(after_skipped(
+            refuse(Reject::SERVICE_UNAVAILABLE),
+            chain.as_mut(),
+        ));
+    };
     let mut admitted = Admitted {
         route: Arc::clone(route),
         upstream: Arc::clone(upstream),
@@ -134,14 +136,15 @@ pub async fn admit(
         plugin_context: tenant_ctx,
         failed_open: None,
     };
-    if let (Some(settings), Some(chain)) = (&route.rate_limit, &chain) {
+    if let (Some(settings), Some(chain)) = (&route.rate_limit, &mut chain) {
         let ctx = ctx.with_config(Arc::clone(settings));
         match builtins.rate_limit.on_request(&ctx, &chain.request).await {
             Ok(RequestAction::Proceed(changes)) => {
                 admitted.response_headers = changes.response_headers
             }
             Ok(RequestAction::Respond(response)) => {
-                return Err(Refusal::Answered(response, Arc::clone(route)));
+                let refusal = Refusal::Answered(response, Arc::clone(route));
+                return Err(after_skipped(refusal, Some(chain)));
             }
             Err(failure) => admitted.failed_open = Some(("rate-limit", failure)),
         }
@@ -206,6 +209,8 @@ mod tests {
                 route("secure", "/secure", "s", true),
                 route("open", "/open", "s", false),
                 route("orphan", "/orphan", "gone", false),
+                by_plugin("sso-open", "/sso-open", "open"),
+                by_plugin("sso-closed", "/sso-closed", "closed"),
             ],
             consumers: vec![ConsumerConfig {
                 id: "c".into(),
@@ -220,6 +225,28 @@ mod tests {
                 anonymous_per_minute: None,
             },
         })
+    }
+
+    /// A route requiring a key whose authentication is a tenant plugin (one
+    /// no node has loaded here) with `policy`.
+    fn by_plugin(id: &str, pattern: &str, policy: &str) -> RouteConfig {
+        RouteConfig {
+            id: id.into(),
+            method: "GET".into(),
+            path_pattern: pattern.into(),
+            service_id: "s".into(),
+            auth_required: true,
+            rate_limit_override: None,
+            enabled: true,
+            plugins: vec![gatehouse_protocol::RoutePluginConfig {
+                plugin_id: "p".into(),
+                name: "sso".into(),
+                sha256: "00".into(),
+                config_json: Arc::from("{}"),
+                failure_policy: policy.into(),
+                phase: PluginPhase::Auth,
+            }],
+        }
     }
 
     fn plugin_request(key: Option<&str>) -> PluginRequest {
@@ -268,9 +295,16 @@ mod tests {
         .expect("no I/O on local limits");
         match decision {
             Ok(admitted) => Ok(admitted.consumer.map(|c| c.id.to_string())),
-            Err(Refusal::Reject(reject, _)) => Err(reject.status),
-            Err(Refusal::Answered(response, _)) => Err(response.status),
-            Err(Refusal::PluginFailed(..) | Refusal::TenantPluginFailed(..)) => Err(503),
+            Err(refusal) => Err(refused_status(&refusal)),
+        }
+    }
+
+    fn refused_status(refusal: &Refusal) -> u16 {
+        match refusal {
+            Refusal::Reject(reject, _) => reject.status,
+            Refusal::Answered(response, _) => response.status,
+            Refusal::PluginFailed(..) | Refusal::TenantPluginFailed(..) => 503,
+            Refusal::AfterSkipped(refusal, _) => refused_status(refusal),
         }
     }
 
@@ -307,6 +341,17 @@ mod tests {
         );
         assert_eq!(status(&config, builtins, "/open", None), Ok(None));
         assert_eq!(status(&config, builtins, "/orphan", None), Err(503));
+        // A tenant auth plugin in place of the key check: one that cannot
+        // run never lets a request through, whatever its policy; the
+        // built-in is not asked, so even a good key does not pass.
+        assert_eq!(
+            status(&config, builtins, "/sso-open", Some("ck_good")),
+            Err(401)
+        );
+        assert_eq!(
+            status(&config, builtins, "/sso-closed", Some("ck_good")),
+            Err(503)
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 }

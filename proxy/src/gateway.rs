@@ -409,7 +409,15 @@ impl Gateway {
         ctx: &mut RequestCtx,
         refusal: Refusal,
     ) -> Result<bool> {
+        let mut refusal = refusal;
+        while let Refusal::AfterSkipped(inner, skipped) = refusal {
+            for (plugin, failure) in skipped {
+                self.tenant_plugin_failed(ctx, &plugin, &failure, "fails open");
+            }
+            refusal = *inner;
+        }
         let reject = match refusal {
+            Refusal::AfterSkipped(..) => unreachable!("unwrapped by the loop above"),
             Refusal::Reject(reject, route) => {
                 ctx.rejected_route = route;
                 reject
@@ -424,11 +432,8 @@ impl Gateway {
                 self.plugin_failed(ctx, name, None, &failure, "fails closed");
                 Reject::PLUGIN_FAILED
             }
-            Refusal::TenantPluginFailed(plugin, failure, route, skipped) => {
+            Refusal::TenantPluginFailed(plugin, failure, route) => {
                 ctx.rejected_route = Some(route);
-                for (skipped, failure) in skipped {
-                    self.tenant_plugin_failed(ctx, &skipped, &failure, "fails open");
-                }
                 self.tenant_plugin_failed(ctx, &plugin, &failure, "fails closed");
                 Reject::PLUGIN_FAILED
             }

@@ -2,7 +2,9 @@
 //! what `on-request` does: `header` (set `x-testbed: <value>`), `deny`
 //! (answer 403), `loop` (never return), `hog` (allocate without bound),
 //! `panic` (trap), `consumer` (identify the consumer of the `x-api-key`
-//! header through the host); `garbage` (answer with headers no gateway may
+//! header through the host); `token` (identify the consumer whose id the
+//! `x-partner-token` header names, as a plugin checking tokens of its own
+//! does, through the host); `garbage` (answer with headers no gateway may
 //! forward: a spoofed `x-consumer-id`, a name with a space, a value with a
 //! line break); `log-panic` proceeds, then traps in `on-log`; `log-forge`
 //! writes a log message holding a line break and a forged node log line,
@@ -72,6 +74,11 @@ impl Guest for Testbed {
                 ],
                 None,
             ),
+            "token" => {
+                let token = request.headers.iter().find(|h| h.name == "x-partner-token");
+                let consumer = token.and_then(|t| consumers::by_id(&t.value));
+                proceed(vec![], consumer.map(|c| c.id))
+            }
             "consumer" => {
                 let key = request.headers.iter().find(|h| h.name == "x-api-key").map(|h| h.value.clone());
                 let consumer = key.and_then(|key| consumers::by_key(&key));

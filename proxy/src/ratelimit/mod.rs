@@ -13,7 +13,7 @@ pub mod gcra;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use gatehouse_protocol::{RateLimits, RouteConfig};
+use gatehouse_protocol::{PluginPhase, RateLimits, RouteConfig};
 use serde_json::json;
 
 pub use fleet::Fleet;
@@ -92,18 +92,29 @@ impl RateLimiter {
 }
 
 /// The `rate-limit` plugin's config for `route`, or `None` when no limit
-/// can apply there (the plugin is not called at all).
+/// can apply there (the plugin is not called at all). Consumers are limited
+/// by their tier, anonymous clients per IP: a route that requires a key
+/// sees only consumers, a route without one only anonymous clients, unless
+/// an `auth` tenant plugin may name a consumer there, when it sees both.
 pub fn route_settings(route: &RouteConfig, limits: &RateLimits) -> Option<String> {
     let over = route.rate_limit_override.filter(|n| *n > 0);
-    if route.auth_required {
-        let any_tier_limited = limits.tiers.values().any(Option::is_some);
-        (over.is_some() || any_tier_limited)
-            .then(|| json!({ "override": over, "tiers": limits.tiers }).to_string())
-    } else {
-        let anonymous = limits.anonymous_per_minute.filter(|n| *n > 0);
-        (over.is_some() || anonymous.is_some())
-            .then(|| json!({ "override": over, "anonymous": anonymous }).to_string())
-    }
+    let plugin_auth = route.plugins.iter().any(|p| p.phase == PluginPhase::Auth);
+    let tiers = (route.auth_required || plugin_auth).then_some(&limits.tiers);
+    let anonymous = (!route.auth_required)
+        .then_some(limits.anonymous_per_minute)
+        .flatten()
+        .filter(|n| *n > 0);
+    let any_tier_limited = tiers.is_some_and(|t| t.values().any(Option::is_some));
+    (over.is_some() || any_tier_limited || anonymous.is_some()).then(|| {
+        let mut settings = json!({ "override": over });
+        if let Some(tiers) = tiers {
+            settings["tiers"] = json!(tiers);
+        }
+        if !route.auth_required {
+            settings["anonymous"] = json!(anonymous);
+        }
+        settings.to_string()
+    })
 }
 
 #[cfg(test)]
@@ -145,6 +156,32 @@ mod tests {
         };
         assert!(route_settings(&route(true, None), &unlimited).is_none());
         assert!(route_settings(&route(true, Some(3)), &unlimited).is_some());
+    }
+
+    /// An open route where a tenant plugin may name the consumer limits
+    /// consumers by tier and everyone else per IP.
+    #[test]
+    fn an_auth_plugin_brings_the_tiers_to_an_open_route() {
+        let mut limits = RateLimits::default();
+        limits.tiers.insert("free".into(), Some(60));
+        let mut open = route(false, None);
+        open.plugins.push(gatehouse_protocol::RoutePluginConfig {
+            plugin_id: "p".into(),
+            name: "sso".into(),
+            sha256: "00".into(),
+            config_json: std::sync::Arc::from("{}"),
+            failure_policy: "closed".into(),
+            phase: PluginPhase::Auth,
+        });
+        assert_eq!(
+            route_settings(&open, &limits).expect("tiers apply"),
+            r#"{"anonymous":null,"override":null,"tiers":{"free":60}}"#
+        );
+        limits.anonymous_per_minute = Some(10);
+        assert_eq!(
+            route_settings(&open, &limits).expect("limited"),
+            r#"{"anonymous":10,"override":null,"tiers":{"free":60}}"#
+        );
     }
 
     #[tokio::test]
