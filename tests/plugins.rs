@@ -346,8 +346,8 @@ async fn a_failing_hook_trips_its_own_breaker() {
 }
 
 /// `log.write` is one line of the node's log per call, tagged with the
-/// plugin and the request: a line break in the message cannot write a
-/// second, forged line, and the 1 KiB limit counts bytes.
+/// plugin and the request (in every hook): a line break in the message
+/// cannot write a second, forged line, and the 1 KiB limit counts bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugins_log_lines_are_its_own() {
     let attachment = json!({ "config": { "mode": "log-forge" } });
@@ -367,9 +367,11 @@ async fn a_plugins_log_lines_are_its_own() {
     .await;
     let forged = logged_line(&node.log, "testbed-forge").await;
     let long = logged_line(&node.log, "éééé").await;
+    let response_hook = logged_line(&node.log, "testbed-on-response").await;
+    let log_hook = logged_line(&node.log, "testbed-on-log").await;
     node.process.terminate();
     let log = std::fs::read_to_string(&node.log).expect("node log");
-    for line in [&forged, &long] {
+    for line in [&forged, &long, &response_hook, &log_hook] {
         assert!(
             line.contains("plugin=\"testbed\"") && line.contains("request_id=\"forge-check-1\""),
             "tagged with the plugin and the request: {line}"

@@ -8,7 +8,8 @@
 //! forward: a spoofed `x-consumer-id`, a name with a space, a value with a
 //! line break); `log-panic` proceeds, then traps in `on-log`; `log-forge`
 //! writes a log message holding a line break and a forged node log line,
-//! and one of 2,000 two-byte characters, then proceeds.
+//! and one of 2,000 two-byte characters, then proceeds (and writes a line
+//! in `on-response` and in `on-log`).
 
 wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
 
@@ -101,6 +102,9 @@ impl Guest for Testbed {
     }
 
     fn on_response(_request: Request, _response: Response) -> ResponseAction {
+        if mode() == "log-forge" {
+            log::write(log::Level::Info, "testbed-on-response");
+        }
         ResponseAction::Modify(ResponseChanges {
             set_headers: vec![Header { name: "x-testbed-response".into(), value: "seen".into() }],
             remove_headers: vec![],
@@ -108,8 +112,10 @@ impl Guest for Testbed {
     }
 
     fn on_log(_entry: LogEntry) {
-        if mode() == "log-panic" {
-            panic!("testbed panics in on-log on purpose");
+        match mode().as_str() {
+            "log-panic" => panic!("testbed panics in on-log on purpose"),
+            "log-forge" => log::write(log::Level::Info, "testbed-on-log"),
+            _ => {}
         }
     }
 }

@@ -98,6 +98,14 @@ impl Breaker {
         }
     }
 
+    /// [`Breaker::admit`], as a call that records its outcome when it
+    /// finishes ([`Call::finish`]) or, dropped before (its request went
+    /// away), records that it says nothing: a trial call never stays in
+    /// flight for ever.
+    pub fn call(&self) -> Result<Call<'_>, Duration> {
+        self.admit().map(|()| Call(Some(self)))
+    }
+
     /// Records the outcome of an admitted call: `Some(true)` succeeded,
     /// `Some(false)` failed, `None` says nothing of the plugin.
     pub fn record(&self, outcome: Option<bool>) {
@@ -131,6 +139,27 @@ impl Breaker {
             *self.state.lock().unwrap_or_else(|p| p.into_inner()),
             State::Closed { .. }
         )
+    }
+}
+
+/// An admitted call of a breaker's hook.
+#[derive(Debug)]
+pub struct Call<'a>(Option<&'a Breaker>);
+
+impl Call<'_> {
+    /// Records the call's outcome (as [`Breaker::record`]).
+    pub fn finish(mut self, outcome: Option<bool>) {
+        if let Some(breaker) = self.0.take() {
+            breaker.record(outcome);
+        }
+    }
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        if let Some(breaker) = self.0.take() {
+            breaker.record(None);
+        }
     }
 }
 
@@ -180,5 +209,20 @@ mod tests {
         b.record(Some(true));
         assert!(!b.is_open());
         assert!(b.admit().is_ok());
+    }
+
+    #[test]
+    fn a_trial_dropped_unfinished_lets_the_next_one_through() {
+        let b = breaker(20);
+        for _ in 0..3 {
+            b.record(Some(false));
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        let trial = b.call().expect("the trial goes through");
+        assert!(b.call().is_err(), "only one trial at a time");
+        drop(trial);
+        let trial = b.call().expect("a new trial, not open for ever");
+        trial.finish(Some(true));
+        assert!(!b.is_open());
     }
 }

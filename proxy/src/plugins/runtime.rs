@@ -312,10 +312,13 @@ impl LoadedPlugin {
         hook: Hook,
         call: impl Future<Output = Result<R, PluginFailure>>,
     ) -> Result<R, PluginFailure> {
-        let breaker = self.breakers.of(hook);
-        breaker.admit().map_err(|_| PluginFailure::CircuitOpen)?;
+        let admitted = self
+            .breakers
+            .of(hook)
+            .call()
+            .map_err(|_| PluginFailure::CircuitOpen)?;
         let result = call.await;
-        breaker.record(
+        admitted.finish(
             result
                 .as_ref()
                 .map_or_else(PluginFailure::verdict, |_| Some(true)),
