@@ -19,6 +19,7 @@ fn main() {
         "rate-limit",
         "request-log",
         "testbed",
+        "testbed-0-1",
         "examples/add-header",
         "examples/hmac-sign",
     ] {

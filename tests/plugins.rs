@@ -78,13 +78,17 @@ async fn real_components_are_stored_listed_and_deleted() {
 
     // Components a node could not link: refused at upload with the type
     // checker's reason, as the node's linker would refuse them.
-    for (component, reason) in [
+    // (One importing none of the package is checked against the current
+    // release; one importing 0.1.0 interfaces, against 0.1.0.)
+    for (component, release, reason) in [
         (
             support::components::wrong_types(),
+            "0.2.0",
             "type mismatch for export `describe`: expected no result, found one",
         ),
         (
             support::components::foreign_import(),
+            "0.1.0",
             "imports `gatehouse:plugin/extra@0.1.0`, which a node does not provide",
         ),
     ] {
@@ -101,7 +105,8 @@ async fn real_components_are_stored_listed_and_deleted() {
         assert_eq!(body["error"]["code"], "invalid_plugin", "{body}");
         let message = body["error"]["message"].as_str().unwrap_or("");
         assert!(
-            message.contains("gatehouse:plugin@0.1.0 world") && message.contains(reason),
+            message.contains(&format!("gatehouse:plugin@{release} world"))
+                && message.contains(reason),
             "{message}"
         );
     }
@@ -145,7 +150,7 @@ async fn real_components_are_stored_listed_and_deleted() {
 
 mod support;
 
-use gatehouse_proxy::plugins::builtins::TESTBED;
+use gatehouse_proxy::plugins::builtins::{TESTBED, TESTBED_0_1};
 use serde_json::json;
 use std::time::Duration;
 
@@ -569,5 +574,121 @@ async fn a_tenant_plugin_authenticates_a_route() {
         logs.len() >= 2 && logs.iter().all(|l| l["path"] == "/partner")
     })
     .await;
+    node.process.terminate();
+}
+
+/// Each plugin keeps its own counters and key-value entries: the testbed
+/// and a plugin built against the 0.1.0 release (accepted at upload, run
+/// as before), on one route, count a counter of the same name and keep a
+/// key of the same name apart. Entries expire; a full store answers
+/// `full`, which the plugin sees; a restarted node starts empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_plugin_keeps_its_own_bounded_state() {
+    let stage = Stage::new("plugin-state").await;
+    let (tenant, service) = (&stage.tenant, &stage.service);
+    let testbed = tenant.upload_plugin("testbed", TESTBED).await;
+    let legacy = tenant.upload_plugin("testbed-0-1", TESTBED_0_1).await;
+    let routes = [
+        ("/ready", "header"),
+        ("/state/:n", "state"),
+        ("/expiring", "expiring"),
+        ("/fill", "fill"),
+    ];
+    for (path, mode) in routes {
+        tenant
+            .send(reqwest::Method::POST, "/routes", Some(json!({
+                "method": "GET", "pathPattern": path, "serviceId": service, "authRequired": false,
+                "plugins": [
+                    { "pluginId": testbed, "config": { "mode": mode } },
+                    { "pluginId": legacy, "config": { "from": "test" } },
+                ],
+            })))
+            .await;
+    }
+    // Filling 4 MiB through a debug build's host takes longer than the
+    // default 10 ms deadline: the limits are what is tested here.
+    let flags = ["--plugin-deadline-ms", "2000"];
+    let mut node = stage.node(&flags).await;
+    let client = reqwest::Client::new();
+    let headers = |base: String, path: &str| {
+        let url = format!("{base}{path}");
+        let client = client.clone();
+        async move {
+            let response = client.get(url).send().await.expect("sent");
+            assert_eq!(response.status(), StatusCode::OK);
+            let body: Value = response.json().await.expect("json");
+            body["headers"].clone()
+        }
+    };
+    // Both loaded (the testbed's `header` mode keeps nothing).
+    let ready = |base: String| {
+        let client = client.clone();
+        async move {
+            eventually("both plugins to run", || async {
+                let response = client.get(format!("{base}/ready")).send().await;
+                let Ok(response) = response else { return false };
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                body["headers"]["x-legacy-hits"].is_string()
+                    && body["headers"]["x-testbed"].is_string()
+            })
+            .await
+        }
+    };
+    ready(node.base.clone()).await;
+    let base = node.base.clone();
+    let headers = |path: &'static str| headers(base.clone(), path);
+
+    // The 0.1.0 plugin counted the `/ready` requests in its `hits`; the
+    // testbed (whose `header` mode keeps nothing) starts its own at 1.
+    let first = headers("/state/1").await;
+    let second = headers("/state/2").await;
+    let hits = |h: &Value, name: &str| h[name].as_str().and_then(|v| v.parse::<i64>().ok());
+    assert_eq!(first["x-hits"], "1", "{first}");
+    assert_eq!(second["x-hits"], "2", "{second}");
+    let legacy = hits(&first, "x-legacy-hits").expect("a count");
+    assert!(legacy >= 2, "it ran on /ready too: {first}");
+    assert_eq!(hits(&second, "x-legacy-hits"), Some(legacy + 1), "{second}");
+    assert_eq!(second["x-last"], "/state/1", "{second}");
+    assert_eq!(
+        second["x-legacy-last"], "/state/1",
+        "its own `last`: {second}"
+    );
+    assert_eq!(second["x-legacy-config"], r#"{"from":"test"}"#);
+    assert_eq!(second["x-legacy-consumer"], "-");
+
+    assert_eq!(headers("/expiring").await["x-kv-t"], "absent");
+    assert_eq!(headers("/expiring").await["x-kv-t"], "present");
+    eventually("the entry to expire after its second", || async {
+        headers("/expiring").await["x-kv-t"] == "absent"
+    })
+    .await;
+
+    let filled = headers("/fill").await;
+    assert_eq!(filled["x-kv-refusal"], "full", "{filled}");
+    assert_eq!(filled["x-kv-oversized"], "too-large", "{filled}");
+    let stored = hits(&filled, "x-kv-stored").expect("a count");
+    let bytes = hits(&filled, "x-kv-bytes").expect("bytes");
+    assert!(
+        (250..=256).contains(&stored) && bytes <= 4 << 20,
+        "4 MiB of 16 KiB values: {filled}"
+    );
+    // The 0.1.0 plugin's store is another: it still writes (it ran on
+    // `/fill` last, after the testbed filled its own).
+    let after = headers("/state/3").await;
+    assert_eq!(after["x-legacy-last"], "/fill", "{after}");
+    let again = headers("/state/4").await;
+    assert_eq!(again["x-legacy-last"], "/state/3", "{again}");
+
+    // Nothing of it outlives the node.
+    node.process.terminate();
+    node = stage.node(&flags).await;
+    ready(node.base.clone()).await;
+    let restarted = json_at(&client, &format!("{}/state/5", node.base)).await;
+    assert_eq!(restarted["headers"]["x-hits"], "1", "{restarted}");
+    assert_eq!(restarted["headers"]["x-last"], "-", "{restarted}");
+    assert_eq!(
+        restarted["headers"]["x-legacy-last"], "/ready",
+        "{restarted}"
+    );
     node.process.terminate();
 }

@@ -610,16 +610,25 @@ async fn lost_announcements_are_repaired_within_a_heartbeat(db: Db) {
         snapshot(&mut remote).await;
         let mut times = Vec::new();
         for round in 0..5 {
-            let killed: Vec<(bool,)> = sqlx::query_as(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND query LIKE 'LISTEN%'",
-            )
-            .fetch_all(h.store().pool())
-            .await
-            .expect("terminate");
+            // The listeners killed in the round before may still be making
+            // their connections again: a round starts once one listens.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let killed = loop {
+                let killed: Vec<(bool,)> = sqlx::query_as(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+                )
+                .fetch_all(h.store().pool())
+                .await
+                .expect("terminate");
+                if !killed.is_empty() || Instant::now() > deadline {
+                    break killed;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
             assert!(
                 !killed.is_empty(),
-                "the replicas' LISTEN connections were found"
+                "the replicas' LISTEN connections were found within 10 s"
             );
             let started = Instant::now();
             let name = format!("after-kill-{round}");

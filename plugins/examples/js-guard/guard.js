@@ -5,7 +5,7 @@
 // A request from a denied IP, without the required header, or whose header
 // contains the denied text gets 403 with the gateway's error JSON and the
 // rule that matched; everything else goes on unchanged.
-import { getJson } from 'gatehouse:plugin/config@0.1.0';
+import { getJson } from 'gatehouse:plugin/config@0.2.0';
 
 function settings() {
   try {

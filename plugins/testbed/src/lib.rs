@@ -9,12 +9,19 @@
 //! line break); `log-panic` proceeds, then traps in `on-log`; `log-forge`
 //! writes a log message holding a line break and a forged node log line,
 //! and one of 2,000 two-byte characters, then proceeds (and writes a line
-//! in `on-response` and in `on-log`).
+//! in `on-response` and in `on-log`). The store modes use the plugin's own
+//! `counters` and `kv`: `state` counts its requests in the counter `hits`
+//! and keeps the last path in the key `last` (`x-hits`, `x-last`); `fill`
+//! stores 16 KiB values until the store refuses one (`x-kv-stored`, the
+//! refusal in `x-kv-refusal`, the usage in `x-kv-entries` and
+//! `x-kv-bytes`, a 65 KiB value's refusal in `x-kv-oversized`); `expiring`
+//! says whether the key `t` is there (`x-kv-t`), setting it for one second
+//! when it is not.
 
 wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
 
 use gatehouse::plugin::types::{Header, Hooks, LocalResponse, RequestChanges, ResponseChanges};
-use gatehouse::plugin::{config, consumers, log};
+use gatehouse::plugin::{config, consumers, counters, kv, log};
 
 struct Testbed;
 
@@ -94,6 +101,9 @@ impl Guest for Testbed {
                 log::write(log::Level::Info, &"é".repeat(2000));
                 proceed(vec![], None)
             }
+            "state" => proceed(state(&request.path), None),
+            "fill" => proceed(fill(), None),
+            "expiring" => proceed(expiring(), None),
             _ => proceed(
                 vec![Header { name: "x-testbed".into(), value: format!("{} {}", request.method, request.path) }],
                 None,
@@ -118,6 +128,55 @@ impl Guest for Testbed {
             _ => {}
         }
     }
+}
+
+fn header(name: &str, value: impl ToString) -> Header {
+    Header { name: name.into(), value: value.to_string() }
+}
+
+fn kv_error(err: kv::KvError) -> &'static str {
+    match err {
+        kv::KvError::Full => "full",
+        kv::KvError::TooLarge => "too-large",
+    }
+}
+
+fn state(path: &str) -> Vec<Header> {
+    let hits = match counters::increment("hits", 1, None) {
+        Ok(hits) => hits.to_string(),
+        Err(_) => "refused".into(),
+    };
+    let last = kv::get("last").map_or_else(|| "-".into(), |v| String::from_utf8_lossy(&v).into_owned());
+    let _ = kv::set("last", path.as_bytes(), None);
+    vec![header("x-hits", hits), header("x-last", last)]
+}
+
+fn fill() -> Vec<Header> {
+    let value = vec![7u8; 16 << 10];
+    let mut stored = 0u32;
+    let refusal = loop {
+        match kv::set(&format!("fill-{stored}"), &value, None) {
+            Ok(()) => stored += 1,
+            Err(err) => break kv_error(err),
+        }
+    };
+    let usage = kv::usage();
+    let oversized = kv::set("big", &vec![0u8; 65 << 10], None).map_or_else(kv_error, |()| "stored");
+    vec![
+        header("x-kv-stored", stored),
+        header("x-kv-refusal", refusal),
+        header("x-kv-entries", usage.entries),
+        header("x-kv-bytes", usage.bytes),
+        header("x-kv-oversized", oversized),
+    ]
+}
+
+fn expiring() -> Vec<Header> {
+    let there = kv::get("t").is_some();
+    if !there {
+        let _ = kv::set("t", b"x", Some(1));
+    }
+    vec![header("x-kv-t", if there { "present" } else { "absent" })]
 }
 
 export!(Testbed);

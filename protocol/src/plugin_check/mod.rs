@@ -1,6 +1,8 @@
 //! Checking an uploaded plugin without running it: the bytes must be a
-//! valid WebAssembly component that targets the `gatehouse:plugin@0.1.0`
-//! world, as a node links it: the world's hooks exported with their
+//! valid WebAssembly component that targets the `plugin` world of a
+//! `gatehouse:plugin` release a node links (0.2.0, or 0.1.0 for components
+//! built against it; the one its imports name), as a node links it: the
+//! world's hooks exported with their
 //! types, nothing imported but the world's host interfaces and the WASI
 //! 0.2 interfaces a node provides (with an empty context), and not the
 //! request log, which only the node's own built-ins may write. The quick
@@ -8,6 +10,8 @@
 //! model's type check against the world ([`world`]).
 
 mod world;
+
+pub use world::PluginVersion;
 
 use std::collections::BTreeMap;
 
@@ -43,8 +47,13 @@ pub enum PluginCheckError {
         "imports two versions of wasi:{0} ({1} and {2}): the upload check takes one version of each WASI package; build against one"
     )]
     MixedWasiVersions(String, String, String),
-    #[error("does not match the gatehouse:plugin@0.1.0 world a node links: {0}")]
-    WrongWorld(String),
+    #[error(
+        "imports two releases of gatehouse:plugin ({0} and {1}): build against one (the current one is {current})",
+        current = PluginVersion::CURRENT
+    )]
+    MixedPluginVersions(PluginVersion, PluginVersion),
+    #[error("does not match the gatehouse:plugin@{0} world a node links: {1}")]
+    WrongWorld(PluginVersion, String),
 }
 
 /// Host interfaces of the `builtin` world that tenant plugins may not import.
@@ -73,6 +82,7 @@ pub fn check(bytes: &[u8]) -> Result<(), PluginCheckError> {
         .map_err(|err| PluginCheckError::Invalid(err.to_string()))?;
     let mut exports = Vec::new();
     let mut wasi_versions = BTreeMap::new();
+    let mut plugin_version = None;
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(|err| PluginCheckError::Invalid(err.to_string()))? {
@@ -97,8 +107,8 @@ pub fn check(bytes: &[u8]) -> Result<(), PluginCheckError> {
                     if !(name.starts_with("gatehouse:plugin/") || name.starts_with("wasi:")) {
                         return Err(PluginCheckError::ForeignImport(name.to_owned()));
                     }
-                    if name.starts_with("gatehouse:plugin/") && !name.contains("@0.1.") {
-                        return Err(PluginCheckError::ForeignImport(name.to_owned()));
+                    if name.starts_with("gatehouse:plugin/") {
+                        note_plugin_version(&mut plugin_version, name)?;
                     }
                     if RESERVED_IMPORTS.iter().any(|r| name.starts_with(r)) {
                         return Err(PluginCheckError::ReservedImport(name.to_owned()));
@@ -116,7 +126,32 @@ pub fn check(bytes: &[u8]) -> Result<(), PluginCheckError> {
             return Err(PluginCheckError::MissingExport(required));
         }
     }
-    world::targets_plugin_world(bytes, &wasi_versions).map_err(PluginCheckError::WrongWorld)
+    // A component importing none of the package's interfaces is checked
+    // against the current release (the hooks' types are the same in both).
+    let plugin = plugin_version.unwrap_or(PluginVersion::CURRENT);
+    world::targets_plugin_world(bytes, plugin, &wasi_versions)
+        .map_err(|reason| PluginCheckError::WrongWorld(plugin, reason))
+}
+
+/// Records the `gatehouse:plugin` release the import `name` names: one a
+/// component, of those nodes link.
+fn note_plugin_version(
+    seen: &mut Option<PluginVersion>,
+    name: &str,
+) -> Result<(), PluginCheckError> {
+    let version = name
+        .split_once('@')
+        .and_then(|(_, version)| PluginVersion::of_import(version))
+        .ok_or_else(|| PluginCheckError::ForeignImport(name.to_owned()))?;
+    match *seen {
+        Some(first) if first != version => {
+            Err(PluginCheckError::MixedPluginVersions(first, version))
+        }
+        _ => {
+            *seen = Some(version);
+            Ok(())
+        }
+    }
 }
 
 /// Records the version of the WASI package `wasi` (an import name without
@@ -178,10 +213,10 @@ mod tests {
     #[test]
     fn hooks_with_the_right_names_and_the_wrong_types_are_refused() {
         let err = check(&component("", WRONG_TYPES)).expect_err("wrong types");
-        assert!(matches!(err, PluginCheckError::WrongWorld(_)), "{err}");
+        assert!(matches!(err, PluginCheckError::WrongWorld(..)), "{err}");
         assert_eq!(
             err.to_string(),
-            "does not match the gatehouse:plugin@0.1.0 world a node links: \
+            "does not match the gatehouse:plugin@0.2.0 world a node links: \
              type mismatch for export `describe`: expected no result, found one"
         );
     }
@@ -197,6 +232,43 @@ mod tests {
             err.to_string(),
             "does not match the gatehouse:plugin@0.1.0 world a node links: \
              imports `gatehouse:plugin/extra@0.1.0`, which a node does not provide"
+        );
+        let bytes = component(
+            r#"(import "gatehouse:plugin/extra@0.2.0" (instance))"#,
+            WRONG_TYPES,
+        );
+        assert_eq!(
+            check(&bytes).map_err(|err| err.to_string()),
+            Err(
+                "does not match the gatehouse:plugin@0.2.0 world a node links: \
+                 imports `gatehouse:plugin/extra@0.2.0`, which a node does not provide"
+                    .to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn the_release_is_the_one_the_imports_name() {
+        let mixed = component(
+            r#"(import "gatehouse:plugin/log@0.1.0" (instance)) (import "gatehouse:plugin/kv@0.2.0" (instance))"#,
+            WRONG_TYPES,
+        );
+        assert_eq!(
+            check(&mixed),
+            Err(PluginCheckError::MixedPluginVersions(
+                PluginVersion::V0_1,
+                PluginVersion::V0_2
+            ))
+        );
+        let unknown = component(
+            r#"(import "gatehouse:plugin/kv@0.3.0" (instance))"#,
+            WRONG_TYPES,
+        );
+        assert_eq!(
+            check(&unknown),
+            Err(PluginCheckError::ForeignImport(
+                "gatehouse:plugin/kv@0.3.0".into()
+            ))
         );
     }
 

@@ -1,5 +1,6 @@
 //! The world an uploaded component must target to load on a node: the
-//! `plugin` world of `wit/plugin.wit` plus the WASI 0.2 interfaces a node
+//! `plugin` world of `wit/plugin.wit` (or of the 0.1.0 release in
+//! `wit/0.1.0/`, which nodes link too) plus the WASI 0.2 interfaces a node
 //! links (`wasi/`, as wasmtime-wasi ships them). The check is the component
 //! model's own type check (wit-component's `targets`, what `wasm-tools
 //! component targets` runs): a component of the world's type must be
@@ -20,10 +21,49 @@ use std::collections::BTreeMap;
 
 use wit_parser::{Resolve, WorldId};
 
-/// The plugin world, as plugin authors build against it.
-const PLUGIN_WIT: &str = include_str!("../../../wit/plugin.wit");
-/// The world of `PLUGIN_WIT` a tenant plugin targets.
-const PLUGIN_WORLD: &str = "gatehouse:plugin/plugin@0.1.0";
+/// A release of the `gatehouse:plugin` package that nodes link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginVersion {
+    V0_1,
+    V0_2,
+}
+
+impl PluginVersion {
+    /// The newest release, what plugin authors build against.
+    pub const CURRENT: Self = Self::V0_2;
+
+    /// The release whose interfaces an import of version `version` (e.g.
+    /// `0.2.0`) names, if nodes link it.
+    pub fn of_import(version: &str) -> Option<Self> {
+        match version.split('.').take(2).collect::<Vec<_>>()[..] {
+            ["0", "1"] => Some(Self::V0_1),
+            ["0", "2"] => Some(Self::V0_2),
+            _ => None,
+        }
+    }
+
+    /// The release's version, as WIT names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V0_1 => "0.1.0",
+            Self::V0_2 => "0.2.0",
+        }
+    }
+
+    /// The release's WIT, as plugin authors build against it.
+    fn wit(self) -> &'static str {
+        match self {
+            Self::V0_1 => include_str!("../../../wit/0.1.0/plugin.wit"),
+            Self::V0_2 => include_str!("../../../wit/plugin.wit"),
+        }
+    }
+}
+
+impl std::fmt::Display for PluginVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The WASI version of the files in `wasi/` (what the node links).
 pub const WASI_VERSION: &str = "0.2.12";
@@ -44,15 +84,20 @@ const WASI: [(&str, &str); 6] = [
 /// reason.
 pub fn targets_plugin_world(
     component: &[u8],
+    plugin: PluginVersion,
     wasi_versions: &BTreeMap<String, String>,
 ) -> Result<(), String> {
-    let (resolve, world) = node_world(wasi_versions)?;
+    let (resolve, world) = node_world(plugin, wasi_versions)?;
     wit_component::targets(&resolve, world, component).map_err(|err| reason(&format!("{err:#}")))
 }
 
-/// The plugin world with WASI as a node links it, each WASI package under
-/// the version `wasi_versions` names (the vendored one otherwise).
-fn node_world(wasi_versions: &BTreeMap<String, String>) -> Result<(Resolve, WorldId), String> {
+/// The `plugin` world of release `plugin` with WASI as a node links it,
+/// each WASI package under the version `wasi_versions` names (the vendored
+/// one otherwise).
+fn node_world(
+    plugin: PluginVersion,
+    wasi_versions: &BTreeMap<String, String>,
+) -> Result<(Resolve, WorldId), String> {
     let mut resolve = Resolve::default();
     for (package, text) in WASI {
         resolve
@@ -63,14 +108,15 @@ fn node_world(wasi_versions: &BTreeMap<String, String>) -> Result<(Resolve, Worl
             .map_err(|err| format!("WASI {package} under the imported version: {err:#}"))?;
     }
     resolve
-        .push_source("plugin.wit", PLUGIN_WIT)
+        .push_source("plugin.wit", plugin.wit())
         .map_err(|err| format!("plugin.wit: {err:#}"))?;
     let cli = wasi_versions
         .get("cli")
         .map_or(WASI_VERSION, String::as_str);
     let check = format!(
         "package gatehouse:upload-check;\n\
-         world plugin-on-a-node {{\n  include {PLUGIN_WORLD};\n  include wasi:cli/imports@{cli};\n}}\n"
+         world plugin-on-a-node {{\n  include gatehouse:plugin/plugin@{plugin};\n  \
+         include wasi:cli/imports@{cli};\n}}\n"
     );
     let package = resolve
         .push_source("check.wit", &check)
@@ -179,12 +225,17 @@ mod tests {
     #[test]
     fn a_component_of_the_plugin_world_is_accepted() {
         use wit_component::{ComponentEncoder, StringEncoding};
-        for version in [WASI_VERSION, "0.2.0"] {
+        let cases = [
+            (PluginVersion::V0_2, WASI_VERSION),
+            (PluginVersion::V0_2, "0.2.0"),
+            (PluginVersion::V0_1, WASI_VERSION),
+        ];
+        for (plugin, version) in cases {
             let versions: BTreeMap<String, String> = WASI
                 .iter()
                 .map(|(package, _)| ((*package).to_owned(), version.to_owned()))
                 .collect();
-            let (resolve, world) = node_world(&versions).expect("the world");
+            let (resolve, world) = node_world(plugin, &versions).expect("the world");
             let mut module = wit_component::dummy_module(
                 &resolve,
                 world,
@@ -201,7 +252,11 @@ mod tests {
                 .module(&module)
                 .and_then(|mut encoder| encoder.encode())
                 .expect("a component");
-            assert_eq!(super::super::check(&component), Ok(()), "WASI {version}");
+            assert_eq!(
+                super::super::check(&component),
+                Ok(()),
+                "plugin {plugin}, WASI {version}"
+            );
         }
     }
 
@@ -213,7 +268,8 @@ mod tests {
             .collect();
         // An empty component imports nothing and exports nothing: the
         // world parses, and the type check says what is missing.
-        let err = targets_plugin_world(b"\0asm\x0d\0\x01\0", &versions).expect_err("no exports");
+        let err = targets_plugin_world(b"\0asm\x0d\0\x01\0", PluginVersion::CURRENT, &versions)
+            .expect_err("no exports");
         assert!(err.contains("describe"), "{err}");
     }
 }

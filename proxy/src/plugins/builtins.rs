@@ -27,6 +27,11 @@ pub const REQUEST_LOG: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/request
 /// config says), for tests and as a small complete example.
 pub const TESTBED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/testbed.wasm"));
 
+/// The `testbed-0-1` plugin of `plugins/`, built against the package's
+/// 0.1.0 release (`wit/0.1.0/`), for the tests that show such components
+/// keep working.
+pub const TESTBED_0_1: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/testbed_0_1.wasm"));
+
 /// The Rust example plugins of `plugins/examples/` (for the tests that
 /// upload them like a tenant would; not embedded in the node).
 pub mod examples {

@@ -139,6 +139,20 @@ impl PluginEngine {
             counters::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
             kv::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
         }
+        {
+            // 0.1.0's interfaces, for components built against it (their
+            // exports are typed as 0.2.0's).
+            use super::bindings_v0_1::gatehouse::plugin::{
+                config, consumers, counters, kv, log, types,
+            };
+            let l = &mut linker;
+            types::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+            log::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+            config::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+            consumers::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+            counters::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+            kv::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+        }
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let ticking = engine.clone();
@@ -173,13 +187,13 @@ impl PluginEngine {
     /// Compiles a component and links it against the plugin world. Slow
     /// (milliseconds to seconds): never on the hot path.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
-        self.link(&self.linker, name, self.compile(bytes)?)
+        self.link(&self.linker, name, false, self.compile(bytes)?)
     }
 
     /// [`PluginEngine::load`] for one of the node's own built-ins, linked
     /// against the `builtin` world (which adds the request log).
     pub fn load_builtin(&self, name: &str, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
-        self.link(&self.builtin_linker, name, self.compile(bytes)?)
+        self.link(&self.builtin_linker, name, true, self.compile(bytes)?)
     }
 
     fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
@@ -198,13 +212,14 @@ impl PluginEngine {
         let component = cache
             .component(&self.engine, sha256, bytes)
             .map_err(|err| LoadError::Compile(format!("{err:#}")))?;
-        self.link(&self.linker, name, component)
+        self.link(&self.linker, name, false, component)
     }
 
     fn link(
         &self,
         linker: &Linker<HostState>,
         name: &str,
+        builtin: bool,
         component: Component,
     ) -> Result<LoadedPlugin, LoadError> {
         // Imports must be the plugin world's or WASI p2's (any 0.2.x: the
@@ -217,6 +232,7 @@ impl PluginEngine {
             .map_err(|err| LoadError::World(format!("{err:#}")))?;
         LoadedPlugin::new(
             name.to_owned(),
+            builtin,
             pre,
             self.engine.clone(),
             self.settings,

@@ -25,6 +25,18 @@ mod bindings {
     pub use BuiltinPre as PluginPre;
 }
 
+mod bindings_v0_1 {
+    // The 0.1.0 release (`wit/0.1.0/`), for its host interfaces: nodes link
+    // them beside 0.2.0's, so components built against it still load. Its
+    // exports have the same types as 0.2.0's, which `bindings` calls.
+    wasmtime::component::bindgen!({
+        world: "plugin",
+        path: "../wit/0.1.0",
+        imports: { "gatehouse:plugin/counters.check-rate": async },
+        exports: { default: async },
+    });
+}
+
 pub mod artifacts;
 pub mod breaker;
 pub mod builtins;

@@ -152,6 +152,8 @@ impl CallContext {
 /// A compiled, linked plugin, ready to be instantiated per call.
 pub struct LoadedPlugin {
     name: String,
+    /// One of the node's built-ins (see `HostState::bucket`).
+    builtin: bool,
     hooks: Hooks,
     breakers: HookBreakers,
     pre: PluginPre<HostState>,
@@ -180,6 +182,7 @@ impl std::fmt::Debug for LoadedPlugin {
 impl LoadedPlugin {
     pub(super) fn new(
         name: String,
+        builtin: bool,
         pre: PluginPre<HostState>,
         engine: Engine,
         settings: EngineSettings,
@@ -187,6 +190,7 @@ impl LoadedPlugin {
     ) -> Self {
         Self {
             name,
+            builtin,
             hooks: Hooks::all(),
             breakers: HookBreakers::new(settings.breaker),
             pre,
@@ -232,7 +236,12 @@ impl LoadedPlugin {
     }
 
     fn store(&self, ctx: &CallContext) -> Store<HostState> {
-        let state = HostState::new(ctx.clone(), self.name.clone(), self.settings.max_memory);
+        let state = HostState::new(
+            ctx.clone(),
+            self.name.clone(),
+            self.builtin,
+            self.settings.max_memory,
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         // The deadline is on the plugin's own time: host I/O waits and the

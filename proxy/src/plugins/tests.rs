@@ -93,6 +93,34 @@ async fn a_well_behaved_plugin_changes_the_request() {
     }
 }
 
+/// The value of header `name` a proceeding answer sets.
+fn set_header(action: &RequestAction, name: &str) -> Option<String> {
+    let RequestAction::Proceed(changes) = action else {
+        return None;
+    };
+    let header = changes.set_headers.iter().find(|h| h.name == name)?;
+    Some(header.value.clone())
+}
+
+/// A component built against the 0.1.0 release loads and runs on a node
+/// linking 0.2.0, with its counters and key-value its own: the 0.2.0
+/// testbed's of the same names are another plugin's.
+#[tokio::test]
+async fn a_component_of_the_earlier_release_loads_and_keeps_its_own_state() {
+    let engine = engine();
+    let legacy = engine
+        .load("testbed-0-1", builtins::TESTBED_0_1)
+        .expect("a 0.1.0 component loads");
+    let testbed = engine.load("testbed", TESTBED).expect("loads");
+    let ctx = mode("state");
+    for round in 1..=2 {
+        let old = legacy.on_request(&ctx, &request()).await.expect("runs");
+        let new = testbed.on_request(&ctx, &request()).await.expect("runs");
+        assert_eq!(set_header(&old, "x-legacy-hits"), Some(round.to_string()));
+        assert_eq!(set_header(&new, "x-hits"), Some(round.to_string()));
+    }
+}
+
 #[tokio::test]
 async fn plugins_look_consumers_up_through_the_host() {
     let engine = engine();

@@ -1,17 +1,33 @@
-//! `counters`: node-local counters, and rate-limit checks by the node's
-//! limiter (fleet-wide through Redis when the node has `--redis-url`).
+//! `counters`: the plugin's own counters on the node (see `store` for
+//! their limits and expiry), and rate-limit checks by the node's limiter
+//! (fleet-wide through Redis when the node has `--redis-url`) in the
+//! plugin's own buckets.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::{HostState, lock};
+use super::HostState;
+use super::store::Refusal;
 use crate::plugins::bindings::gatehouse::plugin::counters;
 
 impl counters::Host for HostState {
-    fn increment(&mut self, name: String, delta: i64) -> i64 {
-        let mut counters = lock(&self.ctx.shared.counters);
-        let value = counters.entry(name).or_insert(0);
-        *value = value.saturating_add(delta);
-        *value
+    fn increment(
+        &mut self,
+        name: String,
+        delta: i64,
+        expires_in_seconds: Option<u32>,
+    ) -> Result<i64, counters::CounterError> {
+        let ttl = expires_in_seconds.map(|s| Duration::from_secs(s.into()));
+        self.store()
+            .counters
+            .add(&name, delta, ttl, Instant::now())
+            .map_err(|refusal| match refusal {
+                Refusal::Full => counters::CounterError::Full,
+                Refusal::TooLarge => counters::CounterError::NameTooLong,
+            })
+    }
+
+    fn get(&mut self, name: String) -> Option<i64> {
+        self.store().counters.get(&name, Instant::now()).copied()
     }
 
     async fn check_rate(&mut self, key: String, per_minute: u64) -> counters::LimitDecision {
@@ -20,7 +36,7 @@ impl counters::Host for HostState {
             .ctx
             .shared
             .limiter
-            .check(&self.ctx.tenant, &key, per_minute)
+            .check(&self.ctx.tenant, &self.bucket(&key), per_minute)
             .await;
         self.host_wait += waiting.elapsed();
         counters::LimitDecision {
@@ -67,15 +83,35 @@ mod tests {
     }
 
     #[test]
-    fn counters_are_shared_across_calls() {
+    fn counters_last_across_calls_within_the_plugin() {
         let shared = SharedState::default();
+        let mut first = super::super::test_state(&shared);
+        assert_eq!(first.increment("hits".into(), 2, None), Ok(2));
+        let mut second = super::super::test_state(&shared);
+        assert_eq!(second.increment("hits".into(), 3, None), Ok(5));
+        assert_eq!(second.get("hits".into()), Some(5));
         assert_eq!(
-            super::super::test_state(&shared).increment("hits".into(), 2),
-            2
+            second.increment("h".repeat(257), 1, None),
+            Err(counters::CounterError::NameTooLong)
         );
-        assert_eq!(
-            super::super::test_state(&shared).increment("hits".into(), 3),
-            5
+    }
+
+    #[tokio::test]
+    async fn tenant_plugins_have_their_own_rate_buckets() {
+        let shared = SharedState::default();
+        let ctx = super::super::test_state(&shared).ctx;
+        let mut one = HostState::new(ctx.clone(), "one".into(), false, 1 << 20);
+        let mut other = HostState::new(ctx.clone(), "other".into(), false, 1 << 20);
+        let mut builtin = HostState::new(ctx, "rate-limit".into(), true, 1 << 20);
+        assert!(one.check_rate("ip:1".into(), 1).await.allowed);
+        assert!(!one.check_rate("ip:1".into(), 1).await.allowed);
+        assert!(
+            other.check_rate("ip:1".into(), 1).await.allowed,
+            "not one's bucket"
+        );
+        assert!(
+            builtin.check_rate("ip:1".into(), 1).await.allowed,
+            "not the built-in's"
         );
     }
 }

@@ -5,9 +5,11 @@
 //! share; each host interface of the world has a module of its own:
 //! `log`, `config`, `consumers` (lookup by key or id), `counters` (and
 //! rate-limit checks through the node's [`RateLimiter`]: local, or
-//! fleet-wide through Redis), `kv` (node-local, tenant-scoped: one node
-//! serves one tenant), `request_logs` (the `request-log` built-in's batch
-//! and what it ships), and `wasi` (the empty WASI context).
+//! fleet-wide through Redis), `kv`, `request_logs` (the `request-log`
+//! built-in's batch and what it ships), and `wasi` (the empty WASI
+//! context). `store` keeps each plugin's own counters and key-value
+//! entries (node-local and tenant-scoped: one node serves one tenant), and
+//! `v0_1` serves components built against the package's 0.1.0 release.
 
 mod config;
 mod consumers;
@@ -15,6 +17,8 @@ mod counters;
 mod kv;
 mod log;
 mod request_logs;
+pub mod store;
+mod v0_1;
 mod wasi;
 
 pub use log::{MAX_LOG_LINES, MAX_LOG_MESSAGE};
@@ -31,16 +35,19 @@ use super::bindings::gatehouse::plugin::types;
 use super::runtime::CallContext;
 use crate::ratelimit::RateLimiter;
 use crate::telemetry::RequestOutcome;
+use store::PluginStore;
 use wasi::Wasi;
 
-/// State shared by every call of a node's plugins: the rate limiter,
-/// counters and key-value.
+/// State shared by every call of a node's plugins: the rate limiter, and
+/// each plugin's own store (by plugin name).
 #[derive(Debug, Default, Clone)]
 pub struct SharedState {
     limiter: Arc<RateLimiter>,
-    counters: Arc<Mutex<HashMap<String, i64>>>,
-    kv: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    stores: Arc<Mutex<HashMap<Arc<str>, SharedStore>>>,
 }
+
+/// One plugin's store, as its calls share it.
+type SharedStore = Arc<Mutex<PluginStore>>;
 
 impl SharedState {
     /// Shared state deciding rate limits with `limiter`.
@@ -50,13 +57,29 @@ impl SharedState {
             ..Self::default()
         }
     }
+
+    /// The store of the plugin named `plugin`, made on first use.
+    fn store_of(&self, plugin: &str) -> SharedStore {
+        let mut stores = lock(&self.stores);
+        if let Some(store) = stores.get(plugin) {
+            return Arc::clone(store);
+        }
+        let store = Arc::new(Mutex::new(PluginStore::default()));
+        stores.insert(Arc::from(plugin), Arc::clone(&store));
+        store
+    }
 }
 
 /// One call's store data.
 pub struct HostState {
     pub(super) limits: MemoryCap,
     plugin: String,
+    /// Whether the plugin is one of the node's built-ins, whose rate buckets
+    /// are not prefixed with a plugin name.
+    builtin: bool,
     ctx: CallContext,
+    /// The plugin's store, looked up on its first use in the call.
+    store: Option<SharedStore>,
     started: Instant,
     /// Time spent waiting on host I/O (Redis), which is not the plugin's.
     host_wait: Duration,
@@ -77,14 +100,16 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(ctx: CallContext, plugin: String, max_memory: usize) -> Self {
+    pub fn new(ctx: CallContext, plugin: String, builtin: bool, max_memory: usize) -> Self {
         Self {
             limits: MemoryCap {
                 max: max_memory,
                 refused: false,
             },
             plugin,
+            builtin,
             ctx,
+            store: None,
             started: Instant::now(),
             host_wait: Duration::ZERO,
             cpu_mark: None,
@@ -98,7 +123,25 @@ impl HostState {
     /// Readies a kept instance's state for another call: everything as a
     /// fresh store's, the plugin and its memory cap kept.
     pub fn begin_call(&mut self, ctx: CallContext) {
-        *self = Self::new(ctx, std::mem::take(&mut self.plugin), self.limits.max);
+        let plugin = std::mem::take(&mut self.plugin);
+        *self = Self::new(ctx, plugin, self.builtin, self.limits.max);
+    }
+
+    /// The plugin's own store.
+    fn store(&mut self) -> std::sync::MutexGuard<'_, PluginStore> {
+        let (shared, plugin) = (&self.ctx.shared, &self.plugin);
+        lock(self.store.get_or_insert_with(|| shared.store_of(plugin)))
+    }
+
+    /// The node-wide rate bucket of the plugin's bucket `key`: a tenant
+    /// plugin's own (`plugin:<name>:<key>`, a prefix the built-ins' keys
+    /// never start with), a built-in's as it names it.
+    fn bucket(&self, key: &str) -> String {
+        if self.builtin {
+            key.to_owned()
+        } else {
+            format!("plugin:{}:{key}", self.plugin)
+        }
     }
 
     /// What to do when the epoch deadline of a call with `deadline` runs
@@ -173,5 +216,5 @@ fn test_state(shared: &SharedState) -> HostState {
         shared: shared.clone(),
         ..CallContext::default()
     };
-    HostState::new(ctx, "t".into(), 1 << 20)
+    HostState::new(ctx, "t".into(), false, 1 << 20)
 }
