@@ -1,6 +1,7 @@
 //! The `gatehouse` binary: `dev`, `control` and `proxy`.
 
 mod dev;
+mod plugin;
 
 use clap::{Parser, Subcommand};
 use gatehouse_control::ControlArgs;
@@ -48,6 +49,8 @@ enum Command {
     Control(ControlArgs),
     /// One gateway node of a tenant.
     Proxy(ProxyArgs),
+    /// Make, build and push a tenant plugin.
+    Plugin(plugin::PluginArgs),
 }
 
 /// Whatever `RUST_LOG` asks for, pingora logs at most at info: at debug it
@@ -102,6 +105,7 @@ fn main() {
             .and_then(|runtime| runtime.block_on(gatehouse_control::run(args))),
         // pingora starts its own runtimes: it runs on this thread.
         Command::Proxy(args) => gatehouse_proxy::run(args),
+        Command::Plugin(args) => plugin::run(args),
     };
     if let Err(err) = outcome {
         eprintln!("gatehouse: {err:#}");

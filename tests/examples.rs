@@ -16,23 +16,28 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use support::{ControlPlane, Node, Scratch, Tenant, eventually_within, upstream};
 
-/// Builds the JavaScript and Python examples (componentize-js and
-/// componentize-py, installed on first use) and reads them.
+/// Builds the JavaScript and Python examples with `gatehouse plugin build`
+/// (componentize-js and componentize-py, installed on first use) and reads
+/// them.
 fn language_examples() -> (Vec<u8>, Vec<u8>) {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("example-plugins");
-    let status = std::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/build-example-plugins.sh"
-    ))
-    .arg(&out)
-    .status()
-    .expect("the example build script runs");
-    assert!(
-        status.success(),
-        "building the JavaScript and Python examples failed"
-    );
-    let read = |name: &str| std::fs::read(out.join(name)).expect("built component");
-    (read("js-guard.wasm"), read("python-rewrite.wasm"))
+    let build = |name: &str| {
+        let component = out.join(format!("{name}.wasm"));
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["plugin", "build", "--dir"])
+            .arg(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("plugins/examples")
+                    .join(name),
+            )
+            .arg("--out")
+            .arg(&component)
+            .status()
+            .expect("gatehouse plugin build runs");
+        assert!(status.success(), "building {name} failed");
+        std::fs::read(&component).expect("built component")
+    };
+    (build("js-guard"), build("python-rewrite"))
 }
 
 async fn route_with(tenant: &Tenant, service: &str, pattern: &str, plugin: &str, config: Value) {
