@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use gatehouse_proxy::plugins::builtins::TESTBED;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::Stage;
 
 /// Runs `gatehouse plugin <args>`; its stderr when it fails.
@@ -124,14 +125,94 @@ async fn every_template_builds_and_goes_live_on_a_route() {
     let plugins = tenant.send(Method::GET, "/plugins", None).await;
     assert_eq!(plugins.as_array().map(Vec::len), Some(3), "{plugins}");
 
-    // What a push is refused for, it says.
+    // A route with another plugin first: a new version pushed without
+    // flags takes the old version's place with its settings, and the other
+    // plugin stays first.
+    let testbed = tenant.upload_plugin("testbed", TESTBED).await;
+    let shared = tenant
+        .send(
+            Method::POST,
+            "/routes",
+            Some(json!({
+                "method": "GET", "pathPattern": "/shared", "serviceId": stage.service,
+                "authRequired": false,
+                "plugins": [{ "pluginId": testbed, "config": { "mode": "header" } }],
+            })),
+        )
+        .await;
+    let shared = shared["id"].as_str().expect("id").to_owned();
     let dir = stage.scratch.0.join("hello-rust");
+    let kept = r#"{"header": "x-made-by", "value": "kept"}"#;
+    let first = [
+        "push",
+        "--dir",
+        path(&dir),
+        "--route",
+        &shared,
+        "--config",
+        kept,
+    ];
+    gatehouse(&[&first[..], &["--failure-policy", "open"]].concat(), &env).expect("push");
+    let manifest = dir.join("gatehouse-plugin.json");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    std::fs::write(&manifest, text.replace("\"0.1.0\"", "\"0.2.0\"")).expect("write");
+    gatehouse(&["push", "--dir", path(&dir), "--route", &shared], &env).expect("push 0.2.0");
+    let plugins = tenant.send(Method::GET, "/plugins", None).await;
+    let version_of = |id: &Value| {
+        plugins
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["id"] == *id))
+            .map(|p| p["version"].clone())
+    };
+    let routes = tenant.send(Method::GET, "/routes", None).await;
+    let route = routes
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["id"] == shared.as_str()))
+        .expect("the route");
+    let attached = route["plugins"].as_array().expect("plugins");
+    assert_eq!(attached.len(), 2, "{route}");
+    assert_eq!(attached[0]["pluginId"], testbed.as_str(), "{route}");
+    assert_eq!(
+        version_of(&attached[1]["pluginId"]),
+        Some(json!("0.2.0")),
+        "{route}"
+    );
+    assert_eq!(
+        attached[1]["config"],
+        json!({ "header": "x-made-by", "value": "kept" })
+    );
+    assert_eq!(attached[1]["failurePolicy"], "open", "{route}");
+    let url = format!("{}/shared", node.base);
+    let live = async {
+        loop {
+            if let Ok(response) = client.get(&url).send().await {
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                let headers = &body["headers"];
+                if headers["x-made-by"] == "kept" && headers["x-testbed"].is_string() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), live)
+        .await
+        .expect("both plugins live on /shared");
+
+    // What a push is refused for, it says; a mistyped route stores nothing.
     let elsewhere = gatehouse(
         &["push", "--dir", path(&dir), "--route", "no-such-route"],
         &env,
     )
     .expect_err("no such route");
     assert!(elsewhere.contains("no route no-such-route"), "{elsewhere}");
+    let after = tenant.send(Method::GET, "/plugins", None).await;
+    assert_eq!(after.as_array().map(Vec::len), Some(5), "{after}");
+    // Another build under a stored version: refused, asking for a version.
+    let js = stage.scratch.0.join("hello-js/hello-js.wasm");
+    let clash = gatehouse(&["push", "--dir", path(&dir), "--wasm", path(&js)], &env)
+        .expect_err("other bytes");
+    assert!(clash.contains("stored with other bytes"), "{clash}");
     std::fs::write(dir.join("hello-rust.wasm"), b"not wasm").expect("write");
     let bad = gatehouse(&["push", "--dir", path(&dir)], &env).expect_err("not a component");
     assert!(bad.contains("invalid_plugin"), "{bad}");

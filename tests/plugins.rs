@@ -658,7 +658,7 @@ async fn each_plugin_keeps_its_own_bounded_state() {
 
     assert_eq!(headers("/expiring").await["x-kv-t"], "absent");
     assert_eq!(headers("/expiring").await["x-kv-t"], "present");
-    eventually("the entry to expire after its second", || async {
+    eventually("the entry to expire after its three seconds", || async {
         headers("/expiring").await["x-kv-t"] == "absent"
     })
     .await;

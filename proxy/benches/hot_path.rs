@@ -167,6 +167,31 @@ fn bench_plugins(c: &mut Criterion) {
             })
         });
     }
+    // Tenant plugins in JavaScript and Python (`benches/plugin-languages.sh`
+    // builds the `gatehouse plugin new` templates, which set one header from
+    // their config, and names their directory here), each a fresh instance
+    // per call as on the hot path. Their deadline is the node's default.
+    if let Some(dir) = std::env::var_os("GATEHOUSE_BENCH_PLUGINS") {
+        let dir = std::path::PathBuf::from(dir);
+        for (name, file) in [
+            ("tenant_js_header", "hello-js.wasm"),
+            ("tenant_python_header", "hello-python.wasm"),
+        ] {
+            let bytes = std::fs::read(dir.join(file)).expect("a built template");
+            let plugin = engine.load(name, &bytes).expect("loads");
+            let ctx = context(r#"{"header": "x-hello", "value": "world"}"#);
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    let action = plugin
+                        .on_request(black_box(&ctx), black_box(&request))
+                        .now_or_never()
+                        .expect("no I/O")
+                        .expect("runs");
+                    assert!(matches!(action, RequestAction::Proceed(_)));
+                })
+            });
+        }
+    }
     // The request log's input: a finished request.
     let request_log = builtins.request_log.as_ref().expect("request logs on");
     let finished = Box::new(finished_request());

@@ -42,6 +42,16 @@ pub enum Language {
     Python,
 }
 
+impl std::fmt::Display for Language {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Rust => "Rust",
+            Self::Js => "JavaScript",
+            Self::Python => "Python",
+        })
+    }
+}
+
 #[derive(Args)]
 struct NewArgs {
     /// The plugin's name: lowercase letters, digits and dashes, starting
@@ -70,9 +80,10 @@ pub fn run(args: PluginArgs) -> anyhow::Result<()> {
             let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
             templates::scaffold(&args.name, args.lang, &dir)?;
             println!(
-                "made {} ({:?}); next: gatehouse plugin build --dir {0}",
+                "made {} ({} plugin {}); next: gatehouse plugin build --dir {0}",
                 dir.display(),
-                args.lang
+                args.lang,
+                args.name
             );
             Ok(())
         }

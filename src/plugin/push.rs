@@ -1,9 +1,10 @@
 //! `gatehouse plugin push`: uploads the built component through the REST
 //! API (`POST /plugins`, or the stored plugin of the same name, version
-//! and bytes when there is one) and, given a route, attaches it there with
-//! its config, failure policy and phase, in place of any version of the
-//! same plugin already attached (the route's other plugins stay as they
-//! are, in order).
+//! and bytes when there is one) and, given a route, attaches it there: in
+//! place of the version of the same plugin attached there (keeping its
+//! config, failure policy and phase unless flags say otherwise), or after
+//! the route's plugins. The route's other plugins stay as they are, in
+//! order.
 
 use std::path::PathBuf;
 
@@ -36,16 +37,19 @@ pub struct PushArgs {
     /// The route to attach the plugin to (none: upload only).
     #[arg(long)]
     route: Option<String>,
-    /// The plugin's config on the route, as JSON.
-    #[arg(long, default_value = "{}")]
-    config: String,
+    /// The plugin's config on the route, as JSON (default: the replaced
+    /// attachment's, or `{}`).
+    #[arg(long)]
+    config: Option<String>,
     /// What the route does when the plugin fails: `closed` (503) or `open`
-    /// (the plugin is skipped).
-    #[arg(long, default_value = "closed")]
-    failure_policy: String,
-    /// `request`, or `auth` for a plugin that names the request's consumer.
-    #[arg(long, default_value = "request")]
-    phase: String,
+    /// (the plugin is skipped) (default: the replaced attachment's, or
+    /// `closed`).
+    #[arg(long)]
+    failure_policy: Option<String>,
+    /// `request`, or `auth` for a plugin that names the request's consumer
+    /// (default: the replaced attachment's, or `request`).
+    #[arg(long)]
+    phase: Option<String>,
 }
 
 /// The tenant a tenant token is for (its `sub`), read without checking the
@@ -73,7 +77,7 @@ struct Api {
 }
 
 impl Api {
-    /// Calls `path` of the tenant's API; the JSON answer, or the API's error.
+    /// Calls `path` of the tenant's API: the status and the body.
     async fn call(
         &self,
         method: Method,
@@ -95,20 +99,33 @@ impl Api {
         )
         .await
     }
+
+    /// `GET path`, which must succeed (`what` says what it was for).
+    async fn list(&self, path: &str, what: &str) -> anyhow::Result<Vec<Value>> {
+        let (status, body) = self.call(Method::GET, path, None).await?;
+        if !status.is_success() {
+            return Err(failed(what, status, &body));
+        }
+        Ok(body.as_array().cloned().unwrap_or_default())
+    }
 }
 
+/// The answer's status and JSON body (a body that is not JSON, as text).
 async fn answer(response: reqwest::Response) -> anyhow::Result<(StatusCode, Value)> {
     let status = response.status();
     let text = response.text().await?;
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Ok((status, body))
 }
 
-/// The API's own words for a failed call.
+/// The API's own words for a failed call: its code, message and field.
 fn failed(what: &str, status: StatusCode, body: &Value) -> anyhow::Error {
     let error = &body["error"];
     match (error["code"].as_str(), error["message"].as_str()) {
-        (Some(code), Some(message)) => anyhow!("{what}: {status} {code}: {message}"),
+        (Some(code), Some(message)) => match error["field"].as_str() {
+            Some(field) => anyhow!("{what}: {status} {code}: {field} {message}"),
+            None => anyhow!("{what}: {status} {code}: {message}"),
+        },
         _ => anyhow!("{what}: {status} {body}"),
     }
 }
@@ -125,7 +142,12 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
             wasm_path.display()
         )
     })?;
-    let config: Value = serde_json::from_str(&args.config).context("--config is not JSON")?;
+    let config = args
+        .config
+        .as_deref()
+        .map(serde_json::from_str::<Value>)
+        .transpose()
+        .context("--config is not JSON")?;
     let tenant = match &args.tenant {
         Some(tenant) => tenant.clone(),
         None => tenant_of(&args.token)?,
@@ -137,18 +159,37 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
         );
     }
     let api = Api {
-        http: reqwest::Client::new(),
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()?,
         base: format!("{}/api/tenants/{tenant}", args.url.trim_end_matches('/')),
         token: args.token.clone(),
+    };
+    // The route first: a mistyped one stores nothing.
+    let route = match &args.route {
+        Some(id) => {
+            let routes = api.list("/routes", "listing the routes").await?;
+            let found = routes.into_iter().find(|r| r["id"] == id.as_str());
+            Some(found.ok_or_else(|| {
+                anyhow!("the tenant has no route {id} (`GET /routes` lists them)")
+            })?)
+        }
+        None => None,
     };
     let plugin_id = upload(&api, &manifest, wasm).await?;
     println!(
         "pushed {} {} (plugin {plugin_id})",
         manifest.name, manifest.version
     );
-    if let Some(route) = &args.route {
-        attach(&api, route, &plugin_id, &manifest.name, &args, config).await?;
-        println!("attached to route {route}: live on the tenant's nodes as they take the change");
+    if let Some(route) = route {
+        let settings = Settings {
+            config,
+            failure_policy: args.failure_policy.map(Value::String),
+            phase: args.phase.map(Value::String),
+        };
+        attach(&api, &route, &plugin_id, &manifest.name, settings).await?;
+        let id = route["id"].as_str().unwrap_or_default();
+        println!("attached to route {id}: live on the tenant's nodes as they take the change");
     }
     Ok(())
 }
@@ -175,19 +216,15 @@ async fn upload(api: &Api, manifest: &Manifest, wasm: Vec<u8>) -> anyhow::Result
     if status == StatusCode::CREATED {
         return id_of(&body);
     }
-    if status != StatusCode::CONFLICT {
+    if status != StatusCode::CONFLICT || body["error"]["code"] != "plugin_exists" {
         return Err(failed("the upload was refused", status, &body));
     }
-    let (status, list) = api.call(Method::GET, "/plugins", None).await?;
-    if !status.is_success() {
-        return Err(failed("listing the plugins", status, &list));
-    }
-    let stored = list
-        .as_array()
+    let stored = api
+        .list("/plugins", "listing the plugins")
+        .await?
         .into_iter()
-        .flatten()
         .find(|p| p["name"] == manifest.name.as_str() && p["version"] == manifest.version.as_str())
-        .ok_or_else(|| failed("the upload was refused", StatusCode::CONFLICT, &body))?;
+        .ok_or_else(|| failed("the upload was refused", status, &body))?;
     if stored["sha256"] != sha256.as_str() {
         bail!(
             "version {} of {} is stored with other bytes: give this build another version in {}",
@@ -196,7 +233,7 @@ async fn upload(api: &Api, manifest: &Manifest, wasm: Vec<u8>) -> anyhow::Result
             super::manifest::FILE
         );
     }
-    id_of(stored)
+    id_of(&stored)
 }
 
 fn id_of(plugin: &Value) -> anyhow::Result<String> {
@@ -210,76 +247,75 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Attaches `plugin_id` to `route`, replacing any attachment of a plugin
-/// named `name` (another version of it) where it was.
+/// What the flags set of an attachment; what they leave out is kept.
+struct Settings {
+    config: Option<Value>,
+    failure_policy: Option<Value>,
+    phase: Option<Value>,
+}
+
+/// An attachment as `PATCH /routes/{id}` takes it.
+fn attachment(plugin_id: &Value, config: &Value, failure_policy: &Value, phase: &Value) -> Value {
+    json!({ "pluginId": plugin_id, "config": config, "failurePolicy": failure_policy, "phase": phase })
+}
+
+/// Attaches `plugin_id` to `route`: in place of the one attachment of a
+/// plugin named `name` (another version of it, or this one), with its
+/// settings unless `settings` changes them; or after the route's plugins.
 async fn attach(
     api: &Api,
-    route: &str,
+    route: &Value,
     plugin_id: &str,
     name: &str,
-    args: &PushArgs,
-    config: Value,
+    settings: Settings,
 ) -> anyhow::Result<()> {
-    let (status, routes) = api.call(Method::GET, "/routes", None).await?;
-    if !status.is_success() {
-        return Err(failed("listing the routes", status, &routes));
-    }
-    let current = routes
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["id"] == route)
-        .ok_or_else(|| anyhow!("the tenant has no route {route} (`GET /routes` lists them)"))?;
-    let (status, plugins) = api.call(Method::GET, "/plugins", None).await?;
-    if !status.is_success() {
-        return Err(failed("listing the plugins", status, &plugins));
-    }
-    let same_plugin = |id: &Value| {
+    let id = route["id"].as_str().unwrap_or_default();
+    let plugins = api.list("/plugins", "listing the plugins").await?;
+    let named = |attached: &Value| {
         plugins
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|p| p["id"] == *id && p["name"] == name)
+            .iter()
+            .any(|p| p["id"] == attached["pluginId"] && p["name"] == name)
     };
-    let ours = json!({
-        "pluginId": plugin_id,
-        "config": config,
-        "failurePolicy": args.failure_policy,
-        "phase": args.phase,
-    });
-    let mut attachments = Vec::new();
-    let mut placed = false;
-    for attachment in current["plugins"].as_array().into_iter().flatten() {
-        if same_plugin(&attachment["pluginId"]) {
-            if !placed {
-                attachments.push(ours.clone());
-                placed = true;
-            }
-        } else {
-            attachments.push(json!({
-                "pluginId": attachment["pluginId"],
-                "config": attachment["config"],
-                "failurePolicy": attachment["failurePolicy"],
-                "phase": attachment["phase"],
-            }));
-        }
+    let current: Vec<&Value> = route["plugins"].as_array().into_iter().flatten().collect();
+    let ours: Vec<usize> = (0..current.len()).filter(|&i| named(current[i])).collect();
+    if ours.len() > 1 {
+        bail!(
+            "route {id} has {name} attached {} times: change it through the API (PATCH /routes/{id})",
+            ours.len()
+        );
     }
-    if !placed {
-        attachments.push(ours);
+    let replaced = ours.first().map(|&i| current[i]);
+    let pick = |flag: Option<Value>, field: &str, default: Value| {
+        flag.or_else(|| replaced.map(|r| r[field].clone()).filter(|v| !v.is_null()))
+            .unwrap_or(default)
+    };
+    let mine = attachment(
+        &json!(plugin_id),
+        &pick(settings.config, "config", json!({})),
+        &pick(settings.failure_policy, "failurePolicy", json!("closed")),
+        &pick(settings.phase, "phase", json!("request")),
+    );
+    let mut attachments: Vec<Value> = current
+        .iter()
+        .map(|a| {
+            attachment(
+                &a["pluginId"],
+                &a["config"],
+                &a["failurePolicy"],
+                &a["phase"],
+            )
+        })
+        .collect();
+    match ours.first() {
+        Some(&i) => attachments[i] = mine,
+        None => attachments.push(mine),
     }
-    let (status, body) = api
-        .call(
-            Method::PATCH,
-            &format!("/routes/{route}"),
-            Some(json!({ "plugins": attachments })),
-        )
+    let body = json!({ "plugins": attachments });
+    let (status, answer) = api
+        .call(Method::PATCH, &format!("/routes/{id}"), Some(body))
         .await?;
     if !status.is_success() {
-        return Err(failed(
-            &format!("attaching to route {route}"),
-            status,
-            &body,
-        ));
+        return Err(failed(&format!("attaching to route {id}"), status, &answer));
     }
     Ok(())
 }

@@ -68,6 +68,7 @@ pub fn scaffold(name: &str, language: Language, dir: &Path) -> anyhow::Result<()
         write(path, &text.replace("{{name}}", name))?;
     }
     write("wit/plugin.wit", PLUGIN_WIT)?;
+    write(".gitignore", include_str!("templates/gitignore"))?;
     let source = match language {
         Language::Rust => None,
         Language::Js => Some("plugin.js".to_owned()),
@@ -88,7 +89,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_checked_as_the_control_plane_takes_them() {
+    fn names_are_checked_before_anything_is_made() {
         assert_eq!(name_problem("hello-2"), None);
         assert!(name_problem("Hello").is_some());
         assert!(name_problem("2fast").is_some());
@@ -107,6 +108,7 @@ mod tests {
         let js = std::fs::read_to_string(dir.join("plugin.js")).expect("source");
         assert!(js.contains("name: 'hello'") && !js.contains("{{name}}"));
         assert!(dir.join("wit/plugin.wit").is_file());
+        assert!(dir.join(".gitignore").is_file());
         assert!(
             scaffold("hello", Language::Js, &dir).is_err(),
             "not over another"

@@ -2,7 +2,10 @@
 //! rustup adds), componentize-js (npm) for JavaScript and componentize-py
 //! (PyPI) for Python. The JavaScript and Python tools are pinned and
 //! installed on first use under `$GATEHOUSE_PLUGIN_TOOLS` (default
-//! `/var/tmp/gatehouse-plugin-tools`), then reused.
+//! `$XDG_CACHE_HOME/gatehouse/plugin-tools`, or `~/.cache/...`: the user's
+//! own, where nobody else can put a tool), then reused. A tool counts as
+//! installed once its command exists, which npm and pip make last, so an
+//! interrupted install is made again.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -72,7 +75,9 @@ fn build_rust(manifest: &Manifest, dir: &Path, out: &Path) -> anyhow::Result<()>
         // Flags meant for the machine's own builds are not the guest's.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET"))
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER"))
     .context("is the wasm32-wasip2 target installed? (`rustup target add wasm32-wasip2`)")?;
     let built = target_dir
         .join("wasm32-wasip2/release")
@@ -92,16 +97,22 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tools_dir() -> PathBuf {
-    std::env::var_os("GATEHOUSE_PLUGIN_TOOLS").map_or_else(
-        || PathBuf::from("/var/tmp/gatehouse-plugin-tools"),
-        PathBuf::from,
-    )
+fn tools_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("GATEHOUSE_PLUGIN_TOOLS") {
+        return Ok(PathBuf::from(dir));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .ok_or_else(|| {
+            anyhow::anyhow!("set GATEHOUSE_PLUGIN_TOOLS (no HOME to keep the tools in)")
+        })?;
+    Ok(cache.join("gatehouse/plugin-tools"))
 }
 
 /// componentize-js, installed with npm on first use.
 fn js_tool() -> anyhow::Result<PathBuf> {
-    let home = tools_dir().join(format!("js-{COMPONENTIZE_JS}"));
+    let home = tools_dir()?.join(format!("js-{COMPONENTIZE_JS}"));
     let tool = home.join("node_modules/.bin/componentize-js");
     if !tool.exists() {
         eprintln!(
@@ -122,7 +133,7 @@ fn js_tool() -> anyhow::Result<PathBuf> {
 
 /// componentize-py, installed with pip in a virtual environment on first use.
 fn python_tool() -> anyhow::Result<PathBuf> {
-    let home = tools_dir().join(format!("py-{COMPONENTIZE_PY}"));
+    let home = tools_dir()?.join(format!("py-{COMPONENTIZE_PY}"));
     let tool = home.join("bin/componentize-py");
     if !tool.exists() {
         eprintln!(

@@ -15,8 +15,8 @@
 //! stores 16 KiB values until the store refuses one (`x-kv-stored`, the
 //! refusal in `x-kv-refusal`, the usage in `x-kv-entries` and
 //! `x-kv-bytes`, a 65 KiB value's refusal in `x-kv-oversized`); `expiring`
-//! says whether the key `t` is there (`x-kv-t`), setting it for one second
-//! when it is not.
+//! says whether the key `t` is there (`x-kv-t`), setting it for three
+//! seconds when it is not.
 
 wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
 
@@ -174,7 +174,7 @@ fn fill() -> Vec<Header> {
 fn expiring() -> Vec<Header> {
     let there = kv::get("t").is_some();
     if !there {
-        let _ = kv::set("t", b"x", Some(1));
+        let _ = kv::set("t", b"x", Some(3));
     }
     vec![header("x-kv-t", if there { "present" } else { "absent" })]
 }

@@ -260,16 +260,13 @@ mod tests {
                 PluginVersion::V0_2
             ))
         );
-        let unknown = component(
-            r#"(import "gatehouse:plugin/kv@0.3.0" (instance))"#,
-            WRONG_TYPES,
-        );
-        assert_eq!(
-            check(&unknown),
-            Err(PluginCheckError::ForeignImport(
-                "gatehouse:plugin/kv@0.3.0".into()
-            ))
-        );
+        for name in ["gatehouse:plugin/kv@0.3.0", "gatehouse:plugin/kv@0.2.0-rc1"] {
+            let unknown = component(&format!(r#"(import "{name}" (instance))"#), WRONG_TYPES);
+            assert_eq!(
+                check(&unknown),
+                Err(PluginCheckError::ForeignImport(name.into()))
+            );
+        }
     }
 
     #[test]

@@ -34,11 +34,19 @@ impl PluginVersion {
 
     /// The release whose interfaces an import of version `version` (e.g.
     /// `0.2.0`) names, if nodes link it.
+    /// `0.1.<patch>` or `0.2.<patch>`, no pre-release.
     pub fn of_import(version: &str) -> Option<Self> {
-        match version.split('.').take(2).collect::<Vec<_>>()[..] {
-            ["0", "1"] => Some(Self::V0_1),
-            ["0", "2"] => Some(Self::V0_2),
-            _ => None,
+        let release = |prefix: &str| {
+            version
+                .strip_prefix(prefix)
+                .is_some_and(|patch| !patch.is_empty() && patch.chars().all(|c| c.is_ascii_digit()))
+        };
+        if release("0.1.") {
+            Some(Self::V0_1)
+        } else if release("0.2.") {
+            Some(Self::V0_2)
+        } else {
+            None
         }
     }
 

@@ -48,7 +48,7 @@ pub struct Builtins {
     pub rate_limit: LoadedPlugin,
     /// The request log, when the node ships request logs.
     pub request_log: Option<Arc<LoadedPlugin>>,
-    /// The rate limiter, counters and key-value the node's plugins share.
+    /// The rate limiter the node's plugins share, and each plugin's store.
     pub shared: SharedState,
     /// What the request log's calls see (it reads nothing of the tenant's:
     /// the record is handed to it).

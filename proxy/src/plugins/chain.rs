@@ -90,7 +90,7 @@ impl RequestChain {
         phase: PluginPhase,
     ) -> Result<(), Stop> {
         for plugin in plugins.iter().filter(|p| p.phase == phase) {
-            let ctx = base.with_config(Arc::clone(&plugin.config_json));
+            let ctx = base.for_plugin(&plugin.name, Arc::clone(&plugin.config_json));
             let result = match registry.get(&plugin.sha256) {
                 Some(loaded) if !loaded.implements(Hooks::ON_REQUEST) => continue,
                 Some(loaded) => loaded
@@ -305,7 +305,7 @@ fn with_hook<'a>(
     plugins.iter().filter_map(move |plugin| {
         let loaded = registry.get(&plugin.sha256)?;
         loaded.implements(hook).then(|| {
-            let ctx = base.with_config(Arc::clone(&plugin.config_json));
+            let ctx = base.for_plugin(&plugin.name, Arc::clone(&plugin.config_json));
             (plugin, loaded, ctx)
         })
     })

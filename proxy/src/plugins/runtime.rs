@@ -105,6 +105,11 @@ pub struct CallContext {
     pub request_id: Arc<str>,
     /// The plugin's config on this route, JSON (empty: `{}`).
     pub config_json: Arc<str>,
+    /// The tenant's plugin the call is for, by name: whose store, rate
+    /// buckets and log lines they are (two plugins may share a component's
+    /// bytes, and the node loads those once). Empty: the loaded
+    /// component's own name (the built-ins, `describe`).
+    pub plugin: Arc<str>,
     pub keys: Option<Arc<KeyIndex>>,
     pub shared: SharedState,
 }
@@ -127,6 +132,7 @@ impl CallContext {
             tenant: Arc::clone(&config.tenant_id),
             request_id: Arc::default(),
             config_json: Arc::from(""),
+            plugin: Arc::default(),
             keys: Some(Arc::clone(&config.keys)),
             shared: shared.clone(),
         }
@@ -144,6 +150,16 @@ impl CallContext {
     pub fn with_config(&self, config_json: Arc<str>) -> Self {
         Self {
             config_json,
+            ..self.clone()
+        }
+    }
+
+    /// This context, for the tenant's plugin `name` with `config_json` as
+    /// its config on the route.
+    pub fn for_plugin(&self, name: &str, config_json: Arc<str>) -> Self {
+        Self {
+            config_json,
+            plugin: Arc::from(name),
             ..self.clone()
         }
     }
@@ -238,7 +254,7 @@ impl LoadedPlugin {
     fn store(&self, ctx: &CallContext) -> Store<HostState> {
         let state = HostState::new(
             ctx.clone(),
-            self.name.clone(),
+            self.owner(ctx),
             self.builtin,
             self.settings.max_memory,
         );
@@ -255,6 +271,15 @@ impl LoadedPlugin {
             })
         });
         store
+    }
+
+    /// Whose the call is: the tenant's plugin `ctx` names, or this one.
+    fn owner(&self, ctx: &CallContext) -> String {
+        if ctx.plugin.is_empty() {
+            self.name.clone()
+        } else {
+            ctx.plugin.to_string()
+        }
     }
 
     fn failure(&self, store: &Store<HostState>, err: &wasmtime::Error) -> PluginFailure {

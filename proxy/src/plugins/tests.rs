@@ -121,6 +121,25 @@ async fn a_component_of_the_earlier_release_loads_and_keeps_its_own_state() {
     }
 }
 
+/// Two of the tenant's plugins uploaded from the same bytes run as one
+/// loaded component, but each call is its plugin's: their stores are apart.
+#[tokio::test]
+async fn plugins_sharing_a_component_keep_their_own_state() {
+    let engine = engine();
+    let testbed = engine.load("testbed", TESTBED).expect("loads");
+    let base = mode("state");
+    let (one, other) = (
+        base.for_plugin("one", Arc::clone(&base.config_json)),
+        base.for_plugin("other", Arc::clone(&base.config_json)),
+    );
+    for round in 1..=2 {
+        for ctx in [&one, &other] {
+            let action = testbed.on_request(ctx, &request()).await.expect("runs");
+            assert_eq!(set_header(&action, "x-hits"), Some(round.to_string()));
+        }
+    }
+}
+
 #[tokio::test]
 async fn plugins_look_consumers_up_through_the_host() {
     let engine = engine();

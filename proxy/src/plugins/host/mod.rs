@@ -123,7 +123,11 @@ impl HostState {
     /// Readies a kept instance's state for another call: everything as a
     /// fresh store's, the plugin and its memory cap kept.
     pub fn begin_call(&mut self, ctx: CallContext) {
-        let plugin = std::mem::take(&mut self.plugin);
+        let plugin = if ctx.plugin.is_empty() {
+            std::mem::take(&mut self.plugin)
+        } else {
+            ctx.plugin.to_string()
+        };
         *self = Self::new(ctx, plugin, self.builtin, self.limits.max);
     }
 

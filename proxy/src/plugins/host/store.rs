@@ -2,8 +2,9 @@
 //! counters, in a namespace of its own (by plugin name), within fixed
 //! limits and with optional expiry. A store that is full refuses the write
 //! and says so; it never evicts what a plugin stored. Expired entries are
-//! dropped as time passes them (an ordered index of expiries), so they
-//! neither answer nor count against the limits.
+//! dropped at the plugin's next use of its store (an ordered index of
+//! expiries finds them), so they neither answer nor count against the
+//! limits.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use super::HostState;
-use crate::plugins::bindings as now;
+use crate::plugins::bindings as current;
 use crate::plugins::bindings_v0_1::gatehouse::plugin::{
     config, consumers, counters, kv, log, types,
 };
@@ -32,7 +32,7 @@ impl types::Host for HostState {}
 
 impl log::Host for HostState {
     fn write(&mut self, level: log::Level, message: String) {
-        use now::gatehouse::plugin::log::{Host, Level};
+        use current::gatehouse::plugin::log::{Host, Level};
         let level = match level {
             log::Level::Debug => Level::Debug,
             log::Level::Info => Level::Info,
@@ -45,11 +45,11 @@ impl log::Host for HostState {
 
 impl config::Host for HostState {
     fn get_json(&mut self) -> String {
-        now::gatehouse::plugin::config::Host::get_json(self)
+        current::gatehouse::plugin::config::Host::get_json(self)
     }
 }
 
-fn consumer(found: now::gatehouse::plugin::consumers::Consumer) -> consumers::Consumer {
+fn consumer(found: current::gatehouse::plugin::consumers::Consumer) -> consumers::Consumer {
     consumers::Consumer {
         id: found.id,
         rate_limit_tier: found.rate_limit_tier,
@@ -58,17 +58,17 @@ fn consumer(found: now::gatehouse::plugin::consumers::Consumer) -> consumers::Co
 
 impl consumers::Host for HostState {
     fn by_key(&mut self, key: String) -> Option<consumers::Consumer> {
-        now::gatehouse::plugin::consumers::Host::by_key(self, key).map(consumer)
+        current::gatehouse::plugin::consumers::Host::by_key(self, key).map(consumer)
     }
 
     fn by_id(&mut self, id: String) -> Option<consumers::Consumer> {
-        now::gatehouse::plugin::consumers::Host::by_id(self, id).map(consumer)
+        current::gatehouse::plugin::consumers::Host::by_id(self, id).map(consumer)
     }
 }
 
 impl counters::Host for HostState {
     fn increment(&mut self, name: String, delta: i64) -> i64 {
-        match now::gatehouse::plugin::counters::Host::increment(self, name, delta, None) {
+        match current::gatehouse::plugin::counters::Host::increment(self, name, delta, None) {
             Ok(value) => value,
             Err(_) => {
                 self.dropped("counter");
@@ -79,7 +79,7 @@ impl counters::Host for HostState {
 
     async fn check_rate(&mut self, key: String, per_minute: u64) -> counters::LimitDecision {
         let decision =
-            now::gatehouse::plugin::counters::Host::check_rate(self, key, per_minute).await;
+            current::gatehouse::plugin::counters::Host::check_rate(self, key, per_minute).await;
         counters::LimitDecision {
             allowed: decision.allowed,
             limit: decision.limit,
@@ -92,17 +92,17 @@ impl counters::Host for HostState {
 
 impl kv::Host for HostState {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        now::gatehouse::plugin::kv::Host::get(self, key)
+        current::gatehouse::plugin::kv::Host::get(self, key)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) {
-        if now::gatehouse::plugin::kv::Host::set(self, key, value, None).is_err() {
+        if current::gatehouse::plugin::kv::Host::set(self, key, value, None).is_err() {
             self.dropped("kv.set");
         }
     }
 
     fn delete(&mut self, key: String) {
-        now::gatehouse::plugin::kv::Host::delete(self, key);
+        current::gatehouse::plugin::kv::Host::delete(self, key);
     }
 }
 
@@ -119,11 +119,11 @@ mod tests {
         assert_eq!(counters::Host::increment(&mut old, "n".into(), 2), 2);
         let mut new = test_state(&shared);
         assert_eq!(
-            now::gatehouse::plugin::kv::Host::get(&mut new, "k".into()),
+            current::gatehouse::plugin::kv::Host::get(&mut new, "k".into()),
             Some(b"v".to_vec())
         );
         assert_eq!(
-            now::gatehouse::plugin::counters::Host::get(&mut new, "n".into()),
+            current::gatehouse::plugin::counters::Host::get(&mut new, "n".into()),
             Some(2)
         );
     }
