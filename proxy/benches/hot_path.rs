@@ -143,10 +143,27 @@ fn bench_plugins(c: &mut Criterion) {
     };
     let builtins = Builtins::load(&engine, Arc::default(), true).expect("built-ins");
     let testbed = engine.load("testbed", TESTBED).expect("loads");
+    // Tenant plugins in JavaScript and Python (`benches/plugin-languages.sh`
+    // builds the `gatehouse plugin new` templates, which set one header from
+    // their config, and names their directory here).
+    let languages: Vec<_> = std::env::var_os("GATEHOUSE_BENCH_PLUGINS")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .flat_map(|dir| {
+            [
+                ("tenant_js_header", "hello-js.wasm"),
+                ("tenant_python_header", "hello-python.wasm"),
+            ]
+            .map(|(name, file)| {
+                let bytes = std::fs::read(dir.join(file)).expect("a built template");
+                (name, engine.load(name, &bytes).expect("loads"))
+            })
+        })
+        .collect();
     let mut group = c.benchmark_group("plugins");
     // The built-ins as the node runs them (instances kept between calls);
-    // a tenant plugin with a fresh instance per call.
-    for (name, plugin, config) in [
+    // tenant plugins with a fresh instance per call.
+    let mut cases = vec![
         ("api_key_auth", &builtins.api_key_auth, ""),
         (
             "rate_limit",
@@ -154,7 +171,14 @@ fn bench_plugins(c: &mut Criterion) {
             r#"{"override":null,"tiers":{"free":1000000000,"unlimited":null}}"#,
         ),
         ("tenant_testbed_header", &testbed, r#"{"mode": "header"}"#),
-    ] {
+    ];
+    let header = r#"{"header": "x-hello", "value": "world"}"#;
+    cases.extend(
+        languages
+            .iter()
+            .map(|(name, plugin)| (*name, plugin, header)),
+    );
+    for (name, plugin, config) in cases {
         let ctx = context(config);
         group.bench_function(name, |b| {
             b.iter(|| {
@@ -166,31 +190,6 @@ fn bench_plugins(c: &mut Criterion) {
                 assert!(matches!(action, RequestAction::Proceed(_)));
             })
         });
-    }
-    // Tenant plugins in JavaScript and Python (`benches/plugin-languages.sh`
-    // builds the `gatehouse plugin new` templates, which set one header from
-    // their config, and names their directory here), each a fresh instance
-    // per call as on the hot path. Their deadline is the node's default.
-    if let Some(dir) = std::env::var_os("GATEHOUSE_BENCH_PLUGINS") {
-        let dir = std::path::PathBuf::from(dir);
-        for (name, file) in [
-            ("tenant_js_header", "hello-js.wasm"),
-            ("tenant_python_header", "hello-python.wasm"),
-        ] {
-            let bytes = std::fs::read(dir.join(file)).expect("a built template");
-            let plugin = engine.load(name, &bytes).expect("loads");
-            let ctx = context(r#"{"header": "x-hello", "value": "world"}"#);
-            group.bench_function(name, |b| {
-                b.iter(|| {
-                    let action = plugin
-                        .on_request(black_box(&ctx), black_box(&request))
-                        .now_or_never()
-                        .expect("no I/O")
-                        .expect("runs");
-                    assert!(matches!(action, RequestAction::Proceed(_)));
-                })
-            });
-        }
     }
     // The request log's input: a finished request.
     let request_log = builtins.request_log.as_ref().expect("request logs on");

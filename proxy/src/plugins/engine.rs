@@ -129,29 +129,23 @@ impl PluginEngine {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         let mut builtin_linker = linker.clone();
         Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut builtin_linker, |s| s)?;
-        {
-            use super::bindings::gatehouse::plugin::{config, consumers, counters, kv, log, types};
-            let l = &mut linker;
-            types::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
-            log::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
-            config::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
-            consumers::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
-            counters::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
-            kv::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+        // The plugin world's host interfaces, of each release nodes link.
+        macro_rules! link {
+            ($($interface:ident),+) => {
+                $($interface::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;)+
+            };
         }
         {
-            // 0.1.0's interfaces, for components built against it (their
-            // exports are typed as 0.2.0's).
+            use super::bindings::gatehouse::plugin::{config, consumers, counters, kv, log, types};
+            link!(types, log, config, consumers, counters, kv);
+        }
+        {
+            // 0.1.0's, for components built against it (their exports are
+            // typed as 0.2.0's).
             use super::bindings_v0_1::gatehouse::plugin::{
                 config, consumers, counters, kv, log, types,
             };
-            let l = &mut linker;
-            types::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
-            log::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
-            config::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
-            consumers::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
-            counters::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
-            kv::add_to_linker::<HostState, HasSelf<HostState>>(l, |s| s)?;
+            link!(types, log, config, consumers, counters, kv);
         }
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
