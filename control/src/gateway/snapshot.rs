@@ -117,7 +117,7 @@ pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sql
             .or_default()
             .push(RoutePluginConfig {
                 plugin_id: row.plugin_id,
-                name: row.name,
+                name: row.name.into(),
                 sha256: row.sha256,
                 config_json: row.config.into(),
                 failure_policy: row.failure_policy,

@@ -1,11 +1,11 @@
 //! Checking an uploaded plugin without running it: the bytes must be a
 //! valid WebAssembly component that targets the `plugin` world of a
-//! `gatehouse:plugin` release a node links (0.2.0, or 0.1.0 for components
-//! built against it; the one its imports name), as a node links it: the
-//! world's hooks exported with their
-//! types, nothing imported but the world's host interfaces and the WASI
-//! 0.2 interfaces a node provides (with an empty context), and not the
-//! request log, which only the node's own built-ins may write. The quick
+//! `gatehouse:plugin` release a node links (the one its imports name:
+//! 0.2.0, or 0.1.0 for components built against it), as a node links it:
+//! the world's hooks exported with their types, nothing imported but the
+//! world's host interfaces and the WASI 0.2 interfaces a node provides
+//! (with an empty context), and not the request log, which only the
+//! node's own built-ins may write. The quick
 //! checks by name come first, for the clearest answer; then the component
 //! model's type check against the world ([`world`]).
 
@@ -165,11 +165,8 @@ fn note_wasi_version(
     let (path, version) = wasi.split_once('@').ok_or_else(foreign)?;
     let package = path.split('/').next().unwrap_or_default();
     let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    // A release of WASI 0.2: the node's linker matches those to the version
-    // it provides, and no pre-release (`0.2.0-rc-...`).
-    let patch = version.strip_prefix("0.2.").unwrap_or_default();
-    let release = !patch.is_empty() && patch.chars().all(|c| c.is_ascii_digit());
-    if !plain(package) || !release {
+    // A release of WASI 0.2, no pre-release (`0.2.0-rc-...`).
+    if !plain(package) || !world::is_release_of(version, "0.2") {
         return Err(foreign());
     }
     match versions.get(package) {

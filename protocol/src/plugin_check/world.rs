@@ -32,18 +32,12 @@ impl PluginVersion {
     /// The newest release, what plugin authors build against.
     pub const CURRENT: Self = Self::V0_2;
 
-    /// The release whose interfaces an import of version `version` (e.g.
-    /// `0.2.0`) names, if nodes link it.
-    /// `0.1.<patch>` or `0.2.<patch>`, no pre-release.
+    /// The release whose interfaces an import of version `version` names
+    /// (`0.1.<patch>` or `0.2.<patch>`, no pre-release), if nodes link it.
     pub fn of_import(version: &str) -> Option<Self> {
-        let release = |prefix: &str| {
-            version
-                .strip_prefix(prefix)
-                .is_some_and(|patch| !patch.is_empty() && patch.chars().all(|c| c.is_ascii_digit()))
-        };
-        if release("0.1.") {
+        if is_release_of(version, "0.1") {
             Some(Self::V0_1)
-        } else if release("0.2.") {
+        } else if is_release_of(version, "0.2") {
             Some(Self::V0_2)
         } else {
             None
@@ -65,6 +59,16 @@ impl PluginVersion {
             Self::V0_2 => include_str!("../../../wit/plugin.wit"),
         }
     }
+}
+
+/// Whether `version` is a release (not a pre-release) of the `series`,
+/// e.g. `0.2.4` of `0.2`: what a node's linker matches to the version of
+/// the series it provides.
+pub fn is_release_of(version: &str, series: &str) -> bool {
+    version
+        .strip_prefix(series)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|patch| !patch.is_empty() && patch.chars().all(|c| c.is_ascii_digit()))
 }
 
 impl std::fmt::Display for PluginVersion {

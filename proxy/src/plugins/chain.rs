@@ -38,7 +38,7 @@ pub struct PluginRef {
 impl PluginRef {
     fn of(plugin: &RoutePluginConfig) -> Self {
         Self {
-            name: plugin.name.clone(),
+            name: plugin.name.to_string(),
             plugin_id: plugin.plugin_id.clone(),
         }
     }

@@ -120,7 +120,7 @@ impl Registry {
             .flat_map(|r| {
                 r.plugins.iter().map(|p| {
                     let wanted = Wanted {
-                        name: p.name.clone(),
+                        name: p.name.to_string(),
                         plugin_id: p.plugin_id.clone(),
                     };
                     (p.sha256.clone(), wanted)

@@ -156,10 +156,10 @@ impl CallContext {
 
     /// This context, for the tenant's plugin `name` with `config_json` as
     /// its config on the route.
-    pub fn for_plugin(&self, name: &str, config_json: Arc<str>) -> Self {
+    pub fn for_plugin(&self, name: &Arc<str>, config_json: Arc<str>) -> Self {
         Self {
             config_json,
-            plugin: Arc::from(name),
+            plugin: Arc::clone(name),
             ..self.clone()
         }
     }
@@ -254,7 +254,7 @@ impl LoadedPlugin {
     fn store(&self, ctx: &CallContext) -> Store<HostState> {
         let state = HostState::new(
             ctx.clone(),
-            self.owner(ctx),
+            self.name.clone(),
             self.builtin,
             self.settings.max_memory,
         );
@@ -271,15 +271,6 @@ impl LoadedPlugin {
             })
         });
         store
-    }
-
-    /// Whose the call is: the tenant's plugin `ctx` names, or this one.
-    fn owner(&self, ctx: &CallContext) -> String {
-        if ctx.plugin.is_empty() {
-            self.name.clone()
-        } else {
-            ctx.plugin.to_string()
-        }
     }
 
     fn failure(&self, store: &Store<HostState>, err: &wasmtime::Error) -> PluginFailure {

@@ -129,8 +129,8 @@ async fn plugins_sharing_a_component_keep_their_own_state() {
     let testbed = engine.load("testbed", TESTBED).expect("loads");
     let base = mode("state");
     let (one, other) = (
-        base.for_plugin("one", Arc::clone(&base.config_json)),
-        base.for_plugin("other", Arc::clone(&base.config_json)),
+        base.for_plugin(&Arc::from("one"), Arc::clone(&base.config_json)),
+        base.for_plugin(&Arc::from("other"), Arc::clone(&base.config_json)),
     );
     for round in 1..=2 {
         for ctx in [&one, &other] {

@@ -5,8 +5,8 @@ use crate::plugins::bindings::gatehouse::plugin::log;
 
 impl log::Host for HostState {
     fn write(&mut self, level: log::Level, message: String) {
-        let (plugin, request_id) = (self.plugin.as_str(), &*self.ctx.request_id);
         self.log_lines += 1;
+        let (plugin, request_id) = (self.owner(), &*self.ctx.request_id);
         if self.log_lines > MAX_LOG_LINES {
             if self.log_lines == MAX_LOG_LINES + 1 {
                 tracing::warn!(

@@ -73,6 +73,7 @@ impl SharedState {
 /// One call's store data.
 pub struct HostState {
     pub(super) limits: MemoryCap,
+    /// The loaded component's name (see `owner`).
     plugin: String,
     /// Whether the plugin is one of the node's built-ins, whose rate buckets
     /// are not prefixed with a plugin name.
@@ -123,18 +124,24 @@ impl HostState {
     /// Readies a kept instance's state for another call: everything as a
     /// fresh store's, the plugin and its memory cap kept.
     pub fn begin_call(&mut self, ctx: CallContext) {
-        let plugin = if ctx.plugin.is_empty() {
-            std::mem::take(&mut self.plugin)
-        } else {
-            ctx.plugin.to_string()
-        };
+        let plugin = std::mem::take(&mut self.plugin);
         *self = Self::new(ctx, plugin, self.builtin, self.limits.max);
+    }
+
+    /// Whose the call is, by name: the tenant's plugin the call's context
+    /// names, or (the built-ins, `describe`) the loaded component. Its
+    /// store, rate buckets and log lines are that plugin's.
+    fn owner(&self) -> &str {
+        owner(&self.ctx, &self.plugin)
     }
 
     /// The plugin's own store.
     fn store(&mut self) -> std::sync::MutexGuard<'_, PluginStore> {
-        let (shared, plugin) = (&self.ctx.shared, &self.plugin);
-        lock(self.store.get_or_insert_with(|| shared.store_of(plugin)))
+        let (ctx, plugin) = (&self.ctx, &self.plugin);
+        lock(
+            self.store
+                .get_or_insert_with(|| ctx.shared.store_of(owner(ctx, plugin))),
+        )
     }
 
     /// The node-wide rate bucket of the plugin's bucket `key`: a tenant
@@ -144,7 +151,7 @@ impl HostState {
         if self.builtin {
             key.to_owned()
         } else {
-            format!("plugin:{}:{key}", self.plugin)
+            format!("plugin:{}:{key}", self.owner())
         }
     }
 
@@ -165,6 +172,15 @@ impl HostState {
         deadline
             .checked_sub(cpu.saturating_sub(mark))
             .filter(|l| !l.is_zero())
+    }
+}
+
+/// [`HostState::owner`] of a call in `ctx` of the component `plugin`.
+fn owner<'a>(ctx: &'a CallContext, plugin: &'a str) -> &'a str {
+    if ctx.plugin.is_empty() {
+        plugin
+    } else {
+        &ctx.plugin
     }
 }
 

@@ -101,6 +101,18 @@ impl<V> Bounded<V> {
         now: Instant,
     ) -> Result<(), Refusal> {
         self.expire(now);
+        self.put(key, value, value_bytes, ttl, now)
+    }
+
+    /// [`Bounded::insert`] on a store already swept at `now`.
+    fn put(
+        &mut self,
+        key: String,
+        value: V,
+        value_bytes: usize,
+        ttl: Option<Duration>,
+        now: Instant,
+    ) -> Result<(), Refusal> {
         if key.len() > self.limits.max_key || value_bytes > self.limits.max_value {
             return Err(Refusal::TooLarge);
         }
@@ -112,7 +124,7 @@ impl<V> Bounded<V> {
         {
             return Err(Refusal::Full);
         }
-        self.remove(&key, now);
+        self.forget(&key);
         let expires = ttl.and_then(|ttl| now.checked_add(ttl));
         if let Some(at) = expires {
             self.expiries.insert((at, key.clone()));
@@ -132,6 +144,11 @@ impl<V> Bounded<V> {
     /// Removes `key`; whether there was a live entry.
     pub fn remove(&mut self, key: &str, now: Instant) -> bool {
         self.expire(now);
+        self.forget(key)
+    }
+
+    /// Removes `key`, live or not; whether it was there.
+    fn forget(&mut self, key: &str) -> bool {
         let Some(gone) = self.entries.remove(key) else {
             return false;
         };
@@ -168,7 +185,7 @@ impl Bounded<i64> {
             entry.value = entry.value.saturating_add(delta);
             return Ok(entry.value);
         }
-        self.insert(name.to_owned(), delta, size_of::<i64>(), ttl, now)?;
+        self.put(name.to_owned(), delta, size_of::<i64>(), ttl, now)?;
         Ok(delta)
     }
 }

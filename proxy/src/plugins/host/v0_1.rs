@@ -20,7 +20,7 @@ impl HostState {
     fn dropped(&mut self, what: &str) {
         if self.store().log_dropped_write(Instant::now()) {
             tracing::warn!(
-                plugin = self.plugin.as_str(),
+                plugin = self.owner(),
                 "a {what} of this 0.1.0 plugin was dropped: its store is at its limits \
                  (0.2.0 components are told; see docs/plugins.md)"
             );
