@@ -198,3 +198,50 @@ impl Fleet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratelimit::{FleetSize, MAX_PER_MINUTE, RateLimiter};
+
+    fn redis_url() -> String {
+        std::env::var("GATEHOUSE_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+    }
+
+    /// Limits a plugin may ask for that Redis's arithmetic cannot take (0,
+    /// beyond a double's integers) are decided in Redis within bounds; none
+    /// of them passes for Redis going away.
+    #[tokio::test]
+    async fn any_limit_a_plugin_asks_for_is_decided_in_redis() {
+        let (telemetry, _events) = Telemetry::new();
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let fleet = Arc::new(
+            Fleet::new(&redis_url(), Duration::from_secs(2), telemetry, metrics).expect("a URL"),
+        );
+        let (_stop, stopped) = watch::channel(false);
+        let maintained = Arc::clone(&fleet);
+        tokio::spawn(async move { maintained.maintain(stopped).await });
+        for _ in 0..100 {
+            if fleet.connection.load().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            fleet.connection.load().is_some(),
+            "Redis at {}",
+            redis_url()
+        );
+        let limiter = RateLimiter::shared(Arc::clone(&fleet), Arc::new(FleetSize::default()));
+        let bucket = format!("limits-{}", uuid::Uuid::new_v4());
+        let first = limiter.check("t", &bucket, 0).await;
+        assert!(first.allowed && first.limit == 1, "{first:?}");
+        let second = limiter.check("t", &bucket, 0).await;
+        assert!(!second.allowed, "one a minute: {second:?}");
+        let huge = limiter.check("t", &bucket, u64::MAX).await;
+        assert!(huge.allowed && huge.limit == MAX_PER_MINUTE, "{huge:?}");
+        assert!(!fleet.down.load(Ordering::Relaxed), "Redis was never lost");
+        assert!(fleet.connection.load().is_some());
+    }
+}

@@ -52,6 +52,11 @@ impl FleetSize {
     }
 }
 
+/// The highest limit a bucket has: one request a microsecond, the
+/// resolution of Redis's clock in the fleet's script (whose arithmetic is
+/// in Lua numbers: doubles).
+pub const MAX_PER_MINUTE: u64 = 60_000_000;
+
 /// The node's limiter.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
@@ -75,8 +80,11 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one request from the tenant's bucket `key` of `per_minute`.
+    /// Takes one request from the tenant's bucket `key` of `per_minute`
+    /// (taken as at least 1 and at most [`MAX_PER_MINUTE`]: a plugin may
+    /// ask for any).
     pub async fn check(&self, tenant: &str, key: &str, per_minute: u64) -> Decision {
+        let per_minute = per_minute.clamp(1, MAX_PER_MINUTE);
         let Some(fleet) = &self.fleet else {
             return self.local.check(key, per_minute);
         };
