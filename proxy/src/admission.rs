@@ -45,6 +45,27 @@ pub struct RequestFacts<'a> {
     pub request_id: &'a str,
 }
 
+/// A request that does not go upstream: why, and what goes with the answer.
+#[derive(Debug)]
+pub struct Refused {
+    pub why: Refusal,
+    /// Tenant `auth` plugins that failed open on the way (to report).
+    pub skipped: Vec<(PluginRef, PluginFailure)>,
+    /// The `response-headers` of the `auth` plugins that proceeded, for
+    /// the answer whoever gives it.
+    pub response_headers: Vec<Header>,
+}
+
+impl From<Refusal> for Refused {
+    fn from(why: Refusal) -> Self {
+        Self {
+            why,
+            skipped: Vec::new(),
+            response_headers: Vec::new(),
+        }
+    }
+}
+
 /// Why a request does not go upstream.
 #[derive(Debug)]
 pub enum Refusal {
@@ -57,16 +78,17 @@ pub enum Refusal {
     PluginFailed(&'static str, PluginFailure, Arc<Route>),
     /// A tenant `auth` plugin that fails closed failed: 503 `plugin_failed`.
     TenantPluginFailed(PluginRef, PluginFailure, Arc<Route>),
-    /// A refusal after `auth` tenant plugins failed open (to report).
-    AfterSkipped(Box<Refusal>, Vec<(PluginRef, PluginFailure)>),
 }
 
-/// `refusal`, with the tenant plugins of `chain` that failed open on the way.
-fn after_skipped(refusal: Refusal, chain: Option<&mut RequestChain>) -> Refusal {
-    match chain.map(|chain| std::mem::take(&mut chain.skipped)) {
-        Some(skipped) if !skipped.is_empty() => Refusal::AfterSkipped(Box::new(refusal), skipped),
-        _ => refusal,
+/// `why`, with what the tenant plugins of `chain` left for the answer: those
+/// that failed open on the way, and the response headers of the others.
+fn refused(why: Refusal, chain: Option<&mut RequestChain>) -> Refused {
+    let mut refused = Refused::from(why);
+    if let Some(chain) = chain {
+        refused.skipped = std::mem::take(&mut chain.skipped);
+        refused.response_headers = std::mem::take(&mut chain.changes.response_headers);
     }
+    refused
 }
 
 /// Decides a request: 404 without an (enabled) route; the route's `auth`
@@ -84,7 +106,7 @@ pub async fn admit(
     registry: &Registry,
     request: RequestFacts<'_>,
     plugin_request: impl FnOnce(&Route) -> PluginRequest,
-) -> Result<Admitted, Refusal> {
+) -> Result<Admitted, Refused> {
     let route = config
         .routes
         .lookup(request.method, request.path)
@@ -106,11 +128,11 @@ pub async fn admit(
                 Ok(()) => {}
                 Err(Stop::Answered(response)) => {
                     let refusal = Refusal::Answered(response, Arc::clone(route));
-                    return Err(after_skipped(refusal, Some(chain)));
+                    return Err(refused(refusal, Some(chain)));
                 }
                 Err(Stop::Failed(plugin, failure)) => {
                     let refusal = Refusal::TenantPluginFailed(plugin, failure, Arc::clone(route));
-                    return Err(after_skipped(refusal, Some(chain)));
+                    return Err(refused(refusal, Some(chain)));
                 }
             }
         } else if route.auth_required {
@@ -118,14 +140,11 @@ pub async fn admit(
             chain.identify(consumer);
         }
         if route.auth_required && chain.consumer.is_none() {
-            return Err(after_skipped(refuse(Reject::INVALID_API_KEY), Some(chain)));
+            return Err(refused(refuse(Reject::INVALID_API_KEY), Some(chain)));
         }
     }
     let Some(upstream) = config.upstreams.get(&*route.service_id) else {
-        return Err(after_skipped(
-            refuse(Reject::SERVICE_UNAVAILABLE),
-            chain.as_mut(),
-        ));
+        return Err(refused(refuse(Reject::SERVICE_UNAVAILABLE), chain.as_mut()));
     };
     let mut admitted = Admitted {
         route: Arc::clone(route),
@@ -144,7 +163,7 @@ pub async fn admit(
             }
             Ok(RequestAction::Respond(response)) => {
                 let refusal = Refusal::Answered(response, Arc::clone(route));
-                return Err(after_skipped(refusal, Some(chain)));
+                return Err(refused(refusal, Some(chain)));
             }
             Err(failure) => admitted.failed_open = Some(("rate-limit", failure)),
         }
@@ -295,7 +314,7 @@ mod tests {
         .expect("no I/O on local limits");
         match decision {
             Ok(admitted) => Ok(admitted.consumer.map(|c| c.id.to_string())),
-            Err(refusal) => Err(refused_status(&refusal)),
+            Err(refused) => Err(refused_status(&refused.why)),
         }
     }
 
@@ -304,7 +323,6 @@ mod tests {
             Refusal::Reject(reject, _) => reject.status,
             Refusal::Answered(response, _) => response.status,
             Refusal::PluginFailed(..) | Refusal::TenantPluginFailed(..) => 503,
-            Refusal::AfterSkipped(refusal, _) => refused_status(refusal),
         }
     }
 

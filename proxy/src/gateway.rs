@@ -12,7 +12,7 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::admission::{self, Admitted, Refusal, RequestFacts};
+use crate::admission::{self, Admitted, Refusal, Refused, RequestFacts};
 use crate::body_limit::BodyLimit;
 use crate::drain::{InFlight, InFlightGuard};
 use crate::forwarding::{self, Forwarded};
@@ -205,11 +205,13 @@ impl ProxyHttp for Gateway {
         for (plugin, failure) in std::mem::take(&mut chain.skipped) {
             self.tenant_plugin_failed(ctx, &plugin, &failure, "fails open");
         }
+        // The headers of the plugins that proceeded are on the answer,
+        // whoever gives it.
+        for header in std::mem::take(&mut chain.changes.response_headers) {
+            chain::set_header(&mut ctx.response_headers, header);
+        }
         match outcome {
             Ok(()) => {
-                for header in &chain.changes.response_headers {
-                    chain::set_header(&mut ctx.response_headers, header.clone());
-                }
                 ctx.plugin_changes = chain.changes;
                 ctx.plugin_request = Some(chain.request);
                 Ok(false)
@@ -407,24 +409,20 @@ impl Gateway {
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        refusal: Refusal,
+        refused: Refused,
     ) -> Result<bool> {
-        let mut refusal = refusal;
-        while let Refusal::AfterSkipped(inner, skipped) = refusal {
-            for (plugin, failure) in skipped {
-                self.tenant_plugin_failed(ctx, &plugin, &failure, "fails open");
-            }
-            refusal = *inner;
+        for (plugin, failure) in refused.skipped {
+            self.tenant_plugin_failed(ctx, &plugin, &failure, "fails open");
         }
-        let reject = match refusal {
-            Refusal::AfterSkipped(..) => unreachable!("unwrapped by the loop above"),
+        let headers = &refused.response_headers;
+        let reject = match refused.why {
             Refusal::Reject(reject, route) => {
                 ctx.rejected_route = route;
                 reject
             }
             Refusal::Answered(response, route) => {
                 ctx.rejected_route = Some(route);
-                respond::send_local(session, &response, &ctx.request_id, &[]).await?;
+                respond::send_local(session, &response, &ctx.request_id, headers).await?;
                 return Ok(true);
             }
             Refusal::PluginFailed(name, failure, route) => {
@@ -442,7 +440,7 @@ impl Gateway {
             session,
             &reject,
             &ctx.request_id,
-            &[],
+            headers,
             Connection::KeepAlive,
         )
         .await?;
