@@ -1,5 +1,7 @@
-//! A circuit breaker per hook of a loaded plugin: after `failures` failed
-//! calls of a hook in a row (timeouts, out-of-memory, traps) that hook is
+//! A circuit breaker per hook of each plugin calling a loaded component (by
+//! plugin name, so two tenant plugins uploaded from the same bytes trip
+//! apart): after `failures` failed calls of a hook in a row (timeouts,
+//! out-of-memory, traps, invalid answers) that hook is
 //! not called for `cooldown`; its calls fail at once as `circuit_open` and
 //! the route's failure policy applies, so a broken plugin costs nothing on
 //! the hot path. After the cooldown one trial call goes through: success
@@ -8,7 +10,8 @@
 //! has its own breaker: an `on-log` that succeeds says nothing of an
 //! `on-request` that traps.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// When a breaker trips and for how long.
@@ -61,6 +64,34 @@ impl HookBreakers {
     /// The breaker of `hook`.
     pub fn of(&self, hook: Hook) -> &Breaker {
         &self.0[hook as usize]
+    }
+}
+
+/// The hook breakers of each plugin calling one loaded component, by
+/// plugin name (empty: the component's own calls, as the built-ins make).
+#[derive(Debug)]
+pub struct PluginBreakers {
+    settings: BreakerSettings,
+    by_name: Mutex<HashMap<Arc<str>, Arc<HookBreakers>>>,
+}
+
+impl PluginBreakers {
+    pub fn new(settings: BreakerSettings) -> Self {
+        Self {
+            settings,
+            by_name: Mutex::default(),
+        }
+    }
+
+    /// The breakers of the plugin `name`, made on its first call.
+    pub fn of(&self, name: &Arc<str>) -> Arc<HookBreakers> {
+        let mut by_name = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(breakers) = by_name.get(name) {
+            return Arc::clone(breakers);
+        }
+        let breakers = Arc::new(HookBreakers::new(self.settings));
+        by_name.insert(Arc::clone(name), Arc::clone(&breakers));
+        breakers
     }
 }
 
@@ -190,6 +221,29 @@ mod tests {
         assert!(b.admit().is_err(), "the third failure in a row opens it");
         b.record(None);
         assert!(b.admit().is_err(), "pool exhaustion changes nothing");
+    }
+
+    #[test]
+    fn each_plugin_name_has_its_own_breakers() {
+        let settings = BreakerSettings {
+            failures: 1,
+            cooldown: Duration::from_secs(60),
+        };
+        let plugins = PluginBreakers::new(settings);
+        let (one, other) = (Arc::from("one"), Arc::from("other"));
+        plugins.of(&one).of(Hook::Request).record(Some(false));
+        assert!(plugins.of(&one).of(Hook::Request).is_open());
+        assert!(!plugins.of(&other).of(Hook::Request).is_open());
+        assert!(!plugins.of(&one).of(Hook::Log).is_open());
+    }
+
+    #[test]
+    fn the_defaults_are_five_failures_and_ten_seconds() {
+        let settings = BreakerSettings::default();
+        assert_eq!(
+            (settings.failures, settings.cooldown),
+            (5, Duration::from_secs(10))
+        );
     }
 
     #[test]

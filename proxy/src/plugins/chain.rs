@@ -93,14 +93,14 @@ impl RequestChain {
             let ctx = base.for_plugin(&plugin.name, Arc::clone(&plugin.config_json));
             let result = match registry.get(&plugin.sha256) {
                 Some(loaded) if !loaded.implements(Hooks::ON_REQUEST) => continue,
-                Some(loaded) => loaded
-                    .on_request(&ctx, &self.request)
-                    .await
-                    .and_then(|action| output::check_request(&action).map(|()| action))
-                    .and_then(|action| {
+                Some(loaded) => {
+                    let check = |action: RequestAction| -> Result<_, PluginFailure> {
+                        output::check_request(&action)?;
                         let named = self.named_consumer(&ctx, phase, &action)?;
                         Ok((action, named))
-                    }),
+                    };
+                    loaded.on_request_checked(&ctx, &self.request, check).await
+                }
                 None => Err(registry.refusal(&plugin.sha256).map_or_else(
                     || PluginFailure::Unavailable("not loaded on this node yet".to_owned()),
                     PluginFailure::Refused,
@@ -249,10 +249,10 @@ pub async fn respond(
 ) -> ResponseOutcome {
     let mut outcome = ResponseOutcome::default();
     for (plugin, loaded, ctx) in with_hook(registry, base, plugins, Hooks::ON_RESPONSE) {
+        let check = |action: ResponseAction| output::check_response(&action).map(|()| action);
         let result = loaded
-            .on_response(&ctx, request, &response)
-            .await
-            .and_then(|action| output::check_response(&action).map(|()| action));
+            .on_response_checked(&ctx, (request, &response), check)
+            .await;
         match result {
             Ok(ResponseAction::Modify(changes)) => change_headers(
                 &mut response.headers,

@@ -14,7 +14,7 @@ use super::bindings::gatehouse::plugin::types::{
     Hooks, LogEntry, PluginInfo, Request, RequestAction, Response, ResponseAction,
 };
 use super::bindings::{Plugin, PluginPre};
-use super::breaker::{Hook, HookBreakers};
+use super::breaker::{Hook, PluginBreakers};
 use super::engine::{EPOCH_TICK, EngineSettings, Ticker};
 use super::host::{self, HostState, SharedState};
 use crate::compiled::CompiledConfig;
@@ -85,12 +85,10 @@ impl PluginFailure {
     /// What the failure says of the plugin, for its circuit breaker.
     fn verdict(&self) -> Option<bool> {
         match self {
-            Self::Timeout(_) | Self::OutOfMemory(_) | Self::Trap(_) => Some(false),
-            // Invalid answers are found by the chain, after the call.
-            Self::Unavailable(_)
-            | Self::CircuitOpen
-            | Self::InvalidOutput(_)
-            | Self::Refused(_) => None,
+            Self::Timeout(_) | Self::OutOfMemory(_) | Self::Trap(_) | Self::InvalidOutput(_) => {
+                Some(false)
+            }
+            Self::Unavailable(_) | Self::CircuitOpen | Self::Refused(_) => None,
         }
     }
 }
@@ -171,7 +169,7 @@ pub struct LoadedPlugin {
     /// One of the node's built-ins (see `HostState::bucket`).
     builtin: bool,
     hooks: Hooks,
-    breakers: HookBreakers,
+    breakers: PluginBreakers,
     pre: PluginPre<HostState>,
     engine: Engine,
     settings: EngineSettings,
@@ -208,7 +206,7 @@ impl LoadedPlugin {
             name,
             builtin,
             hooks: Hooks::all(),
-            breakers: HookBreakers::new(settings.breaker),
+            breakers: PluginBreakers::new(settings.breaker),
             pre,
             engine,
             settings,
@@ -241,9 +239,11 @@ impl LoadedPlugin {
         self.hooks.contains(hook)
     }
 
-    /// Whether the circuit breaker of `hook` is refusing calls.
-    pub fn circuit_open(&self, hook: Hook) -> bool {
-        self.breakers.of(hook).is_open()
+    /// Whether the circuit breaker of `hook` of the plugin `plugin` (a
+    /// tenant plugin's name; empty: the component's own calls) is refusing
+    /// calls.
+    pub fn circuit_open(&self, plugin: &str, hook: Hook) -> bool {
+        self.breakers.of(&Arc::from(plugin)).of(hook).is_open()
     }
 
     /// The plugin's name as loaded.
@@ -330,15 +330,16 @@ impl LoadedPlugin {
         result.map_err(|err| self.failure(&store, &err))
     }
 
-    /// Runs `call` of `hook` unless its circuit is open, and tells its
-    /// breaker how it went.
+    /// Runs `call` of `hook` for the plugin `ctx` names unless its circuit
+    /// is open, and tells its breaker how it went.
     async fn guarded<R>(
         &self,
+        ctx: &CallContext,
         hook: Hook,
         call: impl Future<Output = Result<R, PluginFailure>>,
     ) -> Result<R, PluginFailure> {
-        let admitted = self
-            .breakers
+        let breakers = self.breakers.of(&ctx.plugin);
+        let admitted = breakers
             .of(hook)
             .call()
             .map_err(|_| PluginFailure::CircuitOpen)?;
@@ -357,25 +358,38 @@ impl LoadedPlugin {
         ctx: &CallContext,
         request: &Request,
     ) -> Result<RequestAction, PluginFailure> {
-        self.guarded(Hook::Request, async {
+        self.on_request_checked(ctx, request, Ok).await
+    }
+
+    /// Calls `on-request` and checks its answer with `check` as part of the
+    /// call: an answer `check` refuses (`invalid_output`) counts against
+    /// the plugin's breaker as a trap does.
+    pub async fn on_request_checked<T>(
+        &self,
+        ctx: &CallContext,
+        request: &Request,
+        check: impl FnOnce(RequestAction) -> Result<T, PluginFailure>,
+    ) -> Result<T, PluginFailure> {
+        self.guarded(ctx, Hook::Request, async {
             let (plugin, mut store) = self.instance(ctx).await?;
             let result = plugin.call_on_request(&mut store, request).await;
-            self.finish(plugin, store, result)
+            self.finish(plugin, store, result).and_then(check)
         })
         .await
     }
 
-    /// Calls `on-response`.
-    pub async fn on_response(
+    /// Calls `on-response`, its answer checked by `check` as
+    /// [`LoadedPlugin::on_request_checked`] does.
+    pub async fn on_response_checked<T>(
         &self,
         ctx: &CallContext,
-        request: &Request,
-        response: &Response,
-    ) -> Result<ResponseAction, PluginFailure> {
-        self.guarded(Hook::Response, async {
+        (request, response): (&Request, &Response),
+        check: impl FnOnce(ResponseAction) -> Result<T, PluginFailure>,
+    ) -> Result<T, PluginFailure> {
+        self.guarded(ctx, Hook::Response, async {
             let (plugin, mut store) = self.instance(ctx).await?;
             let result = plugin.call_on_response(&mut store, request, response).await;
-            self.finish(plugin, store, result)
+            self.finish(plugin, store, result).and_then(check)
         })
         .await
     }
@@ -399,7 +413,7 @@ impl LoadedPlugin {
             status: 0,
             latency_ms: 0.0,
         };
-        self.guarded(Hook::Log, async {
+        self.guarded(ctx, Hook::Log, async {
             let (plugin, mut store) = self.instance(ctx).await?;
             store.data_mut().finished = std::mem::take(records);
             let result = plugin.call_on_log(&mut store, &entry).await;
@@ -413,7 +427,7 @@ impl LoadedPlugin {
 
     /// Calls `on-log`.
     pub async fn on_log(&self, ctx: &CallContext, entry: &LogEntry) -> Result<(), PluginFailure> {
-        self.guarded(Hook::Log, async {
+        self.guarded(ctx, Hook::Log, async {
             let (plugin, mut store) = self.instance(ctx).await?;
             let result = plugin.call_on_log(&mut store, entry).await;
             self.finish(plugin, store, result)
