@@ -152,7 +152,8 @@ async fn every_template_builds_and_goes_live_on_a_route() {
         "--config",
         kept,
     ];
-    gatehouse(&[&first[..], &["--failure-policy", "open"]].concat(), &env).expect("push");
+    let settings = ["--failure-policy", "open", "--phase", "auth"];
+    gatehouse(&[&first[..], &settings[..]].concat(), &env).expect("push");
     let manifest = dir.join("gatehouse-plugin.json");
     let text = std::fs::read_to_string(&manifest).expect("manifest");
     std::fs::write(&manifest, text.replace("\"0.1.0\"", "\"0.2.0\"")).expect("write");
@@ -182,6 +183,7 @@ async fn every_template_builds_and_goes_live_on_a_route() {
         json!({ "header": "x-made-by", "value": "kept" })
     );
     assert_eq!(attached[1]["failurePolicy"], "open", "{route}");
+    assert_eq!(attached[1]["phase"], "auth", "{route}");
     let url = format!("{}/shared", node.base);
     let live = async {
         loop {
@@ -206,6 +208,12 @@ async fn every_template_builds_and_goes_live_on_a_route() {
     )
     .expect_err("no such route");
     assert!(elsewhere.contains("no route no-such-route"), "{elsewhere}");
+    let https = gatehouse(
+        &["push", "--dir", path(&dir), "--url", "https://127.0.0.1:1"],
+        &env,
+    )
+    .expect_err("not over HTTPS yet");
+    assert!(https.contains("does not speak HTTPS"), "{https}");
     let after = tenant.send(Method::GET, "/plugins", None).await;
     assert_eq!(after.as_array().map(Vec::len), Some(5), "{after}");
     // Another build under a stored version: refused, asking for a version.

@@ -226,6 +226,17 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
         !forwarded.contains_key("x-consumer-id") && !forwarded.contains_key("injected"),
         "{body}"
     );
+    // Those invalid answers were failures enough to trip the plugin's
+    // on-request breaker; after its cooldown a call goes through again.
+    set_plugins(json!({ "mode": "header" }), "open").await;
+    eventually_within(Duration::from_secs(20), "the breaker to close", || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let body = json_at(&client, &url).await;
+            body["headers"]["x-testbed"] == "GET /things/1"
+        }
+    })
+    .await;
 
     // A failure in on-log (after the response went out) is counted and
     // recorded too; the request itself is unaffected.
@@ -690,5 +701,176 @@ async fn each_plugin_keeps_its_own_bounded_state() {
         restarted["headers"]["x-legacy-last"], "/ready",
         "{restarted}"
     );
+    node.process.terminate();
+}
+
+/// A plugin's store is kept across a new version of the plugin (here one
+/// built against 0.1.0, which counts the same `hits`) and lasts while a
+/// route has a plugin of that name attached; once none has, the node drops
+/// it, and the plugin attached again starts afresh.
+#[tokio::test]
+async fn a_plugins_store_lasts_while_it_is_attached() {
+    let stage = Stage::new("plugin-store-life").await;
+    let (tenant, service) = (&stage.tenant, &stage.service);
+    let first = tenant.upload_plugin("counter", TESTBED).await;
+    let response = tenant
+        .http
+        .post(format!("{}/plugins?name=counter&version=2", tenant.api))
+        .bearer_auth(&tenant.token)
+        .header("content-type", "application/wasm")
+        .body(TESTBED_0_1.to_vec())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let second = response.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let route = tenant.route("GET", "/state/:n", service, false).await;
+    let attach = |plugin: Option<&str>| {
+        let plugins = match plugin {
+            Some(id) => json!([{ "pluginId": id, "config": { "mode": "state" } }]),
+            None => json!([]),
+        };
+        let path = format!("/routes/{route}");
+        async move {
+            tenant
+                .send(
+                    reqwest::Method::PATCH,
+                    &path,
+                    Some(json!({ "plugins": plugins })),
+                )
+                .await
+        }
+    };
+    attach(Some(&first)).await;
+    let node = stage.node(&[]).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/state/1", node.base);
+    let seen = |header: &'static str| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let body = json_at(&client, &url).await;
+            body["headers"][header].as_str().map(str::to_owned)
+        }
+    };
+    eventually("the plugin to run", || async {
+        seen("x-hits").await.is_some()
+    })
+    .await;
+    let counted: i64 = seen("x-hits")
+        .await
+        .expect("hits")
+        .parse()
+        .expect("a count");
+
+    attach(Some(&second)).await;
+    eventually("the new version to run", || async {
+        seen("x-legacy-hits").await.is_some()
+    })
+    .await;
+    let after: i64 = seen("x-legacy-hits")
+        .await
+        .expect("hits")
+        .parse()
+        .expect("a count");
+    assert!(
+        after > counted + 1,
+        "the same counter, counted on: {counted} then {after}"
+    );
+
+    attach(None).await;
+    eventually("the plugin to be detached", || async {
+        seen("x-legacy-hits").await.is_none()
+    })
+    .await;
+    attach(Some(&first)).await;
+    eventually("the plugin to run again", || async {
+        seen("x-hits").await.is_some()
+    })
+    .await;
+    let fresh: i64 = seen("x-hits")
+        .await
+        .expect("hits")
+        .parse()
+        .expect("a count");
+    assert_eq!(
+        fresh, 2,
+        "a new store, which counted the request that saw it run, then this one ({after} before)"
+    );
+    node.process.terminate();
+}
+
+/// A plugin's `response-headers` are on the response whoever answers the
+/// request after it proceeded: the upstream, a later plugin, the gateway's
+/// 503 for a later plugin failing closed, or its 401 after an `auth`
+/// plugin that named no consumer.
+#[tokio::test]
+async fn response_headers_reach_whoever_answers() {
+    let stage = Stage::new("plugin-response-headers").await;
+    let (tenant, service) = (&stage.tenant, &stage.service);
+    // Two plugins from the same bytes: the stopper's failures are its own.
+    let tagger = tenant.upload_plugin("tagger", TESTBED).await;
+    let stopper = tenant.upload_plugin("stopper", TESTBED).await;
+    let tag = json!({ "pluginId": tagger, "config": { "mode": "tag" } });
+    let routes = [
+        ("/tagged/upstream", false, json!([tag.clone()])),
+        (
+            "/tagged/answered",
+            false,
+            json!([tag.clone(), { "pluginId": stopper, "config": { "mode": "deny" } }]),
+        ),
+        (
+            "/tagged/failed",
+            false,
+            json!([tag, { "pluginId": stopper, "config": { "mode": "panic" } }]),
+        ),
+        (
+            "/tagged/unauthenticated",
+            true,
+            json!([{ "pluginId": tagger, "config": { "mode": "tag" }, "phase": "auth" }]),
+        ),
+    ];
+    for (path, auth, plugins) in routes {
+        tenant
+            .send(
+                reqwest::Method::POST,
+                "/routes",
+                Some(json!({
+                    "method": "GET", "pathPattern": path, "serviceId": service,
+                    "authRequired": auth, "plugins": plugins,
+                })),
+            )
+            .await;
+    }
+    let node = stage.node(&[]).await;
+    let client = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let (client, url) = (client.clone(), format!("{}{path}", node.base));
+        async move { client.get(url).send().await.expect("sent") }
+    };
+    eventually("the plugins to run", || async {
+        get("/tagged/upstream")
+            .await
+            .headers()
+            .contains_key("x-tagged")
+    })
+    .await;
+    for (path, status) in [
+        ("/tagged/upstream", StatusCode::OK),
+        ("/tagged/answered", StatusCode::FORBIDDEN),
+        ("/tagged/failed", StatusCode::SERVICE_UNAVAILABLE),
+        ("/tagged/unauthenticated", StatusCode::UNAUTHORIZED),
+    ] {
+        let response = get(path).await;
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(
+            response.headers().get("x-tagged").map(|v| v.as_bytes()),
+            Some(&b"yes"[..]),
+            "{path}: {:?}",
+            response.headers()
+        );
+    }
     node.process.terminate();
 }

@@ -149,6 +149,7 @@ pub fn run_with_exit_hook(
         Arc::new(limiter),
         args.request_logs,
     )?);
+    let syncer = syncer.with_plugin_stores(builtins.shared.stores());
     match syncer.restore() {
         Ok(Some(version)) => tracing::info!(version, "restored the saved config"),
         Ok(None) => tracing::info!("no saved config; waiting for the control plane"),

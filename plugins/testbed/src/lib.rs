@@ -16,7 +16,9 @@
 //! refusal in `x-kv-refusal`, the usage in `x-kv-entries` and
 //! `x-kv-bytes`, a 65 KiB value's refusal in `x-kv-oversized`); `expiring`
 //! says whether the key `t` is there (`x-kv-t`), setting it for three
-//! seconds when it is not.
+//! seconds when it is not. `tag` proceeds with the response header
+//! `x-tagged: yes` (`response-headers`); `rate-32` checks a rate 32 times
+//! and proceeds, `rate-loop` checks one more time than that.
 
 wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
 
@@ -54,7 +56,22 @@ impl Guest for Testbed {
                 response_headers: vec![],
             })
         };
+        let check_rates = |times| {
+            for _ in 0..times {
+                counters::check_rate("loop", 1_000_000);
+            }
+            proceed(vec![], None)
+        };
         match mode().as_str() {
+            "tag" => RequestAction::Proceed(RequestChanges {
+                set_headers: vec![],
+                remove_headers: vec![],
+                rewrite_path: None,
+                consumer_id: None,
+                response_headers: vec![header("x-tagged", "yes")],
+            }),
+            "rate-32" => check_rates(32),
+            "rate-loop" => check_rates(33),
             "deny" => RequestAction::Respond(LocalResponse {
                 status: 403,
                 headers: vec![Header { name: "content-type".into(), value: "text/plain".into() }],

@@ -13,11 +13,12 @@ mod bindings {
     // plugins are linked without the request log (see `engine`); their
     // exports are the same. Calls are async so that a host function may
     // wait on I/O (a rate-limit decision in Redis) without blocking the
-    // proxy's worker thread.
+    // proxy's worker thread; that one may also trap the call (past the
+    // number of checks a call may make, see `host::MAX_RATE_CHECKS`).
     wasmtime::component::bindgen!({
         world: "builtin",
         path: "../wit",
-        imports: { "gatehouse:plugin/counters.check-rate": async },
+        imports: { "gatehouse:plugin/counters.check-rate": async | trappable },
         exports: { default: async },
     });
 
@@ -32,7 +33,7 @@ mod bindings_v0_1 {
     wasmtime::component::bindgen!({
         world: "plugin",
         path: "../wit/0.1.0",
-        imports: { "gatehouse:plugin/counters.check-rate": async },
+        imports: { "gatehouse:plugin/counters.check-rate": async | trappable },
         exports: { default: async },
     });
 }

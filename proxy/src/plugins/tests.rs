@@ -323,8 +323,8 @@ async fn a_plugin_that_keeps_failing_is_tripped_then_tried_again() {
         // Another hook's successes do not reset this hook's breaker.
         assert!(plugin.on_log(&mode("panic"), &log_entry()).await.is_ok());
     }
-    assert!(plugin.circuit_open(Hook::Request));
-    assert!(!plugin.circuit_open(Hook::Log));
+    assert!(plugin.circuit_open("", Hook::Request));
+    assert!(!plugin.circuit_open("", Hook::Log));
     // Open: even a good call is refused at once, without running.
     let refused = plugin
         .on_request(&mode("header"), &request())
@@ -334,7 +334,61 @@ async fn a_plugin_that_keeps_failing_is_tripped_then_tried_again() {
     // After the cooldown one trial goes through and closes it.
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(plugin.on_request(&mode("header"), &request()).await.is_ok());
-    assert!(!plugin.circuit_open(Hook::Request));
+    assert!(!plugin.circuit_open("", Hook::Request));
+}
+
+/// An answer the chain refuses is a failure of the call for the breaker,
+/// which is the plugin's own: another plugin loaded from the same bytes
+/// keeps its circuit closed.
+#[tokio::test]
+async fn invalid_answers_trip_the_breaker_of_their_plugin_alone() {
+    let engine = engine();
+    let plugin = engine.load("testbed", TESTBED).expect("loads");
+    let of = |name: &str, mode_name: &str| {
+        mode(mode_name).for_plugin(&Arc::from(name), mode(mode_name).config_json)
+    };
+    let checked = |action: RequestAction| output::check_request(&action).map(|()| action);
+    for _ in 0..3 {
+        let failure = plugin
+            .on_request_checked(&of("one", "garbage"), &request(), checked)
+            .await
+            .expect_err("an invalid answer");
+        assert_eq!(failure.reason(), "invalid_output");
+    }
+    assert!(plugin.circuit_open("one", Hook::Request));
+    let refused = plugin
+        .on_request_checked(&of("one", "header"), &request(), checked)
+        .await
+        .expect_err("circuit open");
+    assert_eq!(refused.reason(), "circuit_open");
+    assert!(!plugin.circuit_open("other", Hook::Request));
+    plugin
+        .on_request_checked(&of("other", "header"), &request(), checked)
+        .await
+        .expect("another plugin's circuit is closed");
+}
+
+/// A call checks rates at most 32 times: the 33rd check traps it.
+#[tokio::test]
+async fn a_plugin_checking_rates_in_a_loop_traps() {
+    let engine = engine_with_deadline(Duration::from_secs(2));
+    let plugin = engine.load("testbed", TESTBED).expect("loads");
+    let failure = plugin
+        .on_request(&mode("rate-loop"), &request())
+        .await
+        .expect_err("traps");
+    assert_eq!(failure.reason(), "trap");
+    assert!(
+        failure
+            .to_string()
+            .contains("more than 32 check-rate calls"),
+        "{failure}"
+    );
+    let within = plugin
+        .on_request(&mode("rate-32"), &request())
+        .await
+        .expect("32 checks are allowed");
+    assert!(matches!(within, RequestAction::Proceed(_)));
 }
 
 #[tokio::test]
@@ -422,4 +476,23 @@ async fn kept_instances_serve_again_and_a_failed_one_is_dropped() {
         plugin.on_request(&mode("deny"), &request()).await,
         Ok(RequestAction::Respond(_))
     ));
+}
+
+/// The limits docs/plugins.md states, as the node's defaults (the node's
+/// flags default to them too: `--plugin-deadline-ms`, `--plugin-memory-mb`).
+#[test]
+fn the_sandbox_defaults_are_the_documented_ones() {
+    let settings = EngineSettings::default();
+    assert_eq!(settings.call_deadline, Duration::from_millis(10));
+    assert_eq!(settings.max_memory, 16 << 20);
+    assert_eq!(settings.breaker, breaker::BreakerSettings::default());
+    let flags = <crate::flags::ProxyArgs as clap::Parser>::parse_from([
+        "gatehouse-proxy",
+        "--control-url",
+        "http://127.0.0.1:1",
+        "--gateway-key",
+        "gk_x",
+    ]);
+    assert_eq!(flags.plugin_deadline_ms, 10);
+    assert_eq!(flags.plugin_memory_mb, 16);
 }

@@ -30,6 +30,7 @@ use tokio::sync::{Notify, watch};
 use crate::compiled::CompiledConfig;
 use crate::live::LiveConfig;
 use crate::plugins::Registry;
+use crate::plugins::host::PluginStores;
 use crate::state_dir::{StateDir, StateError, TenantState};
 use crate::telemetry::outbox::Outbox;
 
@@ -73,6 +74,8 @@ pub struct Syncer {
     status: Arc<SyncStatus>,
     shipping: Shipping,
     plugins: Option<Arc<Registry>>,
+    /// The plugins' stores, pruned to the plugins each config attaches.
+    stores: Option<PluginStores>,
 }
 
 impl Syncer {
@@ -92,12 +95,19 @@ impl Syncer {
             status: Arc::default(),
             shipping,
             plugins: None,
+            stores: None,
         }
     }
 
     /// Also keeps the tenant plugins the config refers to in `registry`.
     pub fn with_plugins(mut self, registry: Arc<Registry>) -> Self {
         self.plugins = Some(registry);
+        self
+    }
+
+    /// Also drops the stores of plugins a new config no longer attaches.
+    pub fn with_plugin_stores(mut self, stores: PluginStores) -> Self {
+        self.stores = Some(stores);
         self
     }
 

@@ -283,6 +283,9 @@ impl Syncer {
             }
         };
         self.live.install(compiled);
+        if let Some(stores) = &self.stores {
+            stores.keep_attached(&snapshot);
+        }
         self.status
             .snapshots
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

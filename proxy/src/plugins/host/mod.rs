@@ -21,13 +21,16 @@ pub mod store;
 mod v0_1;
 mod wasi;
 
+pub use counters::MAX_RATE_CHECKS;
 pub use log::{MAX_LOG_LINES, MAX_LOG_MESSAGE};
 pub(super) use request_logs::shipped_records;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gatehouse_protocol::ConfigSnapshot;
+use sha2::{Digest, Sha256};
 use wasmtime::ResourceLimiter;
 
 use super::bindings::gatehouse::plugin::request_logs::Shipped;
@@ -39,15 +42,15 @@ use store::PluginStore;
 use wasi::Wasi;
 
 /// State shared by every call of a node's plugins: the rate limiter, and
-/// each plugin's own store (by plugin name).
+/// each plugin's own store.
 #[derive(Debug, Default, Clone)]
 pub struct SharedState {
     limiter: Arc<RateLimiter>,
-    stores: Arc<Mutex<HashMap<Arc<str>, SharedStore>>>,
+    stores: PluginStores,
 }
 
-/// One plugin's store, as its calls share it.
-type SharedStore = Arc<Mutex<PluginStore>>;
+/// The longest rate-bucket key kept as it is (see `HostState::bucket`).
+pub const MAX_BUCKET_KEY: usize = 256;
 
 impl SharedState {
     /// Shared state deciding rate limits with `limiter`.
@@ -58,15 +61,66 @@ impl SharedState {
         }
     }
 
-    /// The store of the plugin named `plugin`, made on first use.
-    fn store_of(&self, plugin: &str) -> SharedStore {
-        let mut stores = lock(&self.stores);
-        if let Some(store) = stores.get(plugin) {
+    /// The plugins' stores, which the node prunes as its config changes.
+    pub fn stores(&self) -> PluginStores {
+        self.stores.clone()
+    }
+}
+
+/// Every plugin's store on the node, by plugin name. A store is made on
+/// the plugin's first use of it and lasts while a route of the node's
+/// config has a plugin of that name attached, so the node holds at most
+/// one store's limits per attached plugin.
+#[derive(Debug, Default, Clone)]
+pub struct PluginStores(Arc<Mutex<Stores>>);
+
+#[derive(Debug, Default)]
+struct Stores {
+    by_name: HashMap<Arc<str>, SharedStore>,
+    /// The plugins the node's config attaches (`None` until a config says).
+    attached: Option<HashSet<Arc<str>>>,
+}
+
+/// One plugin's store, as its calls share it.
+type SharedStore = Arc<Mutex<PluginStore>>;
+
+impl PluginStores {
+    /// The store of the plugin named `plugin`, made on first use. A plugin
+    /// the config no longer attaches (a call still running on the config
+    /// before) gets an empty store of its own, kept by nobody: what it
+    /// writes there is gone with the call.
+    fn of(&self, plugin: &str) -> SharedStore {
+        let mut stores = lock(&self.0);
+        if let Some(store) = stores.by_name.get(plugin) {
             return Arc::clone(store);
         }
         let store = Arc::new(Mutex::new(PluginStore::default()));
-        stores.insert(Arc::from(plugin), Arc::clone(&store));
+        if stores
+            .attached
+            .as_ref()
+            .is_none_or(|attached| attached.contains(plugin))
+        {
+            stores.by_name.insert(Arc::from(plugin), Arc::clone(&store));
+        }
         store
+    }
+
+    /// Drops the stores of the plugins no route of `snapshot` (enabled or
+    /// not) has attached, and keeps none for them from now on.
+    pub fn keep_attached(&self, snapshot: &ConfigSnapshot) {
+        let attached: HashSet<Arc<str>> = snapshot
+            .routes
+            .iter()
+            .flat_map(|route| route.plugins.iter().map(|plugin| Arc::clone(&plugin.name)))
+            .collect();
+        let mut stores = lock(&self.0);
+        stores.by_name.retain(|name, _| attached.contains(name));
+        stores.attached = Some(attached);
+    }
+
+    /// The plugins the node keeps a store for, by name.
+    pub fn held(&self) -> Vec<Arc<str>> {
+        lock(&self.0).by_name.keys().cloned().collect()
     }
 }
 
@@ -88,6 +142,8 @@ pub struct HostState {
     cpu_mark: Option<Duration>,
     /// Lines written to the node's log in this call.
     log_lines: u32,
+    /// `check-rate` calls made in this call.
+    rate_checks: u32,
     /// The empty WASI context, built on a plugin's first WASI call.
     wasi: Option<Box<Wasi>>,
     /// The requests being logged (an `on-log` call of the request log).
@@ -115,6 +171,7 @@ impl HostState {
             host_wait: Duration::ZERO,
             cpu_mark: None,
             log_lines: 0,
+            rate_checks: 0,
             wasi: None,
             finished: Vec::new(),
             shipped: Vec::new(),
@@ -140,14 +197,24 @@ impl HostState {
         let (ctx, plugin) = (&self.ctx, &self.plugin);
         lock(
             self.store
-                .get_or_insert_with(|| ctx.shared.store_of(owner(ctx, plugin))),
+                .get_or_insert_with(|| ctx.shared.stores.of(owner(ctx, plugin))),
         )
     }
 
     /// The node-wide rate bucket of the plugin's bucket `key`: a tenant
     /// plugin's own (`plugin:<name>:<key>`, a prefix the built-ins' keys
-    /// never start with), a built-in's as it names it.
+    /// never start with), a built-in's as it names it. A key longer than
+    /// [`MAX_BUCKET_KEY`] is named by its SHA-256 (`sha256:<hex>`), so a
+    /// bucket costs the node and Redis a bounded size whatever key a plugin
+    /// passes.
     fn bucket(&self, key: &str) -> String {
+        let digest;
+        let key = if key.len() > MAX_BUCKET_KEY {
+            digest = format!("sha256:{:x}", Sha256::digest(key.as_bytes()));
+            &digest
+        } else {
+            key
+        };
         if self.builtin {
             key.to_owned()
         } else {
@@ -237,4 +304,70 @@ fn test_state(shared: &SharedState) -> HostState {
         ..CallContext::default()
     };
     HostState::new(ctx, "t".into(), false, 1 << 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config whose routes attach the plugins `names`, one route each.
+    fn attaching(names: &[&str]) -> ConfigSnapshot {
+        let routes: Vec<_> = names
+            .iter()
+            .enumerate()
+            .map(|(n, name)| {
+                serde_json::json!({
+                    "id": format!("r{n}"), "method": "GET", "pathPattern": format!("/{n}"),
+                    "serviceId": "s", "authRequired": false, "rateLimitOverride": null,
+                    "enabled": n % 2 == 0,
+                    "plugins": [{ "pluginId": "p", "name": name, "sha256": "00",
+                                  "configJson": "{}", "failurePolicy": "closed" }],
+                })
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "tenantId": "t", "version": 1, "revision": "r", "services": [],
+            "routes": routes, "consumers": [],
+        }))
+        .expect("a snapshot")
+    }
+
+    fn write(stores: &PluginStores, plugin: &str, key: &str) {
+        let store = stores.of(plugin);
+        lock(&store)
+            .kv
+            .insert(key.to_owned(), b"v".to_vec(), 1, None, Instant::now())
+            .expect("stored");
+    }
+
+    fn holds(stores: &PluginStores, plugin: &str, key: &str) -> bool {
+        lock(&stores.of(plugin))
+            .kv
+            .get(key, Instant::now())
+            .is_some()
+    }
+
+    #[test]
+    fn stores_last_while_a_route_attaches_their_plugin() {
+        let stores = PluginStores::default();
+        for plugin in ["kept", "on-a-disabled-route", "detached"] {
+            write(&stores, plugin, "k");
+        }
+        stores.keep_attached(&attaching(&["kept", "on-a-disabled-route"]));
+        let mut held = stores.held();
+        held.sort();
+        assert_eq!(held, [Arc::from("kept"), Arc::from("on-a-disabled-route")]);
+        assert!(holds(&stores, "kept", "k") && holds(&stores, "on-a-disabled-route", "k"));
+        // A call of the detached plugin still running writes to a store
+        // that nobody keeps.
+        write(&stores, "detached", "late");
+        assert!(!holds(&stores, "detached", "late"));
+        assert!(!stores.held().contains(&Arc::from("detached")));
+        // Attached again, it starts empty and is kept.
+        stores.keep_attached(&attaching(&["kept", "detached"]));
+        assert!(!holds(&stores, "detached", "k"));
+        write(&stores, "detached", "k");
+        assert!(holds(&stores, "detached", "k"));
+        assert!(!stores.held().contains(&Arc::from("on-a-disabled-route")));
+    }
 }

@@ -77,16 +77,20 @@ impl counters::Host for HostState {
         }
     }
 
-    async fn check_rate(&mut self, key: String, per_minute: u64) -> counters::LimitDecision {
+    async fn check_rate(
+        &mut self,
+        key: String,
+        per_minute: u64,
+    ) -> wasmtime::Result<counters::LimitDecision> {
         let decision =
-            current::gatehouse::plugin::counters::Host::check_rate(self, key, per_minute).await;
-        counters::LimitDecision {
+            current::gatehouse::plugin::counters::Host::check_rate(self, key, per_minute).await?;
+        Ok(counters::LimitDecision {
             allowed: decision.allowed,
             limit: decision.limit,
             remaining: decision.remaining,
             reset_seconds: decision.reset_seconds,
             retry_after_seconds: decision.retry_after_seconds,
-        }
+        })
     }
 }
 
