@@ -218,25 +218,39 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
     // HTTP): that is a failure, never forwarded.
     set_plugins(json!({ "mode": "garbage" }), "closed").await;
     until_status(&client, url.clone(), None, StatusCode::SERVICE_UNAVAILABLE).await;
+    // (The 503s until the next change arrives may trip the breaker: a
+    // plugin that answers well closes it again after its cooldown.)
+    set_plugins(json!({ "mode": "header" }), "open").await;
+    let runs = || {
+        let (client, url) = (client.clone(), url.clone());
+        async move { json_at(&client, &url).await["headers"]["x-testbed"] == "GET /things/1" }
+    };
+    eventually_within(Duration::from_secs(20), "the plugin to answer well", runs).await;
+    // Failing open, the invalid answer is skipped, not forwarded.
     set_plugins(json!({ "mode": "garbage" }), "open").await;
-    until_status(&client, url.clone(), None, StatusCode::OK).await;
-    let body = json_at(&client, &url).await;
+    let body = loop {
+        let body = json_at(&client, &url).await;
+        if body["headers"]["x-testbed"].is_null() {
+            break body;
+        }
+    };
     let forwarded = body["headers"].as_object().expect("headers");
     assert!(
         !forwarded.contains_key("x-consumer-id") && !forwarded.contains_key("injected"),
         "{body}"
     );
-    // Those invalid answers were failures enough to trip the plugin's
-    // on-request breaker; after its cooldown a call goes through again.
+    // Invalid answers count against the plugin's on-request breaker: five
+    // in a row open it, and the next call is refused without running.
+    let circuit_open =
+        "gatehouse_plugin_failures_total{plugin=\"testbed\",reason=\"circuit_open\"}";
+    let refused_before = metric(&node.metrics().await, circuit_open);
+    for _ in 0..5 {
+        json_at(&client, &url).await;
+    }
+    assert!(metric(&node.metrics().await, circuit_open) > refused_before);
+    // After its cooldown a call goes through again.
     set_plugins(json!({ "mode": "header" }), "open").await;
-    eventually_within(Duration::from_secs(20), "the breaker to close", || {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            let body = json_at(&client, &url).await;
-            body["headers"]["x-testbed"] == "GET /things/1"
-        }
-    })
-    .await;
+    eventually_within(Duration::from_secs(20), "the breaker to close", runs).await;
 
     // A failure in on-log (after the response went out) is counted and
     // recorded too; the request itself is unaffected.
@@ -298,6 +312,15 @@ async fn tenant_plugins_run_on_the_node_with_their_failure_policy() {
         .expect("sent");
     assert_eq!(delete.status(), StatusCode::CONFLICT);
     node.process.terminate();
+}
+
+/// The value of the sample `series` (name and labels) in `metrics`, 0 when
+/// absent.
+fn metric(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Whether `tenant` has a `plugin_failed` error event of the plugin
@@ -831,15 +854,21 @@ async fn response_headers_reach_whoever_answers() {
             true,
             json!([{ "pluginId": tagger, "config": { "mode": "tag" }, "phase": "auth" }]),
         ),
+        (
+            "/tagged/limited",
+            false,
+            json!([{ "pluginId": tagger, "config": { "mode": "tag" }, "phase": "auth" }]),
+        ),
     ];
     for (path, auth, plugins) in routes {
+        let limit = (path == "/tagged/limited").then_some(1);
         tenant
             .send(
                 reqwest::Method::POST,
                 "/routes",
                 Some(json!({
                     "method": "GET", "pathPattern": path, "serviceId": service,
-                    "authRequired": auth, "plugins": plugins,
+                    "authRequired": auth, "plugins": plugins, "rateLimitOverride": limit,
                 })),
             )
             .await;
@@ -857,20 +886,35 @@ async fn response_headers_reach_whoever_answers() {
             .contains_key("x-tagged")
     })
     .await;
+    // The limit of one a minute: the second request is the 429.
+    assert_eq!(get("/tagged/limited").await.status(), StatusCode::OK);
     for (path, status) in [
         ("/tagged/upstream", StatusCode::OK),
         ("/tagged/answered", StatusCode::FORBIDDEN),
         ("/tagged/failed", StatusCode::SERVICE_UNAVAILABLE),
         ("/tagged/unauthenticated", StatusCode::UNAUTHORIZED),
+        ("/tagged/limited", StatusCode::TOO_MANY_REQUESTS),
     ] {
         let response = get(path).await;
         assert_eq!(response.status(), status, "{path}");
+        let header = |name: &str| response.headers().get(name).map(|v| v.as_bytes().to_vec());
         assert_eq!(
-            response.headers().get("x-tagged").map(|v| v.as_bytes()),
-            Some(&b"yes"[..]),
+            header("x-tagged"),
+            Some(b"yes".to_vec()),
             "{path}: {:?}",
             response.headers()
         );
+        // The node's own error JSON keeps its content type.
+        let own = status.is_server_error()
+            || status == StatusCode::UNAUTHORIZED
+            || status == StatusCode::TOO_MANY_REQUESTS;
+        if own {
+            assert_eq!(
+                header("content-type"),
+                Some(b"application/json".to_vec()),
+                "{path}"
+            );
+        }
     }
     node.process.terminate();
 }

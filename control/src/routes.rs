@@ -25,7 +25,7 @@ pub const METHODS: [&str; 8] = [
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY",
 ];
 /// The highest per-minute override accepted.
-pub const MAX_RATE_LIMIT: i64 = 1_000_000_000;
+pub const MAX_RATE_LIMIT: i64 = gatehouse_protocol::MAX_REQUESTS_PER_MINUTE as i64;
 
 /// A route: which requests go to which service, and under which policy.
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]

@@ -24,7 +24,7 @@ pub const DEFAULT_TIERS: [(&str, Option<i64>); 4] = [
     ("unlimited", None),
 ];
 /// The highest limit accepted, per minute.
-pub const MAX_PER_MINUTE: i64 = 1_000_000_000;
+pub const MAX_PER_MINUTE: i64 = gatehouse_protocol::MAX_REQUESTS_PER_MINUTE as i64;
 const MAX_TIERS: usize = 100;
 
 /// One tier.

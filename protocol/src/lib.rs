@@ -19,3 +19,9 @@ pub use config::{
     RoutePluginConfig, ServiceConfig,
 };
 pub use route_pattern::{PatternError, RoutePattern, Segment};
+
+/// The highest rate limit a bucket can have, per minute: one request a
+/// microsecond, the resolution of the clock the fleet's limit script
+/// counts in. The control plane accepts no higher tier or override, and a
+/// node takes a higher limit a plugin asks for as this one.
+pub const MAX_REQUESTS_PER_MINUTE: u32 = 60_000_000;

@@ -80,7 +80,7 @@ pub enum Connection {
 }
 
 /// Writes `reject` as the whole response, with `extra` headers (the
-/// route's `RateLimit-*`, say).
+/// route's `RateLimit-*`, say) other than the node's own.
 pub async fn send(
     session: &mut Session,
     reject: &Reject,
@@ -90,10 +90,12 @@ pub async fn send(
 ) -> Result<()> {
     let body = reject.body();
     let mut header = ResponseHeader::build(reject.status, Some(4 + extra.len()))?;
+    // The node's own headers go last, so an extra header of the same name
+    // never relabels the error JSON.
+    add_headers(&mut header, extra);
     header.insert_header("content-type", "application/json")?;
     header.insert_header("content-length", body.len().to_string())?;
     header.insert_header("x-request-id", request_id)?;
-    add_headers(&mut header, extra);
     if connection == Connection::Close {
         header.insert_header("connection", "close")?;
         session.set_keepalive(None);

@@ -189,6 +189,7 @@ async fn tiers_are_per_tenant_and_checked(db: Db) {
         json!({ "tiers": [], "anonymousRequestsPerMinute": null }),
         json!({ "tiers": [{ "name": "Gold!", "requestsPerMinute": 5 }], "anonymousRequestsPerMinute": null }),
         json!({ "tiers": [{ "name": "a", "requestsPerMinute": 0 }], "anonymousRequestsPerMinute": null }),
+        json!({ "tiers": [{ "name": "a", "requestsPerMinute": 60_000_001 }], "anonymousRequestsPerMinute": null }),
         json!({ "tiers": [{ "name": "a", "requestsPerMinute": 5 }, { "name": "a", "requestsPerMinute": 6 }], "anonymousRequestsPerMinute": null }),
         json!({ "tiers": [{ "name": "a", "requestsPerMinute": 5 }], "anonymousRequestsPerMinute": -1 }),
         json!({ "tiers": [{ "name": "a", "requestsPerMinute": "fast" }], "anonymousRequestsPerMinute": null }),

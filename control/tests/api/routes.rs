@@ -100,6 +100,10 @@ async fn route_validation_and_conflicts(db: Db) {
             json!({ "method": "GET", "pathPattern": "/a", "serviceId": service, "authRequired": true, "rateLimitOverride": 0 }),
             "rateLimitOverride",
         ),
+        (
+            json!({ "method": "GET", "pathPattern": "/a", "serviceId": service, "authRequired": true, "rateLimitOverride": 60_000_001 }),
+            "rateLimitOverride",
+        ),
     ];
     for (body, field) in cases {
         let reply = h.post(&t.path("/routes"), &t.token, body.clone()).await;

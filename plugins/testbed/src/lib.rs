@@ -16,8 +16,8 @@
 //! refusal in `x-kv-refusal`, the usage in `x-kv-entries` and
 //! `x-kv-bytes`, a 65 KiB value's refusal in `x-kv-oversized`); `expiring`
 //! says whether the key `t` is there (`x-kv-t`), setting it for three
-//! seconds when it is not. `tag` proceeds with the response header
-//! `x-tagged: yes` (`response-headers`); `rate-32` checks a rate 32 times
+//! seconds when it is not. `tag` proceeds with the response headers
+//! `x-tagged: yes` and `content-type: text/x-tagged` (`response-headers`); `rate-32` checks a rate 32 times
 //! and proceeds, `rate-loop` checks one more time than that.
 
 wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
@@ -68,7 +68,7 @@ impl Guest for Testbed {
                 remove_headers: vec![],
                 rewrite_path: None,
                 consumer_id: None,
-                response_headers: vec![header("x-tagged", "yes")],
+                response_headers: vec![header("x-tagged", "yes"), header("content-type", "text/x-tagged")],
             }),
             "rate-32" => check_rates(32),
             "rate-loop" => check_rates(33),

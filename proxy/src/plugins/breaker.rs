@@ -1,7 +1,8 @@
 //! A circuit breaker per hook of each plugin calling a loaded component (by
 //! plugin name, so two tenant plugins uploaded from the same bytes trip
-//! apart): after `failures` failed calls of a hook in a row (timeouts,
-//! out-of-memory, traps, invalid answers) that hook is
+//! apart; a new version is a new component, whose breakers start closed):
+//! after `failures` failed calls of a hook in a row (timeouts,
+//! out-of-memory, traps, answers that are not well formed) that hook is
 //! not called for `cooldown`; its calls fail at once as `circuit_open` and
 //! the route's failure policy applies, so a broken plugin costs nothing on
 //! the hot path. After the cooldown one trial call goes through: success

@@ -93,14 +93,20 @@ impl RequestChain {
             let ctx = base.for_plugin(&plugin.name, Arc::clone(&plugin.config_json));
             let result = match registry.get(&plugin.sha256) {
                 Some(loaded) if !loaded.implements(Hooks::ON_REQUEST) => continue,
-                Some(loaded) => {
-                    let check = |action: RequestAction| -> Result<_, PluginFailure> {
+                // An answer that is not well formed counts against the
+                // plugin's breaker; a consumer it may not name here fails
+                // this request only, as that depends on the route and the
+                // request, not on the plugin alone.
+                Some(loaded) => loaded
+                    .on_request_checked(&ctx, &self.request, |action| {
                         output::check_request(&action)?;
+                        Ok(action)
+                    })
+                    .await
+                    .and_then(|action| {
                         let named = self.named_consumer(&ctx, phase, &action)?;
                         Ok((action, named))
-                    };
-                    loaded.on_request_checked(&ctx, &self.request, check).await
-                }
+                    }),
                 None => Err(registry.refusal(&plugin.sha256).map_or_else(
                     || PluginFailure::Unavailable("not loaded on this node yet".to_owned()),
                     PluginFailure::Refused,

@@ -486,13 +486,14 @@ fn the_sandbox_defaults_are_the_documented_ones() {
     assert_eq!(settings.call_deadline, Duration::from_millis(10));
     assert_eq!(settings.max_memory, 16 << 20);
     assert_eq!(settings.breaker, breaker::BreakerSettings::default());
-    let flags = <crate::flags::ProxyArgs as clap::Parser>::parse_from([
+    let flags = <crate::flags::ProxyArgs as clap::Parser>::try_parse_from([
         "gatehouse-proxy",
         "--control-url",
         "http://127.0.0.1:1",
         "--gateway-key",
         "gk_x",
-    ]);
+    ])
+    .expect("the flags parse");
     assert_eq!(flags.plugin_deadline_ms, 10);
     assert_eq!(flags.plugin_memory_mb, 16);
 }

@@ -52,10 +52,8 @@ impl FleetSize {
     }
 }
 
-/// The highest limit a bucket has: one request a microsecond, the
-/// resolution of Redis's clock in the fleet's script (whose arithmetic is
-/// in Lua numbers: doubles).
-pub const MAX_PER_MINUTE: u64 = 60_000_000;
+/// The highest limit a bucket has (the control plane accepts no higher).
+pub const MAX_PER_MINUTE: u64 = gatehouse_protocol::MAX_REQUESTS_PER_MINUTE as u64;
 
 /// The node's limiter.
 #[derive(Debug, Default)]
@@ -202,5 +200,15 @@ mod tests {
             }
         }
         assert_eq!(allowed, 5);
+    }
+
+    #[tokio::test]
+    async fn local_limits_take_any_limit_within_bounds() {
+        let limiter = RateLimiter::local();
+        let first = limiter.check("t", "zero", 0).await;
+        assert!(first.allowed && first.limit == 1, "{first:?}");
+        assert!(!limiter.check("t", "zero", 0).await.allowed, "one a minute");
+        let huge = limiter.check("t", "huge", u64::MAX).await;
+        assert!(huge.allowed && huge.limit == MAX_PER_MINUTE, "{huge:?}");
     }
 }

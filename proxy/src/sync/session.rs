@@ -282,6 +282,9 @@ impl Syncer {
                 return None;
             }
         };
+        if let Some(stores) = &self.stores {
+            stores.attach(&snapshot);
+        }
         self.live.install(compiled);
         if let Some(stores) = &self.stores {
             stores.keep_attached(&snapshot);

@@ -77,6 +77,8 @@ pub struct PluginStores(Arc<Mutex<Stores>>);
 #[derive(Debug, Default)]
 struct Stores {
     by_name: HashMap<Arc<str>, SharedStore>,
+    /// The built-ins' stores, which no config prunes.
+    builtins: HashMap<Arc<str>, SharedStore>,
     /// The plugins the node's config attaches (`None` until a config says).
     attached: Option<HashSet<Arc<str>>>,
 }
@@ -85,37 +87,67 @@ struct Stores {
 type SharedStore = Arc<Mutex<PluginStore>>;
 
 impl PluginStores {
-    /// The store of the plugin named `plugin`, made on first use. A plugin
-    /// the config no longer attaches (a call still running on the config
-    /// before) gets an empty store of its own, kept by nobody: what it
-    /// writes there is gone with the call.
-    fn of(&self, plugin: &str) -> SharedStore {
+    /// The store of the plugin named `plugin`, made on first use. A tenant
+    /// plugin the config no longer attaches (a call still running on the
+    /// config before) gets an empty store of its own, kept by nobody: what
+    /// it writes there is gone with the call. A built-in's store (`builtin`)
+    /// is always kept.
+    fn of(&self, plugin: &str, builtin: bool) -> SharedStore {
         let mut stores = lock(&self.0);
-        if let Some(store) = stores.by_name.get(plugin) {
+        let Stores {
+            by_name,
+            builtins,
+            attached,
+        } = &mut *stores;
+        let (map, kept) = if builtin {
+            (builtins, true)
+        } else {
+            let kept = attached
+                .as_ref()
+                .is_none_or(|attached| attached.contains(plugin));
+            (by_name, kept)
+        };
+        if let Some(store) = map.get(plugin) {
             return Arc::clone(store);
         }
         let store = Arc::new(Mutex::new(PluginStore::default()));
-        if stores
-            .attached
-            .as_ref()
-            .is_none_or(|attached| attached.contains(plugin))
-        {
-            stores.by_name.insert(Arc::from(plugin), Arc::clone(&store));
+        if kept {
+            map.insert(Arc::from(plugin), Arc::clone(&store));
         }
         store
     }
 
-    /// Drops the stores of the plugins no route of `snapshot` (enabled or
-    /// not) has attached, and keeps none for them from now on.
-    pub fn keep_attached(&self, snapshot: &ConfigSnapshot) {
-        let attached: HashSet<Arc<str>> = snapshot
-            .routes
-            .iter()
-            .flat_map(|route| route.plugins.iter().map(|plugin| Arc::clone(&plugin.name)))
-            .collect();
+    /// Keeps the stores of the plugins `snapshot` attaches from now on, as
+    /// well as those kept so far: called before the config goes live, so
+    /// a call on the new config never writes to a store nobody keeps.
+    pub fn attach(&self, snapshot: &ConfigSnapshot) {
         let mut stores = lock(&self.0);
-        stores.by_name.retain(|name, _| attached.contains(name));
-        stores.attached = Some(attached);
+        if let Some(attached) = stores.attached.as_mut() {
+            attached.extend(attached_names(snapshot));
+        }
+    }
+
+    /// Drops the stores of the plugins no route of `snapshot` (enabled or
+    /// not) has attached, and keeps none for them from now on: called once
+    /// the config is live.
+    pub fn keep_attached(&self, snapshot: &ConfigSnapshot) {
+        let attached: HashSet<Arc<str>> = attached_names(snapshot).collect();
+        let dropped: Vec<SharedStore> = {
+            let mut stores = lock(&self.0);
+            let names: Vec<Arc<str>> = stores
+                .by_name
+                .keys()
+                .filter(|name| !attached.contains(*name))
+                .cloned()
+                .collect();
+            stores.attached = Some(attached);
+            names
+                .iter()
+                .filter_map(|name| stores.by_name.remove(name))
+                .collect()
+        };
+        // Freed outside the lock: a store may hold megabytes.
+        drop(dropped);
     }
 
     /// The plugins the node keeps a store for, by name.
@@ -195,10 +227,11 @@ impl HostState {
     /// The plugin's own store.
     fn store(&mut self) -> std::sync::MutexGuard<'_, PluginStore> {
         let (ctx, plugin) = (&self.ctx, &self.plugin);
-        lock(
-            self.store
-                .get_or_insert_with(|| ctx.shared.stores.of(owner(ctx, plugin))),
-        )
+        lock(self.store.get_or_insert_with(|| {
+            ctx.shared
+                .stores
+                .of(owner(ctx, plugin), ctx.plugin.is_empty())
+        }))
     }
 
     /// The node-wide rate bucket of the plugin's bucket `key`: a tenant
@@ -243,6 +276,14 @@ impl HostState {
 }
 
 /// [`HostState::owner`] of a call in `ctx` of the component `plugin`.
+/// The plugin names the routes of `snapshot` attach (enabled or not).
+fn attached_names(snapshot: &ConfigSnapshot) -> impl Iterator<Item = Arc<str>> + '_ {
+    snapshot
+        .routes
+        .iter()
+        .flat_map(|route| route.plugins.iter().map(|plugin| Arc::clone(&plugin.name)))
+}
+
 fn owner<'a>(ctx: &'a CallContext, plugin: &'a str) -> &'a str {
     if ctx.plugin.is_empty() {
         plugin
@@ -333,7 +374,7 @@ mod tests {
     }
 
     fn write(stores: &PluginStores, plugin: &str, key: &str) {
-        let store = stores.of(plugin);
+        let store = stores.of(plugin, false);
         lock(&store)
             .kv
             .insert(key.to_owned(), b"v".to_vec(), 1, None, Instant::now())
@@ -341,7 +382,7 @@ mod tests {
     }
 
     fn holds(stores: &PluginStores, plugin: &str, key: &str) -> bool {
-        lock(&stores.of(plugin))
+        lock(&stores.of(plugin, false))
             .kv
             .get(key, Instant::now())
             .is_some()
@@ -369,5 +410,36 @@ mod tests {
         write(&stores, "detached", "k");
         assert!(holds(&stores, "detached", "k"));
         assert!(!stores.held().contains(&Arc::from("on-a-disabled-route")));
+    }
+
+    #[test]
+    fn a_plugin_newly_attached_is_kept_from_before_its_config_is_live() {
+        let stores = PluginStores::default();
+        stores.keep_attached(&attaching(&["old"]));
+        let next = attaching(&["new"]);
+        stores.attach(&next);
+        // A call on the new config, installed but not yet pruned for.
+        write(&stores, "new", "k");
+        write(&stores, "old", "k");
+        stores.keep_attached(&next);
+        assert!(holds(&stores, "new", "k"));
+        assert!(!holds(&stores, "old", "k"));
+    }
+
+    #[test]
+    fn a_builtins_store_is_never_pruned() {
+        let stores = PluginStores::default();
+        stores.keep_attached(&attaching(&["tenant"]));
+        lock(&stores.of("rate-limit", true))
+            .kv
+            .insert("k".to_owned(), b"v".to_vec(), 1, None, Instant::now())
+            .expect("stored");
+        stores.keep_attached(&attaching(&[]));
+        assert!(
+            lock(&stores.of("rate-limit", true))
+                .kv
+                .get("k", Instant::now())
+                .is_some()
+        );
     }
 }
