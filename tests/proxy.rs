@@ -446,3 +446,97 @@ async fn bodies_stream_and_shutdown_drains_in_flight_requests() {
     let took = eventually("offline after SIGKILL", || async { !tenant.online().await }).await;
     eprintln!("gateway-status offline {took:?} after SIGKILL");
 }
+
+/// An upstream that speaks HTTP/1.0: it answers `body` with a
+/// Content-Length, or with none (the end of the body is the end of the
+/// connection), then closes.
+async fn http10_upstream(with_length: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let length = if with_length {
+                    "Content-Length: 5\r\n"
+                } else {
+                    ""
+                };
+                let answer =
+                    format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n{length}\r\nhello");
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// Sends `GET path` over one raw HTTP/1.1 connection to `node` and reads the
+/// answer to its end: by its framing, or to the connection's close.
+async fn raw_get(node: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = node.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the answer ends")
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http10_upstream_is_answered_in_the_nodes_http_version() {
+    let stage = support::Stage::new("http10").await;
+    for (path, with_length) in [("/sized", true), ("/unsized", false)] {
+        let service = stage
+            .tenant
+            .service(&http10_upstream(with_length).await, 5_000)
+            .await;
+        stage.tenant.route("GET", path, &service, false).await;
+    }
+    let node = stage.node(&[]).await;
+    for path in ["/sized", "/unsized"] {
+        let base = node.base.clone();
+        eventually("the route to answer", || {
+            let base = base.clone();
+            async move { raw_get(&base, path).await.contains(" 200 ") }
+        })
+        .await;
+        let answer = raw_get(&node.base, path).await;
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{path}: {head}");
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body.split("\r\n").nth(1).unwrap_or_default().to_owned()
+        } else {
+            body.to_owned()
+        };
+        assert_eq!(body, "hello", "{path}: {answer}");
+    }
+    // A keep-alive client reads the unsized answer to its end too.
+    let client = reqwest::Client::new();
+    let response = client
+        .get(format!("{}/unsized", node.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.version(), reqwest::Version::HTTP_11);
+    assert_eq!(response.text().await.expect("body"), "hello");
+    node.process.terminate();
+}

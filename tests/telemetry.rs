@@ -129,6 +129,32 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
         .expect("event");
     assert_eq!(unavailable["routeId"], dead_route.as_str());
     assert_eq!(unavailable["statusCode"], 502);
+    // Said for a person, with pingora's own text kept for operators.
+    let refused_at = closed.url().trim_start_matches("http://").to_owned();
+    assert_eq!(
+        unavailable["message"],
+        format!("could not connect to {refused_at} (connection refused)")
+    );
+    assert!(
+        unavailable["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("ConnectRefused")),
+        "{unavailable}"
+    );
+    let logged = support::logged_line(
+        &node.log,
+        &format!("could not connect to {refused_at} (connection refused)"),
+    )
+    .await;
+    assert!(
+        logged.contains("cause=") && logged.contains("ConnectRefused"),
+        "{logged}"
+    );
+    let raw = std::fs::read_to_string(&node.log).unwrap_or_default();
+    assert!(
+        !raw.contains("Fail to proxy"),
+        "pingora's raw line is not logged too"
+    );
 
     // Metrics of the current minute count the mix.
     eventually("the metrics", || async {

@@ -33,7 +33,12 @@ pub struct ErrorEvent {
     pub tenant_id: String,
     /// e.g. `upstream_unavailable`, `upstream_timeout`, `plugin_failed`.
     pub kind: String,
+    /// What happened, for a person: "could not connect to 127.0.0.1:9
+    /// (connection refused)".
     pub message: String,
+    /// The underlying error as the node saw it, for operators (null when
+    /// the message says all).
+    pub detail: Option<String>,
     pub route_id: Option<String>,
     pub service_id: Option<String>,
     pub plugin_id: Option<String>,
@@ -181,13 +186,14 @@ pub async fn record_on(
     if let Some((id,)) = open {
         sqlx::query(
             "UPDATE error_events SET occurrences = occurrences + 1, message = $1, \
-             status_code = $2, last_seen_at = CASE WHEN last_seen_at > $3 THEN last_seen_at \
-             ELSE $3 END WHERE id = $4",
+             detail = $5, status_code = $2, last_seen_at = CASE WHEN last_seen_at > $3 \
+             THEN last_seen_at ELSE $3 END WHERE id = $4",
         )
         .bind(&occurrence.message)
         .bind(occurrence.status_code)
         .bind(at)
         .bind(&id)
+        .bind(&occurrence.detail)
         .execute(&mut *conn)
         .await?;
         return Ok(id);
@@ -196,7 +202,7 @@ pub async fn record_on(
     sqlx::query(
         "INSERT INTO error_events (id, tenant_id, kind, message, route_id, service_id, \
          plugin_id, status_code, occurrences, first_seen_at, last_seen_at, resolved, \
-         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11)",
+         created_at, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11, $12)",
     )
     .bind(&id)
     .bind(tenant_id)
@@ -209,6 +215,7 @@ pub async fn record_on(
     .bind(at)
     .bind(false)
     .bind(Timestamp::now())
+    .bind(&occurrence.detail)
     .execute(&mut *conn)
     .await?;
     Ok(id)

@@ -349,6 +349,7 @@ mod tests {
             }],
             errors: vec![crate::telemetry::ErrorOccurrence {
                 kind: "upstream_error".into(),
+                detail: None,
                 message: "502".into(),
                 route_id: None,
                 service_id: None,

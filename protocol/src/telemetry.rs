@@ -175,7 +175,12 @@ pub struct ErrorOccurrence {
     /// `upstream_unavailable`, `upstream_timeout`, `upstream_error`,
     /// `telemetry_dropped`, ...
     pub kind: String,
+    /// What happened, for a person.
     pub message: String,
+    /// The underlying error as the node saw it (pingora's text for an
+    /// upstream failure), for operators; none when the message says all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     pub route_id: Option<String>,
     pub service_id: Option<String>,
     #[serde(default)]

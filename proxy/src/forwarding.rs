@@ -28,7 +28,10 @@ const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 /// The peer to send `upstream`'s requests to.
 pub fn peer(upstream: &Upstream) -> Result<Box<HttpPeer>> {
     let address: SocketAddr = upstream.resolved.pick().ok_or_else(|| {
-        Error::explain(ErrorType::ConnectNoRoute, "upstream host did not resolve")
+        Error::explain(
+            crate::upstream_failure::UNRESOLVED,
+            "upstream host did not resolve",
+        )
     })?;
     let mut peer = HttpPeer::new(address, upstream.tls, upstream.host.clone());
     let options = &mut peer.options;

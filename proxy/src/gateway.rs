@@ -28,6 +28,7 @@ use crate::respond::{self, Connection, Reject};
 use crate::routing::Route;
 use crate::telemetry::aggregator::now_ms;
 use crate::telemetry::{Event, Failure, RequestOutcome, Telemetry};
+use crate::upstream_failure;
 use gatehouse_protocol::PluginPhase;
 use gatehouse_protocol::trusted_proxies::TrustedProxies;
 
@@ -87,6 +88,8 @@ pub struct RequestCtx {
     /// The route of a request answered locally (401/503).
     rejected_route: Option<Arc<Route>>,
     upstream_sent: Option<Instant>,
+    /// The address the upstream request went to (once one was picked).
+    upstream_addr: Option<std::net::SocketAddr>,
     upstream_status: Option<u16>,
     failure: Option<Failure>,
     /// What the route's tenant plugins changed.
@@ -129,6 +132,7 @@ impl ProxyHttp for Gateway {
             admitted: None,
             rejected_route: None,
             upstream_sent: None,
+            upstream_addr: None,
             upstream_status: None,
             failure: None,
             plugin_changes: Changes::default(),
@@ -256,7 +260,9 @@ impl ProxyHttp for Gateway {
             .admitted
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no admitted route"))?;
-        forwarding::peer(&admitted.upstream)
+        let peer = forwarding::peer(&admitted.upstream)?;
+        ctx.upstream_addr = peer._address.as_inet().copied();
+        Ok(peer)
     }
 
     async fn upstream_request_filter(
@@ -292,10 +298,15 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
+        // The client speaks with the node, not the upstream: an HTTP/1.0
+        // upstream's answer goes out in the node's HTTP/1.1.
+        if !session.is_http2() {
+            upstream_response.set_version(http::Version::HTTP_11);
+        }
         if let (Some(sent), Some(route)) = (ctx.upstream_sent, ctx.admitted.as_ref()) {
             self.metrics
                 .upstream_latency(&route.route.id, sent.elapsed().as_secs_f64());
@@ -305,6 +316,7 @@ impl ProxyHttp for Gateway {
                 ctx.failure = Some(Failure {
                     kind: "upstream_error",
                     message: format!("the upstream answered {status}"),
+                    detail: None,
                     plugin_id: None,
                 });
             }
@@ -344,9 +356,18 @@ impl ProxyHttp for Gateway {
             };
         };
         if reject.status >= 500 {
+            let message = match ctx.admitted.as_ref() {
+                Some(admitted) => {
+                    upstream_failure::describe(e, &admitted.upstream, ctx.upstream_addr)
+                }
+                None => e.to_string(),
+            };
+            let route = ctx.route().map(|r| &*r.id);
+            tracing::warn!(request_id = %ctx.request_id, route, cause = %e, "{message}");
             ctx.failure = Some(Failure {
                 kind: reject.code,
-                message: e.to_string(),
+                message,
+                detail: Some(e.to_string()),
                 plugin_id: None,
             });
         }
@@ -365,6 +386,12 @@ impl ProxyHttp for Gateway {
             error_code: reject.status,
             can_reuse_downstream: false,
         }
+    }
+
+    /// A failure worth an error event was logged in words by
+    /// [`Self::fail_to_proxy`]; pingora's own line would say it again raw.
+    fn suppress_error_log(&self, _session: &Session, ctx: &Self::CTX, _error: &Error) -> bool {
+        ctx.failure.is_some()
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
@@ -526,6 +553,7 @@ impl Gateway {
         ctx.failure = Some(Failure {
             kind: "plugin_failed",
             message: format!("{name} ({policy}): {failure}"),
+            detail: None,
             plugin_id: plugin_id.map(str::to_owned),
         });
     }

@@ -33,6 +33,7 @@ pub mod sync;
 pub mod telemetry;
 pub mod tls;
 pub mod upstream;
+pub mod upstream_failure;
 
 pub use compiled::CompiledConfig;
 pub use live::LiveConfig;

@@ -301,6 +301,7 @@ fn plugin_refused(refused: Refused) -> Event {
     };
     Event::Error(ErrorOccurrence {
         kind: "plugin_failed".to_owned(),
+        detail: None,
         message: format!(
             "plugin {name}: this node cannot load it: {}",
             refused.reason

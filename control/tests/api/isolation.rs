@@ -157,6 +157,7 @@ async fn populate(h: &Harness, t: &Tenant) -> Ids {
         &t.id,
         &ErrorOccurrence {
             kind: "upstream_unavailable".into(),
+            detail: None,
             message: "refused".into(),
             route_id: Some(route.clone()),
             service_id: Some(service.clone()),

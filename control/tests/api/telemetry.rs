@@ -191,6 +191,7 @@ async fn error_events_group_and_resolve(db: Db) {
     let now = Timestamp::now();
     let occurrence = |kind: &str, route: &str, offset: i64| ErrorOccurrence {
         kind: kind.to_owned(),
+        detail: None,
         message: format!("{kind} on {route}"),
         route_id: Some(route.to_owned()),
         service_id: None,
@@ -583,6 +584,7 @@ async fn batches_are_stored_once_and_whole(db: Db) {
             .collect(),
         errors: vec![ErrorOccurrence {
             kind: "upstream_timeout".into(),
+            detail: None,
             message: "slow".into(),
             route_id: Some("r".into()),
             service_id: None,
@@ -645,6 +647,7 @@ async fn batches_stored_at_once_join_one_error_event(db: Db) {
             logs: vec![log(Timestamp::now().millis(), "/down", 502, None)],
             errors: vec![ErrorOccurrence {
                 kind: "upstream_unavailable".into(),
+                detail: None,
                 message: format!("refused ({i})"),
                 route_id: Some("route-down".into()),
                 service_id: None,

@@ -81,6 +81,7 @@ impl RequestLog {
         self.metrics.plugin_failure("request-log", failure.reason());
         ErrorOccurrence {
             kind: "plugin_failed".to_owned(),
+            detail: None,
             message: format!("request-log (fails open): {failure}"),
             route_id: None,
             service_id: None,

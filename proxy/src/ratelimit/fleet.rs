@@ -144,6 +144,7 @@ impl Fleet {
         self.metrics.rate_limit_fleet_up(false);
         self.telemetry.emit(Event::Error(ErrorOccurrence {
             kind: "rate_limit_fallback".to_owned(),
+            detail: None,
             message: format!(
                 "Redis unavailable ({reason}); rate limits are enforced per node \
                  with a share of each limit until it is back"

@@ -122,6 +122,7 @@ impl Aggregator {
         if let Some(failure) = outcome.failure.take() {
             self.errors.push(ErrorOccurrence {
                 kind: failure.kind.to_owned(),
+                detail: failure.detail,
                 message: failure.message,
                 route_id: outcome.route_id.as_deref().map(str::to_owned),
                 service_id: outcome.service_id.as_deref().map(str::to_owned),
@@ -148,6 +149,7 @@ impl Aggregator {
             self.reported_drops = total_dropped;
             self.errors.push(ErrorOccurrence {
                 kind: "telemetry_dropped".to_owned(),
+                detail: None,
                 message: format!(
                     "{new} telemetry records dropped by node {} (buffers full)",
                     self.node_id
@@ -294,6 +296,7 @@ mod tests {
             at_ms,
             failure: (status == 502).then(|| Failure {
                 plugin_id: None,
+                detail: None,
                 kind: "upstream_unavailable",
                 message: "refused".into(),
             }),

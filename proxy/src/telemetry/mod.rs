@@ -133,7 +133,10 @@ impl Serialize for ShippedLog {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub kind: &'static str,
+    /// What happened, for a person.
     pub message: String,
+    /// The underlying error's own text, for operators.
+    pub detail: Option<String>,
     /// The tenant plugin it is about, if any (built-ins have no id).
     pub plugin_id: Option<String>,
 }
