@@ -3,7 +3,8 @@
 //! `hits` and keeps the last path in the key `last`, as `x-legacy-hits` and
 //! `x-legacy-last`; names the consumer of the `x-api-key` header in
 //! `x-legacy-consumer`; echoes its config in `x-legacy-config`; and writes
-//! one log line.
+//! one log line. With a config that says `rate-loop` it first checks a rate
+//! 33 times (one more than a call may).
 
 wit_bindgen::generate!({ world: "plugin", path: "../../wit/0.1.0" });
 
@@ -22,6 +23,11 @@ impl Guest for Legacy {
     }
 
     fn on_request(request: Request) -> RequestAction {
+        if config::get_json().contains("rate-loop") {
+            for _ in 0..33 {
+                counters::check_rate("loop", 1_000_000);
+            }
+        }
         let hits = counters::increment("hits", 1);
         let last = kv::get("last").map_or_else(|| "-".into(), |v| String::from_utf8_lossy(&v).into_owned());
         kv::set("last", request.path.as_bytes());

@@ -389,6 +389,20 @@ async fn a_plugin_checking_rates_in_a_loop_traps() {
         .await
         .expect("32 checks are allowed");
     assert!(matches!(within, RequestAction::Proceed(_)));
+    // A 0.1.0 component is held to the same cap.
+    let legacy = engine
+        .load("testbed-0-1", builtins::TESTBED_0_1)
+        .expect("loads");
+    let failure = legacy
+        .on_request(&mode("rate-loop"), &request())
+        .await
+        .expect_err("traps");
+    assert!(
+        failure
+            .to_string()
+            .contains("more than 32 check-rate calls"),
+        "{failure}"
+    );
 }
 
 #[tokio::test]
