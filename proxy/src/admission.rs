@@ -54,6 +54,9 @@ pub struct Refused {
     /// The `response-headers` of the `auth` plugins that proceeded, for
     /// the answer whoever gives it.
     pub response_headers: Vec<Header>,
+    /// The consumer identified before the refusal (a 429 of a known
+    /// consumer), for the request's log.
+    pub consumer: Option<Consumer>,
 }
 
 impl From<Refusal> for Refused {
@@ -62,6 +65,7 @@ impl From<Refusal> for Refused {
             why,
             skipped: Vec::new(),
             response_headers: Vec::new(),
+            consumer: None,
         }
     }
 }
@@ -87,6 +91,7 @@ fn refused(why: Refusal, chain: Option<&mut RequestChain>) -> Refused {
     if let Some(chain) = chain {
         refused.skipped = std::mem::take(&mut chain.skipped);
         refused.response_headers = std::mem::take(&mut chain.changes.response_headers);
+        refused.consumer = chain.consumer.take();
     }
     refused
 }

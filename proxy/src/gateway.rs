@@ -16,6 +16,7 @@ use crate::admission::{self, Admitted, Refusal, Refused, RequestFacts};
 use crate::body_limit::BodyLimit;
 use crate::drain::{InFlight, InFlightGuard};
 use crate::forwarding::{self, Forwarded};
+use crate::keys::Consumer;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::plugins::chain::{self, Changes, PluginRef, Stop};
@@ -85,8 +86,10 @@ pub struct RequestCtx {
     /// formatted once.
     client_ip: Option<String>,
     admitted: Option<Admitted>,
-    /// The route of a request answered locally (401/503).
+    /// The route of a request answered locally (401/429/503).
     rejected_route: Option<Arc<Route>>,
+    /// The consumer of a request refused after it was identified (429).
+    refused_consumer: Option<Consumer>,
     upstream_sent: Option<Instant>,
     /// The address the upstream request went to (once one was picked).
     upstream_addr: Option<std::net::SocketAddr>,
@@ -133,6 +136,7 @@ impl ProxyHttp for Gateway {
             rejected_route: None,
             upstream_sent: None,
             upstream_addr: None,
+            refused_consumer: None,
             upstream_status: None,
             failure: None,
             plugin_changes: Changes::default(),
@@ -409,6 +413,7 @@ impl ProxyHttp for Gateway {
                 .admitted
                 .as_ref()
                 .and_then(|a| a.consumer.as_ref())
+                .or(ctx.refused_consumer.as_ref())
                 .map(|c| c.id.clone()),
             status,
             latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
@@ -441,6 +446,7 @@ impl Gateway {
         for (plugin, failure) in refused.skipped {
             self.tenant_plugin_failed(ctx, &plugin, &failure, "fails open");
         }
+        ctx.refused_consumer = refused.consumer;
         let headers = &refused.response_headers;
         let reject = match refused.why {
             Refusal::Reject(reject, route) => {

@@ -1,8 +1,11 @@
-//! `gatehouse dev`: the control plane on SQLite and one gateway node for a
-//! dev tenant made on first start. The tenant's credentials are kept in the
-//! data dir and printed at every start, with a fresh token, so a newcomer can
-//! create a service and a route with curl and send traffic through the node
-//! at once.
+//! `gatehouse dev`: the control plane on SQLite, one gateway node for a dev
+//! tenant made on first start, and an echo upstream for its first routes.
+//! The tenant's credentials are kept in the data dir and printed at every
+//! start, with a fresh token and the first steps (or what the tenant has),
+//! so a newcomer can send traffic through the node at once.
+
+mod banner;
+mod echo;
 
 use std::path::Path;
 
@@ -52,6 +55,11 @@ pub struct DevArgs {
         default_value = "gatehouse-data/dev-proxy/"
     )]
     pub state_dir: std::path::PathBuf,
+
+    /// Address of the echo upstream (answers every request with what it
+    /// received, as JSON); `off` starts none.
+    #[arg(long, env = "GATEHOUSE_ECHO_LISTEN", default_value = "127.0.0.1:9000")]
+    pub echo_listen: String,
 }
 
 /// Runs the control plane on a thread of its own and the node on this one
@@ -60,7 +68,11 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<(String, String)>>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let control_args = args.control.clone();
-    let proxy_listen = args.proxy_listen.clone();
+    let listens = Listens {
+        proxy: args.proxy_listen.clone(),
+        admin: args.admin_listen.clone(),
+        echo: (args.echo_listen != "off").then(|| args.echo_listen.clone()),
+    };
     let control = std::thread::Builder::new()
         .name("gatehouse-control".into())
         .spawn(move || {
@@ -72,7 +84,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
                 }
             };
             runtime.block_on(async move {
-                let started = start_control(&control_args, &proxy_listen).await;
+                let started = start_control(&control_args, &listens).await;
                 let control = match started {
                     Ok((control, control_url, gateway_key)) => {
                         let _ = ready_tx.send(Ok((control_url, gateway_key)));
@@ -111,12 +123,24 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     )
 }
 
-/// Starts the control plane, makes sure the dev tenant exists and prints how
-/// to use it. Returns the control plane, its URL and the gateway key.
+/// Where `gatehouse dev`'s node and echo upstream listen.
+struct Listens {
+    proxy: String,
+    admin: String,
+    echo: Option<String>,
+}
+
+/// Starts the control plane and the echo upstream, makes sure the dev
+/// tenant exists and prints how to use it. Returns the control plane, its
+/// URL and the gateway key.
 async fn start_control(
     args: &ControlArgs,
-    proxy_listen: &str,
+    listens: &Listens,
 ) -> anyhow::Result<(Control, String, String)> {
+    let echo = match &listens.echo {
+        Some(addr) => Some(echo::start(addr).await?),
+        None => None,
+    };
     let control = Control::start(args).await?;
     let tenant = ensure_dev_tenant(
         control.state.store(),
@@ -126,26 +150,24 @@ async fn start_control(
     let token = accounts::issue_token(&control.state, &tenant.tenant_id)
         .await
         .context("signing the dev token")?;
+    let existing = banner::Existing::of(control.state.store(), &tenant.tenant_id)
+        .await
+        .context("reading what the dev tenant has")?;
     let base = format!("http://{}", control.addr);
-    let api = format!("{base}/api/tenants/{}", tenant.tenant_id);
-    println!(
-        "\nGatehouse dev is up.\n\
-         \n  control plane  {base}   (OpenAPI: {base}/api/openapi.json)\
-         \n  gateway node   http://{proxy_listen}\
-         \n  tenant id      {}\
-         \n  email          {}\
-         \n  password       {}\
-         \n  gateway key    {}\
-         \n  token          {token}\
-         \n\nTry:\
-         \n  export TOKEN={token}\
-         \n  curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\
-         \n       -d '{{\"name\":\"echo\",\"targetUrl\":\"http://127.0.0.1:9000\"}}' {api}/services\
-         \n  curl -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\
-         \n       -d '{{\"method\":\"GET\",\"pathPattern\":\"/hello\",\"serviceId\":\"<service id>\",\"authRequired\":false}}' {api}/routes\
-         \n  curl http://{proxy_listen}/hello\n",
-        tenant.tenant_id, tenant.email, tenant.password, tenant.gateway_key,
-    );
+    let addresses = banner::Addresses {
+        control: base.clone(),
+        node: format!("http://{}", listens.proxy),
+        admin: format!("http://{}", listens.admin),
+        echo: echo.map(|addr| format!("http://{addr}")),
+    };
+    let credentials = banner::Credentials {
+        tenant_id: &tenant.tenant_id,
+        email: &tenant.email,
+        password: &tenant.password,
+        gateway_key: &tenant.gateway_key,
+        token: &token,
+    };
+    print!("{}", banner::render(&addresses, &credentials, &existing));
     Ok((control, base, tenant.gateway_key))
 }
 
