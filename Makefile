@@ -3,17 +3,32 @@
 
 CARGO ?= cargo
 
-.PHONY: dev test setup services lint bench
+# mdBook builds the book in docs/; pinned, installed with cargo when missing.
+MDBOOK_VERSION := 0.5.4
 
-dev: setup
+.PHONY: dev test setup services lint bench docs mdbook
+
+dev: setup docs
 	$(CARGO) run --bin gatehouse -- dev
 
-test: setup services
+test: setup services docs
 	$(CARGO) test --workspace
 	scripts/fuzz.sh 20
 
 setup:
 	@scripts/setup.sh
+
+# The book, into target/book/ (the getting-started steps in it are run by
+# tests/getting_started.rs, its links checked by tests/docs.rs).
+# Touching book.toml makes the control plane embed the new book at its next
+# build (control/build.rs watches docs/ while the book is missing).
+docs: mdbook
+	mdbook build docs
+	@touch docs/book.toml
+
+mdbook:
+	@mdbook --version 2>/dev/null | grep -qx 'mdbook v$(MDBOOK_VERSION)' || \
+		$(CARGO) install mdbook --version $(MDBOOK_VERSION) --locked
 
 services:
 	@scripts/test-services.sh

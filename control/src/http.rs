@@ -17,8 +17,8 @@ use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 use crate::{
-    accounts, consumers, error_events, gateway, gateway_key, gateway_status, health, logs, metrics,
-    openapi, plugins, routes, services, tiers,
+    accounts, book, consumers, error_events, gateway, gateway_key, gateway_status, health, logs,
+    metrics, openapi, plugins, routes, services, tiers,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -45,6 +45,7 @@ pub fn api() -> (Router<AppState>, OpenApi) {
 pub fn app(state: AppState) -> Router {
     let (api, document) = api();
     api.merge(gateway::router())
+        .merge(book::router())
         .route(
             "/api/openapi.json",
             get(move || async move { Json(document) }),

@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod book;
 pub mod config;
 pub mod consumers;
 pub mod error;

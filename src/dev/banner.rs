@@ -86,7 +86,7 @@ pub fn render(at: &Addresses, who: &Credentials<'_>, existing: &Existing) -> Str
     let control = &at.control;
     let _ = writeln!(
         out,
-        "  control plane  {control}   (OpenAPI: {control}/api/openapi.json)"
+        "  control plane  {control}   (the book: {control}/docs/, OpenAPI: {control}/api/openapi.json)"
     );
     let _ = writeln!(
         out,

@@ -7,7 +7,11 @@ use serde_json::json;
 use crate::common::{Db, Harness};
 use crate::on_both_databases;
 
-on_both_databases!(errors_are_json_everywhere, openapi_covers_every_endpoint);
+on_both_databases!(
+    errors_are_json_everywhere,
+    openapi_covers_every_endpoint,
+    the_book_is_served_and_covers_every_endpoint
+);
 
 async fn errors_are_json_everywhere(db: Db) {
     let h = Harness::start(db).await;
@@ -158,5 +162,75 @@ async fn openapi_covers_every_endpoint(db: Db) {
     assert!(
         doc.body["components"]["schemas"]["RouteEntity"]["properties"]["pathPattern"].is_object()
     );
+    h.finish().await;
+}
+
+/// The book at `/docs/` (built into the binary by `make docs`, which `make
+/// test` runs first), and its REST API chapter naming every endpoint of the
+/// OpenAPI document as `METHOD path`.
+async fn the_book_is_served_and_covers_every_endpoint(db: Db) {
+    let h = Harness::start(db).await;
+    let index = h.call(Method::GET, "/docs/", None, None).await;
+    index.expect(StatusCode::OK);
+    assert!(
+        !index.text.contains("not built into this binary"),
+        "the book is not embedded: run `make docs`, then the tests again"
+    );
+    assert!(index.text.contains("Gatehouse"), "{}", index.text);
+    let guide = h
+        .call(Method::GET, "/docs/getting-started.html", None, None)
+        .await;
+    guide.expect(StatusCode::OK);
+    assert!(
+        guide.text.contains("SERVICE=$(curl"),
+        "the steps are included"
+    );
+    assert!(
+        guide.headers["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/html"))
+    );
+    let stylesheet = index
+        .text
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .find(|href| href.starts_with("css/") && href.ends_with(".css"))
+        .expect("a stylesheet of the book");
+    let css = h
+        .call(Method::GET, &format!("/docs/{stylesheet}"), None, None)
+        .await;
+    css.expect(StatusCode::OK);
+    assert!(
+        css.headers["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/css"))
+    );
+    h.call(Method::GET, "/docs/no-such-page.html", None, None)
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    let bare = h
+        .http
+        .get(format!("{}/docs", h.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(bare.url().path(), "/docs/", "redirected");
+
+    let chapter = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md"))
+        .expect("docs/api.md");
+    let doc = h.call(Method::GET, "/api/openapi.json", None, None).await;
+    for (path, ops) in doc.body["paths"].as_object().expect("paths") {
+        let shown = path
+            .replace("/api/tenants/{tenantId}", "$API")
+            .replace("{id}", ":id");
+        for method in ops.as_object().expect("ops").keys() {
+            let named = format!("`{} {shown}", method.to_uppercase());
+            assert!(
+                chapter.contains(&named),
+                "docs/api.md does not document {named}`"
+            );
+        }
+    }
     h.finish().await;
 }

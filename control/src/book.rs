@@ -1,0 +1,103 @@
+//! The book (`docs/`, built by `make docs`) at `/docs/`, from files
+//! embedded in the binary at build time, so it works offline and behind
+//! firewalls. A binary built before the book says how to build it.
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+use crate::state::AppState;
+
+include!(concat!(env!("OUT_DIR"), "/book.rs"));
+
+/// What `/docs/` answers when the binary was built without the book.
+const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>Gatehouse docs</title>\
+<h1>The book is not built into this binary</h1>\
+<p>Run <code>make docs</code> (it installs mdBook), then build Gatehouse again. \
+The same pages are in the repository's <code>docs/</code> folder, and the API is \
+described at <a href=\"/api/openapi.json\">/api/openapi.json</a>.</p>";
+
+/// `/docs`, `/docs/` and everything under it.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/docs", get(|| async { Redirect::permanent("/docs/") }))
+        .route("/docs/", get(|| page(String::new())))
+        .route("/docs/{*path}", get(|Path(path): Path<String>| page(path)))
+}
+
+/// The book's file at `path` (a folder's `index.html`), or 404.
+async fn page(path: String) -> Response {
+    if BOOK.is_empty() {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            NOT_BUILT,
+        )
+            .into_response();
+    }
+    let wanted = if path.is_empty() || path.ends_with('/') {
+        format!("{path}index.html")
+    } else {
+        path
+    };
+    let Some((name, bytes)) = file(&wanted) else {
+        return match file("404.html") {
+            Some((_, bytes)) => (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                *bytes,
+            )
+                .into_response(),
+            None => StatusCode::NOT_FOUND.into_response(),
+        };
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type(name)),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        *bytes,
+    )
+        .into_response()
+}
+
+fn file(name: &str) -> Option<&'static (&'static str, &'static [u8])> {
+    BOOK.binary_search_by(|(file, _)| (*file).cmp(name))
+        .ok()
+        .map(|at| &BOOK[at])
+}
+
+/// The media type of the book's files, by extension.
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next().unwrap_or_default() {
+        "html" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        "woff" => "font/woff",
+        "ttf" => "font/ttf",
+        "txt" | "md" | "sh" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_books_files_are_sorted_for_lookup() {
+        assert!(BOOK.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(content_type("css/chrome.css"), "text/css; charset=utf-8");
+        assert_eq!(
+            content_type("getting-started.sh"),
+            "text/plain; charset=utf-8"
+        );
+    }
+}
