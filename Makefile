@@ -18,12 +18,14 @@ test: setup services docs
 setup:
 	@scripts/setup.sh
 
-# The book, into target/book/ (the getting-started steps in it are run by
+# The book, into target/book/, with the interactive API reference in
+# target/book/api/ (the getting-started steps in it are run by
 # tests/getting_started.rs, its links checked by tests/docs.rs).
 # Touching book.toml makes the control plane embed the new book at its next
 # build (control/build.rs watches docs/ while the book is missing).
 docs: mdbook
 	mdbook build docs
+	scripts/api-reference.sh
 	@touch docs/book.toml
 
 mdbook:

@@ -1,6 +1,8 @@
-//! The book (`docs/`, built by `make docs`) at `/docs/`, from files
-//! embedded in the binary at build time, so it works offline and behind
-//! firewalls. A binary built before the book says how to build it.
+//! The book (`docs/`, built by `make docs`) at `/docs/`, and the
+//! interactive API reference in it at `/docs/api/` (Swagger UI over
+//! `/api/openapi.json`), from files embedded in the binary at build time,
+//! so both work offline and behind firewalls. A binary built before the
+//! book says how to build it.
 
 use axum::Router;
 use axum::extract::Path;
@@ -43,6 +45,9 @@ async fn page(path: String) -> Response {
         path
     };
     let Some((name, bytes)) = file(&wanted) else {
+        if file(&format!("{wanted}/index.html")).is_some() {
+            return Redirect::permanent(&format!("/docs/{wanted}/")).into_response();
+        }
         return match file("404.html") {
             Some((_, bytes)) => (
                 StatusCode::NOT_FOUND,

@@ -206,6 +206,32 @@ async fn the_book_is_served_and_covers_every_endpoint(db: Db) {
             .to_str()
             .is_ok_and(|t| t.starts_with("text/css"))
     );
+    // The interactive API reference, its assets from the binary itself.
+    let reference = h.call(Method::GET, "/docs/api/", None, None).await;
+    reference.expect(StatusCode::OK);
+    assert!(
+        reference.text.contains("swagger-ui-bundle.js"),
+        "{}",
+        reference.text
+    );
+    let init = h.call(Method::GET, "/docs/api/init.js", None, None).await;
+    assert!(init.text.contains("/api/openapi.json"), "{}", init.text);
+    let bundle = h
+        .call(Method::GET, "/docs/api/swagger-ui-bundle.js", None, None)
+        .await;
+    bundle.expect(StatusCode::OK);
+    assert!(
+        bundle.headers["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/javascript"))
+    );
+    let bare = h
+        .http
+        .get(format!("{}/docs/api", h.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(bare.url().path(), "/docs/api/", "redirected");
     h.call(Method::GET, "/docs/no-such-page.html", None, None)
         .await
         .expect(StatusCode::NOT_FOUND);
