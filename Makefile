@@ -3,10 +3,7 @@
 
 CARGO ?= cargo
 
-# mdBook builds the book in docs/; pinned, installed with cargo when missing.
-MDBOOK_VERSION := 0.5.4
-
-.PHONY: dev test setup services lint bench docs mdbook
+.PHONY: dev test setup services lint bench docs
 
 dev: setup docs
 	$(CARGO) run --bin gatehouse -- dev
@@ -21,19 +18,8 @@ setup:
 # The book, into target/book/, with the interactive API reference in
 # target/book/api/ (the getting-started steps in it are run by
 # tests/getting_started.rs, its links checked by tests/docs.rs).
-# Touching book.toml makes the control plane embed the new book at its next
-# build (control/build.rs watches docs/ while the book is missing).
-docs: mdbook
-	mdbook build docs
-	scripts/api-reference.sh
-	@touch docs/book.toml
-
-mdbook:
-	@mdbook --version 2>/dev/null | grep -qx 'mdbook v$(MDBOOK_VERSION)' || \
-		$(CARGO) install mdbook --version $(MDBOOK_VERSION) --locked
-
-services:
-	@scripts/test-services.sh
+docs:
+	@scripts/book.sh
 
 lint: setup
 	$(CARGO) fmt --all -- --check

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Puts the interactive REST API reference into the built book
-# (target/book/api/, served by the control plane at /docs/api/): our page
-# and Swagger UI's files from the npm package pinned in
+# Puts the interactive REST API reference into the built book (the dir given,
+# by default target/book/api/, served by the control plane at /docs/api/):
+# our page and Swagger UI's files from the npm package pinned in
 # api-reference/package-lock.json. Installs Node.js and npm from Debian's
-# packages when missing. Run by `make docs`, after mdBook.
+# packages when missing; where that cannot be done it says so and leaves the
+# reference out (the rest of the book still builds). Run by scripts/book.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+out=${1:-$root/target/book/api}
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 if ! command -v npm >/dev/null 2>&1; then
   echo "api-reference: installing Node.js and npm"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  if ! { as_root apt-get update -qq &&
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }; then
+    echo "api-reference: no npm and it could not be installed: /docs/api/ is left out" >&2
+    exit 0
+  fi
 fi
 cd "$root/api-reference"
 dist=node_modules/swagger-ui-dist
@@ -18,6 +23,5 @@ if [ ! -f "$dist/package.json" ] || [ package-lock.json -nt "$dist/package.json"
   # No install scripts: the only one is a dependency's usage analytics.
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 fi
-out="$root/target/book/api"
 mkdir -p "$out"
 cp index.html init.js "$dist/swagger-ui-bundle.js" "$dist/swagger-ui.css" "$dist/LICENSE" "$out/"

@@ -135,3 +135,16 @@ fn the_checker_sees_links_and_anchors_as_mdbook_does() {
     assert!(slugs.contains("your-first-plugin"), "{slugs:?}");
     assert!(slugs.contains("check-rate-limits"), "{slugs:?}");
 }
+
+#[test]
+fn the_rust_example_of_the_plugin_guide_is_the_template() {
+    let guide = std::fs::read_to_string(root().join("docs/plugins.md")).expect("plugins.md");
+    for template in ["rust_lib.rs", "rust_Cargo.toml"] {
+        let text = std::fs::read_to_string(root().join("src/plugin/templates").join(template))
+            .expect("template");
+        assert!(
+            guide.contains(&text.replace("{{name}}", "hello")),
+            "docs/plugins.md no longer shows src/plugin/templates/{template} as `new` writes it"
+        );
+    }
+}

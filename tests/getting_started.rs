@@ -67,11 +67,10 @@ fn pasted(banner: &str) -> String {
         .join("\n")
 }
 
-/// Runs `script` in `sh`; its output.
+/// Runs `script` in `sh` (for 2 minutes at most); its output.
 fn shell(script: &str) -> String {
-    let output = Command::new("sh")
-        .arg("-c")
-        .arg(script)
+    let output = Command::new("timeout")
+        .args(["120", "sh", "-c", script])
         .stdin(Stdio::null())
         .output()
         .expect("sh runs");

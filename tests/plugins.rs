@@ -602,10 +602,20 @@ async fn a_tenant_plugin_authenticates_a_route() {
     })
     .await;
 
-    // The request log has the consumer of the requests it identified.
+    // The request log has the consumer of the requests it identified,
+    // those the limit then refused too.
     eventually("the partner's logs", || async {
         let logs = tenant.all_logs(&format!("?consumerId={consumer_id}")).await;
-        logs.len() >= 2 && logs.iter().all(|l| l["path"] == "/partner")
+        let of = |path: &str, status: u16| {
+            logs.iter()
+                .any(|l| l["path"] == path && l["statusCode"] == status)
+        };
+        of("/partner", 200)
+            && of("/partner", 429)
+            && of("/partner-open", 429)
+            && logs
+                .iter()
+                .all(|l| l["path"] == "/partner" || l["path"] == "/partner-open")
     })
     .await;
     node.process.terminate();

@@ -31,7 +31,8 @@ pub fn router() -> Router<AppState> {
 
 /// The book's file at `path` (a folder's `index.html`), or 404.
 async fn page(path: String) -> Response {
-    if BOOK.is_empty() {
+    let is_page = path.is_empty() || path.ends_with('/') || path.ends_with(".html");
+    if BOOK.is_empty() && is_page {
         return (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -61,11 +62,25 @@ async fn page(path: String) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type(name)),
-            (header::CACHE_CONTROL, "no-cache"),
+            (header::CACHE_CONTROL, cache_control(name)),
         ],
         *bytes,
     )
         .into_response()
+}
+
+/// mdBook names its assets by their content (`book-609e4cb8.js`): those
+/// never change under their name. Everything else is checked each time.
+fn cache_control(name: &str) -> &'static str {
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    let hashed = stem
+        .rsplit_once('-')
+        .is_some_and(|(_, hash)| hash.len() == 8 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+    if hashed {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    }
 }
 
 fn file(name: &str) -> Option<&'static (&'static str, &'static [u8])> {
@@ -104,5 +119,9 @@ mod tests {
             content_type("getting-started.sh"),
             "text/plain; charset=utf-8"
         );
+        let forever = "public, max-age=31536000, immutable";
+        assert_eq!(cache_control("book-609e4cb8.js"), forever);
+        assert_eq!(cache_control("index.html"), "no-cache");
+        assert_eq!(cache_control("api/swagger-ui-bundle.js"), "no-cache");
     }
 }

@@ -90,6 +90,8 @@ pub struct RequestCtx {
     rejected_route: Option<Arc<Route>>,
     /// The consumer of a request refused after it was identified (429).
     refused_consumer: Option<Consumer>,
+    /// Whether [`ProxyHttp::fail_to_proxy`] logged the request's failure.
+    failure_logged: bool,
     upstream_sent: Option<Instant>,
     /// The address the upstream request went to (once one was picked).
     upstream_addr: Option<std::net::SocketAddr>,
@@ -137,6 +139,7 @@ impl ProxyHttp for Gateway {
             upstream_sent: None,
             upstream_addr: None,
             refused_consumer: None,
+            failure_logged: false,
             upstream_status: None,
             failure: None,
             plugin_changes: Changes::default(),
@@ -361,11 +364,12 @@ impl ProxyHttp for Gateway {
         };
         if reject.status >= 500 {
             let message = match ctx.admitted.as_ref() {
-                Some(admitted) => {
+                Some(admitted) if upstream_failure::is_upstreams(e) => {
                     upstream_failure::describe(e, &admitted.upstream, ctx.upstream_addr)
                 }
-                None => e.to_string(),
+                _ => e.to_string(),
             };
+            ctx.failure_logged = true;
             let route = ctx.route().map(|r| &*r.id);
             tracing::warn!(request_id = %ctx.request_id, route, cause = %e, "{message}");
             ctx.failure = Some(Failure {
@@ -395,7 +399,7 @@ impl ProxyHttp for Gateway {
     /// A failure worth an error event was logged in words by
     /// [`Self::fail_to_proxy`]; pingora's own line would say it again raw.
     fn suppress_error_log(&self, _session: &Session, ctx: &Self::CTX, _error: &Error) -> bool {
-        ctx.failure.is_some()
+        ctx.failure_logged
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {

@@ -16,6 +16,12 @@ use crate::upstream::Upstream;
 /// address (answered 502 `upstream_unavailable`).
 pub const UNRESOLVED: ErrorType = ErrorType::Custom("upstream_unresolved");
 
+/// Whether `error` is the upstream's (or reaching it failed), which
+/// [`describe`] says in words; the node's own errors keep their text.
+pub fn is_upstreams(error: &Error) -> bool {
+    *error.esource() == pingora::ErrorSource::Upstream || error.etype() == &UNRESOLVED
+}
+
 /// What the request to `upstream` (at `address`, when one was picked)
 /// failed with, in a sentence.
 pub fn describe(error: &Error, upstream: &Upstream, address: Option<SocketAddr>) -> String {

@@ -104,7 +104,8 @@ pub fn render(at: &Addresses, who: &Credentials<'_>, existing: &Existing) -> Str
     let _ = writeln!(out, "  password       {}", who.password);
     let _ = writeln!(out, "  gateway key    {}", who.gateway_key);
     out.push_str("\nIn a shell:\n\n");
-    let echo = at.echo.as_deref().unwrap_or("http://127.0.0.1:9000");
+    // Without an echo upstream the first steps need another to forward to.
+    let echo = at.echo.as_deref().unwrap_or("<your service's URL>");
     let _ = writeln!(
         out,
         "  export GATEHOUSE_URL={control} GATEHOUSE_TENANT={} NODE={} ECHO={echo}",
@@ -167,7 +168,7 @@ fn describe(out: &mut String, at: &Addresses, existing: &Existing) {
     );
     out.push_str(
         "\nA consumer's key is shown only when it is made: make another with\n\
-         POST .../consumers (docs/getting-started.md, step 3), or delete\n\
+         POST .../consumers (docs/getting-started.md, step 4), or delete\n\
          the data dir to start over.\n",
     );
 }

@@ -16,9 +16,12 @@ const MAX_ECHOED_BODY: usize = 64 * 1024;
 /// Binds `addr` and serves the echo there until the runtime stops.
 /// Returns the address it listens on.
 pub async fn start(addr: &str) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|err| anyhow::anyhow!("the echo upstream cannot listen on {addr}: {err}"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|err| {
+        anyhow::anyhow!(
+            "the echo upstream cannot listen on {addr}: {err} \
+                 (give it another address with --echo-listen, or --echo-listen off)"
+        )
+    })?;
     let local = listener.local_addr()?;
     let app = Router::new().fallback(echo);
     tokio::spawn(async move {

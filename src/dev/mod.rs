@@ -156,7 +156,7 @@ async fn start_control(
     let base = format!("http://{}", control.addr);
     let addresses = banner::Addresses {
         control: base.clone(),
-        node: format!("http://{}", listens.proxy),
+        node: node_url(&listens.proxy),
         admin: format!("http://{}", listens.admin),
         echo: echo.map(|addr| format!("http://{addr}")),
     };
@@ -169,6 +169,16 @@ async fn start_control(
     };
     print!("{}", banner::render(&addresses, &credentials, &existing));
     Ok((control, base, tenant.gateway_key))
+}
+
+/// The node's URL as the banner gives it: a port 0 is only known once the
+/// node listens, which its `gateway node starting` log line says.
+fn node_url(listen: &str) -> String {
+    if listen.ends_with(":0") {
+        "<the listen= address of the `gateway node starting` log line>".to_owned()
+    } else {
+        format!("http://{listen}")
+    }
 }
 
 /// Reads the dev tenant's credentials, or creates the tenant and keeps them.

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the book into target/book/ (`make docs`): mdBook, pinned and
+# installed with cargo when missing, into a staging dir, the interactive API
+# reference beside it (scripts/api-reference.sh), then only the files whose
+# bytes changed are copied over (and files gone are removed), so an
+# unchanged book keeps its mtimes and the control plane, which embeds it,
+# is not rebuilt for nothing.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+version=0.5.4
+if ! mdbook --version 2>/dev/null | grep -qx "mdbook v$version"; then
+  echo "book: installing mdBook $version"
+  cargo install mdbook --version "$version" --locked
+fi
+stage=$root/target/book-staging
+out=$root/target/book
+rm -rf "$stage"
+mdbook build "$root/docs" -d "$stage"
+"$root/scripts/api-reference.sh" "$stage/api"
+fresh=0
+[ -d "$out" ] || fresh=1
+mkdir -p "$out"
+(cd "$stage" && find . -type f) | while read -r file; do
+  if ! cmp -s "$stage/$file" "$out/$file"; then
+    mkdir -p "$(dirname "$out/$file")"
+    cp "$stage/$file" "$out/$file"
+  fi
+done
+(cd "$out" && find . -type f) | while read -r file; do
+  [ -e "$stage/$file" ] || rm -f "$out/$file"
+done
+rm -rf "$stage"
+# A control plane built while the book was missing watches docs/ instead
+# (control/build.rs): touching book.toml has it embed the new book.
+if [ "$fresh" = 1 ]; then touch "$root/docs/book.toml"; fi
+echo "book: $out"
