@@ -6,4 +6,6 @@ window.ui = SwaggerUIBundle({
   dom_id: "#reference",
   deepLinking: true,
   persistAuthorization: false,
+  // Nothing is sent anywhere but this control plane.
+  validatorUrl: null,
 });

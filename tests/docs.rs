@@ -1,7 +1,9 @@
 //! The book's links: every relative link of `docs/` and the README names a
 //! file that exists, and every `#anchor` a heading of that file; a page of
 //! the book links only within the book (it is served on its own at
-//! `/docs/`); every page is in `SUMMARY.md`.
+//! `/docs/`); every page is in `SUMMARY.md`; and the same of the built
+//! book's HTML, as mdBook wrote it. The plugin guide's Rust example is the
+//! template `gatehouse plugin new` writes.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -147,4 +149,77 @@ fn the_rust_example_of_the_plugin_guide_is_the_template() {
             "docs/plugins.md no longer shows src/plugin/templates/{template} as `new` writes it"
         );
     }
+}
+
+/// The `href` and `src` targets of `html`.
+fn html_links(html: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    for attribute in ["href=\"", "src=\""] {
+        for rest in html.split(attribute).skip(1) {
+            if let Some(end) = rest.find('"') {
+                found.push(&rest[..end]);
+            }
+        }
+    }
+    found
+}
+
+/// The built book (`make docs`, which `make test` runs first): every
+/// relative link of every page names a file of the book, and every
+/// `#anchor` an id of that page, as mdBook made them.
+#[test]
+fn every_link_of_the_built_book_resolves() {
+    let book = root().join("target/book");
+    assert!(
+        book.join("index.html").is_file(),
+        "no built book in {}: run `make docs` first",
+        book.display()
+    );
+    let mut problems = Vec::new();
+    let mut pages = 0;
+    for entry in std::fs::read_dir(&book).expect("target/book") {
+        let page = entry.expect("entry").path();
+        if page.extension().is_none_or(|e| e != "html") || page.ends_with("404.html") {
+            continue;
+        }
+        pages += 1;
+        let html = std::fs::read_to_string(&page).expect("a page");
+        for link in html_links(&html) {
+            let external = [
+                "http://",
+                "https://",
+                "mailto:",
+                "javascript:",
+                "data:",
+                "/",
+            ];
+            if link.is_empty() || external.iter().any(|p| link.starts_with(p)) {
+                continue;
+            }
+            let (path, anchor) = link.split_once('#').unwrap_or((link, ""));
+            let path = path.split('?').next().unwrap_or_default();
+            let target = if path.is_empty() {
+                page.clone()
+            } else {
+                book.join(path)
+            };
+            let target = if target.is_dir() {
+                target.join("index.html")
+            } else {
+                target
+            };
+            if !target.is_file() {
+                problems.push(format!("{}: `{link}`: no such file", page.display()));
+                continue;
+            }
+            if !anchor.is_empty() {
+                let text = std::fs::read_to_string(&target).unwrap_or_default();
+                if !text.contains(&format!("id=\"{anchor}\"")) {
+                    problems.push(format!("{}: `{link}`: no such anchor", page.display()));
+                }
+            }
+        }
+    }
+    assert!(pages >= 10, "only {pages} pages in {}", book.display());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
