@@ -258,6 +258,19 @@ async fn traffic_flows_and_changes_apply_at_once() {
         started.elapsed() < Duration::from_millis(1900),
         "the 300 ms timeout cut the 2 s upstream short"
     );
+    // The error event says it in words, pingora's text kept beside.
+    let slow_at = upstream_url.trim_start_matches("http://").to_owned();
+    eventually("the timeout said in words", || async {
+        let errors = tenant.send(Method::GET, "/errors", None).await;
+        errors.as_array().is_some_and(|events| {
+            events.iter().any(|e| {
+                e["kind"] == "upstream_timeout"
+                    && e["message"] == format!("{slow_at} did not answer within 300ms")
+                    && e["detail"].as_str().is_some_and(|d| d.contains("Timedout"))
+            })
+        })
+    })
+    .await;
 
     // The admin listener reports what happened.
     let metrics = node.metrics().await;

@@ -104,6 +104,18 @@ async fn the_node_speaks_tls_to_clients_and_to_services() {
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["error"]["code"], "upstream_unavailable");
+    // Its error event says so in words.
+    let said = eventually("the TLS failure said in words", || async {
+        let errors = tenant.send(Method::GET, "/errors", None).await;
+        errors.as_array().into_iter().flatten().any(|e| {
+            e["kind"] == "upstream_unavailable"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("TLS handshake with "))
+        })
+    })
+    .await;
+    eprintln!("TLS failure on record after {said:?}");
 
     // Health checks go over TLS with the same trust.
     eventually("the https service reported up", || async {
