@@ -7,10 +7,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::Scratch;
+use support::{Process, Scratch};
 
 /// A port nothing listens on now (the kernel's pick, released).
 fn free_port() -> u16 {
@@ -20,10 +20,10 @@ fn free_port() -> u16 {
 
 /// `gatehouse dev` with everything of its own in `dir`, its banner in
 /// `banner`; the node on `proxy`, the echo upstream on `echo`.
-fn dev(dir: &Path, (proxy, echo): (u16, u16), banner: &Path) -> Child {
+fn dev(dir: &Path, (proxy, echo): (u16, u16), banner: &Path) -> Process {
     let stdout = std::fs::File::create(banner).expect("banner file");
     let stderr = std::fs::File::create(dir.join("dev.log")).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+    let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args([
             "dev".to_owned(),
             "--listen=127.0.0.1:0".to_owned(),
@@ -39,7 +39,8 @@ fn dev(dir: &Path, (proxy, echo): (u16, u16), banner: &Path) -> Child {
         .stdout(stdout)
         .stderr(stderr)
         .spawn()
-        .expect("gatehouse dev starts")
+        .expect("gatehouse dev starts");
+    Process { child, name: "dev" }
 }
 
 /// The banner in `file`, once it is whole.
@@ -81,18 +82,6 @@ fn shell(script: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
-}
-
-fn terminate(mut child: Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while child.try_wait().expect("wait").is_none() {
-        assert!(Instant::now() < deadline, "gatehouse dev did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +135,7 @@ async fn the_banners_first_steps_work_and_a_restart_shows_what_exists() {
             .any(|l| l["statusCode"] == 429 && l["consumerId"].is_string()),
         "{logs:?}"
     );
-    terminate(process);
+    process.terminate();
 
     // Started again: what exists is shown, nothing is made twice.
     let second = scratch.0.join("banner-2.txt");
@@ -183,5 +172,5 @@ async fn the_banners_first_steps_work_and_a_restart_shows_what_exists() {
     ));
     let services: serde_json::Value = serde_json::from_str(&services).expect("JSON");
     assert_eq!(services.as_array().map(Vec::len), Some(1), "{services}");
-    terminate(process);
+    process.terminate();
 }

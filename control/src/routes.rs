@@ -19,13 +19,12 @@ use crate::gateway::ConfigWrite;
 use crate::route_plugins::{self, RoutePlugin};
 use crate::state::AppState;
 use crate::store::{Flag, Store, Timestamp, Tombstone};
+use crate::tiers::MAX_PER_MINUTE;
 
 /// The methods a route may name; `ANY` matches every method.
 pub const METHODS: [&str; 8] = [
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY",
 ];
-/// The highest per-minute override accepted.
-pub const MAX_RATE_LIMIT: i64 = gatehouse_protocol::MAX_REQUESTS_PER_MINUTE as i64;
 
 /// A route: which requests go to which service, and under which policy.
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
@@ -291,12 +290,12 @@ fn validate_pattern(raw: &str) -> Result<RoutePattern> {
 }
 
 fn validate_rate_limit(limit: i64) -> Result<i64> {
-    if (1..=MAX_RATE_LIMIT).contains(&limit) {
+    if (1..=MAX_PER_MINUTE).contains(&limit) {
         Ok(limit)
     } else {
         Err(ApiError::invalid(
             "rateLimitOverride",
-            format!("must be between 1 and {MAX_RATE_LIMIT} requests per minute, or null"),
+            format!("must be between 1 and {MAX_PER_MINUTE} requests per minute, or null"),
         ))
     }
 }

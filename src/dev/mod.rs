@@ -67,12 +67,7 @@ pub struct DevArgs {
 pub fn run(args: DevArgs) -> anyhow::Result<()> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<(String, String)>>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let control_args = args.control.clone();
-    let listens = Listens {
-        proxy: args.proxy_listen.clone(),
-        admin: args.admin_listen.clone(),
-        echo: (args.echo_listen != "off").then(|| args.echo_listen.clone()),
-    };
+    let dev_args = args.clone();
     let control = std::thread::Builder::new()
         .name("gatehouse-control".into())
         .spawn(move || {
@@ -84,7 +79,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
                 }
             };
             runtime.block_on(async move {
-                let started = start_control(&control_args, &listens).await;
+                let started = start_control(&dev_args).await;
                 let control = match started {
                     Ok((control, control_url, gateway_key)) => {
                         let _ = ready_tx.send(Ok((control_url, gateway_key)));
@@ -123,24 +118,15 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     )
 }
 
-/// Where `gatehouse dev`'s node and echo upstream listen.
-struct Listens {
-    proxy: String,
-    admin: String,
-    echo: Option<String>,
-}
-
 /// Starts the control plane and the echo upstream, makes sure the dev
 /// tenant exists and prints how to use it. Returns the control plane, its
 /// URL and the gateway key.
-async fn start_control(
-    args: &ControlArgs,
-    listens: &Listens,
-) -> anyhow::Result<(Control, String, String)> {
-    let echo = match &listens.echo {
-        Some(addr) => Some(echo::start(addr).await?),
-        None => None,
+async fn start_control(dev: &DevArgs) -> anyhow::Result<(Control, String, String)> {
+    let echo = match dev.echo_listen.as_str() {
+        "off" => None,
+        addr => Some(echo::start(addr).await?),
     };
+    let args = &dev.control;
     let control = Control::start(args).await?;
     let tenant = ensure_dev_tenant(
         control.state.store(),
@@ -156,8 +142,8 @@ async fn start_control(
     let base = format!("http://{}", control.addr);
     let addresses = banner::Addresses {
         control: base.clone(),
-        node: node_url(&listens.proxy),
-        admin: format!("http://{}", listens.admin),
+        node: node_url(&dev.proxy_listen),
+        admin: format!("http://{}", dev.admin_listen),
         echo: echo.map(|addr| format!("http://{addr}")),
     };
     let credentials = banner::Credentials {

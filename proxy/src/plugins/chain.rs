@@ -98,10 +98,7 @@ impl RequestChain {
                 // this request only, as that depends on the route and the
                 // request, not on the plugin alone.
                 Some(loaded) => loaded
-                    .on_request_checked(&ctx, &self.request, |action| {
-                        output::check_request(&action)?;
-                        Ok(action)
-                    })
+                    .on_request_checked(&ctx, &self.request, output::check_request)
                     .await
                     .and_then(|action| {
                         let named = self.named_consumer(&ctx, phase, &action)?;
@@ -255,9 +252,8 @@ pub async fn respond(
 ) -> ResponseOutcome {
     let mut outcome = ResponseOutcome::default();
     for (plugin, loaded, ctx) in with_hook(registry, base, plugins, Hooks::ON_RESPONSE) {
-        let check = |action: ResponseAction| output::check_response(&action).map(|()| action);
         let result = loaded
-            .on_response_checked(&ctx, (request, &response), check)
+            .on_response_checked(&ctx, request, &response, output::check_response)
             .await;
         match result {
             Ok(ResponseAction::Modify(changes)) => change_headers(

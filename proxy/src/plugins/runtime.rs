@@ -358,38 +358,41 @@ impl LoadedPlugin {
         ctx: &CallContext,
         request: &Request,
     ) -> Result<RequestAction, PluginFailure> {
-        self.on_request_checked(ctx, request, Ok).await
+        self.on_request_checked(ctx, request, |_| Ok(())).await
     }
 
     /// Calls `on-request` and checks its answer with `check` as part of the
     /// call: an answer `check` refuses (`invalid_output`) counts against
     /// the plugin's breaker as a trap does.
-    pub async fn on_request_checked<T>(
+    pub async fn on_request_checked(
         &self,
         ctx: &CallContext,
         request: &Request,
-        check: impl FnOnce(RequestAction) -> Result<T, PluginFailure>,
-    ) -> Result<T, PluginFailure> {
+        check: impl FnOnce(&RequestAction) -> Result<(), PluginFailure>,
+    ) -> Result<RequestAction, PluginFailure> {
         self.guarded(ctx, Hook::Request, async {
             let (plugin, mut store) = self.instance(ctx).await?;
             let result = plugin.call_on_request(&mut store, request).await;
-            self.finish(plugin, store, result).and_then(check)
+            let action = self.finish(plugin, store, result)?;
+            check(&action).map(|()| action)
         })
         .await
     }
 
     /// Calls `on-response`, its answer checked by `check` as
     /// [`LoadedPlugin::on_request_checked`] does.
-    pub async fn on_response_checked<T>(
+    pub async fn on_response_checked(
         &self,
         ctx: &CallContext,
-        (request, response): (&Request, &Response),
-        check: impl FnOnce(ResponseAction) -> Result<T, PluginFailure>,
-    ) -> Result<T, PluginFailure> {
+        request: &Request,
+        response: &Response,
+        check: impl FnOnce(&ResponseAction) -> Result<(), PluginFailure>,
+    ) -> Result<ResponseAction, PluginFailure> {
         self.guarded(ctx, Hook::Response, async {
             let (plugin, mut store) = self.instance(ctx).await?;
             let result = plugin.call_on_response(&mut store, request, response).await;
-            self.finish(plugin, store, result).and_then(check)
+            let action = self.finish(plugin, store, result)?;
+            check(&action).map(|()| action)
         })
         .await
     }

@@ -132,19 +132,14 @@ impl PluginStores {
     /// the config is live.
     pub fn keep_attached(&self, snapshot: &ConfigSnapshot) {
         let attached: HashSet<Arc<str>> = attached_names(snapshot).collect();
-        let dropped: Vec<SharedStore> = {
+        let dropped: Vec<(Arc<str>, SharedStore)> = {
             let mut stores = lock(&self.0);
-            let names: Vec<Arc<str>> = stores
+            let dropped = stores
                 .by_name
-                .keys()
-                .filter(|name| !attached.contains(*name))
-                .cloned()
+                .extract_if(|name, _| !attached.contains(name))
                 .collect();
             stores.attached = Some(attached);
-            names
-                .iter()
-                .filter_map(|name| stores.by_name.remove(name))
-                .collect()
+            dropped
         };
         // Freed outside the lock: a store may hold megabytes.
         drop(dropped);
@@ -275,7 +270,6 @@ impl HostState {
     }
 }
 
-/// [`HostState::owner`] of a call in `ctx` of the component `plugin`.
 /// The plugin names the routes of `snapshot` attach (enabled or not).
 fn attached_names(snapshot: &ConfigSnapshot) -> impl Iterator<Item = Arc<str>> + '_ {
     snapshot
@@ -284,6 +278,7 @@ fn attached_names(snapshot: &ConfigSnapshot) -> impl Iterator<Item = Arc<str>> +
         .flat_map(|route| route.plugins.iter().map(|plugin| Arc::clone(&plugin.name)))
 }
 
+/// [`HostState::owner`] of a call in `ctx` of the component `plugin`.
 fn owner<'a>(ctx: &'a CallContext, plugin: &'a str) -> &'a str {
     if ctx.plugin.is_empty() {
         plugin
