@@ -45,10 +45,10 @@ async fn page(path: String) -> Response {
     } else {
         path
     };
-    let Some((name, bytes)) = file(&wanted) else {
-        if file(&format!("{wanted}/index.html")).is_some() {
-            return Redirect::permanent(&format!("/docs/{wanted}/")).into_response();
-        }
+    // A folder is its index.html, also without the slash (`/docs/api`,
+    // whose page names its assets by absolute path for that reason).
+    let found = file(&wanted).or_else(|| file(&format!("{wanted}/index.html")));
+    let Some((name, bytes)) = found else {
         return match file("404.html") {
             Some((_, bytes)) => (
                 StatusCode::NOT_FOUND,
