@@ -3,12 +3,13 @@
 
 CARGO ?= cargo
 
-.PHONY: dev test setup services lint bench docs
+.PHONY: dev test setup services lint bench docs console
 
-dev: setup docs
+dev: setup docs console
 	$(CARGO) run --bin gatehouse -- dev
 
 test: setup services docs
+	@scripts/console.sh --browser
 	$(CARGO) test --workspace
 	scripts/fuzz.sh 20
 
@@ -20,6 +21,11 @@ setup:
 # tests/getting_started.rs, its links checked by tests/docs.rs).
 docs:
 	@scripts/book.sh
+
+# The tenant console, into target/console/ (served at / by the control
+# plane, which embeds it): Node.js and the npm packages when missing.
+console:
+	@scripts/console.sh
 
 lint: setup
 	$(CARGO) fmt --all -- --check

@@ -1,37 +1,62 @@
 //! Rebuilds the control plane when a migration changes (they are embedded
-//! by `sqlx::migrate!`, which cargo cannot see), and embeds the book that
-//! `make docs` built into `target/book/`, served at `/docs/`: a list of
-//! its files written to `$OUT_DIR/book.rs`, empty when the book is not
-//! built (the control plane then says how to build it).
+//! by `sqlx::migrate!`, which cargo cannot see), and embeds the two sites
+//! built outside cargo: the book (`make docs` builds it into `target/book/`,
+//! served at `/docs/`) and the console (`scripts/console.sh` builds it into
+//! `target/console/`, served at `/`). Each becomes a list of its files in
+//! `$OUT_DIR`, empty when the site is not built (the control plane then
+//! says how to build it).
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=../migrations");
-    let book = std::env::var_os("GATEHOUSE_BOOK_DIR")
+    // The sources each site is built from: `scripts/book.sh` and
+    // `scripts/console.sh` touch these once they built the site, so an
+    // unbuilt site does not make cargo run this at every build.
+    embed(
+        "BOOK",
+        "GATEHOUSE_BOOK_DIR",
+        "../target/book",
+        "../docs",
+        "book.rs",
+    );
+    embed(
+        "CONSOLE",
+        "GATEHOUSE_CONSOLE_DIR",
+        "../target/console",
+        "../console/package.json",
+        "console.rs",
+    );
+}
+
+/// Writes `$OUT_DIR/<out>`: `pub static <name>: &[(&str, &[u8])]`, the
+/// site's files by path, sorted.
+fn embed(name: &str, env: &str, default_dir: &str, sources: &str, out: &str) {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::var_os(env)
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/book"));
-    println!("cargo:rerun-if-env-changed=GATEHOUSE_BOOK_DIR");
+        .unwrap_or_else(|| manifest.join(default_dir));
+    println!("cargo:rerun-if-env-changed={env}");
     let mut files = Vec::new();
-    if book.is_dir() {
-        println!("cargo:rerun-if-changed={}", book.display());
-        collect(&book, &book, &mut files);
+    if dir.is_dir() {
+        println!("cargo:rerun-if-changed={}", dir.display());
+        collect(&dir, &dir, &mut files);
     } else {
-        // Not the missing book (cargo would run this at every build): the
-        // book's sources, which `make docs` touches once it built the book.
-        println!("cargo:rerun-if-changed=../docs");
+        println!(
+            "cargo:rerun-if-changed={}",
+            manifest.join(sources).display()
+        );
     }
     files.sort();
-    let mut code = String::from(
-        "/// The book's files, by path under `/docs/`.\npub static BOOK: &[(&str, &[u8])] = &[\n",
-    );
-    for (name, path) in &files {
-        let _ = writeln!(code, "    ({name:?}, include_bytes!({path:?})),");
+    let mut code =
+        format!("/// The site's files, by path.\npub static {name}: &[(&str, &[u8])] = &[\n");
+    for (path, absolute) in &files {
+        let _ = writeln!(code, "    ({path:?}, include_bytes!({absolute:?})),");
     }
     code.push_str("];\n");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
-    std::fs::write(out.join("book.rs"), code).expect("book.rs written");
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    std::fs::write(out_dir.join(out), code).expect("site list written");
 }
 
 /// Every file under `dir`, as (path relative to `root`, absolute path).

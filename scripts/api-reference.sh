@@ -8,14 +8,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/target/book/api}
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
-if ! command -v npm >/dev/null 2>&1; then
-  echo "api-reference: installing Node.js and npm"
-  if ! { as_root apt-get update -qq &&
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }; then
-    echo "api-reference: no npm and it could not be installed: /docs/api/ is left out" >&2
-    exit 0
-  fi
+# shellcheck source=lib.sh
+. "$root/scripts/lib.sh"
+if ! ensure_node; then
+  echo "api-reference: no npm and it could not be installed: /docs/api/ is left out" >&2
+  exit 0
 fi
 cd "$root/api-reference"
 dist=node_modules/swagger-ui-dist

@@ -7,6 +7,8 @@
 # is not rebuilt for nothing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib.sh
+. "$root/scripts/lib.sh"
 version=0.5.4
 if ! mdbook --version 2>/dev/null | grep -qx "mdbook v$version"; then
   echo "book: installing mdBook $version"
@@ -17,18 +19,7 @@ out=$root/target/book
 rm -rf "$stage"
 mdbook build "$root/docs" -d "$stage"
 "$root/scripts/api-reference.sh" "$stage/api"
-fresh=0
-[ -d "$out" ] || fresh=1
-mkdir -p "$out"
-(cd "$stage" && find . -type f) | while read -r file; do
-  if ! cmp -s "$stage/$file" "$out/$file"; then
-    mkdir -p "$(dirname "$out/$file")"
-    cp "$stage/$file" "$out/$file"
-  fi
-done
-(cd "$out" && find . -type f) | while read -r file; do
-  [ -e "$stage/$file" ] || rm -f "$out/$file"
-done
+fresh=$(sync_site "$stage" "$out")
 rm -rf "$stage"
 # A control plane built while the book was missing watches docs/ instead
 # (control/build.rs): touching book.toml has it embed the new book.

@@ -32,7 +32,9 @@ async fn reset_token(outbox: &std::path::Path) -> String {
         if let Some(mail) = mail.filter(|m| m.contains("reset token")) {
             return mail
                 .lines()
-                .find(|line| line.starts_with("    ") && !line.trim().is_empty())
+                .find(|line| {
+                    line.starts_with("    ") && !line.trim().is_empty() && !line.contains("://")
+                })
                 .map(|line| line.trim().to_owned())
                 .expect("a token line");
         }

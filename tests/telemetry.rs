@@ -39,10 +39,12 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
     let dead = tenant.service(&closed.url(), 30_000).await;
     let dead_route = tenant.route("GET", "/dead", &dead, false).await;
     let (consumer, key) = tenant.consumer(json!({ "name": "app" })).await;
+    let (_, other_key) = tenant.consumer(json!({ "name": "other" })).await;
     let node = Node::start_for(&scratch.0, &control, &tenant).await;
     let client = reqwest::Client::new();
 
-    // 60 good requests, 10 without a key, 5 to no route, 4 upstream 500s, 3 to a dead upstream.
+    // 60 good requests, 10 without a key, 5 to no route, 4 upstream 500s, 3 to a dead
+    // upstream, and 2 of a second consumer.
     for i in 0..60 {
         assert_eq!(
             status_of(&client, format!("{}/items/{i}", node.base), Some(&key)).await,
@@ -73,7 +75,18 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
             StatusCode::BAD_GATEWAY
         );
     }
-    let total = 60 + 10 + 5 + 4 + 3;
+    for i in 0..2 {
+        assert_eq!(
+            status_of(
+                &client,
+                format!("{}/items/{i}", node.base),
+                Some(&other_key)
+            )
+            .await,
+            StatusCode::OK
+        );
+    }
+    let total = 60 + 10 + 5 + 4 + 3 + 2;
 
     let took = eventually("every request in the logs", || async {
         tenant.all_logs("").await.len() == total
@@ -106,6 +119,11 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
     assert_eq!(by_consumer.len(), 60);
     let first_page = tenant.send(Method::GET, "/logs", None).await;
     assert_eq!(first_page.as_array().expect("list").len(), 50);
+    // Two consumers sent requests; anonymous ones are not counted.
+    let activity = tenant
+        .send(Method::GET, "/metrics/consumers?period=24h", None)
+        .await;
+    assert_eq!(activity["distinctConsumers"], 2, "{activity}");
 
     // Failures became grouped error events.
     let errors = eventually("the error events", || async {

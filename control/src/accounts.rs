@@ -231,15 +231,8 @@ async fn forgot_password(
             .execute(state.store().pool())
             .await?;
             let mailer = state.mailer().clone();
+            let body = reset_mail(state.public_url(), &token.plaintext);
             tokio::spawn(async move {
-                let body = format!(
-                    "Someone asked to reset the password of your Gatehouse account.\n\n\
-                     Your reset token (valid for one hour, usable once):\n\n    {}\n\n\
-                     Send it with your new password to POST /api/auth/reset-password as\n\
-                     {{\"token\": \"...\", \"password\": \"...\"}}.\n\n\
-                     If this was not you, ignore this mail: your password is unchanged.\n",
-                    token.plaintext
-                );
                 if let Err(err) = mailer
                     .send(&email, "Reset your Gatehouse password", body)
                     .await
@@ -252,6 +245,21 @@ async fn forgot_password(
     Ok(Json(Message {
         message: "if an account exists for this email, a reset link is on its way".to_owned(),
     }))
+}
+
+/// The reset mail: a link to the console's reset page, and the token for
+/// scripts. The token is in the link's fragment, which browsers never send
+/// to a server (nor in a `Referer`).
+fn reset_mail(public_url: &str, token: &str) -> String {
+    format!(
+        "Someone asked to reset the password of your Gatehouse account.\n\n\
+         Choose a new password in the console (the link works for one hour, once):\n\n    \
+         {public_url}/reset-password#token={token}\n\n\
+         From a script, send this reset token with the new password to\n\
+         POST /api/auth/reset-password as {{\"token\": \"...\", \"password\": \"...\"}}:\n\n    \
+         {token}\n\n\
+         If this was not you, ignore this mail: your password is unchanged.\n"
+    )
 }
 
 /// Reset the password with the token from the email.

@@ -69,6 +69,12 @@ pub struct ControlArgs {
     #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,
 
+    /// The address users reach the control plane at (its console and API),
+    /// for links in mail, e.g. https://gatehouse.example.com. Default:
+    /// http:// and the --listen address.
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Folder for the control plane's own files (the generated JWT secret).
     #[arg(long, env = "GATEHOUSE_DATA_DIR", default_value = "gatehouse-data")]
     pub data_dir: PathBuf,
@@ -100,6 +106,26 @@ impl ControlArgs {
             flag: "data-dir",
             reason: format!("cannot keep the JWT secret in {}: {err}", path.display()),
         })
+    }
+
+    /// The public URL without a trailing slash: the flag's, checked to be an
+    /// absolute http(s) URL, or the address the API is `bound` to.
+    pub fn public_url(&self, bound: SocketAddr) -> Result<String, ConfigError> {
+        let Some(url) = &self.public_url else {
+            return Ok(format!("http://{bound}"));
+        };
+        let invalid = |reason: &str| ConfigError {
+            flag: "public-url",
+            reason: reason.to_owned(),
+        };
+        let parsed = url::Url::parse(url).map_err(|err| invalid(&format!("not a URL: {err}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(invalid("must be an http:// or https:// URL with a host"));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(invalid("must not carry a query or a fragment"));
+        }
+        Ok(url.trim_end_matches('/').to_owned())
     }
 
     /// The sender mailbox.
@@ -165,6 +191,31 @@ mod tests {
             .resolve_jwt_secret()
             .expect_err("too short");
         assert!(err.to_string().starts_with("--jwt-secret:"), "{err}");
+    }
+
+    #[test]
+    fn the_public_url_defaults_to_the_listen_address() {
+        let bound: SocketAddr = "127.0.0.1:3001".parse().expect("addr");
+        assert_eq!(
+            args(&[]).public_url(bound).expect("default"),
+            "http://127.0.0.1:3001"
+        );
+        assert_eq!(
+            args(&["--public-url", "https://gw.example.com/"])
+                .public_url(bound)
+                .expect("valid"),
+            "https://gw.example.com"
+        );
+        for bad in [
+            "gw.example.com",
+            "ftp://gw.example.com",
+            "https://gw.example.com/?a=1",
+        ] {
+            let err = args(&["--public-url", bad])
+                .public_url(bound)
+                .expect_err(bad);
+            assert!(err.to_string().starts_with("--public-url:"), "{err}");
+        }
     }
 
     #[test]

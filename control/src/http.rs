@@ -1,6 +1,7 @@
 //! The HTTP surface: every domain's router, the OpenAPI document, health,
 //! and the layers all requests pass through (request ids, tracing, body
-//! limit, JSON errors for unknown paths and methods).
+//! limit, JSON errors for unknown paths and methods), and the embedded
+//! book and console.
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, Request, StatusCode};
@@ -17,8 +18,8 @@ use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 use crate::{
-    accounts, book, consumers, error_events, gateway, gateway_key, gateway_status, health, logs,
-    metrics, openapi, plugins, routes, services, tiers,
+    accounts, book, console, consumers, error_events, gateway, gateway_key, gateway_status, health,
+    logs, metrics, openapi, plugins, routes, services, tiers,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -51,7 +52,7 @@ pub fn app(state: AppState) -> Router {
             get(move || async move { Json(document) }),
         )
         .route("/healthz", get(healthz))
-        .fallback(|| async { ApiError::NotFound("path") })
+        .fallback(console::fallback)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -75,6 +75,19 @@ pub struct MetricsQuery {
     pub period: Option<Period>,
 }
 
+/// How many consumers sent requests in a period.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerActivity {
+    pub tenant_id: String,
+    /// The same span as the period's metrics buckets: `from` inclusive, `to`
+    /// exclusive.
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// Distinct identified consumers in the request logs of the span.
+    pub distinct_consumers: i64,
+}
+
 #[derive(FromRow)]
 struct MinuteRow {
     minute_start: Timestamp,
@@ -86,7 +99,9 @@ struct MinuteRow {
 
 /// The metrics endpoints.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(tenant_metrics))
+    OpenApiRouter::new()
+        .routes(routes!(tenant_metrics))
+        .routes(routes!(distinct_consumers))
 }
 
 /// Aggregated metrics, oldest bucket first, every bucket of the period present.
@@ -104,6 +119,46 @@ async fn tenant_metrics(
     Ok(Json(snapshots))
 }
 
+/// Distinct consumers that sent requests in the period, counted from the
+/// request logs (nodes running with `--request-logs false` add none).
+#[utoipa::path(get, path = "/api/tenants/{tenantId}/metrics/consumers", tag = "telemetry",
+    params(("tenantId" = String, Path), MetricsQuery),
+    responses((status = 200, body = ConsumerActivity)),
+    security(("jwt" = [])))]
+async fn distinct_consumers(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Query(query): Query<MetricsQuery>,
+) -> Result<Json<ConsumerActivity>> {
+    let (from, to) = span(query.period.unwrap_or_default(), Timestamp::now());
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(DISTINCT consumer_id) FROM request_logs \
+         WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 \
+         AND consumer_id IS NOT NULL",
+    )
+    .bind(&auth.tenant_id)
+    .bind(from)
+    .bind(to)
+    .fetch_one(state.store().pool())
+    .await?;
+    Ok(Json(ConsumerActivity {
+        tenant_id: auth.tenant_id,
+        from,
+        to,
+        distinct_consumers: count,
+    }))
+}
+
+/// The span of `period` ending with the end of the bucket that holds `now`.
+fn span(period: Period, now: Timestamp) -> (Timestamp, Timestamp) {
+    let (span, bucket) = period.span_and_bucket_ms();
+    let end = now.millis() - now.millis().rem_euclid(bucket) + bucket;
+    (
+        Timestamp::from_millis(end - span),
+        Timestamp::from_millis(end),
+    )
+}
+
 /// The tenant's buckets for `period` ending with the bucket that holds `now`.
 pub async fn aggregate(
     store: &Store,
@@ -111,9 +166,9 @@ pub async fn aggregate(
     period: Period,
     now: Timestamp,
 ) -> Result<Vec<MetricsSnapshot>> {
-    let (span, bucket) = period.span_and_bucket_ms();
-    let end = now.millis() - now.millis().rem_euclid(bucket) + bucket;
-    let start = end - span;
+    let (span_ms, bucket) = period.span_and_bucket_ms();
+    let (from, to) = span(period, now);
+    let (start, end) = (from.millis(), to.millis());
     let rows: Vec<MinuteRow> = sqlx::query_as(
         "SELECT minute_start, request_count, client_error_count, error_count, latency_histogram \
          FROM metrics_minutes WHERE tenant_id = $1 AND minute_start >= $2 AND minute_start < $3",
@@ -124,7 +179,7 @@ pub async fn aggregate(
     .fetch_all(store.pool())
     .await?;
 
-    let mut buckets: BTreeMap<i64, Bucket> = (0..span / bucket)
+    let mut buckets: BTreeMap<i64, Bucket> = (0..span_ms / bucket)
         .map(|i| (start + i * bucket, Bucket::default()))
         .collect();
     for row in rows {

@@ -39,9 +39,10 @@ pub struct Control {
 }
 
 /// Builds the application state from the flags: store (migrated), keys,
-/// mailer.
-pub async fn build_state(args: &ControlArgs) -> anyhow::Result<AppState> {
+/// mailer. `bound` is where the API listens (the public URL's default).
+pub async fn build_state(args: &ControlArgs, bound: SocketAddr) -> anyhow::Result<AppState> {
     let secret = args.resolve_jwt_secret()?;
+    let public_url = args.public_url(bound)?;
     let mail_from = args.mail_from()?;
     let mailer = match &args.smtp_url {
         Some(url) => Mailer::smtp(url, mail_from).context("--smtp-url")?,
@@ -60,16 +61,17 @@ pub async fn build_state(args: &ControlArgs) -> anyhow::Result<AppState> {
         mailer,
         throttles,
         args.trusted_proxies.clone(),
+        public_url,
     ))
 }
 
 impl Control {
     /// Opens everything and starts serving on `args.listen`.
     pub async fn start(args: &ControlArgs) -> anyhow::Result<Self> {
-        let state = build_state(args).await?;
         let socket = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("--listen: cannot bind {}", args.listen))?;
+        let state = build_state(args, socket.local_addr()?).await?;
         let mut control = Self::serve(socket, state)?;
         control.background.push(telemetry::spawn_retention(
             control.state.store().clone(),

@@ -23,6 +23,7 @@ struct Inner {
     throttles: AuthThrottles,
     hub: ConfigHub,
     trusted_proxies: TrustedProxies,
+    public_url: String,
     replica_id: String,
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -43,6 +44,7 @@ impl AppState {
         mailer: Mailer,
         throttles: AuthThrottles,
         trusted_proxies: TrustedProxies,
+        public_url: String,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -52,6 +54,7 @@ impl AppState {
                 throttles,
                 hub: ConfigHub::default(),
                 trusted_proxies,
+                public_url,
                 replica_id: uuid::Uuid::new_v4().to_string(),
                 closing: tokio::sync::watch::channel(false).0,
             }),
@@ -77,6 +80,12 @@ impl AppState {
     /// Peers whose `X-Forwarded-For` names the client.
     pub fn trusted_proxies(&self) -> &TrustedProxies {
         &self.inner.trusted_proxies
+    }
+
+    /// Where users reach the console, without a trailing slash (links in
+    /// mail start with it).
+    pub fn public_url(&self) -> &str {
+        &self.inner.public_url
     }
 
     /// Fan-out of config versions to connected gateway nodes.

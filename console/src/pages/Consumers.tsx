@@ -1,0 +1,164 @@
+// Consumers: who calls the tenant's APIs, with their key (shown once) and
+// rate-limit tier. Revoking one stops its key on every node at once.
+import { useState } from "react";
+import { api, call, tenant, type Consumer } from "../api/client";
+import { useAction, useLoad } from "../hooks";
+import { ConfirmDelete, Dialog, Empty, Field, Problem, SecretOnce, Time, fieldError, formError } from "../components/ui";
+
+export function Consumers() {
+  const path = { params: { path: tenant() } };
+  const consumers = useLoad(() => call(api.GET("/api/tenants/{tenantId}/consumers", path)), []);
+  const tiers = useLoad(() => call(api.GET("/api/tenants/{tenantId}/rate-limit-tiers", path)), []);
+  const [editing, setEditing] = useState<Consumer | "new">();
+  const [created, setCreated] = useState<{ name: string; apiKey: string }>();
+  const [revoking, setRevoking] = useState<Consumer>();
+  const remove = useAction();
+  return (
+    <>
+      <div className="page-head">
+        <h1>Consumers</h1>
+        <button type="button" className="primary" onClick={() => setEditing("new")}>
+          New consumer
+        </button>
+      </div>
+      <Problem error={consumers.error ?? tiers.error} title="Consumers could not be loaded" />
+      {consumers.data?.length === 0 && <Empty>No consumers yet. A consumer gets an API key for routes that require one.</Empty>}
+      {!!consumers.data?.length && (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th>Name</th>
+                <th>Tier</th>
+                <th>Key</th>
+                <th>Created</th>
+                <th>Id</th>
+                <th>
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {consumers.data.map((consumer) => (
+                <tr key={consumer.id} id={consumer.id}>
+                  <td>{consumer.name}</td>
+                  <td>{consumer.rateLimitTier}</td>
+                  <td className="mono">{consumer.apiKeyPrefix}…</td>
+                  <td>
+                    <Time at={consumer.createdAt} />
+                  </td>
+                  <td className="mono small">{consumer.id}</td>
+                  <td className="row-actions">
+                    <button type="button" aria-label={`Edit ${consumer.name}`} onClick={() => setEditing(consumer)}>
+                      Edit
+                    </button>
+                    <button
+                      type="button"
+                      aria-label={`Revoke ${consumer.name}`}
+                      onClick={() => {
+                        remove.clear();
+                        setRevoking(consumer);
+                      }}
+                    >
+                      Revoke
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <Dialog title={editing === "new" ? "New consumer" : "Edit consumer"} open={!!editing} onClose={() => setEditing(undefined)}>
+        {editing && (
+          <ConsumerForm
+            consumer={editing === "new" ? undefined : editing}
+            tiers={tiers.data?.tiers.map((t) => t.name) ?? ["free"]}
+            onSaved={(apiKey, name) => {
+              setEditing(undefined);
+              if (apiKey) setCreated({ apiKey, name });
+              void consumers.reload();
+            }}
+          />
+        )}
+      </Dialog>
+      <Dialog title={`API key of ${created?.name ?? ""}`} open={!!created} onClose={() => setCreated(undefined)}>
+        {created && (
+          <div className="dialog-body">
+            <SecretOnce label="API key" value={created.apiKey}>
+              <p className="hint">
+                Clients send it as <code>Authorization: Bearer {"<key>"}</code> or <code>X-API-Key: {"<key>"}</code>.
+              </p>
+            </SecretOnce>
+            <div className="actions">
+              <button type="button" className="primary" onClick={() => setCreated(undefined)}>
+                Done
+              </button>
+            </div>
+          </div>
+        )}
+      </Dialog>
+      <ConfirmDelete
+        what={`consumer ${revoking?.name ?? ""}`}
+        detail={<p>Its key stops working on every node at once. This cannot be undone.</p>}
+        open={!!revoking}
+        busy={remove.busy}
+        error={remove.error}
+        onClose={() => setRevoking(undefined)}
+        onConfirm={async () => {
+          const id = revoking!.id;
+          const ok = await remove.run(() =>
+            call(api.DELETE("/api/tenants/{tenantId}/consumers/{id}", { params: { path: { ...tenant(), id } } })),
+          );
+          if (ok) {
+            setRevoking(undefined);
+            void consumers.reload();
+          }
+        }}
+      />
+    </>
+  );
+}
+
+function ConsumerForm(props: { consumer?: Consumer; tiers: string[]; onSaved: (apiKey: string | undefined, name: string) => void }) {
+  const { consumer } = props;
+  const [name, setName] = useState(consumer?.name ?? "");
+  const [tier, setTier] = useState(consumer?.rateLimitTier ?? (props.tiers.includes("free") ? "free" : props.tiers[0]));
+  const save = useAction();
+  return (
+    <form
+      onSubmit={async (event) => {
+        event.preventDefault();
+        let apiKey: string | undefined;
+        const body = { name, rateLimitTier: tier };
+        const ok = await save.run(async () => {
+          if (consumer) {
+            await call(api.PATCH("/api/tenants/{tenantId}/consumers/{id}", { params: { path: { ...tenant(), id: consumer.id } }, body }));
+          } else {
+            apiKey = (await call(api.POST("/api/tenants/{tenantId}/consumers", { params: { path: tenant() }, body }))).apiKey;
+          }
+        });
+        if (ok) props.onSaved(apiKey, name);
+      }}
+    >
+      <Field label="Name" error={fieldError(save.error, "name")}>
+        {(attrs) => <input {...attrs} required value={name} onChange={(e) => setName(e.target.value)} />}
+      </Field>
+      <Field label="Rate-limit tier" error={fieldError(save.error, "rateLimitTier")}>
+        {(attrs) => (
+          <select {...attrs} value={tier} onChange={(e) => setTier(e.target.value)}>
+            {props.tiers.map((t) => (
+              <option key={t}>{t}</option>
+            ))}
+          </select>
+        )}
+      </Field>
+      <Problem error={formError(save.error, ["name", "rateLimitTier"])} />
+      <div className="actions">
+        <button type="submit" className="primary" disabled={save.busy}>
+          {consumer ? "Save consumer" : "Create consumer"}
+        </button>
+      </div>
+    </form>
+  );
+}

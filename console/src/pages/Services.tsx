@@ -1,0 +1,151 @@
+// Services: the upstreams routes forward to. List, create, edit, delete.
+import { useState } from "react";
+import { api, call, tenant, type Service } from "../api/client";
+import { useAction, useLoad } from "../hooks";
+import { ConfirmDelete, Dialog, Empty, Field, Problem, Time, fieldError, formError } from "../components/ui";
+
+const FIELDS = ["name", "targetUrl", "healthCheckPath", "timeoutMs"];
+
+export function Services() {
+  const services = useLoad(() => call(api.GET("/api/tenants/{tenantId}/services", { params: { path: tenant() } })), []);
+  const [editing, setEditing] = useState<Service | "new">();
+  const [deleting, setDeleting] = useState<Service>();
+  const remove = useAction();
+  return (
+    <>
+      <div className="page-head">
+        <h1>Services</h1>
+        <button type="button" className="primary" onClick={() => setEditing("new")}>
+          New service
+        </button>
+      </div>
+      <Problem error={services.error} title="Services could not be loaded" />
+      {services.data?.length === 0 && <Empty>No services yet. A service is an upstream your routes forward to.</Empty>}
+      {!!services.data?.length && (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th>Name</th>
+                <th>Target URL</th>
+                <th>Health check</th>
+                <th>Timeout</th>
+                <th>Updated</th>
+                <th>
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {services.data.map((service) => (
+                <tr key={service.id} id={service.id}>
+                  <td>{service.name}</td>
+                  <td className="mono">{service.targetUrl}</td>
+                  <td className="mono">{service.healthCheckPath ?? "—"}</td>
+                  <td>{service.timeoutMs} ms</td>
+                  <td>
+                    <Time at={service.updatedAt} />
+                  </td>
+                  <td className="row-actions">
+                    <button type="button" aria-label={`Edit ${service.name}`} onClick={() => setEditing(service)}>
+                      Edit
+                    </button>
+                    <button
+                      type="button"
+                      aria-label={`Delete ${service.name}`}
+                      onClick={() => {
+                        remove.clear();
+                        setDeleting(service);
+                      }}
+                    >
+                      Delete
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <Dialog title={editing === "new" ? "New service" : "Edit service"} open={!!editing} onClose={() => setEditing(undefined)}>
+        {editing && (
+          <ServiceForm
+            service={editing === "new" ? undefined : editing}
+            onSaved={() => {
+              setEditing(undefined);
+              void services.reload();
+            }}
+          />
+        )}
+      </Dialog>
+      <ConfirmDelete
+        what={`service ${deleting?.name ?? ""}`}
+        detail={<p>Routes to it answer 503 until they point at another service.</p>}
+        open={!!deleting}
+        busy={remove.busy}
+        error={remove.error}
+        onClose={() => setDeleting(undefined)}
+        onConfirm={async () => {
+          const id = deleting!.id;
+          const ok = await remove.run(() =>
+            call(api.DELETE("/api/tenants/{tenantId}/services/{id}", { params: { path: { ...tenant(), id } } })),
+          );
+          if (ok) {
+            setDeleting(undefined);
+            void services.reload();
+          }
+        }}
+      />
+    </>
+  );
+}
+
+function ServiceForm({ service, onSaved }: { service?: Service; onSaved: () => void }) {
+  const [name, setName] = useState(service?.name ?? "");
+  const [targetUrl, setTargetUrl] = useState(service?.targetUrl ?? "");
+  const [healthCheckPath, setHealthCheckPath] = useState(service?.healthCheckPath ?? "");
+  const [timeoutMs, setTimeoutMs] = useState(String(service?.timeoutMs ?? 30000));
+  const save = useAction();
+  return (
+    <form
+      onSubmit={async (event) => {
+        event.preventDefault();
+        const body = {
+          name,
+          targetUrl,
+          healthCheckPath: healthCheckPath.trim() === "" ? null : healthCheckPath,
+          timeoutMs: Number(timeoutMs),
+        };
+        const ok = await save.run(async () => {
+          if (service) {
+            await call(
+              api.PATCH("/api/tenants/{tenantId}/services/{id}", { params: { path: { ...tenant(), id: service.id } }, body }),
+            );
+          } else {
+            await call(api.POST("/api/tenants/{tenantId}/services", { params: { path: tenant() }, body }));
+          }
+        });
+        if (ok) onSaved();
+      }}
+    >
+      <Field label="Name" error={fieldError(save.error, "name")}>
+        {(attrs) => <input {...attrs} required value={name} onChange={(e) => setName(e.target.value)} />}
+      </Field>
+      <Field label="Target URL" hint="http:// or https://; its path prefixes every forwarded path." error={fieldError(save.error, "targetUrl")}>
+        {(attrs) => <input {...attrs} required placeholder="http://10.0.0.7:8080" value={targetUrl} onChange={(e) => setTargetUrl(e.target.value)} />}
+      </Field>
+      <Field label="Health check path" hint="Optional, e.g. /health." error={fieldError(save.error, "healthCheckPath")}>
+        {(attrs) => <input {...attrs} value={healthCheckPath} onChange={(e) => setHealthCheckPath(e.target.value)} />}
+      </Field>
+      <Field label="Timeout (ms)" error={fieldError(save.error, "timeoutMs")}>
+        {(attrs) => <input {...attrs} type="number" min={1} required value={timeoutMs} onChange={(e) => setTimeoutMs(e.target.value)} />}
+      </Field>
+      <Problem error={formError(save.error, FIELDS)} />
+      <div className="actions">
+        <button type="submit" className="primary" disabled={save.busy}>
+          {service ? "Save service" : "Create service"}
+        </button>
+      </div>
+    </form>
+  );
+}
