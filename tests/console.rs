@@ -42,9 +42,11 @@ async fn the_console_in_a_real_browser() {
     );
     let plugin = scratch.0.join("testbed.wasm");
     std::fs::write(&plugin, TESTBED).expect("plugin written");
-    let screenshots = std::env::var_os("GATEHOUSE_SCREENSHOTS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("target/console-screenshots"));
+    // Relative to the repository (the tests run in console/).
+    let screenshots = root.join(
+        std::env::var_os("GATEHOUSE_SCREENSHOTS")
+            .unwrap_or_else(|| "target/console-screenshots".into()),
+    );
     std::fs::create_dir_all(&screenshots).expect("screenshot dir");
 
     let mut playwright = Command::new("npx");

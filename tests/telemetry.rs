@@ -99,7 +99,12 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
         .map(|l| l["requestId"].as_str().expect("id"))
         .collect();
     assert_eq!(ids.len(), total, "each request logged once");
-    let good = logs.iter().find(|l| l["statusCode"] == 200).expect("a 200");
+    // The oldest 200 (logs are newest first): one of the first consumer's.
+    let good = logs
+        .iter()
+        .rev()
+        .find(|l| l["statusCode"] == 200)
+        .expect("a 200");
     assert_eq!(good["routeId"], route.as_str());
     assert_eq!(good["serviceId"], service.as_str());
     assert_eq!(good["consumerId"], consumer["id"]);

@@ -70,3 +70,12 @@ export function useAction() {
   const clear = useCallback(() => setError(undefined), []);
   return { error, busy, run, clear };
 }
+
+/** The row a link pointed at (`/routes#<id>`), scrolled to once it shows. */
+export function useLinkedRow(ready: boolean): string | undefined {
+  const id = decodeURIComponent(window.location.hash.slice(1)) || undefined;
+  useEffect(() => {
+    if (ready && id) document.getElementById(id)?.scrollIntoView({ block: "center" });
+  }, [ready, id]);
+  return id;
+}

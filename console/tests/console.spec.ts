@@ -167,6 +167,9 @@ test("a tenant signs up, configures a gateway, sends traffic and sees it", async
     await expect(page.getByText("No unresolved errors. All quiet.")).toBeVisible();
     await page.getByRole("button", { name: "Resolved", exact: true }).click();
     await expect(page.getByRole("list", { name: "Resolved errors" }).getByRole("listitem")).toContainText("upstream_unavailable");
+    await page.getByRole("list", { name: "Resolved errors" }).getByRole("link", { name: "Route GET /legacy" }).click();
+    await expect(page.getByRole("heading", { level: 1, name: "Routes" })).toBeVisible();
+    await expect(page.locator("tr.linked")).toContainText("/legacy");
 
     // Plugins: upload one, attach it with config (invalid JSON is caught
     // first), see it run on the node, and see why it cannot be deleted.

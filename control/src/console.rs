@@ -35,22 +35,25 @@ const NOT_CONSOLE: [&str; 4] = ["/api/", "/docs", "/gateway", "/healthz"];
 
 /// The router's fallback: a console file or page, else the API's 404.
 pub async fn fallback(request: Request) -> Response {
+    answer(&CONSOLE, &request)
+}
+
+fn answer(console: &Site, request: &Request) -> Response {
     let path = request.uri().path();
     let readable = matches!(*request.method(), Method::GET | Method::HEAD);
     if !readable || NOT_CONSOLE.iter().any(|prefix| path.starts_with(prefix)) {
         return ApiError::NotFound("path").into_response();
     }
     let name = path.trim_start_matches('/');
-    if let Some(file) = CONSOLE.serve(name).filter(|_| !name.is_empty()) {
+    if let Some(file) = console.serve(name).filter(|_| !name.is_empty()) {
         return file;
     }
-    if !wants_page(&request) {
+    if !wants_page(request) {
         return ApiError::NotFound("path").into_response();
     }
-    match CONSOLE.file("index.html") {
-        Some(page) => embedded::html(StatusCode::OK, page),
-        None => embedded::html(StatusCode::OK, NOT_BUILT.as_bytes()),
-    }
+    console
+        .serve("index.html")
+        .unwrap_or_else(|| embedded::html(StatusCode::OK, NOT_BUILT.as_bytes()))
 }
 
 /// A browser navigating (it asks for HTML), not a script or a missing asset.
@@ -96,6 +99,7 @@ mod tests {
             page.headers()[header::CONTENT_TYPE],
             "text/html; charset=utf-8"
         );
+        assert_eq!(page.headers()[header::CACHE_CONTROL], "no-cache");
         for (path, accept) in [
             ("/logs", "*/*"),
             ("/api/tenants/x/nothing", "text/html"),
@@ -107,5 +111,20 @@ mod tests {
             assert_eq!(answer.headers()[header::CONTENT_TYPE], "application/json");
         }
         assert!(CONSOLE.files.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[tokio::test]
+    async fn a_binary_without_the_console_says_how_to_build_it() {
+        let unbuilt = Site {
+            files: &[],
+            immutable: content_named,
+        };
+        let page = answer(&unbuilt, &get("/", "text/html"));
+        assert_eq!(page.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(page.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("scripts/console.sh"), "{text}");
     }
 }

@@ -86,6 +86,10 @@ pub fn render(at: &Addresses, who: &Credentials<'_>, existing: &Existing) -> Str
     let control = &at.control;
     let _ = writeln!(
         out,
+        "  console        {control}/   (sign in with the email and password below)"
+    );
+    let _ = writeln!(
+        out,
         "  control plane  {control}   (the book: {control}/docs/, OpenAPI: {control}/api/openapi.json)"
     );
     let _ = writeln!(

@@ -27,7 +27,8 @@ export function Chart(props: { title: string; times: number[]; series: Series[];
           label: s.label,
           stroke: s.color,
           width: 2,
-          points: { show: false },
+          // Points too: a bucket between two empty ones has no line to draw.
+          points: { show: true, size: 4 },
           spanGaps: false,
         })),
       ],

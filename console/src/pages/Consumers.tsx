@@ -2,12 +2,13 @@
 // rate-limit tier. Revoking one stops its key on every node at once.
 import { useState } from "react";
 import { api, call, tenant, type Consumer } from "../api/client";
-import { useAction, useLoad } from "../hooks";
+import { useAction, useLinkedRow, useLoad } from "../hooks";
 import { ConfirmDelete, Dialog, Empty, Field, Problem, SecretOnce, Time, fieldError, formError } from "../components/ui";
 
 export function Consumers() {
   const path = { params: { path: tenant() } };
   const consumers = useLoad(() => call(api.GET("/api/tenants/{tenantId}/consumers", path)), []);
+  const linked = useLinkedRow(!!consumers.data);
   const tiers = useLoad(() => call(api.GET("/api/tenants/{tenantId}/rate-limit-tiers", path)), []);
   const [editing, setEditing] = useState<Consumer | "new">();
   const [created, setCreated] = useState<{ name: string; apiKey: string }>();
@@ -40,7 +41,7 @@ export function Consumers() {
             </thead>
             <tbody>
               {consumers.data.map((consumer) => (
-                <tr key={consumer.id} id={consumer.id}>
+                <tr key={consumer.id} id={consumer.id} className={linked === consumer.id ? "linked" : undefined}>
                   <td>{consumer.name}</td>
                   <td>{consumer.rateLimitTier}</td>
                   <td className="mono">{consumer.apiKeyPrefix}…</td>

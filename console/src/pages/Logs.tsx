@@ -169,7 +169,7 @@ function FilterForm(props: { filters: Filters; consumers: { id: string; name: st
     >
       <Field label="From">{(attrs) => <input {...attrs} type="datetime-local" value={from} onChange={(e) => setFrom(e.target.value)} />}</Field>
       <Field label="To">{(attrs) => <input {...attrs} type="datetime-local" value={to} onChange={(e) => setTo(e.target.value)} />}</Field>
-      <Field label="Path">{(attrs) => <input {...attrs} placeholder="/orders/42" value={path} onChange={(e) => setPath(e.target.value)} />}</Field>
+      <Field label="Path" hint="exact">{(attrs) => <input {...attrs} placeholder="/orders/42" value={path} onChange={(e) => setPath(e.target.value)} />}</Field>
       <Field label="Status">
         {(attrs) => <input {...attrs} type="number" min={100} max={599} value={status} onChange={(e) => setStatus(e.target.value)} />}
       </Field>

@@ -65,7 +65,7 @@ export function Overview() {
         </div>
         <Link href="/errors" className="stat card link-card">
           <span className="stat-label">Unresolved errors</span>
-          <span className={`stat-value ${openErrors.data ? "down" : ""}`}>
+          <span className={`stat-value ${openErrors.data?.count ? "down" : ""}`}>
             {openErrors.data === undefined ? "—" : `${openErrors.data.count}${openErrors.data.more ? "+" : ""}`}
           </span>
           <span className="hint">see Errors</span>

@@ -3,12 +3,13 @@
 import { useState } from "react";
 import { Link } from "wouter";
 import { api, call, tenant, type Plugin } from "../api/client";
-import { useAction, useLoad } from "../hooks";
+import { useAction, useLinkedRow, useLoad } from "../hooks";
 import { ConfirmDelete, Empty, Field, Problem, Time, fieldError, formError } from "../components/ui";
 
 export function Plugins() {
   const path = { params: { path: tenant() } };
   const plugins = useLoad(() => call(api.GET("/api/tenants/{tenantId}/plugins", path)), []);
+  const linked = useLinkedRow(!!plugins.data);
   const routes = useLoad(() => call(api.GET("/api/tenants/{tenantId}/routes", path)), []);
   const [deleting, setDeleting] = useState<Plugin>();
   const remove = useAction();
@@ -45,7 +46,7 @@ export function Plugins() {
               {plugins.data.map((plugin) => {
                 const routesUsing = usedBy(plugin);
                 return (
-                  <tr key={plugin.id} id={plugin.id}>
+                  <tr key={plugin.id} id={plugin.id} className={linked === plugin.id ? "linked" : undefined}>
                     <td>{plugin.name}</td>
                     <td className="mono">{plugin.version}</td>
                     <td className="mono small" title={plugin.sha256}>

@@ -2,7 +2,7 @@
 // override and the tenant plugins that run on them.
 import { useState } from "react";
 import { api, call, tenant, type Plugin, type Route, type RoutePlugin, type Service } from "../api/client";
-import { useAction, useLoad } from "../hooks";
+import { useAction, useLinkedRow, useLoad } from "../hooks";
 import { ConfirmDelete, Dialog, Empty, Field, Problem, fieldError, formError } from "../components/ui";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"];
@@ -11,6 +11,7 @@ const FIELDS = ["method", "pathPattern", "serviceId", "authRequired", "rateLimit
 export function Routes() {
   const path = { params: { path: tenant() } };
   const routes = useLoad(() => call(api.GET("/api/tenants/{tenantId}/routes", path)), []);
+  const linked = useLinkedRow(!!routes.data);
   const services = useLoad(() => call(api.GET("/api/tenants/{tenantId}/services", path)), []);
   const plugins = useLoad(() => call(api.GET("/api/tenants/{tenantId}/plugins", path)), []);
   const [editing, setEditing] = useState<Route | "new">();
@@ -51,7 +52,7 @@ export function Routes() {
             </thead>
             <tbody>
               {routes.data.map((route) => (
-                <tr key={route.id} id={route.id}>
+                <tr key={route.id} id={route.id} className={linked === route.id ? "linked" : undefined}>
                   <td className="mono">{route.method}</td>
                   <td className="mono">{route.pathPattern}</td>
                   <td>{serviceName(route.serviceId)}</td>
@@ -228,6 +229,10 @@ function RouteForm(props: { route?: Route; services: Service[]; plugins: Plugin[
 
       <fieldset className="plugins">
         <legend>Plugins (run in this order)</legend>
+        <p className="hint">
+          Phase <code>request</code> runs after authentication and the rate limit; <code>auth</code> authenticates the request in
+          place of the API key. Failure policy <code>closed</code> answers 503 when the plugin fails; <code>open</code> skips it.
+        </p>
         {fieldError(save.error, "plugins") && (
           <p className="field-error" role="alert">
             {fieldError(save.error, "plugins")}
@@ -255,16 +260,16 @@ function RouteForm(props: { route?: Route; services: Service[]; plugins: Plugin[
                 <Field label={`Phase of plugin ${n}`}>
                   {(attrs) => (
                     <select {...attrs} value={a.phase} onChange={(e) => update(a.key, { phase: e.target.value })}>
-                      <option value="request">request (after auth and the limit)</option>
-                      <option value="auth">auth (authenticates the request)</option>
+                      <option value="request">request</option>
+                      <option value="auth">auth</option>
                     </select>
                   )}
                 </Field>
                 <Field label={`Failure policy of plugin ${n}`}>
                   {(attrs) => (
                     <select {...attrs} value={a.failurePolicy} onChange={(e) => update(a.key, { failurePolicy: e.target.value })}>
-                      <option value="closed">closed (a failure answers 503)</option>
-                      <option value="open">open (a failure skips it)</option>
+                      <option value="closed">closed</option>
+                      <option value="open">open</option>
                     </select>
                   )}
                 </Field>

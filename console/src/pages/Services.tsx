@@ -1,13 +1,14 @@
 // Services: the upstreams routes forward to. List, create, edit, delete.
 import { useState } from "react";
 import { api, call, tenant, type Service } from "../api/client";
-import { useAction, useLoad } from "../hooks";
+import { useAction, useLinkedRow, useLoad } from "../hooks";
 import { ConfirmDelete, Dialog, Empty, Field, Problem, Time, fieldError, formError } from "../components/ui";
 
 const FIELDS = ["name", "targetUrl", "healthCheckPath", "timeoutMs"];
 
 export function Services() {
   const services = useLoad(() => call(api.GET("/api/tenants/{tenantId}/services", { params: { path: tenant() } })), []);
+  const linked = useLinkedRow(!!services.data);
   const [editing, setEditing] = useState<Service | "new">();
   const [deleting, setDeleting] = useState<Service>();
   const remove = useAction();
@@ -38,7 +39,7 @@ export function Services() {
             </thead>
             <tbody>
               {services.data.map((service) => (
-                <tr key={service.id} id={service.id}>
+                <tr key={service.id} id={service.id} className={linked === service.id ? "linked" : undefined}>
                   <td>{service.name}</td>
                   <td className="mono">{service.targetUrl}</td>
                   <td className="mono">{service.healthCheckPath ?? "—"}</td>
