@@ -33,7 +33,10 @@ fn main() {
 /// Writes `$OUT_DIR/<out>`: `pub static <name>: &[(&str, &[u8])]`, the
 /// site's files by path, sorted.
 fn embed(name: &str, env: &str, default_dir: &str, sources: &str, out: &str) {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Read when the script runs, not baked in when it is compiled: two
+    // checkouts sharing a target dir share this script's binary.
+    let manifest =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let dir = std::env::var_os(env)
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join(default_dir));

@@ -19,9 +19,9 @@ out=$root/target/book
 rm -rf "$stage"
 mdbook build "$root/docs" -d "$stage"
 "$root/scripts/api-reference.sh" "$stage/api"
-fresh=$(sync_site "$stage" "$out")
+sync_site "$stage" "$out"
 rm -rf "$stage"
 # A control plane built while the book was missing watches docs/ instead
 # (control/build.rs): touching book.toml has it embed the new book.
-if [ "$fresh" = 1 ]; then touch "$root/docs/book.toml"; fi
+if [ "$SYNC_FRESH" = 1 ]; then touch "$root/docs/book.toml"; fi
 echo "book: $out"

@@ -5,21 +5,31 @@
 # console/package-lock.json when they changed, generates the typed API
 # client from console/openapi.json, type-checks, bundles with Vite, and
 # copies only the files that changed. With --browser it also makes sure
-# Debian's chromium is there, for the browser tests.
+# Debian's chromium is there, for the browser tests. Needs Node.js 18 or
+# newer (20 with --browser).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=lib.sh
 . "$root/scripts/lib.sh"
-if [ "${1:-}" = --browser ] && [ ! -x /usr/bin/chromium ]; then
+browser=0
+[ "${1:-}" = --browser ] && browser=1
+if [ "$browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   echo "console: installing chromium for the browser tests"
-  apt_install chromium
+  if ! apt_install chromium; then
+    echo "console: chromium could not be installed (apt-get install chromium, as root)" >&2
+    exit 1
+  fi
 fi
 if ! ensure_node; then
   echo "console: Node.js and npm are missing and could not be installed" >&2
   exit 1
 fi
-if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
-  echo "console: Node.js $(node --version) is too old for Vite; 20.19 or newer is needed" >&2
+# Vite builds on Node.js 18 (Debian 12's); Playwright, for the tests, needs 20.
+major=$(node -p 'process.versions.node.split(".")[0]')
+need=18
+[ "$browser" = 1 ] && need=20
+if [ "$major" -lt "$need" ]; then
+  echo "console: Node.js $(node --version) is too old: $need or newer is needed" >&2
   exit 1
 fi
 cd "$root/console"
@@ -30,8 +40,8 @@ if [ "$(cat node_modules/.gatehouse-lock 2>/dev/null)" != "$lock" ]; then
   echo "$lock" >node_modules/.gatehouse-lock
 fi
 npm run --silent build
-fresh=$(sync_site "$root/console/dist" "$root/target/console")
+sync_site "$root/console/dist" "$root/target/console"
 # A control plane built while the console was missing watches
 # console/package.json instead (control/build.rs).
-if [ "$fresh" = 1 ]; then touch "$root/console/package.json"; fi
+if [ "$SYNC_FRESH" = 1 ]; then touch "$root/console/package.json"; fi
 echo "console: $root/target/console"

@@ -19,20 +19,20 @@ ensure_node() {
 
 # Copies the files of dir $1 into dir $2 whose bytes changed, and removes
 # from $2 the files $1 lacks: an unchanged site keeps its mtimes, so the
-# control plane that embeds it is not rebuilt for nothing. Prints 1 when $2
-# did not exist before (see control/build.rs), else 0.
+# control plane that embeds it is not rebuilt for nothing. Sets
+# SYNC_FRESH=1 when $2 did not exist before (see control/build.rs), else 0.
 sync_site() {
-  local stage=$1 out=$2 fresh=0
-  [ -d "$out" ] || fresh=1
+  local stage=$1 out=$2 file
+  SYNC_FRESH=0
+  [ -d "$out" ] || SYNC_FRESH=1
   mkdir -p "$out"
-  (cd "$stage" && find . -type f) | while read -r file; do
+  while read -r file; do
     if ! cmp -s "$stage/$file" "$out/$file"; then
       mkdir -p "$(dirname "$out/$file")"
       cp "$stage/$file" "$out/$file"
     fi
-  done
-  (cd "$out" && find . -type f) | while read -r file; do
+  done < <(cd "$stage" && find . -type f)
+  while read -r file; do
     [ -e "$stage/$file" ] || rm -f "$out/$file"
-  done
-  echo "$fresh"
+  done < <(cd "$out" && find . -type f)
 }

@@ -17,10 +17,10 @@ use support::{ClosedPort, ControlPlane, Scratch, upstream};
 async fn the_console_in_a_real_browser() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let console = root.join("console");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     assert!(
-        console.join("node_modules/@playwright/test").is_dir()
-            && Path::new("/usr/bin/chromium").exists(),
-        "the browser tests need console/node_modules and /usr/bin/chromium: \
+        console.join("node_modules/@playwright/test").is_dir() && Path::new(&chromium).exists(),
+        "the browser tests need console/node_modules and {chromium}: \
          run `scripts/console.sh --browser` (make test does)"
     );
     let scratch = Scratch::new("console");
@@ -60,7 +60,8 @@ async fn the_console_in_a_real_browser() {
         .env("PLUGIN_WASM", &plugin)
         .env("MAIL_OUTBOX", scratch.0.join("outbox"))
         .env("SCREENSHOT_DIR", &screenshots)
-        .env("PLAYWRIGHT_OUTPUT_DIR", scratch.0.join("playwright"));
+        .env("PLAYWRIGHT_OUTPUT_DIR", scratch.0.join("playwright"))
+        .env("CHROMIUM", &chromium);
     let status = tokio::task::spawn_blocking(move || playwright.status())
         .await
         .expect("joined")

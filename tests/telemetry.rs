@@ -124,11 +124,6 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
     assert_eq!(by_consumer.len(), 60);
     let first_page = tenant.send(Method::GET, "/logs", None).await;
     assert_eq!(first_page.as_array().expect("list").len(), 50);
-    // Two consumers sent requests; anonymous ones are not counted.
-    let activity = tenant
-        .send(Method::GET, "/metrics/consumers?period=24h", None)
-        .await;
-    assert_eq!(activity["distinctConsumers"], 2, "{activity}");
 
     // Failures became grouped error events.
     let errors = eventually("the error events", || async {
@@ -201,6 +196,24 @@ async fn traffic_shows_in_logs_errors_and_metrics() {
     };
     assert_eq!(sum("clientErrorCount"), 15);
     assert_eq!(sum("errorCount"), 7);
+    // The period's summary: the same sums, percentiles of the whole span,
+    // and the two consumers that sent requests (anonymous ones are none).
+    let summary = tenant
+        .send(Method::GET, "/metrics/summary?period=1h", None)
+        .await;
+    assert_eq!(summary["requestCount"], total as i64, "{summary}");
+    assert_eq!(summary["clientErrorCount"], 15);
+    assert_eq!(summary["errorCount"], 7);
+    assert_eq!(summary["distinctConsumers"], 2, "{summary}");
+    let (p50, p99) = (
+        summary["p50LatencyMs"].as_f64().expect("p50"),
+        summary["p99LatencyMs"].as_f64().expect("p99"),
+    );
+    assert!(p50 > 0.0 && p50 <= p99, "p50 {p50} p99 {p99}");
+    let day = tenant
+        .send(Method::GET, "/metrics/summary?period=24h", None)
+        .await;
+    assert_eq!(day["requestCount"], total as i64, "{day}");
     let busy = buckets
         .iter()
         .rfind(|b| b["requestCount"].as_i64().unwrap_or(0) > 0)

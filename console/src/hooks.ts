@@ -9,7 +9,13 @@ export interface Loaded<T> {
   reload: () => Promise<void>;
 }
 
-/** Runs `load` when `deps` change (and every `pollMs`, when given). */
+/**
+ * Runs `load` when `deps` change, and then every `pollMs` when given: the
+ * next poll is scheduled once the last one settled (never two at once),
+ * and none is made while the tab is hidden. What a load for earlier `deps`
+ * answers is dropped, and `data` is cleared when `deps` change, so a screen
+ * never shows one view's data under another's heading.
+ */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[], pollMs?: number): Loaded<T> {
   const [data, setData] = useState<T>();
   const [error, setError] = useState<ApiError>();
@@ -19,7 +25,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[], pollMs?: num
   const generation = useRef(0);
 
   const reload = useCallback(async () => {
-    const mine = ++generation.current;
+    const mine = generation.current;
     try {
       const value = await latest.current();
       if (mine !== generation.current) return;
@@ -34,12 +40,20 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[], pollMs?: num
   }, []);
 
   useEffect(() => {
+    const mine = ++generation.current;
+    setData(undefined);
+    setError(undefined);
     setLoading(true);
-    void reload();
-    if (!pollMs) return;
-    const timer = setInterval(() => void reload(), pollMs);
-    return () => clearInterval(timer);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const poll = async (first: boolean) => {
+      if (first || !document.hidden) await reload();
+      if (pollMs && mine === generation.current) timer = setTimeout(() => void poll(false), pollMs);
+    };
+    void poll(true);
+    return () => {
+      generation.current++;
+      clearTimeout(timer);
+    };
   }, [...deps, pollMs]);
 
   return { data, error, loading, reload };
@@ -73,7 +87,12 @@ export function useAction() {
 
 /** The row a link pointed at (`/routes#<id>`), scrolled to once it shows. */
 export function useLinkedRow(ready: boolean): string | undefined {
-  const id = decodeURIComponent(window.location.hash.slice(1)) || undefined;
+  let id: string | undefined;
+  try {
+    id = decodeURIComponent(window.location.hash.slice(1)) || undefined;
+  } catch {
+    id = undefined; // a malformed fragment names no row
+  }
   useEffect(() => {
     if (ready && id) document.getElementById(id)?.scrollIntoView({ block: "center" });
   }, [ready, id]);

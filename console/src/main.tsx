@@ -7,6 +7,7 @@ import "uplot/dist/uPlot.min.css";
 import "./styles.css";
 import { useSession } from "./session";
 import { Layout } from "./components/Layout";
+import { Crash } from "./components/Crash";
 import { ForgotPassword, ResetPassword, SignIn, SignUp } from "./pages/Auth";
 import { Overview } from "./pages/Overview";
 import { Services } from "./pages/Services";
@@ -33,31 +34,35 @@ function App() {
 
   if (isPublic) {
     return (
-      <Switch>
-        <Route path="/sign-in" component={SignIn} />
-        <Route path="/sign-up" component={SignUp} />
-        <Route path="/forgot-password" component={ForgotPassword} />
-        <Route path="/reset-password" component={ResetPassword} />
-      </Switch>
+      <Crash resetKey={location}>
+        <Switch>
+          <Route path="/sign-in" component={SignIn} />
+          <Route path="/sign-up" component={SignUp} />
+          <Route path="/forgot-password" component={ForgotPassword} />
+          <Route path="/reset-password" component={ResetPassword} />
+        </Switch>
+      </Crash>
     );
   }
   if (!signedIn) return null;
   return (
     <Layout>
-      <Switch>
-        <Route path="/" component={Overview} />
-        <Route path="/services" component={Services} />
-        <Route path="/routes" component={Routes} />
-        <Route path="/consumers" component={Consumers} />
-        <Route path="/plugins" component={Plugins} />
-        <Route path="/logs" component={Logs} />
-        <Route path="/errors" component={Errors} />
-        <Route path="/settings" component={Settings} />
-        <Route>
-          <h1>Not found</h1>
-          <p>The console has no page at {location}.</p>
-        </Route>
-      </Switch>
+      <Crash resetKey={location}>
+        <Switch>
+          <Route path="/" component={Overview} />
+          <Route path="/services" component={Services} />
+          <Route path="/routes" component={Routes} />
+          <Route path="/consumers" component={Consumers} />
+          <Route path="/plugins" component={Plugins} />
+          <Route path="/logs" component={Logs} />
+          <Route path="/errors" component={Errors} />
+          <Route path="/settings" component={Settings} />
+          <Route>
+            <h1>Not found</h1>
+            <p>The console has no page at {location}.</p>
+          </Route>
+        </Switch>
+      </Crash>
     </Layout>
   );
 }

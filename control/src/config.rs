@@ -112,6 +112,13 @@ impl ControlArgs {
     /// absolute http(s) URL, or the address the API is `bound` to.
     pub fn public_url(&self, bound: SocketAddr) -> Result<String, ConfigError> {
         let Some(url) = &self.public_url else {
+            if bound.ip().is_unspecified() {
+                tracing::warn!(
+                    %bound,
+                    "no --public-url: password-reset links name {bound}, which users cannot \
+                     reach; set GATEHOUSE_PUBLIC_URL to the address they use"
+                );
+            }
             return Ok(format!("http://{bound}"));
         };
         let invalid = |reason: &str| ConfigError {
@@ -125,7 +132,14 @@ impl ControlArgs {
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(invalid("must not carry a query or a fragment"));
         }
-        Ok(url.trim_end_matches('/').to_owned())
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(invalid("must not carry credentials"));
+        }
+        // The console lives at the root of its origin.
+        if parsed.path() != "/" {
+            return Err(invalid("must be an origin, without a path"));
+        }
+        Ok(parsed.as_str().trim_end_matches('/').to_owned())
     }
 
     /// The sender mailbox.

@@ -1,9 +1,10 @@
 //! The tenant console (`console/`, built by `scripts/console.sh`) at `/`,
 //! embedded in the binary. It is a single-page app: any page address a
 //! browser asks for (`/logs?statusCode=500`, `/reset-password`) gets its
-//! `index.html`, which routes in the browser. API clients asking for an
-//! unknown path still get the API's JSON 404. A binary built before the
-//! console says how to build it.
+//! `index.html`, which routes in the browser. `/` is the console whoever
+//! asks; for any other unknown path, API clients (which do not ask for
+//! HTML) still get the API's JSON 404. A binary built before the console
+//! says how to build it.
 
 use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
@@ -30,12 +31,36 @@ when missing) or <code>make dev</code>, then build Gatehouse again. Everything t
 console does, the REST API does: see <a href=\"/docs/\">the documentation</a> and \
 <a href=\"/api/openapi.json\">/api/openapi.json</a>.</p>";
 
-/// Paths the console never answers: the API's, the book's and the nodes'.
-const NOT_CONSOLE: [&str; 4] = ["/api/", "/docs", "/gateway", "/healthz"];
+/// Paths the console never answers: the API's (nodes connect under it too),
+/// the book's and the health check's.
+const NOT_CONSOLE: [&str; 3] = ["/api/", "/docs", "/healthz"];
+
+/// What every answer of the console carries: its scripts and styles come
+/// from this origin only, no other site may frame it, and no address it
+/// shows (a reset link's) leaks in a `Referer`. The token it keeps in
+/// `sessionStorage` is worth an attacker's script: none may run.
+const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+];
 
 /// The router's fallback: a console file or page, else the API's 404.
 pub async fn fallback(request: Request) -> Response {
-    answer(&CONSOLE, &request)
+    let mut response = answer(&CONSOLE, &request);
+    if response.status() != StatusCode::NOT_FOUND {
+        response.headers_mut().extend(
+            SECURITY_HEADERS
+                .iter()
+                .map(|(name, value)| (name.clone(), header::HeaderValue::from_static(value))),
+        );
+    }
+    response
 }
 
 fn answer(console: &Site, request: &Request) -> Response {
@@ -48,7 +73,8 @@ fn answer(console: &Site, request: &Request) -> Response {
     if let Some(file) = console.serve(name).filter(|_| !name.is_empty()) {
         return file;
     }
-    if !wants_page(request) {
+    // `/` is the console whoever asks; a deeper page only for a browser.
+    if !name.is_empty() && !wants_page(request) {
         return ApiError::NotFound("path").into_response();
     }
     console
@@ -83,6 +109,15 @@ mod tests {
     use super::*;
     use axum::body::Body;
 
+    /// A console as `build.rs` would list it.
+    const BUILT: Site = Site {
+        files: &[
+            ("assets/index-B1ObVNZv.js", b"console.log(1)"),
+            ("index.html", b"<!doctype html><div id=\"root\"></div>"),
+        ],
+        immutable: content_named,
+    };
+
     fn get(path: &str, accept: &str) -> Request {
         Request::builder()
             .uri(path)
@@ -91,26 +126,62 @@ mod tests {
             .expect("request")
     }
 
+    async fn text(response: Response) -> String {
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
     #[tokio::test]
     async fn pages_get_the_console_and_scripts_the_apis_404() {
-        let page = fallback(get("/logs?statusCode=500", "text/html,*/*")).await;
-        assert_eq!(page.status(), StatusCode::OK);
+        for (path, accept) in [("/logs?statusCode=500", "text/html,*/*"), ("/", "*/*")] {
+            let page = answer(&BUILT, &get(path, accept));
+            assert_eq!(page.status(), StatusCode::OK, "{path}");
+            assert_eq!(
+                page.headers()[header::CONTENT_TYPE],
+                "text/html; charset=utf-8"
+            );
+            assert_eq!(page.headers()[header::CACHE_CONTROL], "no-cache");
+            assert!(text(page).await.contains("id=\"root\""));
+        }
+        let asset = answer(&BUILT, &get("/assets/index-B1ObVNZv.js", "*/*"));
         assert_eq!(
-            page.headers()[header::CONTENT_TYPE],
-            "text/html; charset=utf-8"
+            asset.headers()[header::CACHE_CONTROL],
+            "public, max-age=31536000, immutable"
         );
-        assert_eq!(page.headers()[header::CACHE_CONTROL], "no-cache");
+        assert_eq!(
+            asset.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
         for (path, accept) in [
             ("/logs", "*/*"),
             ("/api/tenants/x/nothing", "text/html"),
+            ("/api/gateway/connect", "text/html"),
             ("/assets/missing-abc.js", "text/html"),
             ("/favicon-missing.ico", "text/html"),
         ] {
-            let answer = fallback(get(path, accept)).await;
+            let answer = answer(&BUILT, &get(path, accept));
             assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
             assert_eq!(answer.headers()[header::CONTENT_TYPE], "application/json");
         }
         assert!(CONSOLE.files.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[tokio::test]
+    async fn the_console_forbids_foreign_scripts_and_frames() {
+        let page = fallback(get("/", "text/html")).await;
+        let policy = page.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii");
+        assert!(policy.contains("default-src 'self'") && policy.contains("frame-ancestors 'none'"));
+        assert_eq!(page.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        let missing = fallback(get("/api/nothing", "*/*")).await;
+        assert!(
+            !missing
+                .headers()
+                .contains_key(header::CONTENT_SECURITY_POLICY)
+        );
     }
 
     #[tokio::test]
@@ -119,12 +190,8 @@ mod tests {
             files: &[],
             immutable: content_named,
         };
-        let page = answer(&unbuilt, &get("/", "text/html"));
+        let page = answer(&unbuilt, &get("/", "*/*"));
         assert_eq!(page.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(page.into_body(), 1 << 20)
-            .await
-            .expect("body");
-        let text = String::from_utf8_lossy(&body);
-        assert!(text.contains("scripts/console.sh"), "{text}");
+        assert!(text(page).await.contains("scripts/console.sh"));
     }
 }

@@ -75,16 +75,29 @@ pub struct MetricsQuery {
     pub period: Option<Period>,
 }
 
-/// How many consumers sent requests in a period.
+/// A whole period's traffic: the sums of its buckets, its percentiles
+/// (from the merged histograms of the whole span, not from the buckets'),
+/// and how many consumers sent requests.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ConsumerActivity {
+pub struct MetricsSummary {
     pub tenant_id: String,
-    /// The same span as the period's metrics buckets: `from` inclusive, `to`
+    /// The same span as the period's buckets: `from` inclusive, `to`
     /// exclusive.
     pub from: Timestamp,
     pub to: Timestamp,
-    /// Distinct identified consumers in the request logs of the span.
+    pub request_count: i64,
+    /// Responses with a 5xx status.
+    pub error_count: i64,
+    /// Responses with a 4xx status.
+    pub client_error_count: i64,
+    /// Null when there was no request.
+    pub p50_latency_ms: Option<f64>,
+    pub p95_latency_ms: Option<f64>,
+    pub p99_latency_ms: Option<f64>,
+    /// Consumers with at least one request in the span, from the request
+    /// logs: nodes running with `--request-logs false` add none, and logs
+    /// older than `--log-retention-days` are gone.
     pub distinct_consumers: i64,
 }
 
@@ -101,7 +114,7 @@ struct MinuteRow {
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(tenant_metrics))
-        .routes(routes!(distinct_consumers))
+        .routes(routes!(summary))
 }
 
 /// Aggregated metrics, oldest bucket first, every bucket of the period present.
@@ -119,34 +132,66 @@ async fn tenant_metrics(
     Ok(Json(snapshots))
 }
 
-/// Distinct consumers that sent requests in the period, counted from the
-/// request logs (nodes running with `--request-logs false` add none).
-#[utoipa::path(get, path = "/api/tenants/{tenantId}/metrics/consumers", tag = "telemetry",
+/// The period's totals, percentiles and distinct consumers.
+#[utoipa::path(get, path = "/api/tenants/{tenantId}/metrics/summary", tag = "telemetry",
     params(("tenantId" = String, Path), MetricsQuery),
-    responses((status = 200, body = ConsumerActivity)),
+    responses((status = 200, body = MetricsSummary)),
     security(("jwt" = [])))]
-async fn distinct_consumers(
+async fn summary(
     State(state): State<AppState>,
     auth: TenantAuth,
     Query(query): Query<MetricsQuery>,
-) -> Result<Json<ConsumerActivity>> {
+) -> Result<Json<MetricsSummary>> {
     let (from, to) = span(query.period.unwrap_or_default(), Timestamp::now());
-    let (count,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(DISTINCT consumer_id) FROM request_logs \
-         WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 \
-         AND consumer_id IS NOT NULL",
+    let store = state.store();
+    let mut whole = Bucket::default();
+    for row in minute_rows(store, &auth.tenant_id, from, to).await? {
+        whole.add_row(&row)?;
+    }
+    // Per consumer of the tenant, whether a log of the span names it: the
+    // (tenant, consumer, time) index answers each, where COUNT(DISTINCT)
+    // would read every log of the span.
+    let (distinct_consumers,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM consumers c WHERE c.tenant_id = $1 AND EXISTS ( \
+         SELECT 1 FROM request_logs l WHERE l.tenant_id = $1 AND l.consumer_id = c.id \
+         AND l.created_at >= $2 AND l.created_at < $3)",
     )
     .bind(&auth.tenant_id)
     .bind(from)
     .bind(to)
-    .fetch_one(state.store().pool())
+    .fetch_one(store.pool())
     .await?;
-    Ok(Json(ConsumerActivity {
+    let totals = whole.snapshot(&auth.tenant_id, from, 0);
+    Ok(Json(MetricsSummary {
         tenant_id: auth.tenant_id,
         from,
         to,
-        distinct_consumers: count,
+        request_count: totals.request_count,
+        error_count: totals.error_count,
+        client_error_count: totals.client_error_count,
+        p50_latency_ms: totals.p50_latency_ms,
+        p95_latency_ms: totals.p95_latency_ms,
+        p99_latency_ms: totals.p99_latency_ms,
+        distinct_consumers,
     }))
+}
+
+/// The stored per-minute reports of `tenant_id` in `[from, to)`.
+async fn minute_rows(
+    store: &Store,
+    tenant_id: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<MinuteRow>> {
+    Ok(sqlx::query_as(
+        "SELECT minute_start, request_count, client_error_count, error_count, latency_histogram \
+         FROM metrics_minutes WHERE tenant_id = $1 AND minute_start >= $2 AND minute_start < $3",
+    )
+    .bind(tenant_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(store.pool())
+    .await?)
 }
 
 /// The span of `period` ending with the end of the bucket that holds `now`.
@@ -168,16 +213,8 @@ pub async fn aggregate(
 ) -> Result<Vec<MetricsSnapshot>> {
     let (span_ms, bucket) = period.span_and_bucket_ms();
     let (from, to) = span(period, now);
-    let (start, end) = (from.millis(), to.millis());
-    let rows: Vec<MinuteRow> = sqlx::query_as(
-        "SELECT minute_start, request_count, client_error_count, error_count, latency_histogram \
-         FROM metrics_minutes WHERE tenant_id = $1 AND minute_start >= $2 AND minute_start < $3",
-    )
-    .bind(tenant_id)
-    .bind(Timestamp::from_millis(start))
-    .bind(Timestamp::from_millis(end))
-    .fetch_all(store.pool())
-    .await?;
+    let start = from.millis();
+    let rows = minute_rows(store, tenant_id, from, to).await?;
 
     let mut buckets: BTreeMap<i64, Bucket> = (0..span_ms / bucket)
         .map(|i| (start + i * bucket, Bucket::default()))
@@ -185,17 +222,9 @@ pub async fn aggregate(
     for row in rows {
         let at = row.minute_start.millis();
         let key = at - (at - start).rem_euclid(bucket);
-        let Some(target) = buckets.get_mut(&key) else {
-            continue;
-        };
-        let histogram = histogram::from_bytes(&row.latency_histogram)
-            .map_err(|err| ApiError::Internal(anyhow::anyhow!("stored histogram: {err}")))?;
-        target.add(
-            row.request_count,
-            row.client_error_count,
-            row.error_count,
-            &histogram,
-        )?;
+        if let Some(target) = buckets.get_mut(&key) {
+            target.add_row(&row)?;
+        }
     }
     Ok(buckets
         .into_iter()
@@ -212,19 +241,16 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn add(
-        &mut self,
-        requests: i64,
-        client_errors: i64,
-        errors: i64,
-        latency: &Histogram<u64>,
-    ) -> Result<()> {
-        self.requests += requests;
-        self.client_errors += client_errors;
-        self.errors += errors;
+    /// Adds one stored minute report.
+    fn add_row(&mut self, row: &MinuteRow) -> Result<()> {
+        let latency = histogram::from_bytes(&row.latency_histogram)
+            .map_err(|err| ApiError::Internal(anyhow::anyhow!("stored histogram: {err}")))?;
+        self.requests += row.request_count;
+        self.client_errors += row.client_error_count;
+        self.errors += row.error_count;
         let merged = self.latency.get_or_insert_with(histogram::new_histogram);
         merged
-            .add(latency)
+            .add(&latency)
             .map_err(|err| ApiError::Internal(anyhow::anyhow!("merging histograms: {err:?}")))
     }
 

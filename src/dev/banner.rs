@@ -84,10 +84,17 @@ impl Existing {
 pub fn render(at: &Addresses, who: &Credentials<'_>, existing: &Existing) -> String {
     let mut out = String::from("\nGatehouse dev is up.\n\n");
     let control = &at.control;
-    let _ = writeln!(
-        out,
-        "  console        {control}/   (sign in with the email and password below)"
-    );
+    if gatehouse_control::console::CONSOLE.is_built() {
+        let _ = writeln!(
+            out,
+            "  console        {control}/   (sign in with the email and password below)"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  console        not built into this binary: scripts/console.sh, then start again"
+        );
+    }
     let _ = writeln!(
         out,
         "  control plane  {control}   (the book: {control}/docs/, OpenAPI: {control}/api/openapi.json)"

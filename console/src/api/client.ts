@@ -38,7 +38,10 @@ const auth: Middleware = {
   onResponse({ request, response }) {
     // A token that no longer works (expired, revoked by a reset): back to
     // sign-in, keeping where the user was.
-    if (response.status === 401 && request.headers.has("Authorization")) {
+    // (Only the token this request carried: an answer to a request made
+    // before a new sign-in must not end the new session.)
+    const current = session.current();
+    if (response.status === 401 && current && request.headers.get("Authorization") === `Bearer ${current.token}`) {
       session.expire();
     }
     return response;

@@ -17,7 +17,8 @@ export function Chart(props: { title: string; times: number[]; series: Series[];
     const options: uPlot.Options = {
       width: element.clientWidth,
       height,
-      legend: { show: true },
+      // The legend is ours (below): uPlot's grows as it wraps, shifting the page.
+      legend: { show: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
       axes: [{}, { size: 50, values: (_u, ticks) => ticks.map((t) => `${t}${props.unit ?? ""}`) }],
@@ -44,8 +45,18 @@ export function Chart(props: { title: string; times: number[]; series: Series[];
   }, [props.times, props.series, props.unit, height]);
   return (
     <figure className="chart card">
-      <figcaption>{props.title}</figcaption>
-      <div ref={box} className="chart-box" style={{ minHeight: height + 32 }} role="img" aria-label={`${props.title} chart`} />
+      <figcaption>
+        {props.title}
+        <span className="legend">
+          {props.series.map((s) => (
+            <span key={s.label}>
+              <span className="swatch" style={{ background: s.color }} aria-hidden="true" />
+              {s.label}
+            </span>
+          ))}
+        </span>
+      </figcaption>
+      <div ref={box} className="chart-box" style={{ height }} role="img" aria-label={`${props.title} chart`} />
     </figure>
   );
 }

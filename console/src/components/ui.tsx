@@ -30,6 +30,16 @@ export function Field(props: {
   );
 }
 
+/** An error the API gave for a whole group of fields (a list). */
+export function GroupError({ message }: { message?: string }) {
+  if (!message) return null;
+  return (
+    <p className="field-error" role="alert">
+      {message}
+    </p>
+  );
+}
+
 /** A failed request, in the API's words. */
 export function Problem({ error, title }: { error?: ApiError; title?: string }) {
   if (!error) return null;
@@ -55,6 +65,7 @@ export function formError(error: ApiError | undefined, fields: string[]): ApiErr
 /** A secret the API shows only once, with a copy button. */
 export function SecretOnce({ label, value, children }: { label: string; value: string; children?: ReactNode }) {
   const [copied, setCopied] = useState(false);
+  const [copyFailed, setCopyFailed] = useState(false);
   const id = useId();
   return (
     <div className="secret" role="status">
@@ -64,13 +75,21 @@ export function SecretOnce({ label, value, children }: { label: string; value: s
         <button
           type="button"
           onClick={async () => {
-            await navigator.clipboard.writeText(value);
-            setCopied(true);
+            try {
+              await navigator.clipboard.writeText(value);
+              setCopied(true);
+            } catch {
+              // No clipboard here (a plain-HTTP address other than
+              // localhost): select it for the user to copy.
+              (document.getElementById(id) as HTMLInputElement | null)?.select();
+              setCopyFailed(true);
+            }
           }}
         >
           {copied ? "Copied" : "Copy"}
         </button>
       </div>
+      {copyFailed && <p className="hint">This browser allows no copying here: the key is selected, press Ctrl+C (⌘C).</p>}
       <p className="hint">Shown only this once: store it now.</p>
       {children}
     </div>
@@ -118,6 +137,8 @@ export function Time({ at }: { at?: string | null }) {
 /** Asks before a delete, and shows why it failed (a 409 in the API's words). */
 export function ConfirmDelete(props: {
   what: string;
+  /** The button's word: "Delete" unless given ("Revoke"). */
+  verb?: string;
   detail?: ReactNode;
   open: boolean;
   busy: boolean;
@@ -126,7 +147,7 @@ export function ConfirmDelete(props: {
   onClose: () => void;
 }) {
   return (
-    <Dialog title={`Delete ${props.what}?`} open={props.open} onClose={props.onClose}>
+    <Dialog title={`${props.verb ?? "Delete"} ${props.what}?`} open={props.open} onClose={props.onClose}>
       {props.detail && <div className="dialog-body">{props.detail}</div>}
       <Problem error={props.error} title="Not deleted" />
       <div className="actions">
@@ -134,7 +155,7 @@ export function ConfirmDelete(props: {
           Cancel
         </button>
         <button type="button" className="danger" disabled={props.busy} onClick={props.onConfirm}>
-          Delete
+          {props.verb ?? "Delete"}
         </button>
       </div>
     </Dialog>

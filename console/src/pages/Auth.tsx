@@ -30,6 +30,22 @@ function useSubmit() {
   return { error, busy, submit };
 }
 
+/** The API's message as the start of a sentence. */
+function sentence(message: string): string {
+  return message.charAt(0).toUpperCase() + message.slice(1);
+}
+
+/** `next` as a path of this console, or undefined when it leads elsewhere. */
+function sameOrigin(next: string | null): string | undefined {
+  if (!next) return undefined;
+  try {
+    const url = new URL(next, window.location.origin);
+    return url.origin === window.location.origin ? url.pathname + url.search : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function SignUp() {
   const [, navigate] = useLocation();
   const [name, setName] = useState("");
@@ -100,7 +116,7 @@ export function SignIn() {
         onSubmit={submit(async () => {
           const answer = await call(api.POST("/api/auth/login", { body: { email, password } }));
           session.signIn({ token: answer.token, tenantId: answer.tenantId, email: email.trim().toLowerCase() });
-          navigate(next && next.startsWith("/") && !next.startsWith("//") ? next : "/");
+          navigate(sameOrigin(next) ?? "/");
         })}
       >
         <Field label="Email" error={fieldError(error, "email")}>
@@ -137,7 +153,7 @@ export function ForgotPassword() {
         <form
           onSubmit={submit(async () => {
             const answer = await call(api.POST("/api/auth/forgot-password", { body: { email } }));
-            setSent(answer.message.charAt(0).toUpperCase() + answer.message.slice(1));
+            setSent(sentence(answer.message));
           })}
         >
           <Field label="Email" error={fieldError(error, "email")}>
@@ -175,7 +191,7 @@ export function ResetPassword() {
             const answer = await call(api.POST("/api/auth/reset-password", { body: { token, password } }));
             session.signOut();
             history.replaceState(null, "", "/reset-password");
-            setDone(answer.message.charAt(0).toUpperCase() + answer.message.slice(1));
+            setDone(sentence(answer.message));
           })}
         >
           {!fromLink && (

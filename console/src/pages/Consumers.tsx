@@ -101,6 +101,7 @@ export function Consumers() {
       </Dialog>
       <ConfirmDelete
         what={`consumer ${revoking?.name ?? ""}`}
+        verb="Revoke"
         detail={<p>Its key stops working on every node at once. This cannot be undone.</p>}
         open={!!revoking}
         busy={remove.busy}
@@ -148,6 +149,7 @@ function ConsumerForm(props: { consumer?: Consumer; tiers: string[]; onSaved: (a
       <Field label="Rate-limit tier" error={fieldError(save.error, "rateLimitTier")}>
         {(attrs) => (
           <select {...attrs} value={tier} onChange={(e) => setTier(e.target.value)}>
+            {!props.tiers.includes(tier) && <option value={tier}>{tier} (no longer a tier)</option>}
             {props.tiers.map((t) => (
               <option key={t}>{t}</option>
             ))}

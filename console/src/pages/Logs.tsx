@@ -1,8 +1,8 @@
 // Request logs: 50 a page, newest first, with every filter of the API kept
 // in the URL (so a view can be shared), a request's detail, and a live
 // mode that polls for new requests.
-import { useEffect, useMemo, useState, type ReactNode } from "react";
-import { useLocation, useSearch } from "wouter";
+import { useEffect, useMemo, useRef, useState, type ReactNode } from "react";
+import { Link, useLocation, useSearch } from "wouter";
 import { api, call, tenant, type RequestLog } from "../api/client";
 import { useLoad } from "../hooks";
 import { Dialog, Empty, Field, Problem, Time } from "../components/ui";
@@ -33,29 +33,56 @@ export function Logs() {
   const [, navigate] = useLocation();
   const params = useMemo(() => new URLSearchParams(search), [search]);
   const filters: Filters = Object.fromEntries(FILTERS.flatMap((f) => (params.get(f) ? [[f, params.get(f)!]] : [])));
-  const page = Math.max(1, Number(params.get("page") ?? 1) || 1);
   const live = params.get("live") === "1";
+  // Live mode shows the newest requests: page 1 only.
+  const page = live ? 1 : Math.max(1, Number(params.get("page") ?? 1) || 1);
 
-  const query = () => ({
-    ...filters,
-    statusCode: filters.statusCode ? Number(filters.statusCode) : undefined,
-    page,
-  });
+  const [rows, setRows] = useState<RequestLog[]>([]);
+  const [gap, setGap] = useState(false);
+  const [selected, setSelected] = useState<RequestLog>();
+  const newest = useRef<string | undefined>(undefined);
+
+  const fetchPage = (query: Filters & { page: number }) =>
+    call(
+      api.GET("/api/tenants/{tenantId}/logs", {
+        params: { path: tenant(), query: { ...query, statusCode: query.statusCode ? Number(query.statusCode) : undefined } },
+      }),
+    );
   const logs = useLoad(
-    () => call(api.GET("/api/tenants/{tenantId}/logs", { params: { path: tenant(), query: query() } })),
+    async () => {
+      if (!live || !newest.current) return { rows: await fetchPage({ ...filters, page }), complete: true };
+      // Every request since the newest shown (`from` is inclusive: the ids
+      // dedupe the overlap), a page at a time, as many as live mode keeps.
+      const from = filters.from && filters.from > newest.current ? filters.from : newest.current;
+      const fresh: RequestLog[] = [];
+      for (let next = 1; next <= LIVE_MAX_ROWS / 50; next++) {
+        const batch = await fetchPage({ ...filters, from, page: next });
+        fresh.push(...batch);
+        if (batch.length < 50) return { rows: fresh, complete: true };
+      }
+      return { rows: fresh, complete: false };
+    },
     [search],
-    live && page === 1 ? LIVE_EVERY_MS : undefined,
+    live ? LIVE_EVERY_MS : undefined,
   );
   const consumers = useLoad(() => call(api.GET("/api/tenants/{tenantId}/consumers", { params: { path: tenant() } })), []);
-  const [rows, setRows] = useState<RequestLog[]>([]);
-  const [selected, setSelected] = useState<RequestLog>();
 
   // A new view replaces the rows; live mode's polls add the new ones on top.
-  useEffect(() => setRows([]), [search]);
+  useEffect(() => {
+    setRows([]);
+    setGap(false);
+    newest.current = undefined;
+  }, [search]);
   useEffect(() => {
     if (!logs.data) return;
-    setRows((shown) => (live && page === 1 ? merge(shown, logs.data!) : logs.data!));
-  }, [logs.data, live, page]);
+    const { rows: fresh, complete } = logs.data;
+    setRows((shown) => {
+      const next = live ? merge(shown, fresh) : fresh;
+      newest.current = next[0]?.createdAt;
+      return next;
+    });
+    if (!complete) setGap(true);
+  }, [logs.data, live]);
 
   const go = (next: Filters & { page?: number; live?: boolean }) => {
     const merged = new URLSearchParams();
@@ -80,8 +107,14 @@ export function Logs() {
           {LIVE_EVERY_MS / 1000} s)
         </label>
       </div>
-      <FilterForm key={search} filters={filters} consumers={consumers.data ?? []} onApply={(next) => go({ ...next, page: 1 })} />
+      <FilterForm key={FILTERS.map((f) => filters[f] ?? "").join("|")} filters={filters} consumers={consumers.data ?? []} onApply={(next) => go({ ...next, page: 1 })} />
       <Problem error={logs.error} title="Logs could not be loaded" />
+      {gap && (
+        <p className="notice" role="status">
+          More requests arrived than live mode shows at once ({LIVE_MAX_ROWS}); some are not listed. Turn live mode off to page
+          through them all.
+        </p>
+      )}
       {!logs.loading && rows.length === 0 && !logs.error && <Empty>No requests match these filters.</Empty>}
       <div className="table-wrap logs">
         <table aria-label="Request logs">
@@ -126,7 +159,7 @@ export function Logs() {
           Previous page
         </button>
         <span>Page {page}</span>
-        <button type="button" disabled={(logs.data?.length ?? 0) < 50 || live} onClick={() => go({ page: page + 1 })}>
+        <button type="button" disabled={live || rows.length < 50} onClick={() => go({ page: page + 1 })}>
           Next page
         </button>
       </nav>
@@ -208,8 +241,8 @@ function LogDetail({ log, consumer }: { log: RequestLog; consumer: string }) {
     ["Consumer", log.consumerId ? `${consumer} (${log.consumerId})` : "anonymous"],
     ["Client IP", log.clientIp],
     ["Bytes in / out", `${log.bytesIn} / ${log.bytesOut}`],
-    ["Route", log.routeId ? <a href={`/routes#${log.routeId}`}>{log.routeId}</a> : "no route matched"],
-    ["Service", log.serviceId ? <a href={`/services#${log.serviceId}`}>{log.serviceId}</a> : "—"],
+    ["Route", log.routeId ? <Link href={`/routes#${log.routeId}`}>{log.routeId}</Link> : "no route matched"],
+    ["Service", log.serviceId ? <Link href={`/services#${log.serviceId}`}>{log.serviceId}</Link> : "—"],
   ];
   return (
     <dl className="detail">

@@ -22,14 +22,14 @@ export function Overview() {
   const query = { params: { path: tenant(), query: { period } } };
 
   const metrics = useLoad(() => call(api.GET("/api/tenants/{tenantId}/metrics", query)), [period], 30_000);
-  const consumers = useLoad(() => call(api.GET("/api/tenants/{tenantId}/metrics/consumers", query)), [period], 30_000);
+  const summary = useLoad(() => call(api.GET("/api/tenants/{tenantId}/metrics/summary", query)), [period], 30_000);
   const gateway = useLoad(() => call(api.GET("/api/tenants/{tenantId}/gateway-status", path)), [], 5_000);
   const health = useLoad(() => call(api.GET("/api/tenants/{tenantId}/health", path)), [], 10_000);
   const services = useLoad(() => call(api.GET("/api/tenants/{tenantId}/services", path)), []);
   const openErrors = useLoad(countOpenErrors, [], 15_000);
 
-  const totals = useMemo(() => summarize(metrics.data ?? []), [metrics.data]);
   const charts = useMemo(() => chartData(metrics.data ?? []), [metrics.data]);
+  const totals = summary.data;
   const serviceName = (id: string) => services.data?.find((s) => s.id === id)?.name ?? id;
 
   return (
@@ -44,14 +44,14 @@ export function Overview() {
           ))}
         </div>
       </div>
-      <Problem error={metrics.error ?? consumers.error ?? gateway.error ?? health.error ?? openErrors.error} />
+      <Problem error={metrics.error ?? summary.error ?? gateway.error ?? health.error ?? openErrors.error} />
       <section className="stats" aria-label="Traffic">
-        <Stat label="Requests" value={metrics.data ? totals.requests.toLocaleString() : undefined} />
-        <Stat label="4xx rate" value={metrics.data ? percent(totals.clientErrors, totals.requests) : undefined} />
-        <Stat label="5xx rate" value={metrics.data ? percent(totals.errors, totals.requests) : undefined} />
-        <Stat label="p50 latency" value={metrics.data ? ms(totals.latest?.p50LatencyMs) : undefined} hint="latest bucket with traffic" />
-        <Stat label="p99 latency" value={metrics.data ? ms(totals.latest?.p99LatencyMs) : undefined} hint="latest bucket with traffic" />
-        <Stat label="Distinct consumers" value={consumers.data ? consumers.data.distinctConsumers.toLocaleString() : undefined} />
+        <Stat label="Requests" value={totals && totals.requestCount.toLocaleString()} />
+        <Stat label="4xx rate" value={totals && percent(totals.clientErrorCount, totals.requestCount)} />
+        <Stat label="5xx rate" value={totals && percent(totals.errorCount, totals.requestCount)} />
+        <Stat label="p50 latency" value={totals && ms(totals.p50LatencyMs)} />
+        <Stat label="p99 latency" value={totals && ms(totals.p99LatencyMs)} />
+        <Stat label="Distinct consumers" value={totals && totals.distinctConsumers.toLocaleString()} />
       </section>
       <section className="stats" aria-label="Gateway">
         <div className="stat card">
@@ -78,7 +78,7 @@ export function Overview() {
       <section className="card" aria-labelledby="health-title">
         <h2 id="health-title">Service health</h2>
         {health.data?.length === 0 && <p className="hint">No health checks yet: give a service a health check path and run a node.</p>}
-        <ul className="health">
+        <ul className="health" aria-label="Service health">
           {health.data?.map((h) => (
             <li key={h.serviceId}>
               <span className={`dot ${h.status}`} aria-hidden="true" />
@@ -95,12 +95,12 @@ export function Overview() {
   );
 }
 
-function Stat({ label, value, hint }: { label: string; value?: string; hint?: string }) {
+function Stat({ label, value }: { label: string; value?: string }) {
   return (
     <div className="stat card">
       <span className="stat-label">{label}</span>
       <span className="stat-value">{value ?? "—"}</span>
-      <span className="hint">{hint ?? "\u00a0"}</span>
+      <span className="hint">{"\u00a0"}</span>
     </div>
   );
 }
@@ -115,20 +115,6 @@ async function countOpenErrors(): Promise<{ count: number; more: boolean }> {
     if (events.length < 50) return { count, more: false };
   }
   return { count, more: true };
-}
-
-function summarize(buckets: Metrics[]) {
-  let requests = 0;
-  let clientErrors = 0;
-  let errors = 0;
-  let latest: Metrics | undefined;
-  for (const b of buckets) {
-    requests += b.requestCount;
-    clientErrors += b.clientErrorCount;
-    errors += b.errorCount;
-    if (b.requestCount > 0) latest = b;
-  }
-  return { requests, clientErrors, errors, latest };
 }
 
 function chartData(buckets: Metrics[]): { times: number[]; traffic: Series[]; latency: Series[] } {

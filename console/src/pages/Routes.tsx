@@ -3,10 +3,10 @@
 import { useState } from "react";
 import { api, call, tenant, type Plugin, type Route, type RoutePlugin, type Service } from "../api/client";
 import { useAction, useLinkedRow, useLoad } from "../hooks";
-import { ConfirmDelete, Dialog, Empty, Field, Problem, fieldError, formError } from "../components/ui";
+import { ConfirmDelete, Dialog, Empty, Field, GroupError, Problem, fieldError, formError } from "../components/ui";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"];
-const FIELDS = ["method", "pathPattern", "serviceId", "authRequired", "rateLimitOverride", "enabled", "plugins"];
+const FIELDS = ["method", "pathPattern", "serviceId", "rateLimitOverride", "plugins"];
 
 export function Routes() {
   const path = { params: { path: tenant() } };
@@ -207,6 +207,7 @@ function RouteForm(props: { route?: Route; services: Service[]; plugins: Plugin[
       <Field label="Service" error={fieldError(save.error, "serviceId")}>
         {(attrs) => (
           <select {...attrs} value={serviceId} onChange={(e) => setServiceId(e.target.value)}>
+            {!props.services.some((s) => s.id === serviceId) && <option value={serviceId}>(a deleted service: choose another)</option>}
             {props.services.map((s) => (
               <option key={s.id} value={s.id}>
                 {s.name}
@@ -233,11 +234,7 @@ function RouteForm(props: { route?: Route; services: Service[]; plugins: Plugin[
           Phase <code>request</code> runs after authentication and the rate limit; <code>auth</code> authenticates the request in
           place of the API key. Failure policy <code>closed</code> answers 503 when the plugin fails; <code>open</code> skips it.
         </p>
-        {fieldError(save.error, "plugins") && (
-          <p className="field-error" role="alert">
-            {fieldError(save.error, "plugins")}
-          </p>
-        )}
+        <GroupError message={fieldError(save.error, "plugins")} />
         {attachments.length === 0 && <p className="hint">None.</p>}
         {attachments.map((a, index) => {
           const n = index + 1;

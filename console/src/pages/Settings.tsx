@@ -3,7 +3,7 @@
 import { useState } from "react";
 import { api, call, tenant, type TierSettings } from "../api/client";
 import { useAction, useLoad } from "../hooks";
-import { Dialog, Field, Problem, SecretOnce, fieldError, formError } from "../components/ui";
+import { Dialog, Field, GroupError, Problem, SecretOnce, fieldError, formError } from "../components/ui";
 
 export function Settings() {
   const tiers = useLoad(() => call(api.GET("/api/tenants/{tenantId}/rate-limit-tiers", { params: { path: tenant() } })), []);
@@ -34,9 +34,11 @@ export function NodeSnippet({ gatewayKey }: { gatewayKey?: string }) {
   --gateway-key ${gatewayKey ?? "$GATEHOUSE_GATEWAY_KEY"} \\
   --listen 0.0.0.0:8080`;
   return (
-    <pre className="snippet" aria-label="Command that starts a gateway node">
-      <code>{command}</code>
-    </pre>
+    <figure className="snippet-frame" aria-label="Command that starts a gateway node">
+      <pre className="snippet">
+        <code>{command}</code>
+      </pre>
+    </figure>
   );
 }
 
@@ -107,11 +109,7 @@ function TiersForm({ settings, onSaved }: { settings: TierSettings; onSaved: () 
             </div>
           </div>
         ))}
-        {fieldError(save.error, "tiers") && (
-          <p className="field-error" role="alert">
-            {fieldError(save.error, "tiers")}
-          </p>
-        )}
+        <GroupError message={fieldError(save.error, "tiers")} />
         <button type="button" onClick={() => setRows([...rows, { key: nextKey++, name: "", limit: "" }])}>
           Add tier
         </button>
@@ -142,15 +140,14 @@ function GatewayKey() {
     <section className="card" aria-labelledby="key-title">
       <h2 id="key-title">Gateway key</h2>
       <p>Nodes connect with it. Rotating it cuts off the nodes using the old key at once; they keep serving their last config until restarted with the new one.</p>
-      {rotated ? (
+      {rotated && (
         <SecretOnce label="New gateway key" value={rotated}>
           <NodeSnippet gatewayKey={rotated} />
         </SecretOnce>
-      ) : (
-        <button type="button" onClick={() => setConfirming(true)}>
-          Rotate gateway key
-        </button>
       )}
+      <button type="button" onClick={() => setConfirming(true)}>
+        Rotate gateway key
+      </button>
       <Dialog title="Rotate the gateway key?" open={confirming} onClose={() => setConfirming(false)}>
         <div className="dialog-body">
           <p>Every node connected with the current key is cut off now.</p>

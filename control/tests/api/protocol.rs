@@ -128,7 +128,7 @@ async fn openapi_covers_every_endpoint(db: Db) {
         ("patch", "/api/tenants/{tenantId}/errors/{id}"),
         ("get", "/api/tenants/{tenantId}/health"),
         ("get", "/api/tenants/{tenantId}/metrics"),
-        ("get", "/api/tenants/{tenantId}/metrics/consumers"),
+        ("get", "/api/tenants/{tenantId}/metrics/summary"),
         ("get", "/api/tenants/{tenantId}/gateway-status"),
         ("post", "/api/tenants/{tenantId}/gateway-key"),
         ("get", "/api/tenants/{tenantId}/rate-limit-tiers"),
