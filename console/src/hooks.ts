@@ -98,3 +98,32 @@ export function useLinkedRow(ready: boolean): string | undefined {
   }, [ready, id]);
   return id;
 }
+
+/**
+ * A delete (or revoke) behind a confirmation: `ask(item)` opens it, and
+ * `dialog` is what `ConfirmDelete` takes; `done` runs once it succeeded.
+ */
+export function useRemoval<T>(remove: (item: T) => Promise<unknown>, done: () => void) {
+  const action = useAction();
+  const [target, setTarget] = useState<T>();
+  return {
+    target,
+    ask: (item: T) => {
+      action.clear();
+      setTarget(item);
+    },
+    dialog: {
+      open: target !== undefined,
+      busy: action.busy,
+      error: action.error,
+      onClose: () => setTarget(undefined),
+      onConfirm: async () => {
+        if (target === undefined) return;
+        if (await action.run(async () => void (await remove(target)))) {
+          setTarget(undefined);
+          done();
+        }
+      },
+    },
+  };
+}

@@ -45,6 +45,7 @@ test("a tenant signs up, configures a gateway, sends traffic and sees it", async
     await shot(page, "welcome", [page.getByLabel("Gateway key"), page.locator(".secret figure")]);
     await page.getByRole("button", { name: "Continue to the console" }).click();
     await expect(page.getByRole("heading", { level: 1, name: "Overview" })).toBeVisible();
+    const tenantId: string = await page.evaluate(() => JSON.parse(sessionStorage.getItem("gatehouse.session")!).tenantId);
 
     // Services: the API's validation error shows at the field it names.
     await go(page, "Services");
@@ -250,12 +251,23 @@ test("a tenant signs up, configures a gateway, sends traffic and sees it", async
     await page.getByLabel("Tier 2 requests a minute").fill("120");
     await page.getByRole("button", { name: "Save tiers" }).click();
     await expect(page.getByText("Tiers saved; nodes apply them now.")).toBeVisible();
+    await page.getByLabel("Token name").fill("deploy");
+    await page.getByLabel("Scope", { exact: true }).selectOption("write");
+    await page.getByRole("button", { name: "Make token" }).click();
+    const token = await page.getByLabel("New automation token").inputValue();
+    expect(token).toMatch(/^gt_/);
+    const tokens = page.getByRole("table", { name: "Automation tokens" });
+    await expect(tokens.getByRole("row").filter({ hasText: "deploy" })).toContainText("write");
+    await page.getByRole("button", { name: "Revoke deploy" }).click();
+    await page.getByRole("dialog", { name: "Revoke token deploy?" }).getByRole("button", { name: "Revoke" }).click();
+    await expect(tokens).toBeHidden();
+    expect((await page.request.get(`/api/tenants/${tenantId}/services`, { headers: { Authorization: `Bearer ${token}` } })).status()).toBe(401);
     await page.getByRole("button", { name: "Rotate gateway key" }).click();
     await page.getByRole("dialog", { name: "Rotate the gateway key?" }).getByRole("button", { name: "Rotate key" }).click();
     const rotated = await page.getByLabel("New gateway key").inputValue();
     expect(rotated).toMatch(/^gk_/);
     expect(rotated).not.toBe(gatewayKey);
-    await shot(page, "settings", [page.getByLabel("New gateway key"), page.locator(".secret figure")]);
+    await shot(page, "settings", [page.getByLabel("New gateway key"), page.getByLabel("New automation token"), page.locator(".secret figure")]);
     await go(page, "Overview");
     await expect(page.getByText("Offline", { exact: true })).toBeVisible({ timeout: 30_000 });
     await node.stop();

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// 403: a valid token used on another tenant's resources.
     #[error("this token does not grant access to that tenant")]
     Forbidden,
+    /// 403: a `read` automation token used for a write.
+    #[error("this automation token is read-only: it may only GET")]
+    ReadOnlyToken,
     /// 404: unknown (or other tenant's, or soft-deleted) id or path.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -84,7 +87,7 @@ impl ApiError {
         match self {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(..) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ReadOnlyToken => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -100,7 +103,7 @@ impl ApiError {
         match self {
             Self::Invalid { code, .. } | Self::Conflict { code, .. } => code,
             Self::Unauthorized(code, _) => code,
-            Self::Forbidden => "forbidden",
+            Self::Forbidden | Self::ReadOnlyToken => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",

@@ -19,8 +19,8 @@ use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 use crate::{
-    accounts, book, console, consumers, error_events, gateway, gateway_key, gateway_status, health,
-    logs, metrics, openapi, plugins, routes, services, tiers,
+    accounts, api_tokens, book, console, consumers, error_events, gateway, gateway_key,
+    gateway_status, health, logs, metrics, openapi, plugins, routes, services, tiers,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -29,6 +29,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn api() -> (Router<AppState>, OpenApi) {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(accounts::router())
+        .merge(api_tokens::router())
         .merge(services::router())
         .merge(routes::router())
         .merge(consumers::router())

@@ -8,6 +8,7 @@
 //! together.
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod auth;
 pub mod book;
 pub mod config;

@@ -16,6 +16,7 @@ export type ErrorEvent = Schemas["ErrorEvent"];
 export type Health = Schemas["HealthSnapshot"];
 export type Metrics = Schemas["MetricsSnapshot"];
 export type TierSettings = Schemas["TierSettings"];
+export type ApiToken = Schemas["ApiTokenEntity"];
 
 /** A request that failed: the API's own error, or the network's. */
 export class ApiError extends Error {

@@ -161,3 +161,20 @@ export function ConfirmDelete(props: {
     </Dialog>
   );
 }
+
+/** A table row's Edit (when given) and Delete (or `verb`) buttons, named for the row. */
+export function RowActions(props: { name: string; onEdit?: () => void; onRemove: () => void; verb?: string }) {
+  const verb = props.verb ?? "Delete";
+  return (
+    <td className="row-actions">
+      {props.onEdit && (
+        <button type="button" aria-label={`Edit ${props.name}`} onClick={props.onEdit}>
+          Edit
+        </button>
+      )}
+      <button type="button" aria-label={`${verb} ${props.name}`} onClick={props.onRemove}>
+        {verb}
+      </button>
+    </td>
+  );
+}

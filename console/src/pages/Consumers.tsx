@@ -2,18 +2,21 @@
 // rate-limit tier. Revoking one stops its key on every node at once.
 import { useState } from "react";
 import { api, call, tenant, type Consumer } from "../api/client";
-import { useAction, useLinkedRow, useLoad } from "../hooks";
-import { ConfirmDelete, Dialog, Empty, Field, Problem, SecretOnce, Time, fieldError, formError } from "../components/ui";
+import { useAction, useLinkedRow, useLoad, useRemoval } from "../hooks";
+import { ConfirmDelete, Dialog, Empty, Field, Problem, SecretOnce, Time, RowActions, fieldError, formError } from "../components/ui";
 
 export function Consumers() {
   const path = { params: { path: tenant() } };
   const consumers = useLoad(() => call(api.GET("/api/tenants/{tenantId}/consumers", path)), []);
+  const removal = useRemoval(
+    (consumer: Consumer) => call(api.DELETE("/api/tenants/{tenantId}/consumers/{id}", { params: { path: { ...tenant(), id: consumer.id } } })),
+    () => void consumers.reload(),
+  );
+  const revoking = removal.target;
   const linked = useLinkedRow(!!consumers.data);
   const tiers = useLoad(() => call(api.GET("/api/tenants/{tenantId}/rate-limit-tiers", path)), []);
   const [editing, setEditing] = useState<Consumer | "new">();
   const [created, setCreated] = useState<{ name: string; apiKey: string }>();
-  const [revoking, setRevoking] = useState<Consumer>();
-  const remove = useAction();
   return (
     <>
       <div className="page-head">
@@ -49,21 +52,7 @@ export function Consumers() {
                     <Time at={consumer.createdAt} />
                   </td>
                   <td className="mono small">{consumer.id}</td>
-                  <td className="row-actions">
-                    <button type="button" aria-label={`Edit ${consumer.name}`} onClick={() => setEditing(consumer)}>
-                      Edit
-                    </button>
-                    <button
-                      type="button"
-                      aria-label={`Revoke ${consumer.name}`}
-                      onClick={() => {
-                        remove.clear();
-                        setRevoking(consumer);
-                      }}
-                    >
-                      Revoke
-                    </button>
-                  </td>
+                  <RowActions name={consumer.name} onEdit={() => setEditing(consumer)} onRemove={() => removal.ask(consumer)} verb="Revoke" />
                 </tr>
               ))}
             </tbody>
@@ -103,20 +92,7 @@ export function Consumers() {
         what={`consumer ${revoking?.name ?? ""}`}
         verb="Revoke"
         detail={<p>Its key stops working on every node at once. This cannot be undone.</p>}
-        open={!!revoking}
-        busy={remove.busy}
-        error={remove.error}
-        onClose={() => setRevoking(undefined)}
-        onConfirm={async () => {
-          const id = revoking!.id;
-          const ok = await remove.run(() =>
-            call(api.DELETE("/api/tenants/{tenantId}/consumers/{id}", { params: { path: { ...tenant(), id } } })),
-          );
-          if (ok) {
-            setRevoking(undefined);
-            void consumers.reload();
-          }
-        }}
+        {...removal.dialog}
       />
     </>
   );

@@ -3,16 +3,19 @@
 import { useState } from "react";
 import { Link } from "wouter";
 import { api, call, tenant, type Plugin } from "../api/client";
-import { useAction, useLinkedRow, useLoad } from "../hooks";
-import { ConfirmDelete, Empty, Field, Problem, Time, fieldError, formError } from "../components/ui";
+import { useAction, useLinkedRow, useLoad, useRemoval } from "../hooks";
+import { ConfirmDelete, Empty, Field, Problem, Time, RowActions, fieldError, formError } from "../components/ui";
 
 export function Plugins() {
   const path = { params: { path: tenant() } };
   const plugins = useLoad(() => call(api.GET("/api/tenants/{tenantId}/plugins", path)), []);
+  const removal = useRemoval(
+    (plugin: Plugin) => call(api.DELETE("/api/tenants/{tenantId}/plugins/{id}", { params: { path: { ...tenant(), id: plugin.id } } })),
+    () => void plugins.reload(),
+  );
+  const deleting = removal.target;
   const linked = useLinkedRow(!!plugins.data);
   const routes = useLoad(() => call(api.GET("/api/tenants/{tenantId}/routes", path)), []);
-  const [deleting, setDeleting] = useState<Plugin>();
-  const remove = useAction();
   const usedBy = (plugin: Plugin) => (routes.data ?? []).filter((r) => r.plugins.some((p) => p.pluginId === plugin.id));
   return (
     <>
@@ -65,18 +68,7 @@ export function Plugins() {
                     <td>
                       <Time at={plugin.createdAt} />
                     </td>
-                    <td className="row-actions">
-                      <button
-                        type="button"
-                        aria-label={`Delete ${plugin.name}@${plugin.version}`}
-                        onClick={() => {
-                          remove.clear();
-                          setDeleting(plugin);
-                        }}
-                      >
-                        Delete
-                      </button>
-                    </td>
+                    <RowActions name={`${plugin.name}@${plugin.version}`} onRemove={() => removal.ask(plugin)} />
                   </tr>
                 );
               })}
@@ -97,20 +89,7 @@ export function Plugins() {
             </p>
           ) : undefined
         }
-        open={!!deleting}
-        busy={remove.busy}
-        error={remove.error}
-        onClose={() => setDeleting(undefined)}
-        onConfirm={async () => {
-          const id = deleting!.id;
-          const ok = await remove.run(() =>
-            call(api.DELETE("/api/tenants/{tenantId}/plugins/{id}", { params: { path: { ...tenant(), id } } })),
-          );
-          if (ok) {
-            setDeleting(undefined);
-            void plugins.reload();
-          }
-        }}
+        {...removal.dialog}
       />
     </>
   );

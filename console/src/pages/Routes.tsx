@@ -2,8 +2,8 @@
 // override and the tenant plugins that run on them.
 import { useState } from "react";
 import { api, call, tenant, type Plugin, type Route, type RoutePlugin, type Service } from "../api/client";
-import { useAction, useLinkedRow, useLoad } from "../hooks";
-import { ConfirmDelete, Dialog, Empty, Field, GroupError, Problem, fieldError, formError } from "../components/ui";
+import { useAction, useLinkedRow, useLoad, useRemoval } from "../hooks";
+import { ConfirmDelete, Dialog, Empty, Field, GroupError, Problem, RowActions, fieldError, formError } from "../components/ui";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"];
 const FIELDS = ["method", "pathPattern", "serviceId", "rateLimitOverride", "plugins"];
@@ -11,12 +11,15 @@ const FIELDS = ["method", "pathPattern", "serviceId", "rateLimitOverride", "plug
 export function Routes() {
   const path = { params: { path: tenant() } };
   const routes = useLoad(() => call(api.GET("/api/tenants/{tenantId}/routes", path)), []);
+  const removal = useRemoval(
+    (route: Route) => call(api.DELETE("/api/tenants/{tenantId}/routes/{id}", { params: { path: { ...tenant(), id: route.id } } })),
+    () => void routes.reload(),
+  );
+  const deleting = removal.target;
   const linked = useLinkedRow(!!routes.data);
   const services = useLoad(() => call(api.GET("/api/tenants/{tenantId}/services", path)), []);
   const plugins = useLoad(() => call(api.GET("/api/tenants/{tenantId}/plugins", path)), []);
   const [editing, setEditing] = useState<Route | "new">();
-  const [deleting, setDeleting] = useState<Route>();
-  const remove = useAction();
   const serviceName = (id: string) => services.data?.find((s) => s.id === id)?.name ?? "(deleted service)";
   const pluginName = (id: string) => {
     const plugin = plugins.data?.find((p) => p.id === id);
@@ -60,21 +63,7 @@ export function Routes() {
                   <td>{route.rateLimitOverride ?? "tier"}</td>
                   <td>{route.plugins.length ? route.plugins.map((p) => pluginName(p.pluginId)).join(", ") : "—"}</td>
                   <td>{route.enabled ? "yes" : "no"}</td>
-                  <td className="row-actions">
-                    <button type="button" aria-label={`Edit ${route.method} ${route.pathPattern}`} onClick={() => setEditing(route)}>
-                      Edit
-                    </button>
-                    <button
-                      type="button"
-                      aria-label={`Delete ${route.method} ${route.pathPattern}`}
-                      onClick={() => {
-                        remove.clear();
-                        setDeleting(route);
-                      }}
-                    >
-                      Delete
-                    </button>
-                  </td>
+                  <RowActions name={`${route.method} ${route.pathPattern}`} onEdit={() => setEditing(route)} onRemove={() => removal.ask(route)} />
                 </tr>
               ))}
             </tbody>
@@ -96,20 +85,7 @@ export function Routes() {
       </Dialog>
       <ConfirmDelete
         what={`route ${deleting ? `${deleting.method} ${deleting.pathPattern}` : ""}`}
-        open={!!deleting}
-        busy={remove.busy}
-        error={remove.error}
-        onClose={() => setDeleting(undefined)}
-        onConfirm={async () => {
-          const id = deleting!.id;
-          const ok = await remove.run(() =>
-            call(api.DELETE("/api/tenants/{tenantId}/routes/{id}", { params: { path: { ...tenant(), id } } })),
-          );
-          if (ok) {
-            setDeleting(undefined);
-            void routes.reload();
-          }
-        }}
+        {...removal.dialog}
       />
     </>
   );

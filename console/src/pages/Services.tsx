@@ -1,17 +1,20 @@
 // Services: the upstreams routes forward to. List, create, edit, delete.
 import { useState } from "react";
 import { api, call, tenant, type Service } from "../api/client";
-import { useAction, useLinkedRow, useLoad } from "../hooks";
-import { ConfirmDelete, Dialog, Empty, Field, Problem, Time, fieldError, formError } from "../components/ui";
+import { useAction, useLinkedRow, useLoad, useRemoval } from "../hooks";
+import { ConfirmDelete, Dialog, Empty, Field, Problem, Time, RowActions, fieldError, formError } from "../components/ui";
 
 const FIELDS = ["name", "targetUrl", "healthCheckPath", "timeoutMs"];
 
 export function Services() {
   const services = useLoad(() => call(api.GET("/api/tenants/{tenantId}/services", { params: { path: tenant() } })), []);
+  const removal = useRemoval(
+    (service: Service) => call(api.DELETE("/api/tenants/{tenantId}/services/{id}", { params: { path: { ...tenant(), id: service.id } } })),
+    () => void services.reload(),
+  );
+  const deleting = removal.target;
   const linked = useLinkedRow(!!services.data);
   const [editing, setEditing] = useState<Service | "new">();
-  const [deleting, setDeleting] = useState<Service>();
-  const remove = useAction();
   return (
     <>
       <div className="page-head">
@@ -47,21 +50,7 @@ export function Services() {
                   <td>
                     <Time at={service.updatedAt} />
                   </td>
-                  <td className="row-actions">
-                    <button type="button" aria-label={`Edit ${service.name}`} onClick={() => setEditing(service)}>
-                      Edit
-                    </button>
-                    <button
-                      type="button"
-                      aria-label={`Delete ${service.name}`}
-                      onClick={() => {
-                        remove.clear();
-                        setDeleting(service);
-                      }}
-                    >
-                      Delete
-                    </button>
-                  </td>
+                  <RowActions name={service.name} onEdit={() => setEditing(service)} onRemove={() => removal.ask(service)} />
                 </tr>
               ))}
             </tbody>
@@ -82,20 +71,7 @@ export function Services() {
       <ConfirmDelete
         what={`service ${deleting?.name ?? ""}`}
         detail={<p>Routes to it answer 503 until they point at another service.</p>}
-        open={!!deleting}
-        busy={remove.busy}
-        error={remove.error}
-        onClose={() => setDeleting(undefined)}
-        onConfirm={async () => {
-          const id = deleting!.id;
-          const ok = await remove.run(() =>
-            call(api.DELETE("/api/tenants/{tenantId}/services/{id}", { params: { path: { ...tenant(), id } } })),
-          );
-          if (ok) {
-            setDeleting(undefined);
-            void services.reload();
-          }
-        }}
+        {...removal.dialog}
       />
     </>
   );

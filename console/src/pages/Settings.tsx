@@ -1,9 +1,9 @@
 // Settings: rate-limit tiers and the anonymous limit, the gateway key
 // (rotated here, the new one shown once), and how to run a node.
 import { useState } from "react";
-import { api, call, tenant, type TierSettings } from "../api/client";
-import { useAction, useLoad } from "../hooks";
-import { Dialog, Field, GroupError, Problem, SecretOnce, fieldError, formError } from "../components/ui";
+import { api, call, tenant, type ApiToken, type TierSettings } from "../api/client";
+import { useAction, useLoad, useRemoval } from "../hooks";
+import { ConfirmDelete, Dialog, Field, GroupError, Problem, RowActions, SecretOnce, Time, fieldError, formError } from "../components/ui";
 
 export function Settings() {
   const tiers = useLoad(() => call(api.GET("/api/tenants/{tenantId}/rate-limit-tiers", { params: { path: tenant() } })), []);
@@ -15,6 +15,7 @@ export function Settings() {
       <Problem error={tiers.error} title="Tiers could not be loaded" />
       {tiers.data && <TiersForm settings={tiers.data} onSaved={() => void tiers.reload()} />}
       <GatewayKey />
+      <ApiTokens />
       <section className="card" aria-labelledby="node-title">
         <h2 id="node-title">Run a gateway node</h2>
         <p>A node serves your routes and reports traffic here. Start one with your gateway key:</p>
@@ -173,6 +174,93 @@ function GatewayKey() {
           </div>
         </div>
       </Dialog>
+    </section>
+  );
+}
+
+/** Automation tokens for CI and scripts: made (shown once), listed, revoked. */
+function ApiTokens() {
+  const path = { params: { path: tenant() } };
+  const tokens = useLoad(() => call(api.GET("/api/tenants/{tenantId}/api-tokens", path)), []);
+  const [name, setName] = useState("");
+  const [scope, setScope] = useState("read");
+  const [made, setMade] = useState<string>();
+  const create = useAction();
+  const removal = useRemoval(
+    (token: ApiToken) => call(api.DELETE("/api/tenants/{tenantId}/api-tokens/{id}", { params: { path: { ...tenant(), id: token.id } } })),
+    () => void tokens.reload(),
+  );
+  return (
+    <section className="card" aria-labelledby="tokens-title">
+      <h2 id="tokens-title">Automation tokens</h2>
+      <p className="hint">
+        For CI and scripts, sent as <code>Authorization: Bearer gt_...</code>. A <code>read</code> token may only read.
+      </p>
+      <form
+        className="row wrap"
+        onSubmit={async (event) => {
+          event.preventDefault();
+          await create.run(async () => {
+            const answer = await call(api.POST("/api/tenants/{tenantId}/api-tokens", { ...path, body: { name, scope } }));
+            setMade(answer.token);
+            setName("");
+            void tokens.reload();
+          });
+        }}
+      >
+        <Field label="Token name" error={fieldError(create.error, "name")}>
+          {(attrs) => <input {...attrs} required value={name} onChange={(e) => setName(e.target.value)} />}
+        </Field>
+        <Field label="Scope" error={fieldError(create.error, "scope")}>
+          {(attrs) => (
+            <select {...attrs} value={scope} onChange={(e) => setScope(e.target.value)}>
+              <option value="read">read</option>
+              <option value="write">write</option>
+            </select>
+          )}
+        </Field>
+        <div className="actions end">
+          <button type="submit" disabled={create.busy}>
+            Make token
+          </button>
+        </div>
+      </form>
+      <Problem error={formError(create.error, ["name", "scope"]) ?? tokens.error} />
+      {made && <SecretOnce label="New automation token" value={made} />}
+      {!!tokens.data?.length && (
+        <div className="table-wrap">
+          <table aria-label="Automation tokens">
+            <thead>
+              <tr>
+                <th>Name</th>
+                <th>Scope</th>
+                <th>Token</th>
+                <th>Last used</th>
+                <th>
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {tokens.data.map((token) => (
+                <tr key={token.id}>
+                  <td>{token.name}</td>
+                  <td>{token.scope}</td>
+                  <td className="mono">{token.tokenPrefix}…</td>
+                  <td>{token.lastUsedAt ? <Time at={token.lastUsedAt} /> : "never"}</td>
+                  <RowActions name={token.name} onRemove={() => removal.ask(token)} verb="Revoke" />
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <ConfirmDelete
+        what={`token ${removal.target?.name ?? ""}`}
+        verb="Revoke"
+        detail={<p>It stops working at once, everywhere.</p>}
+        {...removal.dialog}
+      />
     </section>
   );
 }

@@ -178,6 +178,11 @@ fn endpoints(t: &Tenant, service: &str, route: &str, consumer: &str) -> Vec<Endp
             json!({ "name": "c2", "rateLimitTier": "pro" }),
         ),
         tenant(
+            Method::POST,
+            "/api-tokens",
+            json!({ "name": "t", "scope": "read" }),
+        ),
+        tenant(
             Method::PUT,
             "/rate-limit-tiers",
             json!({ "tiers": [{ "name": "free", "requestsPerMinute": 60 }], "anonymousRequestsPerMinute": 30 }),

@@ -87,6 +87,7 @@ fn body_for(method: &Method, collection: &str, ids: &Ids) -> Option<Body> {
         ),
         ("POST", "services") => Body::Json(json!({ "name": "x", "targetUrl": "http://h" })),
         ("POST", "consumers") => Body::Json(json!({ "name": "x" })),
+        ("POST", "api-tokens") => Body::Json(json!({ "name": "x", "scope": "read" })),
         ("POST", "plugins") => Body::Wasm("?name=p&version=1.0.0"),
         ("PATCH", "routes") => Body::Json(json!({ "enabled": false })),
         ("PATCH", "services" | "consumers") => Body::Json(json!({ "name": "y" })),
@@ -132,6 +133,7 @@ struct Ids {
     consumer: String,
     error: String,
     plugin: String,
+    api_token: String,
 }
 
 impl Ids {
@@ -143,6 +145,7 @@ impl Ids {
             "consumers" => &self.consumer,
             "errors" => &self.error,
             "plugins" => &self.plugin,
+            "api-tokens" => &self.api_token,
             _ => return None,
         })
     }
@@ -182,12 +185,21 @@ async fn populate(h: &Harness, t: &Tenant) -> Ids {
     .execute(h.store().pool())
     .await
     .expect("plugin row");
+    let api_token = h
+        .post(
+            &t.path("/api-tokens"),
+            &t.token,
+            json!({ "name": "ci", "scope": "write" }),
+        )
+        .await
+        .str("id");
     Ids {
         service,
         route,
         consumer,
         error,
         plugin,
+        api_token,
     }
 }
 

@@ -5,6 +5,7 @@ mod common;
 mod throwaway_db;
 
 mod accounts;
+mod api_tokens;
 mod consumers;
 mod gateway;
 mod hostile_input;
