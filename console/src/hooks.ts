@@ -118,9 +118,11 @@ export function useRemoval<T>(remove: (item: T) => Promise<unknown>, done: () =>
       error: action.error,
       onClose: () => setTarget(undefined),
       onConfirm: async () => {
-        if (target === undefined) return;
-        if (await action.run(async () => void (await remove(target)))) {
-          setTarget(undefined);
+        const item = target;
+        if (item === undefined) return;
+        if (await action.run(async () => void (await remove(item)))) {
+          // (Unless another item's dialog was opened meanwhile.)
+          setTarget((current) => (current === item ? undefined : current));
           done();
         }
       },

@@ -258,7 +258,7 @@ test("a tenant signs up, configures a gateway, sends traffic and sees it", async
     expect(token).toMatch(/^gt_/);
     const tokens = page.getByRole("table", { name: "Automation tokens" });
     await expect(tokens.getByRole("row").filter({ hasText: "deploy" })).toContainText("write");
-    await page.getByRole("button", { name: "Revoke deploy" }).click();
+    await page.getByRole("button", { name: /^Revoke deploy \(gt_/ }).click();
     await page.getByRole("dialog", { name: "Revoke token deploy?" }).getByRole("button", { name: "Revoke" }).click();
     await expect(tokens).toBeHidden();
     expect((await page.request.get(`/api/tenants/${tenantId}/services`, { headers: { Authorization: `Bearer ${token}` } })).status()).toBe(401);

@@ -309,12 +309,21 @@ async fn reset_password(
         .bind(&tenant_id)
         .execute(&mut *tx)
         .await?;
-    // Every token issued before the reset stops working.
+    // Every session token issued before the reset stops working.
     sqlx::query(
         "UPDATE tenants SET password_hash = $1, updated_at = $2, \
          token_generation = token_generation + 1 WHERE id = $3",
     )
     .bind(password_hash)
+    .bind(now)
+    .bind(&tenant_id)
+    .execute(&mut *tx)
+    .await?;
+    // Automation tokens too: one minted by whoever held the account must
+    // not outlive the reset that locks them out.
+    sqlx::query(
+        "UPDATE api_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND revoked_at IS NULL",
+    )
     .bind(now)
     .bind(&tenant_id)
     .execute(&mut *tx)

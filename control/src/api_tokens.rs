@@ -1,8 +1,10 @@
 //! Automation tokens: long-lived, revocable, scoped tenant tokens for CI
 //! and scripts (`gt_...`), accepted wherever a tenant JWT is. A `read`
 //! token may only read (403 on any write); a `write` token may do what a
-//! JWT may. Shown once, stored as SHA-256, revoked at once on every replica
-//! (the check is a database lookup), with the time of their last use.
+//! JWT may, except make or revoke tokens (a leaked token must not be able
+//! to outlive its revocation by minting another). Shown once, stored as
+//! SHA-256, revoked at once on every replica (the check is a database
+//! lookup) and by a password reset, with the time of their last use.
 
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
@@ -122,6 +124,7 @@ async fn create_token(
     auth: TenantAuth,
     Json(body): Json<CreateApiToken>,
 ) -> Result<(StatusCode, Json<CreatedApiToken>)> {
+    auth.require_session()?;
     let name = validate::name("name", &body.name)?;
     if Scope::parse(&body.scope).is_none() {
         return Err(ApiError::invalid("scope", "must be `read` or `write`"));
@@ -179,6 +182,7 @@ async fn revoke_token(
     auth: TenantAuth,
     PathId(id): PathId,
 ) -> Result<StatusCode> {
+    auth.require_session()?;
     let revoked = sqlx::query(
         "UPDATE api_tokens SET revoked_at = $1 \
          WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
@@ -194,31 +198,56 @@ async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The tenant and scope of a live token, keeping its last use; `None` for
-/// an unknown or revoked one.
-pub async fn authenticate(store: &Store, token: &str) -> Result<Option<(String, Scope)>> {
-    let found: Option<(String, String, String)> = sqlx::query_as(
-        "SELECT id, tenant_id, scope FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+/// A live automation token, as a request presented it.
+#[derive(Debug, Clone)]
+pub struct Presented {
+    pub id: String,
+    pub tenant_id: String,
+    pub scope: Scope,
+    last_used_at: Option<Timestamp>,
+}
+
+/// The live token `token` is, or `None` for an unknown or revoked one.
+pub async fn authenticate(store: &Store, token: &str) -> Result<Option<Presented>> {
+    let found: Option<(String, String, String, Option<Timestamp>)> = sqlx::query_as(
+        "SELECT id, tenant_id, scope, last_used_at FROM api_tokens \
+         WHERE token_hash = $1 AND revoked_at IS NULL",
     )
     .bind(secrets::sha256_hex(token))
     .fetch_optional(store.pool())
     .await?;
-    let Some((id, tenant_id, scope)) = found else {
+    let Some((id, tenant_id, scope, last_used_at)) = found else {
         return Ok(None);
     };
-    let now = Timestamp::now();
-    sqlx::query(
-        "UPDATE api_tokens SET last_used_at = $1 \
-         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
-    )
-    .bind(now)
-    .bind(&id)
-    .bind(Timestamp::from_millis(now.millis() - LAST_USED_EVERY_MS))
-    .execute(store.pool())
-    .await?;
     let scope = Scope::parse(&scope)
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("stored token scope `{scope}`")))?;
-    Ok(Some((tenant_id, scope)))
+    Ok(Some(Presented {
+        id,
+        tenant_id,
+        scope,
+        last_used_at,
+    }))
+}
+
+/// Records that `token` was used for an accepted request, when its last
+/// use is more than a minute old. Bookkeeping: a failure is logged, never
+/// the request's.
+pub async fn touch(store: &Store, token: &Presented) {
+    let now = Timestamp::now();
+    if token
+        .last_used_at
+        .is_some_and(|at| now.millis() - at.millis() < LAST_USED_EVERY_MS)
+    {
+        return;
+    }
+    let written = sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(&token.id)
+        .execute(store.pool())
+        .await;
+    if let Err(err) = written {
+        tracing::warn!(error = %err, token_id = token.id, "token's last use not recorded");
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,11 @@ pub enum ApiError {
     /// 403: a `read` automation token used for a write.
     #[error("this automation token is read-only: it may only GET")]
     ReadOnlyToken,
+    /// 403: an automation token used to make or revoke tokens.
+    #[error(
+        "automation tokens are made and revoked with a session token (log in), not another automation token"
+    )]
+    SessionOnly,
     /// 404: unknown (or other tenant's, or soft-deleted) id or path.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -87,7 +92,7 @@ impl ApiError {
         match self {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(..) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::ReadOnlyToken => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ReadOnlyToken | Self::SessionOnly => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -103,7 +108,7 @@ impl ApiError {
         match self {
             Self::Invalid { code, .. } | Self::Conflict { code, .. } => code,
             Self::Unauthorized(code, _) => code,
-            Self::Forbidden | Self::ReadOnlyToken => "forbidden",
+            Self::Forbidden | Self::ReadOnlyToken | Self::SessionOnly => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",

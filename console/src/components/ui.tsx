@@ -149,7 +149,7 @@ export function ConfirmDelete(props: {
   return (
     <Dialog title={`${props.verb ?? "Delete"} ${props.what}?`} open={props.open} onClose={props.onClose}>
       {props.detail && <div className="dialog-body">{props.detail}</div>}
-      <Problem error={props.error} title="Not deleted" />
+      <Problem error={props.error} title={`Not ${(props.verb ?? "Delete").toLowerCase()}d`} />
       <div className="actions">
         <button type="button" onClick={props.onClose}>
           Cancel

@@ -40,7 +40,8 @@ export function Logs() {
   const [rows, setRows] = useState<RequestLog[]>([]);
   const [gap, setGap] = useState(false);
   const [selected, setSelected] = useState<RequestLog>();
-  const newest = useRef<string | undefined>(undefined);
+  // The newest row shown, and the view (URL) it was shown in.
+  const newest = useRef<{ search: string; at: string } | undefined>(undefined);
 
   const fetchPage = (query: Filters & { page: number }) =>
     call(
@@ -50,10 +51,11 @@ export function Logs() {
     );
   const logs = useLoad(
     async () => {
-      if (!live || !newest.current) return { rows: await fetchPage({ ...filters, page }), complete: true };
+      const since = newest.current?.search === search ? newest.current.at : undefined;
+      if (!live || !since) return { rows: await fetchPage({ ...filters, page }), complete: true };
       // Every request since the newest shown (`from` is inclusive: the ids
       // dedupe the overlap), a page at a time, as many as live mode keeps.
-      const from = filters.from && filters.from > newest.current ? filters.from : newest.current;
+      const from = filters.from && filters.from > since ? filters.from : since;
       const fresh: RequestLog[] = [];
       for (let next = 1; next <= LIVE_MAX_ROWS / 50; next++) {
         const batch = await fetchPage({ ...filters, from, page: next });
@@ -71,18 +73,18 @@ export function Logs() {
   useEffect(() => {
     setRows([]);
     setGap(false);
-    newest.current = undefined;
   }, [search]);
   useEffect(() => {
     if (!logs.data) return;
     const { rows: fresh, complete } = logs.data;
     setRows((shown) => {
       const next = live ? merge(shown, fresh) : fresh;
-      newest.current = next[0]?.createdAt;
+      newest.current = next[0] && { search, at: next[0].createdAt };
       return next;
     });
     if (!complete) setGap(true);
-  }, [logs.data, live]);
+    // Only new data: `live` and `search` change the URL, which reloads.
+  }, [logs.data]);
 
   const go = (next: Filters & { page?: number; live?: boolean }) => {
     const merged = new URLSearchParams();

@@ -188,7 +188,10 @@ function ApiTokens() {
   const create = useAction();
   const removal = useRemoval(
     (token: ApiToken) => call(api.DELETE("/api/tenants/{tenantId}/api-tokens/{id}", { params: { path: { ...tenant(), id: token.id } } })),
-    () => void tokens.reload(),
+    () => {
+      setMade(undefined);
+      void tokens.reload();
+    },
   );
   return (
     <section className="card" aria-labelledby="tokens-title">
@@ -248,7 +251,7 @@ function ApiTokens() {
                   <td>{token.scope}</td>
                   <td className="mono">{token.tokenPrefix}…</td>
                   <td>{token.lastUsedAt ? <Time at={token.lastUsedAt} /> : "never"}</td>
-                  <RowActions name={token.name} onRemove={() => removal.ask(token)} verb="Revoke" />
+                  <RowActions name={`${token.name} (${token.tokenPrefix}…)`} onRemove={() => removal.ask(token)} verb="Revoke" />
                 </tr>
               ))}
             </tbody>

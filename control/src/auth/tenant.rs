@@ -19,6 +19,19 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct TenantAuth {
     pub tenant_id: String,
+    /// Whether a session token (not an automation token) authenticated it.
+    pub session: bool,
+}
+
+impl TenantAuth {
+    /// 403 unless a session token authenticated the request.
+    pub fn require_session(&self) -> Result<(), ApiError> {
+        if self.session {
+            Ok(())
+        } else {
+            Err(ApiError::SessionOnly)
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for TenantAuth {
@@ -32,15 +45,20 @@ impl FromRequestParts<AppState> for TenantAuth {
             "missing_token",
             "send a tenant token in Authorization: Bearer <token>",
         ))?;
-        let (tenant_id, scope) = if token.starts_with(API_TOKEN_PREFIX) {
-            api_tokens::authenticate(state.store(), token)
+        let presented = if token.starts_with(API_TOKEN_PREFIX) {
+            let presented = api_tokens::authenticate(state.store(), token)
                 .await?
                 .ok_or(ApiError::Unauthorized(
                     "invalid_token",
                     "the automation token is unknown or revoked",
-                ))?
+                ))?;
+            Some(presented)
         } else {
-            (session_tenant(state, token).await?, Scope::Write)
+            None
+        };
+        let (tenant_id, scope) = match &presented {
+            Some(token) => (token.tenant_id.clone(), token.scope),
+            None => (session_tenant(state, token).await?, Scope::Write),
         };
         let params = RawPathParams::from_request_parts(parts, state)
             .await
@@ -56,7 +74,13 @@ impl FromRequestParts<AppState> for TenantAuth {
         if !scope.allows(&parts.method) {
             return Err(ApiError::ReadOnlyToken);
         }
-        Ok(Self { tenant_id })
+        if let Some(token) = &presented {
+            api_tokens::touch(state.store(), token).await;
+        }
+        Ok(Self {
+            tenant_id,
+            session: presented.is_none(),
+        })
     }
 }
 

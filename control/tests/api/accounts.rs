@@ -438,7 +438,7 @@ async fn expired_reset_tokens_are_refused(db: Db) {
 }
 
 /// The first mail in the outbox, waiting for it to be written.
-async fn wait_for_mail(h: &Harness) -> String {
+pub async fn wait_for_mail(h: &Harness) -> String {
     for _ in 0..100 {
         if let Some(entry) = std::fs::read_dir(h.outbox())
             .ok()

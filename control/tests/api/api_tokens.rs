@@ -5,6 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::accounts::{reset_token_in, wait_for_mail};
 use crate::common::{Db, Harness};
 use crate::on_both_databases;
 
@@ -73,13 +74,15 @@ async fn tokens_are_scoped_and_revocable(db: Db) {
     )
     .await
     .expect_error(StatusCode::FORBIDDEN, "forbidden");
-    h.post(
-        &t.path("/api-tokens"),
-        &read_token,
-        json!({ "name": "more", "scope": "write" }),
-    )
-    .await
-    .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let refused = h
+        .post(
+            &t.path("/api-tokens"),
+            &read_token,
+            json!({ "name": "more", "scope": "write" }),
+        )
+        .await;
+    refused.expect_error(StatusCode::FORBIDDEN, "forbidden");
+    assert!(refused.text.contains("read-only"), "{}", refused.text);
     // A write token does what a JWT does.
     let service = h
         .post(
@@ -97,6 +100,26 @@ async fn tokens_are_scoped_and_revocable(db: Db) {
     )
     .await
     .expect(StatusCode::OK);
+
+    // Only a session makes or revokes tokens: a leaked one cannot mint
+    // its own successor.
+    let minted = h
+        .post(
+            &t.path("/api-tokens"),
+            &write_token,
+            json!({ "name": "more", "scope": "write" }),
+        )
+        .await;
+    minted.expect_error(StatusCode::FORBIDDEN, "forbidden");
+    assert!(minted.text.contains("session token"), "{}", minted.text);
+    h.call(
+        Method::DELETE,
+        &t.path(&format!("/api-tokens/{}", read.str("id"))),
+        Some(&write_token),
+        None,
+    )
+    .await
+    .expect_error(StatusCode::FORBIDDEN, "forbidden");
 
     // Its last use is kept.
     let listed = h
@@ -172,5 +195,30 @@ async fn tokens_are_scoped_and_revocable(db: Db) {
     )
     .await
     .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+
+    // A password reset revokes the tokens left, as it ends sessions.
+    h.call(Method::GET, &t.path("/services"), Some(&read_token), None)
+        .await
+        .expect(StatusCode::OK);
+    h.call(
+        Method::POST,
+        "/api/auth/forgot-password",
+        None,
+        Some(json!({ "email": t.email })),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let reset = reset_token_in(&wait_for_mail(&h).await);
+    h.call(
+        Method::POST,
+        "/api/auth/reset-password",
+        None,
+        Some(json!({ "token": reset, "password": "a new long password" })),
+    )
+    .await
+    .expect(StatusCode::OK);
+    h.call(Method::GET, &t.path("/services"), Some(&read_token), None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
     h.finish().await;
 }
