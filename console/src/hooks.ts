@@ -22,36 +22,41 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[], pollMs?: num
   const [loading, setLoading] = useState(true);
   const latest = useRef(load);
   latest.current = load;
-  const generation = useRef(0);
+  // The view (`deps`) polls belong to, and the newest load started: only
+  // that load's answer is shown (a poll in flight cannot overwrite a
+  // reload made after a change).
+  const view = useRef(0);
+  const newest = useRef(0);
 
   const reload = useCallback(async () => {
-    const mine = generation.current;
+    const mine = ++newest.current;
     try {
       const value = await latest.current();
-      if (mine !== generation.current) return;
+      if (mine !== newest.current) return;
       setData(value);
       setError(undefined);
     } catch (err) {
-      if (mine !== generation.current) return;
+      if (mine !== newest.current) return;
       setError(asApiError(err));
     } finally {
-      if (mine === generation.current) setLoading(false);
+      if (mine === newest.current) setLoading(false);
     }
   }, []);
 
   useEffect(() => {
-    const mine = ++generation.current;
+    const mine = ++view.current;
     setData(undefined);
     setError(undefined);
     setLoading(true);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const poll = async (first: boolean) => {
       if (first || !document.hidden) await reload();
-      if (pollMs && mine === generation.current) timer = setTimeout(() => void poll(false), pollMs);
+      if (pollMs && mine === view.current) timer = setTimeout(() => void poll(false), pollMs);
     };
     void poll(true);
     return () => {
-      generation.current++;
+      view.current++;
+      newest.current++; // what the old view has in flight is dropped
       clearTimeout(timer);
     };
   }, [...deps, pollMs]);

@@ -224,6 +224,8 @@ mod tests {
             "gw.example.com",
             "ftp://gw.example.com",
             "https://gw.example.com/?a=1",
+            "https://gw.example.com/console",
+            "https://user:pw@gw.example.com",
         ] {
             let err = args(&["--public-url", bad])
                 .public_url(bound)

@@ -161,17 +161,16 @@ async fn summary(
     .bind(to)
     .fetch_one(store.pool())
     .await?;
-    let totals = whole.snapshot(&auth.tenant_id, from, 0);
     Ok(Json(MetricsSummary {
         tenant_id: auth.tenant_id,
         from,
         to,
-        request_count: totals.request_count,
-        error_count: totals.error_count,
-        client_error_count: totals.client_error_count,
-        p50_latency_ms: totals.p50_latency_ms,
-        p95_latency_ms: totals.p95_latency_ms,
-        p99_latency_ms: totals.p99_latency_ms,
+        request_count: whole.requests,
+        error_count: whole.errors,
+        client_error_count: whole.client_errors,
+        p50_latency_ms: whole.latency_ms(0.50),
+        p95_latency_ms: whole.latency_ms(0.95),
+        p99_latency_ms: whole.latency_ms(0.99),
         distinct_consumers,
     }))
 }
@@ -254,18 +253,20 @@ impl Bucket {
             .map_err(|err| ApiError::Internal(anyhow::anyhow!("merging histograms: {err:?}")))
     }
 
+    /// The latency at quantile `q` in milliseconds; `None` without requests.
+    fn latency_ms(&self, q: f64) -> Option<f64> {
+        self.latency
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|h| h.value_at_quantile(q) as f64 / 1000.0)
+    }
+
     fn snapshot(
         self,
         tenant_id: &str,
         bucket_start: Timestamp,
         bucket_seconds: i64,
     ) -> MetricsSnapshot {
-        let quantile = |q: f64| {
-            self.latency
-                .as_ref()
-                .filter(|h| !h.is_empty())
-                .map(|h| h.value_at_quantile(q) as f64 / 1000.0)
-        };
         MetricsSnapshot {
             tenant_id: tenant_id.to_owned(),
             bucket_start,
@@ -273,9 +274,9 @@ impl Bucket {
             request_count: self.requests,
             error_count: self.errors,
             client_error_count: self.client_errors,
-            p50_latency_ms: quantile(0.50),
-            p95_latency_ms: quantile(0.95),
-            p99_latency_ms: quantile(0.99),
+            p50_latency_ms: self.latency_ms(0.50),
+            p95_latency_ms: self.latency_ms(0.95),
+            p99_latency_ms: self.latency_ms(0.99),
         }
     }
 }

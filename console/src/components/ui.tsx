@@ -162,6 +162,15 @@ export function ConfirmDelete(props: {
   );
 }
 
+/** The header cell above the rows' `RowActions` (named for screen readers only). */
+export function ActionsHeader() {
+  return (
+    <th>
+      <span className="visually-hidden">Actions</span>
+    </th>
+  );
+}
+
 /** A table row's Edit (when given) and Delete (or `verb`) buttons, named for the row. */
 export function RowActions(props: { name: string; onEdit?: () => void; onRemove: () => void; verb?: string }) {
   const verb = props.verb ?? "Delete";

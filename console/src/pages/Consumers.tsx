@@ -3,7 +3,7 @@
 import { useState } from "react";
 import { api, call, tenant, type Consumer } from "../api/client";
 import { useAction, useLinkedRow, useLoad, useRemoval } from "../hooks";
-import { ConfirmDelete, Dialog, Empty, Field, Problem, SecretOnce, Time, RowActions, fieldError, formError } from "../components/ui";
+import { ConfirmDelete, Dialog, Empty, Field, Problem, SecretOnce, Time, ActionsHeader, RowActions, fieldError, formError } from "../components/ui";
 
 export function Consumers() {
   const path = { params: { path: tenant() } };
@@ -37,9 +37,7 @@ export function Consumers() {
                 <th>Key</th>
                 <th>Created</th>
                 <th>Id</th>
-                <th>
-                  <span className="visually-hidden">Actions</span>
-                </th>
+                <ActionsHeader />
               </tr>
             </thead>
             <tbody>

@@ -4,7 +4,7 @@ import { useState } from "react";
 import { Link } from "wouter";
 import { api, call, tenant, type Plugin } from "../api/client";
 import { useAction, useLinkedRow, useLoad, useRemoval } from "../hooks";
-import { ConfirmDelete, Empty, Field, Problem, Time, RowActions, fieldError, formError } from "../components/ui";
+import { ConfirmDelete, Empty, Field, Problem, Time, ActionsHeader, RowActions, fieldError, formError } from "../components/ui";
 
 export function Plugins() {
   const path = { params: { path: tenant() } };
@@ -40,9 +40,7 @@ export function Plugins() {
                 <th>Size</th>
                 <th>Used by</th>
                 <th>Uploaded</th>
-                <th>
-                  <span className="visually-hidden">Actions</span>
-                </th>
+                <ActionsHeader />
               </tr>
             </thead>
             <tbody>

@@ -3,7 +3,7 @@
 import { useState } from "react";
 import { api, call, tenant, type Plugin, type Route, type RoutePlugin, type Service } from "../api/client";
 import { useAction, useLinkedRow, useLoad, useRemoval } from "../hooks";
-import { ConfirmDelete, Dialog, Empty, Field, GroupError, Problem, RowActions, fieldError, formError } from "../components/ui";
+import { ConfirmDelete, Dialog, Empty, Field, GroupError, Problem, ActionsHeader, RowActions, fieldError, formError } from "../components/ui";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"];
 const FIELDS = ["method", "pathPattern", "serviceId", "rateLimitOverride", "plugins"];
@@ -48,9 +48,7 @@ export function Routes() {
                 <th>Limit / min</th>
                 <th>Plugins</th>
                 <th>Enabled</th>
-                <th>
-                  <span className="visually-hidden">Actions</span>
-                </th>
+                <ActionsHeader />
               </tr>
             </thead>
             <tbody>

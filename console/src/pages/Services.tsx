@@ -2,7 +2,7 @@
 import { useState } from "react";
 import { api, call, tenant, type Service } from "../api/client";
 import { useAction, useLinkedRow, useLoad, useRemoval } from "../hooks";
-import { ConfirmDelete, Dialog, Empty, Field, Problem, Time, RowActions, fieldError, formError } from "../components/ui";
+import { ConfirmDelete, Dialog, Empty, Field, Problem, Time, ActionsHeader, RowActions, fieldError, formError } from "../components/ui";
 
 const FIELDS = ["name", "targetUrl", "healthCheckPath", "timeoutMs"];
 
@@ -35,9 +35,7 @@ export function Services() {
                 <th>Health check</th>
                 <th>Timeout</th>
                 <th>Updated</th>
-                <th>
-                  <span className="visually-hidden">Actions</span>
-                </th>
+                <ActionsHeader />
               </tr>
             </thead>
             <tbody>

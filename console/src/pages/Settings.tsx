@@ -3,7 +3,7 @@
 import { useState } from "react";
 import { api, call, tenant, type ApiToken, type TierSettings } from "../api/client";
 import { useAction, useLoad, useRemoval } from "../hooks";
-import { ConfirmDelete, Dialog, Field, GroupError, Problem, RowActions, SecretOnce, Time, fieldError, formError } from "../components/ui";
+import { ConfirmDelete, Dialog, Field, GroupError, Problem, ActionsHeader, RowActions, SecretOnce, Time, fieldError, formError } from "../components/ui";
 
 export function Settings() {
   const tiers = useLoad(() => call(api.GET("/api/tenants/{tenantId}/rate-limit-tiers", { params: { path: tenant() } })), []);
@@ -239,9 +239,7 @@ function ApiTokens() {
                 <th>Scope</th>
                 <th>Token</th>
                 <th>Last used</th>
-                <th>
-                  <span className="visually-hidden">Actions</span>
-                </th>
+                <ActionsHeader />
               </tr>
             </thead>
             <tbody>

@@ -46,13 +46,14 @@ impl FromRequestParts<AppState> for TenantAuth {
             "send a tenant token in Authorization: Bearer <token>",
         ))?;
         let presented = if token.starts_with(API_TOKEN_PREFIX) {
-            let presented = api_tokens::authenticate(state.store(), token)
-                .await?
-                .ok_or(ApiError::Unauthorized(
-                    "invalid_token",
-                    "the automation token is unknown or revoked",
-                ))?;
-            Some(presented)
+            Some(
+                api_tokens::authenticate(state.store(), token)
+                    .await?
+                    .ok_or(ApiError::Unauthorized(
+                        "invalid_token",
+                        "the automation token is unknown or revoked",
+                    ))?,
+            )
         } else {
             None
         };
