@@ -1,5 +1,9 @@
-//! The `gatehouse` binary: `dev`, `control` and `proxy`.
+//! The `gatehouse` binary: `dev`, `control` and `proxy`; the plugin kit
+//! (`plugin new / build / push`) and config as code (`export`, `diff`,
+//! `apply`, `sync`), clients of the REST API.
 
+mod client;
+mod config;
 mod dev;
 mod plugin;
 
@@ -51,6 +55,14 @@ enum Command {
     Proxy(ProxyArgs),
     /// Make, build and push a tenant plugin.
     Plugin(plugin::PluginArgs),
+    /// Print the tenant's live config as YAML.
+    Export(config::ExportArgs),
+    /// Show what applying a config file would change (what `sync` would do).
+    Diff(config::DiffArgs),
+    /// Create and update what a config file holds; delete nothing.
+    Apply(config::ApplyArgs),
+    /// Make the live config the file: apply it, and delete what it lacks.
+    Sync(config::ApplyArgs),
 }
 
 /// Whatever `RUST_LOG` asks for, pingora logs at most at info: at debug it
@@ -106,6 +118,15 @@ fn main() {
         // pingora starts its own runtimes: it runs on this thread.
         Command::Proxy(args) => gatehouse_proxy::run(args),
         Command::Plugin(args) => plugin::run(args),
+        Command::Export(args) => config::export(args),
+        Command::Diff(args) => config::diff(args).map(|differs| {
+            if differs {
+                // For CI: the file and the live config differ.
+                std::process::exit(2);
+            }
+        }),
+        Command::Apply(args) => config::apply(args, false),
+        Command::Sync(args) => config::apply(args, true),
     };
     if let Err(err) = outcome {
         eprintln!("gatehouse: {err:#}");

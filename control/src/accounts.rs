@@ -1,4 +1,5 @@
-//! Tenant accounts: register, login, forgot-password and reset-password.
+//! Tenant accounts: register, login, forgot-password and reset-password,
+//! and `whoami`, which says whose a token is.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,6 +10,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::passwords;
+use crate::auth::tenant::Caller;
 use crate::error::{ApiError, Result, conflict_on_unique};
 use crate::extract::{ClientIp, Json};
 use crate::secrets::{self, GATEWAY_KEY_PREFIX};
@@ -68,19 +70,52 @@ pub struct ResetPassword {
     pub password: String,
 }
 
+/// Whose a token is: what a client holding an opaque automation token
+/// (or a JWT it does not decode) learns its tenant from.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhoAmI {
+    pub tenant_id: String,
+    /// `session` (register's or login's JWT) or `automation` (`gt_...`).
+    pub kind: &'static str,
+    /// `read` or `write` (a session token is always `write`).
+    pub scope: &'static str,
+    /// The automation token's name; absent for a session token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_name: Option<String>,
+}
+
 /// A human-readable confirmation.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Message {
     pub message: String,
 }
 
-/// The auth endpoints (no token needed).
+/// The auth endpoints (no token needed, but for `whoami`).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(forgot_password))
         .routes(routes!(reset_password))
+        .routes(routes!(whoami))
+}
+
+/// Whose the presented token is: its tenant, kind and scope.
+#[utoipa::path(get, path = "/api/auth/whoami", tag = "auth",
+    responses((status = 200, body = WhoAmI), (status = 401, body = crate::error::ErrorBody)),
+    security(("jwt" = [])))]
+async fn whoami(caller: Caller) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        tenant_id: caller.tenant_id,
+        kind: if caller.token.is_some() {
+            "automation"
+        } else {
+            "session"
+        },
+        scope: caller.scope.as_str(),
+        token_name: caller.token.map(|token| token.name),
+    })
 }
 
 /// A tenant created through [`create_tenant`].

@@ -82,6 +82,14 @@ impl Scope {
         }
     }
 
+    /// `read` or `write`, as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+
     /// Whether a request with `method` is within the scope.
     pub fn allows(self, method: &Method) -> bool {
         self == Self::Write || matches!(*method, Method::GET | Method::HEAD)
@@ -203,20 +211,21 @@ async fn revoke_token(
 pub struct Presented {
     pub id: String,
     pub tenant_id: String,
+    pub name: String,
     pub scope: Scope,
     last_used_at: Option<Timestamp>,
 }
 
 /// The live token `token` is, or `None` for an unknown or revoked one.
 pub async fn authenticate(store: &Store, token: &str) -> Result<Option<Presented>> {
-    let found: Option<(String, String, String, Option<Timestamp>)> = sqlx::query_as(
-        "SELECT id, tenant_id, scope, last_used_at FROM api_tokens \
+    let found: Option<(String, String, String, String, Option<Timestamp>)> = sqlx::query_as(
+        "SELECT id, tenant_id, name, scope, last_used_at FROM api_tokens \
          WHERE token_hash = $1 AND revoked_at IS NULL",
     )
     .bind(secrets::sha256_hex(token))
     .fetch_optional(store.pool())
     .await?;
-    let Some((id, tenant_id, scope, last_used_at)) = found else {
+    let Some((id, tenant_id, name, scope, last_used_at)) = found else {
         return Ok(None);
     };
     let scope = Scope::parse(&scope)
@@ -224,6 +233,7 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Option<Presented
     Ok(Some(Presented {
         id,
         tenant_id,
+        name,
         scope,
         last_used_at,
     }))

@@ -1,6 +1,8 @@
 //! The control plane's one error type and its JSON shape:
 //! `{"error": {"code": "...", "message": "...", "field": "..."}}`.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -19,7 +21,7 @@ pub enum ApiError {
     Invalid {
         code: &'static str,
         message: String,
-        field: Option<&'static str>,
+        field: Option<Cow<'static, str>>,
     },
     /// 401: no token, a bad token, or bad credentials.
     #[error("{1}")]
@@ -44,6 +46,9 @@ pub enum ApiError {
     /// 409: the entity would clash with an existing one.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// 412: `If-Match` names a config digest that is no longer current.
+    #[error("the config changed since it was read (its ETag is now \"{0}\"): read it again")]
+    PreconditionFailed(String),
     /// 413: the request body is over the limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -63,11 +68,43 @@ pub enum ApiError {
 
 impl ApiError {
     /// A 400 for `field` with a human-readable reason.
-    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Self::Invalid {
             code: "validation_failed",
             message: message.into(),
-            field: Some(field),
+            field: Some(field.into()),
+        }
+    }
+
+    /// The same error with its field named inside `item` (`routes[3]` makes
+    /// `pathPattern` `routes[3].pathPattern`; no field becomes `item`).
+    pub fn within(self, item: &str) -> Self {
+        match self {
+            Self::Invalid {
+                code,
+                message,
+                field,
+            } => Self::Invalid {
+                code,
+                message,
+                field: Some(Cow::Owned(match field {
+                    Some(field) => format!("{item}.{field}"),
+                    None => item.to_owned(),
+                })),
+            },
+            other => other,
+        }
+    }
+
+    /// The same error about `field` instead of the field it named.
+    pub fn at(self, field: String) -> Self {
+        match self {
+            Self::Invalid { code, message, .. } => Self::Invalid {
+                code,
+                message,
+                field: Some(Cow::Owned(field)),
+            },
+            other => other,
         }
     }
 
@@ -96,6 +133,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -111,6 +149,7 @@ impl ApiError {
             Self::Forbidden | Self::ReadOnlyToken | Self::SessionOnly => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::PreconditionFailed(_) => "precondition_failed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Throttled(_) => "rate_limited",
@@ -149,7 +188,7 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let field = match &self {
-            Self::Invalid { field, .. } => field.map(str::to_owned),
+            Self::Invalid { field, .. } => field.as_deref().map(str::to_owned),
             _ => None,
         };
         let body = ErrorBody {

@@ -19,8 +19,8 @@ use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 use crate::{
-    accounts, api_tokens, book, console, consumers, error_events, gateway, gateway_key,
-    gateway_status, health, logs, metrics, openapi, plugins, routes, services, tiers,
+    accounts, api_tokens, book, console, consumers, declarative, error_events, gateway,
+    gateway_key, gateway_status, health, logs, metrics, openapi, plugins, routes, services, tiers,
 };
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -34,6 +34,7 @@ pub fn api() -> (Router<AppState>, OpenApi) {
         .merge(routes::router())
         .merge(consumers::router())
         .merge(tiers::router())
+        .merge(declarative::router())
         .merge(gateway_key::router())
         .merge(plugins::router())
         .merge(logs::router())

@@ -3,7 +3,8 @@
 //!
 //! The crate splits by domain: each of `accounts`, `services`, `routes`,
 //! `consumers`, `logs`, `error_events`, `health`, `metrics` and
-//! `gateway_status` owns its endpoints, validation and queries; `store`
+//! `gateway_status` owns its endpoints, validation and queries;
+//! `declarative` serves the whole config as one document; `store`
 //! holds what the two database dialects share; `http` puts the routers
 //! together.
 
@@ -14,6 +15,7 @@ pub mod book;
 pub mod config;
 pub mod console;
 pub mod consumers;
+pub mod declarative;
 pub mod embedded;
 pub mod error;
 pub mod error_events;

@@ -19,6 +19,7 @@ use crate::metrics::Period;
         (name = "routes", description = "Routes to services"),
         (name = "consumers", description = "API consumers and their keys"),
         (name = "rate limits", description = "Rate-limit tiers"),
+        (name = "config", description = "The whole config as one document (config as code)"),
         (name = "plugins", description = "Tenant Wasm plugins"),
         (name = "telemetry", description = "Logs, errors, health and metrics"),
         (name = "gateway", description = "Gateway nodes"),

@@ -42,15 +42,15 @@ pub struct RoutePlugin {
     pub phase: String,
 }
 
-fn request_phase() -> String {
+pub(crate) fn request_phase() -> String {
     PluginPhase::Request.as_str().to_owned()
 }
 
-fn empty_object() -> serde_json::Value {
+pub(crate) fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(serde_json::Map::new())
 }
 
-fn closed() -> String {
+pub(crate) fn closed() -> String {
     "closed".to_owned()
 }
 
@@ -74,30 +74,41 @@ pub fn validate(plugins: &[RoutePlugin]) -> Result<Vec<RoutePlugin>> {
         let id = Uuid::parse_str(&plugin.plugin_id)
             .map_err(|_| unknown())?
             .to_string();
-        if !matches!(plugin.failure_policy.as_str(), "closed" | "open") {
-            return Err(ApiError::invalid(
-                "plugins",
-                "failurePolicy must be `closed` or `open`",
-            ));
-        }
-        if PluginPhase::parse(&plugin.phase).is_none() {
-            return Err(ApiError::invalid(
-                "plugins",
-                "phase must be `auth` or `request`",
-            ));
-        }
-        if plugin.config.to_string().len() > MAX_CONFIG_BYTES {
-            return Err(ApiError::invalid(
-                "plugins",
-                format!("a plugin config must be at most {MAX_CONFIG_BYTES} bytes of JSON"),
-            ));
-        }
+        validate_settings(&plugin.config, &plugin.failure_policy, &plugin.phase)?;
         checked.push(RoutePlugin {
             plugin_id: id,
             ..plugin.clone()
         });
     }
     Ok(checked)
+}
+
+/// Checks what a route says of one of its plugins: its failure policy,
+/// phase and config size (all reported as `plugins`).
+pub fn validate_settings(
+    config: &serde_json::Value,
+    failure_policy: &str,
+    phase: &str,
+) -> Result<()> {
+    if !matches!(failure_policy, "closed" | "open") {
+        return Err(ApiError::invalid(
+            "plugins",
+            "failurePolicy must be `closed` or `open`",
+        ));
+    }
+    if PluginPhase::parse(phase).is_none() {
+        return Err(ApiError::invalid(
+            "plugins",
+            "phase must be `auth` or `request`",
+        ));
+    }
+    if config.to_string().len() > MAX_CONFIG_BYTES {
+        return Err(ApiError::invalid(
+            "plugins",
+            format!("a plugin config must be at most {MAX_CONFIG_BYTES} bytes of JSON"),
+        ));
+    }
+    Ok(())
 }
 
 /// The lock a plugin's deletion and its attachment to a route both take,

@@ -272,7 +272,7 @@ async fn require_live_service(
     live.map(|(id,)| id).ok_or_else(unknown)
 }
 
-fn validate_method(raw: &str) -> Result<String> {
+pub(crate) fn validate_method(raw: &str) -> Result<String> {
     let method = raw.trim().to_ascii_uppercase();
     if METHODS.contains(&method.as_str()) {
         Ok(method)
@@ -284,12 +284,12 @@ fn validate_method(raw: &str) -> Result<String> {
     }
 }
 
-fn validate_pattern(raw: &str) -> Result<RoutePattern> {
+pub(crate) fn validate_pattern(raw: &str) -> Result<RoutePattern> {
     RoutePattern::parse(raw)
         .map_err(|err| ApiError::invalid("pathPattern", format!("invalid path pattern: {err}")))
 }
 
-fn validate_rate_limit(limit: i64) -> Result<i64> {
+pub(crate) fn validate_rate_limit(limit: i64) -> Result<i64> {
     if (1..=MAX_PER_MINUTE).contains(&limit) {
         Ok(limit)
     } else {

@@ -210,7 +210,7 @@ async fn delete_service(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn validate_target_url(raw: &str) -> Result<String> {
+pub(crate) fn validate_target_url(raw: &str) -> Result<String> {
     let raw = raw.trim();
     if raw.len() > 2048 {
         return Err(ApiError::invalid("targetUrl", "must be at most 2048 bytes"));
@@ -242,7 +242,7 @@ fn validate_target_url(raw: &str) -> Result<String> {
     Ok(url.to_string())
 }
 
-fn validate_health_check_path(path: &str) -> Result<String> {
+pub(crate) fn validate_health_check_path(path: &str) -> Result<String> {
     if !path.starts_with('/') || path.len() > 1024 || path.chars().any(char::is_whitespace) {
         return Err(ApiError::invalid(
             "healthCheckPath",
@@ -252,7 +252,7 @@ fn validate_health_check_path(path: &str) -> Result<String> {
     Ok(path.to_owned())
 }
 
-fn validate_timeout(timeout_ms: i64) -> Result<i64> {
+pub(crate) fn validate_timeout(timeout_ms: i64) -> Result<i64> {
     if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
         return Err(ApiError::invalid(
             "timeoutMs",

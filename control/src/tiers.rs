@@ -89,37 +89,58 @@ async fn put_tiers(
             format!("tier `{missing}` is used by live consumers; move them to another tier first"),
         ));
     }
-    sqlx::query("DELETE FROM rate_limit_tiers WHERE tenant_id = $1")
-        .bind(&auth.tenant_id)
-        .execute(&mut **tx)
-        .await?;
-    insert(&mut tx, &auth.tenant_id, &body.tiers).await?;
-    sqlx::query("UPDATE tenants SET anonymous_requests_per_minute = $1 WHERE id = $2")
-        .bind(body.anonymous_requests_per_minute)
-        .bind(&auth.tenant_id)
-        .execute(&mut **tx)
-        .await?;
+    replace(&mut tx, &auth.tenant_id, &body).await?;
     tx.commit().await?;
     Ok(Json(load(state.store(), &auth.tenant_id).await?))
 }
 
 /// The tenant's settings, tiers by name.
 pub async fn load(store: &Store, tenant_id: &str) -> Result<TierSettings, sqlx::Error> {
+    let mut conn = store.pool().acquire().await?;
+    load_on(&mut conn, tenant_id).await
+}
+
+/// [`load`], on `conn` (in a transaction, say).
+pub async fn load_on(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+) -> Result<TierSettings, sqlx::Error> {
     let tiers = sqlx::query_as(
         "SELECT name, requests_per_minute FROM rate_limit_tiers WHERE tenant_id = $1 ORDER BY name",
     )
     .bind(tenant_id)
-    .fetch_all(store.pool())
+    .fetch_all(&mut *conn)
     .await?;
     let (anonymous,): (Option<i64>,) =
         sqlx::query_as("SELECT anonymous_requests_per_minute FROM tenants WHERE id = $1")
             .bind(tenant_id)
-            .fetch_one(store.pool())
+            .fetch_one(&mut *conn)
             .await?;
     Ok(TierSettings {
         tiers,
         anonymous_requests_per_minute: anonymous,
     })
+}
+
+/// Replaces the tenant's tiers and anonymous limit with `settings`, on
+/// `conn` (a config write that checked no live consumer is left on a tier
+/// that goes).
+pub async fn replace(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    settings: &TierSettings,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM rate_limit_tiers WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .execute(&mut *conn)
+        .await?;
+    insert(conn, tenant_id, &settings.tiers).await?;
+    sqlx::query("UPDATE tenants SET anonymous_requests_per_minute = $1 WHERE id = $2")
+        .bind(settings.anonymous_requests_per_minute)
+        .bind(tenant_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Gives a new tenant the default tiers, on `conn`.
@@ -166,7 +187,7 @@ pub async fn require_tier(conn: &mut AnyConnection, tenant_id: &str, name: &str)
     })
 }
 
-fn validate(settings: &TierSettings) -> Result<()> {
+pub(crate) fn validate(settings: &TierSettings) -> Result<()> {
     if settings.tiers.is_empty() || settings.tiers.len() > MAX_TIERS {
         return Err(ApiError::invalid(
             "tiers",

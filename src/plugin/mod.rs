@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 
 pub use manifest::Manifest;
+pub use push::{hex, upload};
 
 /// `gatehouse plugin ...`.
 #[derive(Args)]
@@ -96,6 +97,6 @@ pub fn run(args: PluginArgs) -> anyhow::Result<()> {
             println!("built {}", out.display());
             Ok(())
         }
-        PluginCommand::Push(args) => tokio::runtime::Runtime::new()?.block_on(push::run(args)),
+        PluginCommand::Push(args) => push::run(args),
     }
 }

@@ -9,13 +9,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
-use base64::Engine as _;
 use clap::Args;
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use ureq::http::{Method, StatusCode};
 
 use super::Manifest;
+use crate::client::{Api, ApiArgs, Body};
 
 #[derive(Args)]
 pub struct PushArgs {
@@ -25,15 +25,8 @@ pub struct PushArgs {
     /// The component to upload (default: what `build` wrote).
     #[arg(long)]
     wasm: Option<PathBuf>,
-    /// The control plane's address (plain HTTP).
-    #[arg(long, env = "GATEHOUSE_URL", default_value = "http://127.0.0.1:3000")]
-    url: String,
-    /// A tenant token (the `token` of signup or login).
-    #[arg(long, env = "GATEHOUSE_TOKEN", hide_env_values = true)]
-    token: String,
-    /// The tenant (default: the one the token is for).
-    #[arg(long, env = "GATEHOUSE_TENANT")]
-    tenant: Option<String>,
+    #[command(flatten)]
+    api: ApiArgs,
     /// The route to attach the plugin to (none: upload only).
     #[arg(long)]
     route: Option<String>,
@@ -52,85 +45,7 @@ pub struct PushArgs {
     phase: Option<String>,
 }
 
-/// The tenant a tenant token is for (its `sub`), read without checking the
-/// signature: the control plane checks it on every call.
-fn tenant_of(token: &str) -> anyhow::Result<String> {
-    let payload = token
-        .split('.')
-        .nth(1)
-        .ok_or_else(|| anyhow!("the token is not a tenant token (a JWT); pass --tenant"))?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .context("the token's payload is not base64url; pass --tenant")?;
-    let claims: Value =
-        serde_json::from_slice(&bytes).context("the token's payload is not JSON")?;
-    claims["sub"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("the token names no tenant; pass --tenant"))
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    /// Calls `path` of the tenant's API: the status and the body.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<(StatusCode, Value)> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        answer(
-            request
-                .send()
-                .await
-                .with_context(|| format!("reaching {}", self.base))?,
-        )
-        .await
-    }
-
-    /// `GET path`, which must succeed (`what` says what it was for).
-    async fn list(&self, path: &str, what: &str) -> anyhow::Result<Vec<Value>> {
-        let (status, body) = self.call(Method::GET, path, None).await?;
-        if !status.is_success() {
-            return Err(failed(what, status, &body));
-        }
-        Ok(body.as_array().cloned().unwrap_or_default())
-    }
-}
-
-/// The answer's status and JSON body (a body that is not JSON, as text).
-async fn answer(response: reqwest::Response) -> anyhow::Result<(StatusCode, Value)> {
-    let status = response.status();
-    let text = response.text().await?;
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Ok((status, body))
-}
-
-/// The API's own words for a failed call: its code, message and field.
-fn failed(what: &str, status: StatusCode, body: &Value) -> anyhow::Error {
-    let error = &body["error"];
-    match (error["code"].as_str(), error["message"].as_str()) {
-        (Some(code), Some(message)) => match error["field"].as_str() {
-            Some(field) => anyhow!("{what}: {status} {code}: {field} {message}"),
-            None => anyhow!("{what}: {status} {code}: {message}"),
-        },
-        _ => anyhow!("{what}: {status} {body}"),
-    }
-}
-
-pub async fn run(args: PushArgs) -> anyhow::Result<()> {
+pub fn run(args: PushArgs) -> anyhow::Result<()> {
     let manifest = Manifest::read(&args.dir)?;
     let wasm_path = args
         .wasm
@@ -148,27 +63,11 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
         .map(serde_json::from_str::<Value>)
         .transpose()
         .context("--config is not JSON")?;
-    let tenant = match &args.tenant {
-        Some(tenant) => tenant.clone(),
-        None => tenant_of(&args.token)?,
-    };
-    if !args.url.starts_with("http://") {
-        bail!(
-            "--url must be an http:// address: `push` does not speak HTTPS yet \
-             (reach the control plane through a local tunnel or port-forward)"
-        );
-    }
-    let api = Api {
-        http: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(120))
-            .build()?,
-        base: format!("{}/api/tenants/{tenant}", args.url.trim_end_matches('/')),
-        token: args.token.clone(),
-    };
+    let api = Api::connect(&args.api)?;
     // The route first: a mistyped one stores nothing.
     let route = match &args.route {
         Some(id) => {
-            let routes = api.list("/routes", "listing the routes").await?;
+            let routes = api.list("/routes", "listing the routes")?;
             let found = routes.into_iter().find(|r| r["id"] == id.as_str());
             Some(found.ok_or_else(|| {
                 anyhow!("the tenant has no route {id} (`GET /routes` lists them)")
@@ -176,7 +75,7 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let plugin_id = upload(&api, &manifest, wasm).await?;
+    let plugin_id = upload(&api, &manifest.name, &manifest.version, &wasm)?;
     println!(
         "pushed {} {} (plugin {plugin_id})",
         manifest.name, manifest.version
@@ -187,53 +86,58 @@ pub async fn run(args: PushArgs) -> anyhow::Result<()> {
             failure_policy: args.failure_policy.map(Value::String),
             phase: args.phase.map(Value::String),
         };
-        attach(&api, &route, &plugin_id, &manifest.name, settings).await?;
+        attach(&api, &route, &plugin_id, &manifest.name, settings)?;
         let id = route["id"].as_str().unwrap_or_default();
         println!("attached to route {id}: live on the tenant's nodes as they take the change");
     }
     Ok(())
 }
 
-/// Uploads `wasm`; the id of the stored plugin (the one already stored
-/// under this name and version when its bytes are the same).
-async fn upload(api: &Api, manifest: &Manifest, wasm: Vec<u8>) -> anyhow::Result<String> {
-    let sha256 = hex(&Sha256::digest(&wasm));
-    let mut url = reqwest::Url::parse(&format!("{}/plugins", api.base))
-        .with_context(|| format!("{} is not a URL", api.base))?;
-    url.query_pairs_mut()
-        .append_pair("name", &manifest.name)
-        .append_pair("version", &manifest.version);
-    let response = api
-        .http
-        .post(url)
-        .bearer_auth(&api.token)
-        .header("content-type", "application/wasm")
-        .body(wasm)
-        .send()
-        .await
-        .with_context(|| format!("reaching {}", api.base))?;
-    let (status, body) = answer(response).await?;
-    if status == StatusCode::CREATED {
-        return id_of(&body);
+/// Uploads `wasm` as `name` `version`; the id of the stored plugin (the
+/// one already stored under this name and version when its bytes are the
+/// same; an error when they are not).
+pub fn upload(api: &Api, name: &str, version: &str, wasm: &[u8]) -> anyhow::Result<String> {
+    let sha256 = hex(&Sha256::digest(wasm));
+    let query = format!(
+        "/plugins?name={}&version={}",
+        url_encode(name),
+        url_encode(version)
+    );
+    let answer = api.call(
+        Method::POST,
+        &query,
+        Body::Bytes(wasm, "application/wasm"),
+        &[],
+    )?;
+    if answer.status == StatusCode::CREATED {
+        return id_of(&answer.body);
     }
-    if status != StatusCode::CONFLICT || body["error"]["code"] != "plugin_exists" {
-        return Err(failed("the upload was refused", status, &body));
+    if answer.status != StatusCode::CONFLICT || answer.code() != Some("plugin_exists") {
+        return Err(answer.failed("the upload was refused"));
     }
     let stored = api
-        .list("/plugins", "listing the plugins")
-        .await?
+        .list("/plugins", "listing the plugins")?
         .into_iter()
-        .find(|p| p["name"] == manifest.name.as_str() && p["version"] == manifest.version.as_str())
-        .ok_or_else(|| failed("the upload was refused", status, &body))?;
+        .find(|p| p["name"] == name && p["version"] == version)
+        .ok_or_else(|| answer.failed("the upload was refused"))?;
     if stored["sha256"] != sha256.as_str() {
         bail!(
-            "version {} of {} is stored with other bytes: give this build another version in {}",
-            manifest.version,
-            manifest.name,
-            super::manifest::FILE
+            "version {version} of {name} is stored with other bytes: give this build another version"
         );
     }
     id_of(&stored)
+}
+
+/// `text` for a query string: what is not unreserved, percent-encoded.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 fn id_of(plugin: &Value) -> anyhow::Result<String> {
@@ -243,7 +147,8 @@ fn id_of(plugin: &Value) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow!("the API answered no plugin id: {plugin}"))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -262,7 +167,7 @@ fn attachment(plugin_id: &Value, config: &Value, failure_policy: &Value, phase: 
 /// Attaches `plugin_id` to `route`: in place of the one attachment of a
 /// plugin named `name` (another version of it, or this one), with its
 /// settings unless `settings` changes them; or after the route's plugins.
-async fn attach(
+fn attach(
     api: &Api,
     route: &Value,
     plugin_id: &str,
@@ -270,7 +175,7 @@ async fn attach(
     settings: Settings,
 ) -> anyhow::Result<()> {
     let id = route["id"].as_str().unwrap_or_default();
-    let plugins = api.list("/plugins", "listing the plugins").await?;
+    let plugins = api.list("/plugins", "listing the plugins")?;
     let named = |attached: &Value| {
         plugins
             .iter()
@@ -311,13 +216,13 @@ async fn attach(
         None => attachments.push(mine),
     }
     let body = json!({ "plugins": attachments });
-    let (status, answer) = api
-        .call(Method::PATCH, &format!("/routes/{id}"), Some(body))
-        .await?;
-    if !status.is_success() {
-        return Err(failed(&format!("attaching to route {id}"), status, &answer));
-    }
-    Ok(())
+    api.call(
+        Method::PATCH,
+        &format!("/routes/{id}"),
+        Body::Json(&body),
+        &[],
+    )?
+    .ok(&format!("attaching to route {id}"))
 }
 
 #[cfg(test)]
@@ -325,10 +230,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_tenant_is_read_from_the_token() {
-        let claims =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"sub":"t-1","exp":1}"#);
-        assert_eq!(tenant_of(&format!("h.{claims}.s")).expect("tenant"), "t-1");
-        assert!(tenant_of("gt_opaque").is_err());
+    fn query_values_are_encoded() {
+        assert_eq!(url_encode("1.0.0-rc1"), "1.0.0-rc1");
+        assert_eq!(url_encode("a b&c=d"), "a%20b%26c%3Dd");
     }
 }

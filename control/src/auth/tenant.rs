@@ -34,6 +34,66 @@ impl TenantAuth {
     }
 }
 
+/// Who a request's bearer token says it is, before any path is checked.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant_id: String,
+    pub scope: Scope,
+    /// The automation token, when one (not a session JWT) was presented.
+    pub token: Option<api_tokens::Presented>,
+}
+
+impl Caller {
+    /// 401 unless the request carries a live session JWT or automation
+    /// token.
+    async fn identify(headers: &HeaderMap, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(headers).ok_or(ApiError::Unauthorized(
+            "missing_token",
+            "send a tenant token in Authorization: Bearer <token>",
+        ))?;
+        if !token.starts_with(API_TOKEN_PREFIX) {
+            return Ok(Self {
+                tenant_id: session_tenant(state, token).await?,
+                scope: Scope::Write,
+                token: None,
+            });
+        }
+        let presented = api_tokens::authenticate(state.store(), token)
+            .await?
+            .ok_or(ApiError::Unauthorized(
+                "invalid_token",
+                "the automation token is unknown or revoked",
+            ))?;
+        Ok(Self {
+            tenant_id: presented.tenant_id.clone(),
+            scope: presented.scope,
+            token: Some(presented),
+        })
+    }
+
+    /// Notes the automation token's use, once the request is accepted.
+    async fn accepted(&self, state: &AppState) {
+        if let Some(token) = &self.token {
+            api_tokens::touch(state.store(), token).await;
+        }
+    }
+}
+
+/// A caller on a path of no tenant (`/api/auth/whoami`): any live token,
+/// whatever its scope.
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Self::identify(&parts.headers, state).await?;
+        caller.accepted(state).await;
+        Ok(caller)
+    }
+}
+
 impl FromRequestParts<AppState> for TenantAuth {
     type Rejection = ApiError;
 
@@ -41,26 +101,7 @@ impl FromRequestParts<AppState> for TenantAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(
-            "missing_token",
-            "send a tenant token in Authorization: Bearer <token>",
-        ))?;
-        let presented = if token.starts_with(API_TOKEN_PREFIX) {
-            Some(
-                api_tokens::authenticate(state.store(), token)
-                    .await?
-                    .ok_or(ApiError::Unauthorized(
-                        "invalid_token",
-                        "the automation token is unknown or revoked",
-                    ))?,
-            )
-        } else {
-            None
-        };
-        let (tenant_id, scope) = match &presented {
-            Some(token) => (token.tenant_id.clone(), token.scope),
-            None => (session_tenant(state, token).await?, Scope::Write),
-        };
+        let caller = Caller::identify(&parts.headers, state).await?;
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::Forbidden)?;
@@ -69,18 +110,16 @@ impl FromRequestParts<AppState> for TenantAuth {
             .find(|(name, _)| *name == "tenantId")
             .map(|(_, value)| value)
             .ok_or(ApiError::Forbidden)?;
-        if !constant_time_eq(path_tenant, &tenant_id) {
+        if !constant_time_eq(path_tenant, &caller.tenant_id) {
             return Err(ApiError::Forbidden);
         }
-        if !scope.allows(&parts.method) {
+        if !caller.scope.allows(&parts.method) {
             return Err(ApiError::ReadOnlyToken);
         }
-        if let Some(token) = &presented {
-            api_tokens::touch(state.store(), token).await;
-        }
+        caller.accepted(state).await;
         Ok(Self {
-            tenant_id,
-            session: presented.is_none(),
+            session: caller.token.is_none(),
+            tenant_id: caller.tenant_id,
         })
     }
 }

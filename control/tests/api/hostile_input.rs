@@ -187,6 +187,16 @@ fn endpoints(t: &Tenant, service: &str, route: &str, consumer: &str) -> Vec<Endp
             "/rate-limit-tiers",
             json!({ "tiers": [{ "name": "free", "requestsPerMinute": 60 }], "anonymousRequestsPerMinute": 30 }),
         ),
+        // Last: a valid document replaces the entities the others use.
+        tenant(
+            Method::PUT,
+            "/config",
+            json!({ "services": [{ "name": "s", "targetUrl": "http://127.0.0.1:9/x" }],
+                    "routes": [{ "method": "GET", "pathPattern": "/h", "service": "s", "authRequired": true,
+                                 "plugins": [{ "name": "p", "version": "1", "config": {} }] }],
+                    "consumers": [{ "name": "c", "rateLimitTier": "free" }],
+                    "rateLimits": { "tiers": [{ "name": "free", "requestsPerMinute": 60 }], "anonymousRequestsPerMinute": 30 } }),
+        ),
     ]
 }
 

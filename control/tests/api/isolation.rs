@@ -92,6 +92,9 @@ fn body_for(method: &Method, collection: &str, ids: &Ids) -> Option<Body> {
         ("PATCH", "routes") => Body::Json(json!({ "enabled": false })),
         ("PATCH", "services" | "consumers") => Body::Json(json!({ "name": "y" })),
         ("PATCH", "errors") => Body::Json(json!({ "resolved": true })),
+        // The empty document: accepted from the wrong token, it would
+        // delete everything of Alice's, which the end of the test checks.
+        ("PUT", "config") => Body::Json(json!({})),
         ("PUT", "rate-limit-tiers") => Body::Json(
             json!({ "tiers": [{ "name": "free", "requestsPerMinute": 1 }], "anonymousRequestsPerMinute": null }),
         ),
@@ -255,6 +258,21 @@ async fn every_endpoint_is_isolated(db: Db) {
             JWT_SECRET,
         ),
     ];
+    let token = |tenant: &Tenant, scope: &'static str| {
+        let h = &h;
+        let tenant = tenant.clone();
+        async move {
+            h.post(
+                &tenant.path("/api-tokens"),
+                &tenant.token,
+                json!({ "name": format!("sweep {scope}"), "scope": scope }),
+            )
+            .await
+            .str("token")
+        }
+    };
+    let alice_read = token(&alice, "read").await;
+    let bob_write = token(&bob, "write").await;
     let endpoints = endpoints(&h, &alice_ids).await;
     for endpoint in &endpoints {
         let (method, rest) = (&endpoint.method, &endpoint.path);
@@ -283,6 +301,36 @@ async fn every_endpoint_is_isolated(db: Db) {
             reply.text
         );
         assert_eq!(reply.body["error"]["code"], "forbidden");
+        // Bob's automation token on Alice's tenant.
+        let reply = endpoint.call(&h, &alice, Some(&bob_write)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{method} {rest} with another tenant's automation token: {}",
+            reply.text
+        );
+        // Alice's read token: every write refused, every read let through.
+        if *method != Method::GET {
+            let reply = endpoint.call(&h, &alice, Some(&alice_read)).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::FORBIDDEN,
+                "{method} {rest} with a read token: {}",
+                reply.text
+            );
+            assert_eq!(reply.body["error"]["code"], "forbidden");
+        } else {
+            let reply = endpoint.call(&h, &alice, Some(&alice_read)).await;
+            assert!(
+                !matches!(
+                    reply.status,
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                ),
+                "{method} {rest} with a read token: {} {}",
+                reply.status,
+                reply.text
+            );
+        }
         // Bob's token on his own tenant, naming Alice's ids.
         if endpoint.names_an_id {
             let reply = endpoint.call(&h, &bob, Some(&bob.token)).await;

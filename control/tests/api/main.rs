@@ -6,6 +6,7 @@ mod throwaway_db;
 
 mod accounts;
 mod api_tokens;
+mod config;
 mod consumers;
 mod gateway;
 mod hostile_input;
