@@ -333,7 +333,7 @@ fn field_addr(line: &str, field: &str) -> Option<std::net::SocketAddr> {
 }
 
 /// `line` without terminal colour codes.
-fn strip_ansi(line: &str) -> String {
+pub fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
