@@ -356,6 +356,19 @@ async fn config_as_code(scratch: &Scratch, database_url: &str) {
     let read_token = read["token"].as_str().expect("token");
     let write_token = write["token"].as_str().expect("token");
     assert_eq!(ok(gatehouse(&["export"], url, read_token)), after);
+    let drift = gatehouse(&["diff", "-f", path(&file), "--exit-code"], url, read_token);
+    assert_eq!(
+        drift.status.code(),
+        Some(2),
+        "a read token diffs: {}",
+        stderr(&drift)
+    );
+    let reason = refused(gatehouse(
+        &["sync", "-f", path(&smaller), "--dry-run"],
+        url,
+        "gt_unknown",
+    ));
+    assert!(reason.contains("401"), "{reason}");
     let reason = refused(gatehouse(&["apply", "-f", path(&file)], url, read_token));
     assert!(
         reason.contains("403") && reason.contains("forbidden"),

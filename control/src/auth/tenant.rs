@@ -3,7 +3,8 @@
 //! otherwise) and whose generation is the tenant's current one (401
 //! `token_revoked` after a password reset: read from the database, so every
 //! replica refuses it at once), or a live automation token (`gt_...`) of
-//! that tenant, whose `read` scope allows GET and HEAD only (403).
+//! that tenant, whose `read` scope allows GET and HEAD only (403), and
+//! the dry runs of endpoints that take a [`TenantReader`].
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::HeaderMap;
@@ -101,6 +102,42 @@ impl FromRequestParts<AppState> for TenantAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let TenantReader { auth, scope } = TenantReader::from_request_parts(parts, state).await?;
+        if !scope.allows(&parts.method) {
+            return Err(ApiError::ReadOnlyToken);
+        }
+        Ok(auth)
+    }
+}
+
+/// A caller of the path's tenant with whatever scope, for an endpoint
+/// that is a read under a write's method (`PUT .../config?dryRun=true`):
+/// the handler calls [`require_write`](Self::require_write) before it
+/// changes anything.
+#[derive(Debug, Clone)]
+pub struct TenantReader {
+    pub auth: TenantAuth,
+    scope: Scope,
+}
+
+impl TenantReader {
+    /// 403 for a `read` token.
+    pub fn require_write(&self) -> Result<(), ApiError> {
+        if self.scope == Scope::Write {
+            Ok(())
+        } else {
+            Err(ApiError::ReadOnlyToken)
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for TenantReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let caller = Caller::identify(&parts.headers, state).await?;
         let params = RawPathParams::from_request_parts(parts, state)
             .await
@@ -113,13 +150,13 @@ impl FromRequestParts<AppState> for TenantAuth {
         if !constant_time_eq(path_tenant, &caller.tenant_id) {
             return Err(ApiError::Forbidden);
         }
-        if !caller.scope.allows(&parts.method) {
-            return Err(ApiError::ReadOnlyToken);
-        }
         caller.accepted(state).await;
         Ok(Self {
-            session: caller.token.is_none(),
-            tenant_id: caller.tenant_id,
+            scope: caller.scope,
+            auth: TenantAuth {
+                session: caller.token.is_none(),
+                tenant_id: caller.tenant_id,
+            },
         })
     }
 }

@@ -21,6 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::TenantAuth;
+use crate::auth::tenant::TenantReader;
 use crate::error::{ApiError, Result};
 use crate::extract::{Json, Query};
 use crate::gateway::ConfigWrite;
@@ -96,7 +97,8 @@ async fn get_config(State(state): State<AppState>, auth: TenantAuth) -> Result<R
 /// method and path pattern. What the document lacks is deleted (consumers
 /// revoked); rate limits absent from it stay as they are. Routes name
 /// their service and their plugins (`name`, `version`) instead of ids.
-/// With `If-Match`, 412 when the config changed since that digest.
+/// With `If-Match`, 412 when the config changed since that digest. A
+/// dry run (`?dryRun=true`) is a read: `read` tokens may make it.
 #[utoipa::path(put, path = "/api/tenants/{tenantId}/config", tag = "config",
     params(("tenantId" = String, Path), PutQuery,
         ("If-Match" = Option<String>, Header, description = "the ETag of the config the document was made from")),
@@ -109,11 +111,15 @@ async fn get_config(State(state): State<AppState>, auth: TenantAuth) -> Result<R
     security(("jwt" = [])))]
 async fn put_config(
     State(state): State<AppState>,
-    auth: TenantAuth,
+    reader: TenantReader,
     Query(query): Query<PutQuery>,
     headers: HeaderMap,
     body: Result<Json<ConfigDocument>>,
 ) -> Result<Response> {
+    if !query.dry_run {
+        reader.require_write()?;
+    }
+    let auth = reader.auth;
     let Json(body) = body.map_err(|err| match err {
         ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(MAX_DOCUMENT_BYTES),
         other => other,

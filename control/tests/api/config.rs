@@ -605,6 +605,24 @@ async fn whoami_says_whose_a_token_is(db: Db) {
     Reply::read(request.send().await.expect("sent"))
         .await
         .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    // A dry run is a read: the read token may plan (a CI drift check).
+    let dry = h
+        .http
+        .put(format!("{}{}", h.base, t.path("/config?dryRun=true")))
+        .bearer_auth(&token)
+        .json(&json!({ "consumers": [{ "name": "someone" }] }))
+        .send()
+        .await
+        .expect("sent");
+    let dry = Reply::read(dry).await;
+    dry.expect(StatusCode::OK);
+    assert_eq!(keys(&dry.body), ["create consumer someone"]);
+    assert!(
+        h.get(&t.path("/consumers"), &t.token)
+            .await
+            .list()
+            .is_empty()
+    );
     h.delete(
         &t.path(&format!("/api-tokens/{}", made.str("id"))),
         &t.token,
