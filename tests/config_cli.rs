@@ -485,3 +485,44 @@ async fn a_large_apply_is_one_version_on_postgres() {
     a_large_apply_is_one_version(&scratch, &db.url, "PostgreSQL").await;
     db.remove().await;
 }
+
+/// The first YAML example of `docs/config-as-code.md`.
+fn the_guides_file() -> String {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/config-as-code.md"
+    ))
+    .expect("the guide");
+    let start = guide.find("```yaml\n").expect("a YAML example") + "```yaml\n".len();
+    let end = start + guide[start..].find("```").expect("its end");
+    guide[start..end].to_owned()
+}
+
+/// The guide's example file is one a user can apply as it is (with its
+/// plugin built), and exporting it back gives no diff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guides_example_applies_and_exports_back() {
+    let scratch = Scratch::new("config-cli-guide");
+    let dir = &scratch.0;
+    let control = ControlPlane::start(dir).await;
+    let tenant = Tenant::register(&control.base).await;
+    let (url, token) = (control.base.as_str(), tenant.token.as_str());
+    std::fs::create_dir_all(dir.join("plugins")).expect("plugins dir");
+    std::fs::write(dir.join("plugins/add-header.wasm"), ADD_HEADER).expect("wasm");
+    let file = dir.join("gateway.yaml");
+    std::fs::write(&file, the_guides_file()).expect("file");
+    let applied = ok(gatehouse(&["apply", "-f", path(&file)], url, token));
+    assert!(applied.contains("uploaded add-header@0.1.0"), "{applied}");
+    for args in [
+        ["diff", "-f", path(&file), "--exit-code"],
+        ["sync", "-f", path(&file), "--dry-run"],
+    ] {
+        let output = gatehouse(&args, url, token);
+        assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+        assert!(stdout(&output).starts_with("0 to create, 0 to update, 0 to delete"));
+    }
+    let exported = dir.join("exported.yaml");
+    std::fs::write(&exported, ok(gatehouse(&["export"], url, token))).expect("export");
+    let clean = gatehouse(&["diff", "-f", path(&exported), "--exit-code"], url, token);
+    assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+}
