@@ -310,14 +310,19 @@ async fn config_as_code(scratch: &Scratch, database_url: &str) {
     ));
     assert!(dry.contains("- route POST /private/*"), "{dry}");
     assert!(dry.contains("- consumer bob (revoked)"), "{dry}");
+    // The tiers the file lacks, which apply kept, go too.
     assert!(
-        dry.contains("0 to create, 0 to update, 2 to delete (dry run, nothing changed)"),
+        dry.contains("tiers.enterprise: 6000/min -> (none)"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("0 to create, 1 to update, 2 to delete (dry run, nothing changed)"),
         "{dry}"
     );
     assert_eq!(ok(gatehouse(&["export"], url, token)), exported);
     let synced = ok(gatehouse(&["sync", "-f", path(&smaller)], url, token));
     assert!(
-        synced.contains("created 0, updated 0, deleted 2"),
+        synced.contains("created 0, updated 1, deleted 2"),
         "{synced}"
     );
     eventually("bob's key stops working", || async {
@@ -363,6 +368,22 @@ async fn config_as_code(scratch: &Scratch, database_url: &str) {
         "a read token diffs: {}",
         stderr(&drift)
     );
+    let planned = ok(gatehouse(
+        &["apply", "-f", path(&file), "--dry-run"],
+        url,
+        read_token,
+    ));
+    assert!(
+        planned.contains("+ consumer bob"),
+        "a read token plans: {planned}"
+    );
+    // What `apply` would do, no deletions: the smaller file changes nothing.
+    let as_apply = gatehouse(
+        &["diff", "-f", path(&smaller), "--apply", "--exit-code"],
+        url,
+        read_token,
+    );
+    assert_eq!(as_apply.status.code(), Some(0), "{}", stdout(&as_apply));
     let reason = refused(gatehouse(
         &["sync", "-f", path(&smaller), "--dry-run"],
         url,
@@ -513,6 +534,18 @@ async fn the_guides_example_applies_and_exports_back() {
     std::fs::write(&file, the_guides_file()).expect("file");
     let applied = ok(gatehouse(&["apply", "-f", path(&file)], url, token));
     assert!(applied.contains("uploaded add-header@0.1.0"), "{applied}");
+    // apply kept the default tier the file lacks (enterprise); sync drops it.
+    let as_apply = gatehouse(
+        &["diff", "-f", path(&file), "--apply", "--exit-code"],
+        url,
+        token,
+    );
+    assert_eq!(as_apply.status.code(), Some(0), "{}", stdout(&as_apply));
+    let synced = ok(gatehouse(&["sync", "-f", path(&file)], url, token));
+    assert!(
+        synced.starts_with("~ rate limits\n    tiers.enterprise: 6000/min -> (none)\n"),
+        "{synced}"
+    );
     for args in [
         ["diff", "-f", path(&file), "--exit-code"],
         ["sync", "-f", path(&file), "--dry-run"],
@@ -522,7 +555,31 @@ async fn the_guides_example_applies_and_exports_back() {
         assert!(stdout(&output).starts_with("0 to create, 0 to update, 0 to delete"));
     }
     let exported = dir.join("exported.yaml");
-    std::fs::write(&exported, ok(gatehouse(&["export"], url, token))).expect("export");
+    let text = ok(gatehouse(&["export"], url, token));
+    std::fs::write(&exported, &text).expect("export");
     let clean = gatehouse(&["diff", "-f", path(&exported), "--exit-code"], url, token);
     assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+
+    // Over HTTPS, through a TLS-terminating front (as a load balancer):
+    // verified against --ca-file, refused without it.
+    let pki = support::tls::Pki::new(dir, "config");
+    let port = support::tls::tls_front(
+        &pki.leaf("front"),
+        std::net::SocketAddr::from(([127, 0, 0, 1], control.port)),
+    )
+    .await;
+    let https = format!("https://localhost:{port}");
+    let ca = path(&pki.ca_pem);
+    assert_eq!(
+        ok(gatehouse(&["export", "--ca-file", ca], &https, token)),
+        text
+    );
+    let over_tls = ok(gatehouse(
+        &["apply", "-f", path(&file), "--ca-file", ca],
+        &https,
+        token,
+    ));
+    assert!(over_tls.contains("(no changes)"), "{over_tls}");
+    let untrusted = refused(gatehouse(&["export"], &https, token));
+    assert!(untrusted.contains("reaching"), "{untrusted}");
 }

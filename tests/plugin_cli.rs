@@ -208,12 +208,33 @@ async fn every_template_builds_and_goes_live_on_a_route() {
     )
     .expect_err("no such route");
     assert!(elsewhere.contains("no route no-such-route"), "{elsewhere}");
+    // Over HTTPS (a TLS-terminating front, as a load balancer is): with
+    // the CA it is verified against, the same build again is reused.
+    let pki = support::tls::Pki::new(&stage.scratch.0, "push");
+    let tls_port = support::tls::tls_front(
+        &pki.leaf("front"),
+        std::net::SocketAddr::from(([127, 0, 0, 1], stage.front.port)),
+    )
+    .await;
+    let https_url = format!("https://localhost:{tls_port}");
+    let ca = pki.ca_pem.to_str().expect("a UTF-8 path");
     let https = gatehouse(
-        &["push", "--dir", path(&dir), "--url", "https://127.0.0.1:1"],
+        &[
+            "push",
+            "--dir",
+            path(&dir),
+            "--url",
+            &https_url,
+            "--ca-file",
+            ca,
+        ],
         &env,
     )
-    .expect_err("not over HTTPS yet");
-    assert!(https.contains("does not speak HTTPS"), "{https}");
+    .expect("pushed over HTTPS");
+    assert!(https.contains("pushed hello-rust"), "{https}");
+    let untrusted = gatehouse(&["push", "--dir", path(&dir), "--url", &https_url], &env)
+        .expect_err("a CA the system does not know");
+    assert!(untrusted.contains("reaching"), "{untrusted}");
     let after = tenant.send(Method::GET, "/plugins", None).await;
     assert_eq!(after.as_array().map(Vec::len), Some(5), "{after}");
     // Another build under a stored version: refused, asking for a version.

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
+use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -117,25 +117,11 @@ async fn create_consumer(
     let name = validate::name("name", &body.name)?;
     let tier_name = body.rate_limit_tier.as_deref().unwrap_or(DEFAULT_TIER);
     let key = secrets::generate(CONSUMER_KEY_PREFIX);
-    let now = Timestamp::now();
     let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
     // Checked in the write: a tier removed meanwhile cannot be left named
     // by a consumer (it would run unlimited).
     let tier = tiers::require_tier(&mut tx, &auth.tenant_id, tier_name).await?;
-    let consumer = sqlx::query_as(
-        "INSERT INTO consumers (id, tenant_id, name, api_key_hash, api_key_prefix, \
-         rate_limit_tier, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-         RETURNING *",
-    )
-    .bind(Uuid::new_v4().to_string())
-    .bind(&auth.tenant_id)
-    .bind(name)
-    .bind(&key.hash)
-    .bind(&key.display_prefix)
-    .bind(tier)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?;
+    let consumer = insert(&mut tx, &auth.tenant_id, &name, &tier, &key).await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -144,6 +130,31 @@ async fn create_consumer(
             api_key: key.plaintext,
         }),
     ))
+}
+
+/// Stores a new consumer of `tenant_id` with `key` on `conn` (a config
+/// write that checked its tier).
+pub async fn insert(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    name: &str,
+    tier: &str,
+    key: &secrets::NewSecret,
+) -> Result<ConsumerEntity, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO consumers (id, tenant_id, name, api_key_hash, api_key_prefix, \
+         rate_limit_tier, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+         RETURNING *",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(tenant_id)
+    .bind(name)
+    .bind(&key.hash)
+    .bind(&key.display_prefix)
+    .bind(tier)
+    .bind(Timestamp::now())
+    .fetch_one(conn)
+    .await
 }
 
 /// Rename a consumer or change its tier. Accepts partial updates.

@@ -13,6 +13,7 @@ pub mod api_tokens;
 pub mod auth;
 pub mod book;
 pub mod config;
+pub mod config_rows;
 pub mod console;
 pub mod consumers;
 pub mod declarative;

@@ -138,27 +138,21 @@ async fn create_route(
         .map(validate_rate_limit)
         .transpose()?;
     let plugins = route_plugins::validate(&body.plugins)?;
-    let now = Timestamp::now();
     let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
     let service_id = require_live_service(&mut tx, &auth.tenant_id, &body.service_id).await?;
-    let mut route: RouteEntity = sqlx::query_as(
-        "INSERT INTO routes (id, tenant_id, method, path_pattern, path_shape, service_id, \
-         auth_required, rate_limit_override, enabled, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING *",
+    let mut route = insert(
+        &mut tx,
+        &auth.tenant_id,
+        &NewRoute {
+            method,
+            pattern,
+            service_id,
+            auth_required: body.auth_required,
+            rate_limit_override,
+            enabled: body.enabled.unwrap_or(true),
+        },
     )
-    .bind(Uuid::new_v4().to_string())
-    .bind(&auth.tenant_id)
-    .bind(method)
-    .bind(pattern.to_string())
-    .bind(pattern.shape())
-    .bind(service_id)
-    .bind(body.auth_required)
-    .bind(rate_limit_override)
-    .bind(body.enabled.unwrap_or(true))
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(conflict_on_unique("route_conflict", DUPLICATE_ROUTE))?;
+    .await?;
     route_plugins::replace(state.store(), &mut tx, &auth.tenant_id, &route.id, &plugins).await?;
     tx.commit().await?;
     route.plugins = plugins;
@@ -166,6 +160,45 @@ async fn create_route(
 }
 
 const DUPLICATE_ROUTE: &str = "a live route with this method and path pattern already exists";
+
+/// A checked route to store.
+pub struct NewRoute {
+    pub method: String,
+    pub pattern: RoutePattern,
+    pub service_id: String,
+    pub auth_required: bool,
+    pub rate_limit_override: Option<i64>,
+    pub enabled: bool,
+}
+
+/// Stores a new route of `tenant_id` on `conn` (a config write that checked
+/// its service), without plugins: 409 `route_conflict` when a live route
+/// matches the same requests.
+pub async fn insert(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    route: &NewRoute,
+) -> Result<RouteEntity> {
+    let now = Timestamp::now();
+    sqlx::query_as(
+        "INSERT INTO routes (id, tenant_id, method, path_pattern, path_shape, service_id, \
+         auth_required, rate_limit_override, enabled, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING *",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(tenant_id)
+    .bind(&route.method)
+    .bind(route.pattern.to_string())
+    .bind(route.pattern.shape())
+    .bind(&route.service_id)
+    .bind(route.auth_required)
+    .bind(route.rate_limit_override)
+    .bind(route.enabled)
+    .bind(now)
+    .fetch_one(conn)
+    .await
+    .map_err(conflict_on_unique("route_conflict", DUPLICATE_ROUTE))
+}
 
 /// Update an existing route. Accepts partial updates.
 #[utoipa::path(patch, path = "/api/tenants/{tenantId}/routes/{id}", tag = "routes",

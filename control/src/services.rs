@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
+use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -122,23 +122,49 @@ async fn create_service(
         .map(validate_health_check_path)
         .transpose()?;
     let timeout_ms = validate_timeout(body.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS))?;
-    let now = Timestamp::now();
     let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
-    let service = sqlx::query_as(
+    let service = insert(
+        &mut tx,
+        &auth.tenant_id,
+        &NewService {
+            name,
+            target_url,
+            health_check_path,
+            timeout_ms,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(service)))
+}
+
+/// A checked service to store.
+pub struct NewService {
+    pub name: String,
+    pub target_url: String,
+    pub health_check_path: Option<String>,
+    pub timeout_ms: i64,
+}
+
+/// Stores a new service of `tenant_id` on `conn` (a config write).
+pub async fn insert(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    service: &NewService,
+) -> Result<ServiceEntity, sqlx::Error> {
+    sqlx::query_as(
         "INSERT INTO services (id, tenant_id, name, target_url, health_check_path, timeout_ms, \
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING *",
     )
     .bind(Uuid::new_v4().to_string())
-    .bind(&auth.tenant_id)
-    .bind(name)
-    .bind(target_url)
-    .bind(health_check_path)
-    .bind(timeout_ms)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(service)))
+    .bind(tenant_id)
+    .bind(&service.name)
+    .bind(&service.target_url)
+    .bind(&service.health_check_path)
+    .bind(service.timeout_ms)
+    .bind(Timestamp::now())
+    .fetch_one(conn)
+    .await
 }
 
 /// Update a service. Accepts partial updates.

@@ -1,6 +1,6 @@
-//! A config file: the tenant's config document in YAML (or JSON, which a
-//! `.json` name or a leading `{` selects), read and checked before anything
-//! is sent. A route's plugin may give the `path` of a local `.wasm` in
+//! A config file: the tenant's config document in YAML (or JSON: YAML
+//! reads it, and a `.json` file is read as JSON), read and checked before
+//! anything is sent. A route's plugin may give the `path` of a local `.wasm` in
 //! place of a stored plugin: the file's plugin is then named by its hash,
 //! and uploaded under its name and version when the tenant has no such
 //! plugin yet.
@@ -8,12 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
-use gatehouse_control::declarative::document::ConfigDocument;
+use gatehouse_control::declarative::document::{ConfigDocument, plugin_label};
 use gatehouse_control::error::ApiError;
+use gatehouse_control::secrets::sha256_hex;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-
-use crate::plugin::hex;
 
 /// A plugin of the file given by its path.
 #[derive(Debug)]
@@ -27,7 +25,7 @@ pub struct LocalPlugin {
 impl LocalPlugin {
     /// `name@version`, as plans name plugins.
     pub fn label(&self) -> String {
-        format!("{}@{}", self.name, self.version)
+        plugin_label(&self.name, &self.version)
     }
 }
 
@@ -52,9 +50,8 @@ pub fn read(path: &Path) -> anyhow::Result<ConfigFile> {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         (text, dir)
     };
-    let json =
-        path.extension().is_some_and(|ext| ext == "json") || text.trim_start().starts_with('{');
-    let mut value: Value = if json {
+    // YAML reads JSON too; a `.json` file gets JSON's own error messages.
+    let mut value: Value = if path.extension().is_some_and(|ext| ext == "json") {
         serde_json::from_str(&text).with_context(|| format!("{shown} is not valid JSON"))?
     } else {
         serde_saphyr::from_str(&text).with_context(|| format!("{shown} is not valid YAML"))?
@@ -111,7 +108,7 @@ fn resolve_paths(doc: &mut Value, dir: &Path) -> anyhow::Result<Vec<LocalPlugin>
             let path = dir.join(path);
             let wasm = std::fs::read(&path)
                 .with_context(|| format!("{at}.path: reading {}", path.display()))?;
-            let sha256 = hex(&Sha256::digest(&wasm));
+            let sha256 = sha256_hex(&wasm);
             if let Some(given) = object.get("sha256")
                 && given.as_str() != Some(sha256.as_str())
             {
@@ -131,13 +128,22 @@ fn resolve_paths(doc: &mut Value, dir: &Path) -> anyhow::Result<Vec<LocalPlugin>
             };
             let (name, version) = (text("name")?, text("version")?);
             object.insert("sha256".to_owned(), Value::String(sha256));
-            if !found.iter().any(|f| f.name == name && f.version == version) {
-                found.push(LocalPlugin {
+            match found
+                .iter()
+                .find(|f| f.name == name && f.version == version)
+            {
+                Some(first) if first.wasm != wasm => bail!(
+                    "{at}.path: {} is not {} ({name}@{version} twice, with other bytes)",
+                    path.display(),
+                    first.path.display()
+                ),
+                Some(_) => {}
+                None => found.push(LocalPlugin {
                     name,
                     version,
                     path,
                     wasm,
-                });
+                }),
             }
         }
     }
@@ -225,6 +231,6 @@ mod tests {
         assert_eq!(read.local_plugins.len(), 1);
         assert_eq!(read.local_plugins[0].label(), "p@1");
         let sha256 = read.doc.routes[0].plugins[0].sha256.as_deref();
-        assert_eq!(sha256, Some(hex(&Sha256::digest(b"\0asm-bytes")).as_str()));
+        assert_eq!(sha256, Some(sha256_hex(b"\0asm-bytes").as_str()));
     }
 }

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow};
 use clap::Args;
 use gatehouse_control::declarative::document::{ConfigDocument, RouteItem};
-use gatehouse_protocol::RoutePattern;
 use serde_json::Value;
 use ureq::http::{Method, StatusCode};
 
@@ -44,6 +43,9 @@ pub struct DiffArgs {
     /// Print the plan as JSON (the API's answer).
     #[arg(long)]
     json: bool,
+    /// Show what `apply` would change (no deletions) instead of `sync`.
+    #[arg(long)]
+    apply: bool,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -81,7 +83,15 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
 pub fn diff(args: DiffArgs) -> anyhow::Result<bool> {
     let file = file::read(&args.file)?;
     let api = Api::connect(&args.api)?;
-    let plan = plan(&api, &file.doc, None, &args.file)?.ok_or_else(changed_meanwhile)?;
+    let mut plan = None;
+    for _ in 0..ATTEMPTS {
+        let (desired, etag) = desired(&api, &file.doc, !args.apply)?;
+        plan = self::plan(&api, &desired, etag.as_deref(), &args.file)?;
+        if plan.is_some() {
+            break;
+        }
+    }
+    let plan = plan.ok_or_else(changed_meanwhile)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan.body)?);
     } else {
@@ -94,14 +104,10 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<bool> {
 /// `gatehouse apply` (`prune` false) and `gatehouse sync` (`prune` true).
 pub fn apply(args: ApplyArgs, prune: bool) -> anyhow::Result<()> {
     let file = file::read(&args.file)?;
+    let keys_out = args.keys_out.as_deref().map(KeysFile::open).transpose()?;
     let api = Api::connect(&args.api)?;
     for _ in 0..ATTEMPTS {
-        let (desired, etag) = if prune {
-            (file.doc.clone(), None)
-        } else {
-            let (live, etag) = live(&api)?;
-            (merge(live, &file.doc), Some(etag))
-        };
+        let (desired, etag) = desired(&api, &file.doc, prune)?;
         let Some(plan) = plan(&api, &desired, etag.as_deref(), &args.file)? else {
             continue;
         };
@@ -125,7 +131,8 @@ pub fn apply(args: ApplyArgs, prune: bool) -> anyhow::Result<()> {
         answer.ok(&format!("applying {}", args.file.display()))?;
         print!("{}", render::changes(&answer.body));
         println!("{}", render::summary(&answer.body, true));
-        return keys(&answer.body, args.keys_out.as_deref());
+        keys(&answer.body, keys_out.as_ref());
+        return Ok(());
     }
     Err(changed_meanwhile())
 }
@@ -136,6 +143,36 @@ fn changed_meanwhile() -> anyhow::Error {
 
 fn has_changes(answer: &Value) -> bool {
     answer["changes"].as_array().is_some_and(|c| !c.is_empty())
+}
+
+/// What a run makes the live config: the file (`prune`, as `sync`), or
+/// the live config with the file's items in it (as `apply`), with the
+/// digest of the live config it was made from.
+fn desired(
+    api: &Api,
+    file: &ConfigDocument,
+    prune: bool,
+) -> anyhow::Result<(ConfigDocument, Option<String>)> {
+    if prune {
+        return Ok((file.clone(), None));
+    }
+    let (live, etag) = live(api)?;
+    let merged = merge(live, file);
+    // A live route of a deleted service, which the file does not give: it
+    // cannot be kept as it is, nor deleted by `apply`.
+    if let Some(orphan) = merged
+        .routes
+        .iter()
+        .skip(file.routes.len())
+        .find(|route| route.service.is_none())
+    {
+        anyhow::bail!(
+            "the live route {} points at a deleted service: give it a service in the file \
+             (or drop it with `gatehouse sync`)",
+            orphan.key()
+        );
+    }
+    Ok((merged, Some(etag)))
 }
 
 /// The live config and its digest.
@@ -197,7 +234,7 @@ fn merge(live: ConfigDocument, file: &ConfigDocument) -> ConfigDocument {
     };
     let services = names(&mut file.services.iter().map(|s| s.name.as_str()));
     let consumers = names(&mut file.consumers.iter().map(|c| c.name.as_str()));
-    let routes: HashSet<String> = file.routes.iter().map(matching).collect();
+    let routes: HashSet<String> = file.routes.iter().map(RouteItem::matches).collect();
     let mut merged = file.clone();
     merged.services.extend(
         live.services
@@ -207,22 +244,24 @@ fn merge(live: ConfigDocument, file: &ConfigDocument) -> ConfigDocument {
     merged.routes.extend(
         live.routes
             .into_iter()
-            .filter(|r| !routes.contains(&matching(r))),
+            .filter(|r| !routes.contains(&r.matches())),
     );
     merged.consumers.extend(
         live.consumers
             .into_iter()
             .filter(|c| !consumers.contains(&c.name)),
     );
+    // Tiers too: the file's in place of the live ones of the same name.
+    if let (Some(limits), Some(live_limits)) = (&mut merged.rate_limits, live.rate_limits) {
+        let named: HashSet<String> = limits.tiers.iter().map(|t| t.name.clone()).collect();
+        limits.tiers.extend(
+            live_limits
+                .tiers
+                .into_iter()
+                .filter(|t| !named.contains(&t.name)),
+        );
+    }
     merged
-}
-
-/// What a route matches: its method and its pattern's shape.
-fn matching(route: &RouteItem) -> String {
-    let shape = RoutePattern::parse(&route.path_pattern)
-        .map(|p| p.shape())
-        .unwrap_or_else(|_| route.path_pattern.clone());
-    format!("{} {shape}", route.method)
 }
 
 /// Uploads the file's local plugins the plan says are not stored yet.
@@ -244,8 +283,41 @@ fn upload_new_plugins(api: &Api, file: &ConfigFile, plan: &Value) -> anyhow::Res
     Ok(())
 }
 
-/// Keeps or shows the new consumers' keys, as `--keys-out` says.
-fn keys(answer: &Value, keys_out: Option<&Path>) -> anyhow::Result<()> {
+/// The `--keys-out` file, read (and its folder checked) before anything
+/// is changed, so that keys shown only once have somewhere to go.
+struct KeysFile {
+    path: PathBuf,
+    kept: serde_json::Map<String, Value>,
+}
+
+impl KeysFile {
+    fn open(path: &Path) -> anyhow::Result<Self> {
+        let kept = match std::fs::read_to_string(path) {
+            Ok(text) if text.trim().is_empty() => serde_json::Map::new(),
+            Ok(text) => serde_json::from_str(&text).with_context(|| {
+                format!("--keys-out {}: not a JSON object of keys", path.display())
+            })?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
+            Err(err) => return Err(err).context(format!("--keys-out {}", path.display())),
+        };
+        let keys = Self {
+            path: path.to_owned(),
+            kept,
+        };
+        keys.write()
+            .with_context(|| format!("--keys-out {}", path.display()))?;
+        Ok(keys)
+    }
+
+    fn write(&self) -> anyhow::Result<()> {
+        write_private(&self.path, &serde_json::to_string_pretty(&self.kept)?)
+    }
+}
+
+/// Keeps or shows the new consumers' keys, as `--keys-out` says: in the
+/// file; else on a terminal; never in a log. A file that cannot be
+/// written after all gets the keys shown on the terminal instead.
+fn keys(answer: &Value, keys_out: Option<&KeysFile>) {
     let created: Vec<(&str, &str)> = answer["createdConsumers"]
         .as_array()
         .into_iter()
@@ -253,38 +325,40 @@ fn keys(answer: &Value, keys_out: Option<&Path>) -> anyhow::Result<()> {
         .filter_map(|c| Some((c["name"].as_str()?, c["apiKey"].as_str()?)))
         .collect();
     if created.is_empty() {
-        return Ok(());
+        return;
     }
-    match keys_out {
-        Some(path) => {
-            let mut kept: serde_json::Map<String, Value> = match std::fs::read_to_string(path) {
-                Ok(text) => serde_json::from_str(&text)
-                    .with_context(|| format!("{} is not a JSON object", path.display()))?,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Default::default(),
-                Err(err) => return Err(err).context(format!("reading {}", path.display())),
-            };
-            for (name, key) in &created {
-                kept.insert((*name).to_owned(), Value::String((*key).to_owned()));
-            }
-            write_private(path, &serde_json::to_string_pretty(&kept)?)?;
-            println!(
-                "the keys of {} new consumers are in {}",
-                created.len(),
-                path.display()
-            );
+    if let Some(file) = keys_out {
+        let mut file = KeysFile {
+            path: file.path.clone(),
+            kept: file.kept.clone(),
+        };
+        for (name, key) in &created {
+            file.kept
+                .insert((*name).to_owned(), Value::String((*key).to_owned()));
         }
-        None if std::io::stdout().is_terminal() => {
-            for (name, key) in &created {
-                println!("key of consumer {name} (shown once): {key}");
+        match file.write() {
+            Ok(()) => {
+                println!(
+                    "the keys of {} new consumers are in {}",
+                    created.len(),
+                    file.path.display()
+                );
+                return;
             }
+            Err(err) => eprintln!("the new keys could not be kept: {err:#}"),
         }
-        None => eprintln!(
+    }
+    if std::io::stdout().is_terminal() {
+        for (name, key) in &created {
+            println!("key of consumer {name} (shown once): {key}");
+        }
+    } else {
+        eprintln!(
             "{} consumers were created; their keys are not shown (not a terminal): \
              pass --keys-out FILE to keep new keys",
             created.len()
-        ),
+        );
     }
-    Ok(())
 }
 
 /// Writes `text` to `path`, readable and writable by its owner only.
@@ -308,45 +382,42 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gatehouse_control::declarative::document::{ConsumerItem, ServiceItem};
+    use serde_json::json;
 
-    fn service(name: &str, url: &str) -> ServiceItem {
-        ServiceItem {
-            name: name.into(),
-            target_url: url.into(),
-            health_check_path: None,
-            timeout_ms: 30_000,
-        }
-    }
-
-    fn route(method: &str, pattern: &str) -> RouteItem {
-        RouteItem {
-            method: method.into(),
-            path_pattern: pattern.into(),
-            service: "a".into(),
-            auth_required: false,
-            rate_limit_override: None,
-            enabled: true,
-            plugins: Vec::new(),
-        }
+    fn doc(value: Value) -> ConfigDocument {
+        serde_json::from_value(value).expect("a document")
     }
 
     #[test]
     fn apply_keeps_what_the_file_lacks() {
-        let live = ConfigDocument {
-            services: vec![service("a", "http://old/"), service("b", "http://b/")],
-            routes: vec![route("GET", "/u/:id"), route("POST", "/u")],
-            consumers: vec![ConsumerItem {
-                name: "c".into(),
-                rate_limit_tier: "free".into(),
-            }],
-            rate_limits: None,
-        };
-        let file = ConfigDocument {
-            services: vec![service("a", "http://new/")],
-            routes: vec![route("GET", "/u/:name")],
-            ..Default::default()
-        };
+        let route = |method: &str, pattern: &str| json!({ "method": method, "pathPattern": pattern, "service": "a", "authRequired": false });
+        let live = doc(json!({
+            "services": [{ "name": "a", "targetUrl": "http://old/" }, { "name": "b", "targetUrl": "http://b/" }],
+            "routes": [route("GET", "/u/:id"), route("POST", "/u")],
+            "consumers": [{ "name": "c" }],
+        }));
+        let file = doc(json!({
+            "services": [{ "name": "a", "targetUrl": "http://new/" }],
+            "routes": [route("GET", "/u/:name")],
+        }));
+        let tiers = |tiers: Value| json!({ "tiers": tiers, "anonymousRequestsPerMinute": 5 });
+        let mut live_with_tiers = live.clone();
+        live_with_tiers.rate_limits = serde_json::from_value(tiers(json!([
+            { "name": "free", "requestsPerMinute": 60 }, { "name": "gold", "requestsPerMinute": 900 }
+        ])))
+        .ok();
+        let mut fewer_tiers = file.clone();
+        fewer_tiers.rate_limits =
+            serde_json::from_value(tiers(json!([{ "name": "free", "requestsPerMinute": 100 }])))
+                .ok();
+        let merged_tiers = merge(live_with_tiers, &fewer_tiers)
+            .rate_limits
+            .expect("tiers");
+        assert_eq!(
+            serde_json::to_value(&merged_tiers.tiers).expect("json"),
+            json!([{ "name": "free", "requestsPerMinute": 100 }, { "name": "gold", "requestsPerMinute": 900 }]),
+            "apply keeps the tiers the file lacks"
+        );
         let merged = merge(live, &file);
         let services: Vec<&str> = merged
             .services
@@ -357,5 +428,6 @@ mod tests {
         let routes: Vec<String> = merged.routes.iter().map(RouteItem::key).collect();
         assert_eq!(routes, ["GET /u/:name", "POST /u"]);
         assert_eq!(merged.consumers.len(), 1);
+        assert!(merged.rate_limits.is_none());
     }
 }

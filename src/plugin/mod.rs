@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 
 pub use manifest::Manifest;
-pub use push::{hex, upload};
+pub use push::upload;
 
 /// `gatehouse plugin ...`.
 #[derive(Args)]

@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use ureq::http::{Method, StatusCode};
 
 use super::Manifest;
+use gatehouse_control::secrets::sha256_hex;
+
 use crate::client::{Api, ApiArgs, Body};
 
 #[derive(Args)]
@@ -97,7 +98,7 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
 /// one already stored under this name and version when its bytes are the
 /// same; an error when they are not).
 pub fn upload(api: &Api, name: &str, version: &str, wasm: &[u8]) -> anyhow::Result<String> {
-    let sha256 = hex(&Sha256::digest(wasm));
+    let sha256 = sha256_hex(wasm);
     let query = format!(
         "/plugins?name={}&version={}",
         url_encode(name),
@@ -145,11 +146,6 @@ fn id_of(plugin: &Value) -> anyhow::Result<String> {
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| anyhow!("the API answered no plugin id: {plugin}"))
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the flags set of an attachment; what they leave out is kept.

@@ -102,11 +102,12 @@ impl FromRequestParts<AppState> for TenantAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let TenantReader { auth, scope } = TenantReader::from_request_parts(parts, state).await?;
-        if !scope.allows(&parts.method) {
+        let (reader, caller) = TenantReader::resolve(parts, state).await?;
+        if !reader.scope.allows(&parts.method) {
             return Err(ApiError::ReadOnlyToken);
         }
-        Ok(auth)
+        caller.accepted(state).await;
+        Ok(reader.auth)
     }
 }
 
@@ -129,15 +130,10 @@ impl TenantReader {
             Err(ApiError::ReadOnlyToken)
         }
     }
-}
 
-impl FromRequestParts<AppState> for TenantReader {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    /// The caller, checked to be of the path's tenant (its use not yet
+    /// noted).
+    async fn resolve(parts: &mut Parts, state: &AppState) -> Result<(Self, Caller), ApiError> {
         let caller = Caller::identify(&parts.headers, state).await?;
         let params = RawPathParams::from_request_parts(parts, state)
             .await
@@ -150,14 +146,27 @@ impl FromRequestParts<AppState> for TenantReader {
         if !constant_time_eq(path_tenant, &caller.tenant_id) {
             return Err(ApiError::Forbidden);
         }
-        caller.accepted(state).await;
-        Ok(Self {
+        let reader = Self {
             scope: caller.scope,
             auth: TenantAuth {
                 session: caller.token.is_none(),
-                tenant_id: caller.tenant_id,
+                tenant_id: caller.tenant_id.clone(),
             },
-        })
+        };
+        Ok((reader, caller))
+    }
+}
+
+impl FromRequestParts<AppState> for TenantReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (reader, caller) = Self::resolve(parts, state).await?;
+        caller.accepted(state).await;
+        Ok(reader)
     }
 }
 

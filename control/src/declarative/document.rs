@@ -9,7 +9,9 @@
 //! document and the live config compare item by item. An error names the
 //! item: `routes[3].pathPattern`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use gatehouse_protocol::RoutePattern;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -61,8 +63,10 @@ fn default_timeout() -> i64 {
 pub struct RouteItem {
     pub method: String,
     pub path_pattern: String,
-    /// The name of a service of the document.
-    pub service: String,
+    /// The name of a service of the document. `null` only in what `GET`
+    /// answers, for a route whose service was deleted (a `PUT` must name
+    /// one).
+    pub service: Option<String>,
     pub auth_required: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_override: Option<i64>,
@@ -120,12 +124,26 @@ impl RouteItem {
     pub fn key(&self) -> String {
         format!("{} {}", self.method, self.path_pattern)
     }
+
+    /// What the route matches: its method and its pattern's shape (`GET
+    /// /users/:`), the same for `/users/:id` and `/users/:name`. A route
+    /// whose pattern does not parse is its own.
+    pub fn matches(&self) -> String {
+        let shape = RoutePattern::parse(&self.path_pattern)
+            .map_or_else(|_| self.path_pattern.clone(), |p| p.shape());
+        format!("{} {shape}", self.method)
+    }
+}
+
+/// How plans and errors name a plugin: `name@version`.
+pub fn plugin_label(name: &str, version: &str) -> String {
+    format!("{name}@{version}")
 }
 
 impl PluginRef {
     /// `name@version`.
     pub fn label(&self) -> String {
-        format!("{}@{}", self.name, self.version)
+        plugin_label(&self.name, &self.version)
     }
 }
 
@@ -143,13 +161,8 @@ impl ConfigDocument {
         let mut keys = Seen::default();
         for (index, route) in self.routes.iter_mut().enumerate() {
             let at = format!("routes[{index}]");
-            let shape = normalize_route(route, &at)?;
-            keys.once(
-                &format!("{} {shape}", route.method),
-                &at,
-                "pathPattern",
-                "route",
-            )?;
+            normalize_route(route, &at)?;
+            keys.once(&route.matches(), &at, "pathPattern", "route")?;
         }
         let mut consumers = Seen::default();
         for (index, consumer) in self.consumers.iter_mut().enumerate() {
@@ -181,24 +194,28 @@ impl ConfigDocument {
     /// consumer a tier of `limits` (the document's own, or the tenant's
     /// when it has none).
     pub fn check_references(&self, limits: &TierSettings) -> Result<()> {
+        let services: HashSet<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
         for (index, route) in self.routes.iter().enumerate() {
-            if !self.services.iter().any(|s| s.name == route.service) {
-                return Err(ApiError::invalid(
-                    format!("routes[{index}].service"),
-                    format!(
-                        "`{}` is not a service of the document (route {})",
-                        route.service,
-                        route.key()
-                    ),
-                ));
-            }
+            let message = match &route.service {
+                Some(name) if services.contains(name.as_str()) => continue,
+                Some(name) => format!(
+                    "`{name}` is not a service of the document (route {})",
+                    route.key()
+                ),
+                None => format!(
+                    "route {} names no service (its service was deleted): name a service of \
+                     the document",
+                    route.key()
+                ),
+            };
+            return Err(ApiError::invalid(
+                format!("routes[{index}].service"),
+                message,
+            ));
         }
+        let tiers: HashSet<&str> = limits.tiers.iter().map(|t| t.name.as_str()).collect();
         for (index, consumer) in self.consumers.iter().enumerate() {
-            if !limits
-                .tiers
-                .iter()
-                .any(|t| t.name == consumer.rate_limit_tier)
-            {
+            if !tiers.contains(consumer.rate_limit_tier.as_str()) {
                 return Err(ApiError::invalid(
                     format!("consumers[{index}].rateLimitTier"),
                     format!(
@@ -241,14 +258,18 @@ fn normalize_service(service: &mut ServiceItem) -> Result<()> {
     Ok(())
 }
 
-/// Normalises a route in place; its pattern's shape (two routes of one
-/// method and shape would match the same requests).
-fn normalize_route(route: &mut RouteItem, at: &str) -> Result<String> {
+/// Normalises a route in place.
+fn normalize_route(route: &mut RouteItem, at: &str) -> Result<()> {
     let within = |err: ApiError| err.within(at);
     route.method = routes::validate_method(&route.method).map_err(within)?;
     let pattern = routes::validate_pattern(&route.path_pattern).map_err(within)?;
     route.path_pattern = pattern.to_string();
-    route.service = validate::name("service", &route.service).map_err(within)?;
+    route.service = route
+        .service
+        .as_deref()
+        .map(|name| validate::name("service", name))
+        .transpose()
+        .map_err(within)?;
     route.rate_limit_override = route
         .rate_limit_override
         .map(routes::validate_rate_limit)
@@ -264,7 +285,7 @@ fn normalize_route(route: &mut RouteItem, at: &str) -> Result<String> {
         let at = format!("{at}.plugins[{index}]");
         normalize_plugin(plugin, &at)?;
     }
-    Ok(pattern.shape())
+    Ok(())
 }
 
 fn normalize_plugin(plugin: &mut PluginRef, at: &str) -> Result<()> {

@@ -1,18 +1,19 @@
-//! The tenant's live config as a document, read in the transaction that
-//! will change it, with the ids behind each key and the digest that is its
-//! `ETag`.
+//! The tenant's live config as a document, read in one transaction (the
+//! one that will change it, for a write), with the ids behind each key and
+//! the digest that is its `ETag`.
 
 use std::collections::HashMap;
 
 use serde_json::Value;
-use sqlx::{AnyConnection, FromRow};
+use sqlx::AnyConnection;
 
 use crate::error::{ApiError, Result};
 use crate::secrets::sha256_hex;
-use crate::store::Flag;
-use crate::tiers;
+use crate::{config_rows, tiers};
 
-use super::document::{ConfigDocument, ConsumerItem, PluginRef, RouteItem, ServiceItem};
+use super::document::{
+    ConfigDocument, ConsumerItem, PluginRef, RouteItem, ServiceItem, plugin_label,
+};
 
 /// A stored plugin, as route plugins name it.
 #[derive(Debug, Clone)]
@@ -48,53 +49,6 @@ pub fn digest(doc: &ConfigDocument) -> String {
     sha256_hex(serde_json::to_vec(doc).unwrap_or_default())
 }
 
-#[derive(FromRow)]
-struct ServiceRow {
-    id: String,
-    name: String,
-    target_url: String,
-    health_check_path: Option<String>,
-    timeout_ms: i64,
-}
-
-#[derive(FromRow)]
-struct RouteRow {
-    id: String,
-    method: String,
-    path_pattern: String,
-    service_name: String,
-    #[sqlx(try_from = "Flag")]
-    auth_required: bool,
-    rate_limit_override: Option<i64>,
-    #[sqlx(try_from = "Flag")]
-    enabled: bool,
-}
-
-#[derive(FromRow)]
-struct AttachmentRow {
-    route_id: String,
-    name: String,
-    version: String,
-    config: String,
-    failure_policy: String,
-    phase: String,
-}
-
-#[derive(FromRow)]
-struct ConsumerRow {
-    id: String,
-    name: String,
-    rate_limit_tier: String,
-}
-
-#[derive(FromRow)]
-struct PluginRow {
-    id: String,
-    name: String,
-    version: String,
-    sha256: String,
-}
-
 /// Reads `tenant_id`'s live config on `conn`. 409 when two live services
 /// or consumers share a name: such a config has no document until one is
 /// renamed.
@@ -103,40 +57,11 @@ pub async fn load(conn: &mut AnyConnection, tenant_id: &str) -> Result<Live> {
         .bind(tenant_id)
         .fetch_one(&mut *conn)
         .await?;
-    let service_rows: Vec<ServiceRow> = sqlx::query_as(
-        "SELECT id, name, target_url, health_check_path, timeout_ms FROM services \
-         WHERE tenant_id = $1 AND deleted_at IS NULL",
-    )
-    .bind(tenant_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    // A route whose service was deleted still names it: the document says
-    // which service the route waits for.
-    let route_rows: Vec<RouteRow> = sqlx::query_as(
-        "SELECT r.id, r.method, r.path_pattern, s.name AS service_name, r.auth_required, \
-         r.rate_limit_override, r.enabled FROM routes r \
-         JOIN services s ON s.id = r.service_id AND s.tenant_id = r.tenant_id \
-         WHERE r.tenant_id = $1 AND r.deleted_at IS NULL",
-    )
-    .bind(tenant_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let attachment_rows: Vec<AttachmentRow> = sqlx::query_as(
-        "SELECT rp.route_id, p.name, p.version, rp.config, rp.failure_policy, rp.phase \
-         FROM route_plugins rp JOIN routes r ON r.id = rp.route_id \
-         JOIN plugins p ON p.id = rp.plugin_id \
-         WHERE r.tenant_id = $1 AND r.deleted_at IS NULL ORDER BY rp.route_id, rp.position",
-    )
-    .bind(tenant_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let consumer_rows: Vec<ConsumerRow> = sqlx::query_as(
-        "SELECT id, name, rate_limit_tier FROM consumers WHERE tenant_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(tenant_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let plugin_rows: Vec<PluginRow> = sqlx::query_as(
+    let service_rows = config_rows::services(conn, tenant_id).await?;
+    let route_rows = config_rows::routes(conn, tenant_id).await?;
+    let attachment_rows = config_rows::attachments(conn, tenant_id).await?;
+    let consumer_rows = config_rows::consumers(conn, tenant_id).await?;
+    let plugin_rows: Vec<(String, String, String, String)> = sqlx::query_as(
         "SELECT id, name, version, sha256 FROM plugins WHERE tenant_id = $1 AND deleted_at IS NULL",
     )
     .bind(tenant_id)
@@ -145,9 +70,11 @@ pub async fn load(conn: &mut AnyConnection, tenant_id: &str) -> Result<Live> {
     let rate_limits = tiers::load_on(conn, tenant_id).await?;
 
     let mut service_ids = HashMap::new();
+    let mut service_names: HashMap<String, String> = HashMap::new();
     let mut services = Vec::with_capacity(service_rows.len());
     for row in service_rows {
-        unique(&mut service_ids, &row.name, row.id, "services")?;
+        unique(&mut service_ids, &row.name, row.id.clone(), "services")?;
+        service_names.insert(row.id, row.name.clone());
         services.push(ServiceItem {
             name: row.name,
             target_url: row.target_url,
@@ -176,7 +103,8 @@ pub async fn load(conn: &mut AnyConnection, tenant_id: &str) -> Result<Live> {
         let route = RouteItem {
             method: row.method,
             path_pattern: row.path_pattern,
-            service: row.service_name,
+            // None: the route's service was deleted.
+            service: service_names.get(&row.service_id).cloned(),
             auth_required: row.auth_required,
             rate_limit_override: row.rate_limit_override,
             enabled: row.enabled,
@@ -196,14 +124,8 @@ pub async fn load(conn: &mut AnyConnection, tenant_id: &str) -> Result<Live> {
     }
     let plugins = plugin_rows
         .into_iter()
-        .map(|row| {
-            (
-                format!("{}@{}", row.name, row.version),
-                StoredPlugin {
-                    id: row.id,
-                    sha256: row.sha256,
-                },
-            )
+        .map(|(id, name, version, sha256)| {
+            (plugin_label(&name, &version), StoredPlugin { id, sha256 })
         })
         .collect();
     let mut doc = ConfigDocument {

@@ -11,6 +11,8 @@ pub mod live;
 pub mod plan;
 pub mod write;
 
+use std::collections::HashSet;
+
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::{ETAG, IF_MATCH};
 use axum::http::{HeaderMap, HeaderValue};
@@ -85,8 +87,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 409, body = crate::error::ErrorBody)),
     security(("jwt" = [])))]
 async fn get_config(State(state): State<AppState>, auth: TenantAuth) -> Result<Response> {
-    let mut conn = state.store().pool().acquire().await?;
-    let live = live::load(&mut conn, &auth.tenant_id).await?;
+    let mut tx = state.store().begin_snapshot().await?;
+    let live = live::load(&mut tx, &auth.tenant_id).await?;
     let etag = live.digest();
     Ok(with_etag(Json(live.doc), &etag))
 }
@@ -126,37 +128,21 @@ async fn put_config(
     })?;
     let if_match = if_match(&headers)?;
     let mut desired = body.normalize()?;
+    if query.dry_run {
+        // A read: no lock is taken, so a dry run never holds up a write.
+        let mut tx = state.store().begin_snapshot().await?;
+        let live = live::load(&mut tx, &auth.tenant_id).await?;
+        let changes = plan_against(&mut desired, &live, if_match.as_ref(), true)?;
+        return Ok(unchanged(changes, &live, true));
+    }
     let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
     let live = live::load(&mut tx, &auth.tenant_id).await?;
-    let current = live.digest();
-    if let Some(expected) = &if_match
-        && !expected.matches(&current)
-    {
-        return Err(ApiError::PreconditionFailed(current));
-    }
-    if desired.rate_limits.is_none() {
-        desired.rate_limits.clone_from(&live.doc.rate_limits);
-    }
-    if let Some(limits) = &desired.rate_limits {
-        desired.check_references(limits)?;
-    }
-    let uploads = check_plugins(&mut desired, &live, query.dry_run)?;
-    desired.sort();
-    let mut changes = uploads;
-    changes.extend(plan::between(&live.doc, &desired));
-    let summary = summarize(&changes);
-    if query.dry_run || changes.is_empty() {
+    let changes = plan_against(&mut desired, &live, if_match.as_ref(), false)?;
+    if changes.is_empty() {
         // Nothing to write: the transaction rolls back, the version stays.
-        let answer = ConfigChanges {
-            dry_run: query.dry_run,
-            changes,
-            summary,
-            config_version: live.version,
-            etag: current.clone(),
-            created_consumers: Vec::new(),
-        };
-        return Ok(with_etag(Json(answer), &current));
+        return Ok(unchanged(changes, &live, false));
     }
+    let summary = summarize(&changes);
     let created_consumers = write::apply(
         state.store(),
         &mut tx,
@@ -186,6 +172,48 @@ async fn put_config(
         created_consumers,
     };
     Ok(with_etag(Json(answer), &etag))
+}
+
+/// The plan from `live` to `desired` (412 when `if_match` is stale, 400
+/// for a reference the document cannot resolve), with `desired` in key
+/// order and its plugin hashes checked and dropped.
+fn plan_against(
+    desired: &mut ConfigDocument,
+    live: &Live,
+    if_match: Option<&IfMatch>,
+    dry_run: bool,
+) -> Result<Vec<Change>> {
+    let current = live.digest();
+    if let Some(expected) = if_match
+        && !expected.matches(&current)
+    {
+        return Err(ApiError::PreconditionFailed(current));
+    }
+    if desired.rate_limits.is_none() {
+        desired.rate_limits.clone_from(&live.doc.rate_limits);
+    }
+    if let Some(limits) = &desired.rate_limits {
+        desired.check_references(limits)?;
+    }
+    let mut changes = check_plugins(desired, live, dry_run)?;
+    desired.sort();
+    changes.extend(plan::between(&live.doc, desired));
+    Ok(changes)
+}
+
+/// The answer of a `PUT` that wrote nothing: a dry run, or a document that
+/// is the live config.
+fn unchanged(changes: Vec<Change>, live: &Live, dry_run: bool) -> Response {
+    let etag = live.digest();
+    let answer = ConfigChanges {
+        dry_run,
+        summary: summarize(&changes),
+        changes,
+        config_version: live.version,
+        etag: etag.clone(),
+        created_consumers: Vec::new(),
+    };
+    with_etag(Json(answer), &etag)
 }
 
 /// The digests an `If-Match` accepts: `*` (any) or a list of strong
@@ -249,6 +277,7 @@ fn with_etag(body: impl IntoResponse, digest: &str) -> Response {
 /// with its hash is one the client will upload; it is answered as such.
 fn check_plugins(desired: &mut ConfigDocument, live: &Live, dry_run: bool) -> Result<Vec<Change>> {
     let mut uploads: Vec<Change> = Vec::new();
+    let mut planned: HashSet<String> = HashSet::new();
     for (r, route) in desired.routes.iter_mut().enumerate() {
         for (p, plugin) in route.plugins.iter_mut().enumerate() {
             let at = format!("routes[{r}].plugins[{p}]");
@@ -267,7 +296,7 @@ fn check_plugins(desired: &mut ConfigDocument, live: &Live, dry_run: bool) -> Re
                 }
                 (Some(_), _) => {}
                 (None, Some(sha256)) if dry_run => {
-                    if !uploads.iter().any(|c| c.key == label) {
+                    if planned.insert(label.clone()) {
                         uploads.push(Change {
                             action: Action::Create,
                             kind: Kind::Plugin,

@@ -8,13 +8,14 @@ use std::collections::HashMap;
 use serde::Serialize;
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::error::{ApiError, Result};
 use crate::route_plugins::{self, RoutePlugin};
+use crate::routes::{self, NewRoute};
 use crate::secrets::{self, CONSUMER_KEY_PREFIX};
+use crate::services::{self, NewService};
 use crate::store::{Store, Timestamp, Tombstone};
-use crate::tiers;
+use crate::{consumers, tiers};
 
 use super::document::{ConfigDocument, ConsumerItem, RouteItem, ServiceItem};
 use super::live::Live;
@@ -34,7 +35,21 @@ struct Writer<'a> {
     conn: &'a mut AnyConnection,
     tenant_id: &'a str,
     live: &'a Live,
+    /// Service ids by name: the live ones and those the plan creates.
+    service_ids: HashMap<String, String>,
     now: Timestamp,
+}
+
+/// An id or item the plan names and the plan's sources lack: a bug, never
+/// the request's fault.
+fn missing(what: &str, key: &str) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!(
+        "the plan names {what} `{key}` it was not made from"
+    ))
+}
+
+fn find<'m, V>(map: &'m HashMap<String, V>, what: &str, key: &str) -> Result<&'m V> {
+    map.get(key).ok_or_else(|| missing(what, key))
 }
 
 /// Applies `changes` (from `live` to `desired`) on `conn`. Returns the
@@ -52,6 +67,7 @@ pub async fn apply(
         conn,
         tenant_id,
         live,
+        service_ids: live.service_ids.clone(),
         now: Timestamp::now(),
     };
     let of = |kind: Kind, action: Action| {
@@ -65,61 +81,63 @@ pub async fn apply(
     {
         tiers::replace(writer.conn, tenant_id, limits).await?;
     }
-    let services: HashMap<&str, &ServiceItem> = desired
+    let services: HashMap<String, &ServiceItem> = desired
         .services
         .iter()
-        .map(|s| (s.name.as_str(), s))
+        .map(|s| (s.name.clone(), s))
         .collect();
-    let mut service_ids = live.service_ids.clone();
     for name in of(Kind::Service, Action::Create) {
-        let id = writer.create_service(services[name]).await?;
-        service_ids.insert(name.to_owned(), id);
+        writer
+            .create_service(find(&services, "service", name)?)
+            .await?;
     }
     for name in of(Kind::Service, Action::Update) {
-        writer.update_service(services[name]).await?;
+        writer
+            .update_service(find(&services, "service", name)?)
+            .await?;
     }
     let routes: HashMap<String, &RouteItem> = desired.routes.iter().map(|r| (r.key(), r)).collect();
+    // Deleted first: a new route may match what an old one did.
     for key in of(Kind::Route, Action::Delete) {
-        writer.bury(Tombstone::Routes, &live.route_ids[key]).await?;
+        let id = find(&live.route_ids, "route", key)?;
+        writer.bury(Tombstone::Routes, id).await?;
     }
     for key in of(Kind::Route, Action::Update) {
-        let route = routes[key];
-        let id = &live.route_ids[key];
+        let id = find(&live.route_ids, "route", key)?;
         writer
-            .update_route(id, route, &service_ids[&route.service])
+            .update_route(id, find(&routes, "route", key)?)
             .await?;
-        writer.attach(id, route).await?;
     }
     for key in of(Kind::Route, Action::Create) {
-        let route = routes[key];
-        let id = writer
-            .create_route(route, &service_ids[&route.service])
-            .await?;
-        writer.attach(&id, route).await?;
+        writer.create_route(find(&routes, "route", key)?).await?;
     }
+    // After the routes: none points at a service that goes.
     for name in of(Kind::Service, Action::Delete) {
-        writer
-            .bury(Tombstone::Services, &live.service_ids[name])
-            .await?;
+        let id = find(&live.service_ids, "service", name)?;
+        writer.bury(Tombstone::Services, id).await?;
     }
-    let consumers: HashMap<&str, &ConsumerItem> = desired
+    let consumers: HashMap<String, &ConsumerItem> = desired
         .consumers
         .iter()
-        .map(|c| (c.name.as_str(), c))
+        .map(|c| (c.name.clone(), c))
         .collect();
     for name in of(Kind::Consumer, Action::Delete) {
-        writer
-            .bury(Tombstone::Consumers, &live.consumer_ids[name])
-            .await?;
+        let id = find(&live.consumer_ids, "consumer", name)?;
+        writer.bury(Tombstone::Consumers, id).await?;
     }
     for name in of(Kind::Consumer, Action::Update) {
+        let id = find(&live.consumer_ids, "consumer", name)?;
         writer
-            .update_consumer(&live.consumer_ids[name], consumers[name])
+            .update_consumer(id, find(&consumers, "consumer", name)?)
             .await?;
     }
     let mut keys = Vec::new();
     for name in of(Kind::Consumer, Action::Create) {
-        keys.push(writer.create_consumer(consumers[name]).await?);
+        keys.push(
+            writer
+                .create_consumer(find(&consumers, "consumer", name)?)
+                .await?,
+        );
     }
     Ok(keys)
 }
@@ -130,22 +148,20 @@ impl Writer<'_> {
         Ok(())
     }
 
-    async fn create_service(&mut self, service: &ServiceItem) -> Result<String> {
-        let id = Uuid::new_v4().to_string();
-        sqlx::query(
-            "INSERT INTO services (id, tenant_id, name, target_url, health_check_path, timeout_ms, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+    async fn create_service(&mut self, service: &ServiceItem) -> Result<()> {
+        let created = services::insert(
+            self.conn,
+            self.tenant_id,
+            &NewService {
+                name: service.name.clone(),
+                target_url: service.target_url.clone(),
+                health_check_path: service.health_check_path.clone(),
+                timeout_ms: service.timeout_ms,
+            },
         )
-        .bind(&id)
-        .bind(self.tenant_id)
-        .bind(&service.name)
-        .bind(&service.target_url)
-        .bind(&service.health_check_path)
-        .bind(service.timeout_ms)
-        .bind(self.now)
-        .execute(&mut *self.conn)
         .await?;
-        Ok(id)
+        self.service_ids.insert(created.name, created.id);
+        Ok(())
     }
 
     async fn update_service(&mut self, service: &ServiceItem) -> Result<()> {
@@ -157,42 +173,42 @@ impl Writer<'_> {
         .bind(&service.health_check_path)
         .bind(service.timeout_ms)
         .bind(self.now)
-        .bind(&self.live.service_ids[&service.name])
+        .bind(find(&self.live.service_ids, "service", &service.name)?)
         .bind(self.tenant_id)
         .execute(&mut *self.conn)
         .await?;
         Ok(())
     }
 
-    async fn create_route(&mut self, route: &RouteItem, service_id: &str) -> Result<String> {
-        let pattern = crate::routes::validate_pattern(&route.path_pattern)?;
-        let id = Uuid::new_v4().to_string();
-        sqlx::query(
-            "INSERT INTO routes (id, tenant_id, method, path_pattern, path_shape, service_id, \
-             auth_required, rate_limit_override, enabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
-        )
-        .bind(&id)
-        .bind(self.tenant_id)
-        .bind(&route.method)
-        .bind(&route.path_pattern)
-        .bind(pattern.shape())
-        .bind(service_id)
-        .bind(route.auth_required)
-        .bind(route.rate_limit_override)
-        .bind(route.enabled)
-        .bind(self.now)
-        .execute(&mut *self.conn)
-        .await?;
-        Ok(id)
+    /// The id of the route's service (checked to be in the document).
+    fn service_of(&self, route: &RouteItem) -> Result<String> {
+        let name = route.service.as_deref().unwrap_or_default();
+        find(&self.service_ids, "service", name).cloned()
     }
 
-    async fn update_route(&mut self, id: &str, route: &RouteItem, service_id: &str) -> Result<()> {
+    async fn create_route(&mut self, route: &RouteItem) -> Result<()> {
+        let created = routes::insert(
+            self.conn,
+            self.tenant_id,
+            &NewRoute {
+                method: route.method.clone(),
+                pattern: routes::validate_pattern(&route.path_pattern)?,
+                service_id: self.service_of(route)?,
+                auth_required: route.auth_required,
+                rate_limit_override: route.rate_limit_override,
+                enabled: route.enabled,
+            },
+        )
+        .await?;
+        self.attach(&created.id, route).await
+    }
+
+    async fn update_route(&mut self, id: &str, route: &RouteItem) -> Result<()> {
         sqlx::query(
             "UPDATE routes SET service_id = $1, auth_required = $2, rate_limit_override = $3, \
              enabled = $4, updated_at = $5 WHERE id = $6 AND tenant_id = $7",
         )
-        .bind(service_id)
+        .bind(self.service_of(route)?)
         .bind(route.auth_required)
         .bind(route.rate_limit_override)
         .bind(route.enabled)
@@ -201,20 +217,16 @@ impl Writer<'_> {
         .bind(self.tenant_id)
         .execute(&mut *self.conn)
         .await?;
-        Ok(())
+        self.attach(id, route).await
     }
 
     /// Gives route `id` the route's plugins, by the ids of the stored
-    /// plugins they name (checked to exist before the plan was made).
+    /// plugins they name (checked to be stored before the plan was made;
+    /// `replace` checks again under the plugins' locks).
     async fn attach(&mut self, id: &str, route: &RouteItem) -> Result<()> {
         let mut plugins = Vec::with_capacity(route.plugins.len());
         for plugin in &route.plugins {
-            let stored = self.live.plugins.get(&plugin.label()).ok_or_else(|| {
-                ApiError::invalid(
-                    "plugins",
-                    format!("no live plugin {} (route {})", plugin.label(), route.key()),
-                )
-            })?;
+            let stored = find(&self.live.plugins, "plugin", &plugin.label())?;
             plugins.push(RoutePlugin {
                 plugin_id: stored.id.clone(),
                 config: plugin.config.clone(),
@@ -241,18 +253,13 @@ impl Writer<'_> {
 
     async fn create_consumer(&mut self, consumer: &ConsumerItem) -> Result<NewConsumerKey> {
         let key = secrets::generate(CONSUMER_KEY_PREFIX);
-        sqlx::query(
-            "INSERT INTO consumers (id, tenant_id, name, api_key_hash, api_key_prefix, \
-             rate_limit_tier, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        consumers::insert(
+            self.conn,
+            self.tenant_id,
+            &consumer.name,
+            &consumer.rate_limit_tier,
+            &key,
         )
-        .bind(Uuid::new_v4().to_string())
-        .bind(self.tenant_id)
-        .bind(&consumer.name)
-        .bind(&key.hash)
-        .bind(&key.display_prefix)
-        .bind(&consumer.rate_limit_tier)
-        .bind(self.now)
-        .execute(&mut *self.conn)
         .await?;
         Ok(NewConsumerKey {
             name: consumer.name.clone(),

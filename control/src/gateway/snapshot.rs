@@ -8,48 +8,9 @@ use gatehouse_protocol::{
     ConfigIdentity, ConfigSnapshot, ConsumerConfig, PluginPhase, RateLimits, RouteConfig,
     RoutePluginConfig, ServiceConfig,
 };
-use sqlx::FromRow;
 
-use crate::store::{Dialect, Flag, Store};
-
-#[derive(FromRow)]
-struct ServiceRow {
-    id: String,
-    target_url: String,
-    health_check_path: Option<String>,
-    timeout_ms: i64,
-}
-
-#[derive(FromRow)]
-struct RouteRow {
-    id: String,
-    method: String,
-    path_pattern: String,
-    service_id: String,
-    #[sqlx(try_from = "Flag")]
-    auth_required: bool,
-    rate_limit_override: Option<i64>,
-    #[sqlx(try_from = "Flag")]
-    enabled: bool,
-}
-
-#[derive(FromRow)]
-struct RoutePluginRow {
-    route_id: String,
-    plugin_id: String,
-    name: String,
-    sha256: String,
-    config: String,
-    failure_policy: String,
-    phase: String,
-}
-
-#[derive(FromRow)]
-struct ConsumerRow {
-    id: String,
-    api_key_hash: String,
-    rate_limit_tier: String,
-}
+use crate::config_rows;
+use crate::store::Store;
 
 /// Which config `tenant_id` has now (one small read, made at every wake-up
 /// and heartbeat of a node's connection).
@@ -68,47 +29,15 @@ pub async fn current(store: &Store, tenant_id: &str) -> Result<ConfigIdentity, s
 
 /// The tenant's current config.
 pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sqlx::Error> {
-    let mut tx = match store.dialect() {
-        Dialect::Postgres => {
-            store
-                .pool()
-                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await?
-        }
-        Dialect::Sqlite => store.pool().begin().await?,
-    };
+    let mut tx = store.begin_snapshot().await?;
     let (version, revision): (i64, String) =
         sqlx::query_as("SELECT config_version, config_revision FROM tenants WHERE id = $1")
             .bind(tenant_id)
             .fetch_one(&mut *tx)
             .await?;
-    let services: Vec<ServiceRow> = sqlx::query_as(
-        "SELECT id, target_url, health_check_path, timeout_ms FROM services \
-         WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
-    )
-    .bind(tenant_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    let routes: Vec<RouteRow> = sqlx::query_as(
-        "SELECT id, method, path_pattern, service_id, auth_required, rate_limit_override, enabled \
-         FROM routes WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
-    )
-    .bind(tenant_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    // A plugin in use cannot be deleted (plugins.rs), so every attachment
-    // names a live plugin; none is filtered out here, so that a broken
-    // invariant makes the route fail as its policy says instead of
-    // silently running without the plugin.
-    let attached: Vec<RoutePluginRow> = sqlx::query_as(
-        "SELECT rp.route_id, rp.plugin_id, p.name, p.sha256, rp.config, rp.failure_policy, rp.phase \
-         FROM route_plugins rp JOIN routes r ON r.id = rp.route_id JOIN plugins p ON p.id = rp.plugin_id \
-         WHERE r.tenant_id = $1 AND r.deleted_at IS NULL \
-         ORDER BY rp.route_id, rp.position",
-    )
-    .bind(tenant_id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let services = config_rows::services(&mut tx, tenant_id).await?;
+    let routes = config_rows::routes(&mut tx, tenant_id).await?;
+    let attached = config_rows::attachments(&mut tx, tenant_id).await?;
     let mut plugins_of: std::collections::HashMap<String, Vec<RoutePluginConfig>> =
         std::collections::HashMap::new();
     for row in attached {
@@ -124,13 +53,7 @@ pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sql
                 phase: PluginPhase::parse(&row.phase).unwrap_or_default(),
             });
     }
-    let consumers: Vec<ConsumerRow> = sqlx::query_as(
-        "SELECT id, api_key_hash, rate_limit_tier FROM consumers \
-         WHERE tenant_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
-    )
-    .bind(tenant_id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let consumers = config_rows::consumers(&mut tx, tenant_id).await?;
     let tiers: Vec<(String, Option<i64>)> = sqlx::query_as(
         "SELECT name, requests_per_minute FROM rate_limit_tiers WHERE tenant_id = $1",
     )

@@ -153,6 +153,22 @@ impl Store {
         }
     }
 
+    /// A read-only transaction whose reads all see one moment of the
+    /// database: PostgreSQL's REPEATABLE READ; on SQLite every transaction
+    /// reads one snapshot (WAL) until it ends.
+    pub async fn begin_snapshot(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await
+            }
+            Dialect::Sqlite => self.pool.begin().await,
+        }
+    }
+
     /// Answers whether the database is reachable right now.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")

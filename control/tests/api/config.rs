@@ -16,6 +16,7 @@ on_both_databases!(
     an_invalid_item_changes_nothing,
     replacing_deletes_what_the_document_lacks,
     plugins_are_named_by_name_and_version,
+    a_route_of_a_deleted_service_names_none,
     whoami_says_whose_a_token_is,
 );
 
@@ -638,5 +639,60 @@ async fn whoami_says_whose_a_token_is(db: Db) {
     h.get("/api/auth/whoami", "garbage")
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    h.finish().await;
+}
+
+async fn a_route_of_a_deleted_service_names_none(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("orphan").await;
+    put_config(&h, &t, &document(), "", None)
+        .await
+        .expect(StatusCode::OK);
+    let services = h.get(&t.path("/services"), &t.token).await;
+    let billing = services
+        .list()
+        .iter()
+        .find(|s| s["name"] == "billing")
+        .expect("billing")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    h.delete(&t.path(&format!("/services/{billing}")), &t.token)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    // A new service of the old name is not the route's service.
+    let again = h
+        .post(
+            &t.path("/services"),
+            &t.token,
+            json!({ "name": "billing", "targetUrl": "http://10.0.0.2/" }),
+        )
+        .await;
+    again.expect(StatusCode::CREATED);
+    let (live, _) = get_config(&h, &t).await;
+    assert_eq!(live["routes"][0]["pathPattern"], "/billing/*");
+    assert_eq!(live["routes"][0]["service"], Value::Null, "{live}");
+    // Sent back as it is: refused at the route.
+    let refused = put_config(&h, &t, &live, "", None).await;
+    refused.expect_error(StatusCode::BAD_REQUEST, "validation_failed");
+    assert_eq!(refused.body["error"]["field"], "routes[0].service");
+    assert!(refused.text.contains("deleted"), "{}", refused.text);
+    // Pointed at a service: an update of that field.
+    let mut fixed = live.clone();
+    fixed["routes"][0]["service"] = json!("billing");
+    let repaired = put_config(&h, &t, &fixed, "", None).await;
+    repaired.expect(StatusCode::OK);
+    assert_eq!(keys(&repaired.body), ["update route ANY /billing/*"]);
+    assert_eq!(
+        repaired.body["changes"][0]["fields"],
+        json!([{ "field": "service", "from": null, "to": "billing" }])
+    );
+    let routes = h.get(&t.path("/routes"), &t.token).await;
+    let route = routes
+        .list()
+        .iter()
+        .find(|r| r["pathPattern"] == "/billing/*")
+        .expect("route");
+    assert_eq!(route["serviceId"], again.body["id"]);
     h.finish().await;
 }

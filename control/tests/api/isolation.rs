@@ -342,6 +342,26 @@ async fn every_endpoint_is_isolated(db: Db) {
             );
         }
     }
+    // A dry run is a read for Alice's read token, and nothing for Bob's.
+    for token in [&bob.token, &bob_write] {
+        let reply = h
+            .call(
+                Method::PUT,
+                &alice.path("/config?dryRun=true"),
+                Some(token),
+                Some(json!({})),
+            )
+            .await;
+        reply.expect_error(StatusCode::FORBIDDEN, "forbidden");
+    }
+    h.call(
+        Method::PUT,
+        &alice.path("/config?dryRun=true"),
+        Some(&alice_read),
+        Some(json!({})),
+    )
+    .await
+    .expect(StatusCode::OK);
     // Ids in query strings and bodies: Bob's logs filtered by Alice's
     // consumer are empty, and his routes cannot point at her service or
     // attach her plugin.
