@@ -319,6 +319,9 @@ async fn if_match_refuses_a_stale_document(db: Db) {
     h.finish().await;
 }
 
+/// What breaks one item of a document.
+type Breakage = Box<dyn Fn(&mut Value)>;
+
 async fn an_invalid_item_changes_nothing(db: Db) {
     let h = Harness::start(db).await;
     let t = h.register("invalid").await;
@@ -329,7 +332,7 @@ async fn an_invalid_item_changes_nothing(db: Db) {
     let version_before = version(&h, &t).await;
     // Each case changes a service and adds a consumer too, which must not
     // stay behind when another item fails.
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, Breakage)> = vec![
         (
             "routes[3].pathPattern",
             Box::new(|d| d["routes"][3]["pathPattern"] = json!("no-slash")),
