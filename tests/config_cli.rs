@@ -183,6 +183,18 @@ async fn config_as_code(scratch: &Scratch, database_url: &str) {
     let plugins = tenant.send(Method::GET, "/plugins", None).await;
     assert_eq!(plugins, json!([]), "a diff uploads nothing");
 
+    // A --keys-out that cannot be written: refused before anything changes.
+    let nowhere = dir.join("no-such-dir/keys.json");
+    let reason = refused(gatehouse(
+        &["apply", "-f", path(&file), "--keys-out", path(&nowhere)],
+        url,
+        token,
+    ));
+    assert!(reason.contains("--keys-out"), "{reason}");
+    assert_eq!(live_version(&file, url, token), before);
+    let plugins = tenant.send(Method::GET, "/plugins", None).await;
+    assert_eq!(plugins, json!([]), "nothing uploaded either");
+
     // apply: the plugin uploaded, everything in one version, served at once.
     let installs = installed(&node.log).len();
     let keys = dir.join("keys.json");
@@ -559,6 +571,30 @@ async fn the_guides_example_applies_and_exports_back() {
     std::fs::write(&exported, &text).expect("export");
     let clean = gatehouse(&["diff", "-f", path(&exported), "--exit-code"], url, token);
     assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+
+    // A live route whose service was deleted: apply of a file without it
+    // refuses, naming it; sync deletes it.
+    let gone = tenant
+        .send(
+            Method::POST,
+            "/services",
+            Some(json!({ "name": "gone", "targetUrl": "http://127.0.0.1:9/" })),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    tenant.route("GET", "/gone", &gone, false).await;
+    tenant
+        .send(Method::DELETE, &format!("/services/{gone}"), None)
+        .await;
+    let reason = refused(gatehouse(&["apply", "-f", path(&file)], url, token));
+    assert!(
+        reason.contains("GET /gone") && reason.contains("deleted service"),
+        "{reason}"
+    );
+    let synced = ok(gatehouse(&["sync", "-f", path(&file)], url, token));
+    assert!(synced.contains("- route GET /gone"), "{synced}");
 
     // Over HTTPS, through a TLS-terminating front (as a load balancer):
     // verified against --ca-file, refused without it.

@@ -232,5 +232,17 @@ mod tests {
         assert_eq!(read.local_plugins[0].label(), "p@1");
         let sha256 = read.doc.routes[0].plugins[0].sha256.as_deref();
         assert_eq!(sha256, Some(sha256_hex(b"\0asm-bytes").as_str()));
+        // One name and version twice, with other bytes: refused.
+        std::fs::write(dir.join("q.wasm"), b"\0asm-other").expect("wasm");
+        let twice = write(
+            &dir,
+            "twice.yaml",
+            "services: [{name: s, targetUrl: 'http://h'}]\nroutes:\n  - method: GET\n    pathPattern: /a\n    service: s\n    authRequired: false\n    plugins:\n      - {name: p, version: '1', path: p.wasm}\n  - method: GET\n    pathPattern: /b\n    service: s\n    authRequired: false\n    plugins:\n      - {name: p, version: '1', path: q.wasm}\n",
+        );
+        let err = format!("{:#}", super::read(&twice).expect_err("other bytes"));
+        assert!(
+            err.contains("routes[1].plugins[0].path") && err.contains("twice"),
+            "{err}"
+        );
     }
 }

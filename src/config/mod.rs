@@ -104,7 +104,10 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<bool> {
 /// `gatehouse apply` (`prune` false) and `gatehouse sync` (`prune` true).
 pub fn apply(args: ApplyArgs, prune: bool) -> anyhow::Result<()> {
     let file = file::read(&args.file)?;
-    let keys_out = args.keys_out.as_deref().map(KeysFile::open).transpose()?;
+    let keys_out = match &args.keys_out {
+        Some(path) if !args.dry_run => Some(KeysFile::open(path)?),
+        _ => None,
+    };
     let api = Api::connect(&args.api)?;
     for _ in 0..ATTEMPTS {
         let (desired, etag) = desired(&api, &file.doc, prune)?;
@@ -131,8 +134,7 @@ pub fn apply(args: ApplyArgs, prune: bool) -> anyhow::Result<()> {
         answer.ok(&format!("applying {}", args.file.display()))?;
         print!("{}", render::changes(&answer.body));
         println!("{}", render::summary(&answer.body, true));
-        keys(&answer.body, keys_out.as_ref());
-        return Ok(());
+        return keys(&answer.body, keys_out.as_ref());
     }
     Err(changed_meanwhile())
 }
@@ -283,8 +285,8 @@ fn upload_new_plugins(api: &Api, file: &ConfigFile, plan: &Value) -> anyhow::Res
     Ok(())
 }
 
-/// The `--keys-out` file, read (and its folder checked) before anything
-/// is changed, so that keys shown only once have somewhere to go.
+/// The `--keys-out` file, read (and its folder checked writable) before
+/// anything is changed, so that keys shown only once have somewhere to go.
 struct KeysFile {
     path: PathBuf,
     kept: serde_json::Map<String, Value>,
@@ -292,32 +294,51 @@ struct KeysFile {
 
 impl KeysFile {
     fn open(path: &Path) -> anyhow::Result<Self> {
+        let shown = path.display();
         let kept = match std::fs::read_to_string(path) {
             Ok(text) if text.trim().is_empty() => serde_json::Map::new(),
-            Ok(text) => serde_json::from_str(&text).with_context(|| {
-                format!("--keys-out {}: not a JSON object of keys", path.display())
-            })?,
+            Ok(text) => serde_json::from_str(&text)
+                .with_context(|| format!("--keys-out {shown}: not a JSON object of keys"))?,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
-            Err(err) => return Err(err).context(format!("--keys-out {}", path.display())),
+            Err(err) => return Err(err).context(format!("--keys-out {shown}")),
         };
-        let keys = Self {
+        // What the write will do, tried now: a temporary file beside it.
+        let probe = temporary_beside(path);
+        std::fs::remove_file(&probe).ok();
+        write_private(&probe, "{}").with_context(|| format!("--keys-out {shown}"))?;
+        std::fs::remove_file(&probe).ok();
+        Ok(Self {
             path: path.to_owned(),
             kept,
-        };
-        keys.write()
-            .with_context(|| format!("--keys-out {}", path.display()))?;
-        Ok(keys)
+        })
     }
 
-    fn write(&self) -> anyhow::Result<()> {
-        write_private(&self.path, &serde_json::to_string_pretty(&self.kept)?)
+    /// The file with `created` added, replaced whole (a crash leaves the
+    /// old file or the new one, never half of one).
+    fn add(&self, created: &[(&str, &str)]) -> anyhow::Result<()> {
+        let mut kept = self.kept.clone();
+        for (name, key) in created {
+            kept.insert((*name).to_owned(), Value::String((*key).to_owned()));
+        }
+        let temporary = temporary_beside(&self.path);
+        std::fs::remove_file(&temporary).ok();
+        write_private(&temporary, &serde_json::to_string_pretty(&kept)?)?;
+        std::fs::rename(&temporary, &self.path)
+            .with_context(|| format!("replacing {}", self.path.display()))
     }
 }
 
+fn temporary_beside(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
 /// Keeps or shows the new consumers' keys, as `--keys-out` says: in the
-/// file; else on a terminal; never in a log. A file that cannot be
-/// written after all gets the keys shown on the terminal instead.
-fn keys(answer: &Value, keys_out: Option<&KeysFile>) {
+/// file; else on a terminal; never in a log. When the file cannot be
+/// written after all, the keys go to standard error (they were asked to
+/// be kept, and exist nowhere else) and the run fails.
+fn keys(answer: &Value, keys_out: Option<&KeysFile>) -> anyhow::Result<()> {
     let created: Vec<(&str, &str)> = answer["createdConsumers"]
         .as_array()
         .into_iter()
@@ -325,28 +346,25 @@ fn keys(answer: &Value, keys_out: Option<&KeysFile>) {
         .filter_map(|c| Some((c["name"].as_str()?, c["apiKey"].as_str()?)))
         .collect();
     if created.is_empty() {
-        return;
+        return Ok(());
     }
     if let Some(file) = keys_out {
-        let mut file = KeysFile {
-            path: file.path.clone(),
-            kept: file.kept.clone(),
-        };
-        for (name, key) in &created {
-            file.kept
-                .insert((*name).to_owned(), Value::String((*key).to_owned()));
-        }
-        match file.write() {
+        let shown = file.path.display();
+        return match file.add(&created) {
             Ok(()) => {
-                println!(
-                    "the keys of {} new consumers are in {}",
-                    created.len(),
-                    file.path.display()
-                );
-                return;
+                println!("the keys of {} new consumers are in {shown}", created.len());
+                Ok(())
             }
-            Err(err) => eprintln!("the new keys could not be kept: {err:#}"),
-        }
+            Err(err) => {
+                for (name, key) in &created {
+                    eprintln!("key of consumer {name} (shown once): {key}");
+                }
+                Err(err.context(format!(
+                    "the config was applied, but the new keys could not be kept in {shown}: \
+                     they are above"
+                )))
+            }
+        };
     }
     if std::io::stdout().is_terminal() {
         for (name, key) in &created {
@@ -359,23 +377,23 @@ fn keys(answer: &Value, keys_out: Option<&KeysFile>) {
             created.len()
         );
     }
+    Ok(())
 }
 
-/// Writes `text` to `path`, readable and writable by its owner only.
+/// Writes `text` to a new file at `path`, readable and writable by its
+/// owner only.
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
     let mut out = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
-    // A file that was there keeps its mode otherwise.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     out.write_all(text.as_bytes())?;
     out.write_all(b"\n")?;
+    out.sync_all()?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! `token_revoked` after a password reset: read from the database, so every
 //! replica refuses it at once), or a live automation token (`gt_...`) of
 //! that tenant, whose `read` scope allows GET and HEAD only (403), and
-//! the dry runs of endpoints that take a [`TenantReader`].
+//! the dry runs of endpoints that take a [`DryRunAuth`].
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::HeaderMap;
@@ -102,72 +102,67 @@ impl FromRequestParts<AppState> for TenantAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let (reader, caller) = TenantReader::resolve(parts, state).await?;
-        if !reader.scope.allows(&parts.method) {
-            return Err(ApiError::ReadOnlyToken);
-        }
-        caller.accepted(state).await;
-        Ok(reader.auth)
+        admit(parts, state, false).await
     }
 }
 
-/// A caller of the path's tenant with whatever scope, for an endpoint
-/// that is a read under a write's method (`PUT .../config?dryRun=true`):
-/// the handler calls [`require_write`](Self::require_write) before it
-/// changes anything.
+/// A caller of the path's tenant, for an endpoint whose dry run
+/// (`?dryRun=true`) is a read (`PUT .../config`): a `read` token may make
+/// dry runs, and is refused (403) anything else, as by [`TenantAuth`].
 #[derive(Debug, Clone)]
-pub struct TenantReader {
-    pub auth: TenantAuth,
-    scope: Scope,
-}
+pub struct DryRunAuth(pub TenantAuth);
 
-impl TenantReader {
-    /// 403 for a `read` token.
-    pub fn require_write(&self) -> Result<(), ApiError> {
-        if self.scope == Scope::Write {
-            Ok(())
-        } else {
-            Err(ApiError::ReadOnlyToken)
-        }
-    }
-
-    /// The caller, checked to be of the path's tenant (its use not yet
-    /// noted).
-    async fn resolve(parts: &mut Parts, state: &AppState) -> Result<(Self, Caller), ApiError> {
-        let caller = Caller::identify(&parts.headers, state).await?;
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::Forbidden)?;
-        let path_tenant = params
-            .iter()
-            .find(|(name, _)| *name == "tenantId")
-            .map(|(_, value)| value)
-            .ok_or(ApiError::Forbidden)?;
-        if !constant_time_eq(path_tenant, &caller.tenant_id) {
-            return Err(ApiError::Forbidden);
-        }
-        let reader = Self {
-            scope: caller.scope,
-            auth: TenantAuth {
-                session: caller.token.is_none(),
-                tenant_id: caller.tenant_id.clone(),
-            },
-        };
-        Ok((reader, caller))
-    }
-}
-
-impl FromRequestParts<AppState> for TenantReader {
+impl FromRequestParts<AppState> for DryRunAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let (reader, caller) = Self::resolve(parts, state).await?;
-        caller.accepted(state).await;
-        Ok(reader)
+        admit(parts, state, true).await.map(Self)
     }
+}
+
+/// The caller, if of the path's tenant (403 otherwise) and within its
+/// scope (403 otherwise; a dry run counts as a read when
+/// `dry_run_is_read`); its token's use is noted only then.
+async fn admit(
+    parts: &mut Parts,
+    state: &AppState,
+    dry_run_is_read: bool,
+) -> Result<TenantAuth, ApiError> {
+    let caller = Caller::identify(&parts.headers, state).await?;
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::Forbidden)?;
+    let path_tenant = params
+        .iter()
+        .find(|(name, _)| *name == "tenantId")
+        .map(|(_, value)| value)
+        .ok_or(ApiError::Forbidden)?;
+    if !constant_time_eq(path_tenant, &caller.tenant_id) {
+        return Err(ApiError::Forbidden);
+    }
+    let read = dry_run_is_read && asks_dry_run(&parts.uri);
+    if !read && !caller.scope.allows(&parts.method) {
+        return Err(ApiError::ReadOnlyToken);
+    }
+    caller.accepted(state).await;
+    Ok(TenantAuth {
+        session: caller.token.is_none(),
+        tenant_id: caller.tenant_id,
+    })
+}
+
+/// Whether the query says `dryRun=true` (a query that does not parse says
+/// nothing: the handler's own extractor refuses it).
+fn asks_dry_run(uri: &axum::http::Uri) -> bool {
+    #[derive(serde::Deserialize)]
+    struct DryRun {
+        #[serde(default, rename = "dryRun")]
+        dry_run: bool,
+    }
+    axum::extract::Query::<DryRun>::try_from_uri(uri).is_ok_and(|query| query.0.dry_run)
 }
 
 /// The tenant of a session JWT (register's or login's), checked to be of

@@ -65,7 +65,9 @@ pub struct RouteItem {
     pub path_pattern: String,
     /// The name of a service of the document. `null` only in what `GET`
     /// answers, for a route whose service was deleted (a `PUT` must name
-    /// one).
+    /// one). Required, even as `null`.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[schema(required = true)]
     pub service: Option<String>,
     pub auth_required: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

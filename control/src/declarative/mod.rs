@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::TenantAuth;
-use crate::auth::tenant::TenantReader;
+use crate::auth::tenant::DryRunAuth;
 use crate::error::{ApiError, Result};
 use crate::extract::{Json, Query};
 use crate::gateway::ConfigWrite;
@@ -113,15 +113,11 @@ async fn get_config(State(state): State<AppState>, auth: TenantAuth) -> Result<R
     security(("jwt" = [])))]
 async fn put_config(
     State(state): State<AppState>,
-    reader: TenantReader,
+    DryRunAuth(auth): DryRunAuth,
     Query(query): Query<PutQuery>,
     headers: HeaderMap,
     body: Result<Json<ConfigDocument>>,
 ) -> Result<Response> {
-    if !query.dry_run {
-        reader.require_write()?;
-    }
-    let auth = reader.auth;
     let Json(body) = body.map_err(|err| match err {
         ApiError::PayloadTooLarge(_) => ApiError::PayloadTooLarge(MAX_DOCUMENT_BYTES),
         other => other,

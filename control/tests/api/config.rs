@@ -588,6 +588,25 @@ async fn whoami_says_whose_a_token_is(db: Db) {
         )
         .await;
     let token = made.str("token");
+    // A write refused to it is no use of the token.
+    let refused = h
+        .http
+        .put(format!("{}{}", h.base, t.path("/config")))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("sent");
+    Reply::read(refused)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let listed = h.get(&t.path("/api-tokens"), &t.token).await;
+    assert_eq!(
+        listed.list()[0]["lastUsedAt"],
+        Value::Null,
+        "{}",
+        listed.text
+    );
     let automation = h.get("/api/auth/whoami", &token).await;
     automation.expect(StatusCode::OK);
     assert_eq!(
