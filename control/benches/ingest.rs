@@ -13,6 +13,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gatehouse_control::accounts;
 use gatehouse_control::gateway::ingesting::{Ingesting, POSTGRES_IN_FLIGHT};
+use gatehouse_control::instruments::Instruments;
 use gatehouse_control::store::Store;
 use gatehouse_control::telemetry;
 use gatehouse_protocol::telemetry::{LogRecord, TelemetryBatch};
@@ -132,11 +133,12 @@ fn at_once(c: &mut Criterion, runtime: &tokio::runtime::Runtime, store: &Store, 
     let mut group = c.benchmark_group(format!("ingest_{POSTGRES_IN_FLIGHT}x{ROWS}_logs_at_once"));
     group.throughput(Throughput::Elements((ROWS * POSTGRES_IN_FLIGHT) as u64));
     group.sample_size(20);
+    let instruments = &Instruments::new(store).expect("metrics");
     group.bench_function("postgres", |b| {
         b.to_async(runtime).iter_batched(
             || (0..POSTGRES_IN_FLIGHT).map(|_| batch()).collect::<Vec<_>>(),
             |batches| async move {
-                let mut ingesting = Ingesting::new(store.clone(), tenant);
+                let mut ingesting = Ingesting::new(store.clone(), instruments.clone(), tenant);
                 for batch in batches {
                     ingesting.start(batch);
                 }

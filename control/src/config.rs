@@ -75,6 +75,11 @@ pub struct ControlArgs {
     #[arg(long, env = "GATEHOUSE_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Where to serve the control plane's own Prometheus metrics
+    /// (`GET /metrics`), e.g. `127.0.0.1:9091`; none: not served.
+    #[arg(long, env = "GATEHOUSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Folder for the control plane's own files (the generated JWT secret).
     #[arg(long, env = "GATEHOUSE_DATA_DIR", default_value = "gatehouse-data")]
     pub data_dir: PathBuf,

@@ -26,6 +26,7 @@ pub mod gateway_key;
 pub mod gateway_status;
 pub mod health;
 pub mod http;
+pub mod instruments;
 pub mod logs;
 pub mod mail;
 pub mod metrics;

@@ -11,12 +11,12 @@ use tokio::task::JoinHandle;
 
 use crate::auth::{JwtKeys, Throttle, jwt};
 use crate::config::ControlArgs;
-use crate::gateway;
-use crate::http;
+use crate::instruments::{self, Instruments};
 use crate::mail::Mailer;
 use crate::state::{AppState, AuthThrottles};
 use crate::store::{Dialect, Store};
 use crate::telemetry::{self, Retention};
+use crate::{gateway, http};
 
 /// Failed logins allowed per email in [`THROTTLE_WINDOW`].
 pub const LOGIN_FAILURES_PER_EMAIL: u32 = 5;
@@ -30,6 +30,8 @@ pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub struct Control {
     /// Where it listens (useful with port 0).
     pub addr: SocketAddr,
+    /// Where `/metrics` is served (`--metrics-listen`), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
@@ -51,6 +53,7 @@ pub async fn build_state(args: &ControlArgs, bound: SocketAddr) -> anyhow::Resul
     let store = Store::open(&args.database_url)
         .await
         .context("--database-url")?;
+    let instruments = Instruments::new(&store).context("the control plane's metrics")?;
     let throttles = AuthThrottles {
         per_email: Throttle::new("email", LOGIN_FAILURES_PER_EMAIL, THROTTLE_WINDOW),
         per_ip: Throttle::new("ip", LOGIN_FAILURES_PER_IP, THROTTLE_WINDOW),
@@ -62,6 +65,7 @@ pub async fn build_state(args: &ControlArgs, bound: SocketAddr) -> anyhow::Resul
         throttles,
         args.trusted_proxies.clone(),
         public_url,
+        instruments,
     ))
 }
 
@@ -71,8 +75,21 @@ impl Control {
         let socket = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("--listen: cannot bind {}", args.listen))?;
+        let metrics_socket = match args.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("--metrics-listen: cannot bind {addr}"))?,
+            ),
+            None => None,
+        };
         let state = build_state(args, socket.local_addr()?).await?;
         let mut control = Self::serve(socket, state)?;
+        if let Some(socket) = metrics_socket {
+            let (addr, task) = instruments::serve(socket, control.state.clone())?;
+            control.metrics_addr = Some(addr);
+            control.background.push(task);
+        }
         control.background.push(telemetry::spawn_retention(
             control.state.store().clone(),
             Retention {
@@ -104,6 +121,7 @@ impl Control {
         tracing::info!(%addr, dialect = ?state.store().dialect(), "control plane listening");
         Ok(Self {
             addr,
+            metrics_addr: None,
             state,
             stop,
             task,

@@ -1,10 +1,11 @@
-//! What every handler shares: the store, the token keys, the mailer and the
-//! auth throttles.
+//! What every handler shares: the store, the token keys, the mailer, the
+//! auth throttles and the control plane's metrics.
 
 use std::sync::Arc;
 
 use crate::auth::{JwtKeys, Throttle};
 use crate::gateway::ConfigHub;
+use crate::instruments::Instruments;
 use crate::mail::Mailer;
 use crate::store::Store;
 use gatehouse_protocol::trusted_proxies::TrustedProxies;
@@ -22,6 +23,7 @@ struct Inner {
     mailer: Mailer,
     throttles: AuthThrottles,
     hub: ConfigHub,
+    instruments: Instruments,
     trusted_proxies: TrustedProxies,
     public_url: String,
     replica_id: String,
@@ -45,9 +47,11 @@ impl AppState {
         throttles: AuthThrottles,
         trusted_proxies: TrustedProxies,
         public_url: String,
+        instruments: Instruments,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                instruments,
                 store,
                 jwt,
                 mailer,
@@ -86,6 +90,11 @@ impl AppState {
     /// mail start with it).
     pub fn public_url(&self) -> &str {
         &self.inner.public_url
+    }
+
+    /// The control plane's own metrics.
+    pub fn instruments(&self) -> &Instruments {
+        &self.inner.instruments
     }
 
     /// Fan-out of config versions to connected gateway nodes.

@@ -31,6 +31,7 @@ pub struct ConfigWrite {
     tenant_id: String,
     hub: ConfigHub,
     dialect: Dialect,
+    writes: prometheus::IntCounter,
 }
 
 impl ConfigWrite {
@@ -49,6 +50,7 @@ impl ConfigWrite {
             tenant_id: tenant_id.to_owned(),
             hub: state.hub().clone(),
             dialect: state.store().dialect(),
+            writes: state.instruments().config_writes.clone(),
         })
     }
 
@@ -72,6 +74,7 @@ impl ConfigWrite {
                 .await?;
         }
         self.tx.commit().await?;
+        self.writes.inc();
         self.hub.publish(&self.tenant_id);
         Ok(version)
     }

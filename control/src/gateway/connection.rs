@@ -19,6 +19,7 @@ use gatehouse_protocol::sync::{self, ControlMessage, HEARTBEAT_INTERVAL_MS, Node
 
 use crate::auth::tenant::bearer_token;
 use crate::error::{ApiError, Result};
+use crate::instruments::Counted;
 use crate::secrets::{GATEWAY_KEY_PREFIX, sha256_hex};
 use crate::state::AppState;
 use crate::store::Timestamp;
@@ -148,6 +149,7 @@ impl Delivery {
         let snapshot = snapshot::build(state.store(), &self.sent.tenant_id).await?;
         self.sent = snapshot.identity();
         self.sent_at = Instant::now();
+        state.instruments().snapshots_sent.inc();
         send(socket, &ControlMessage::Snapshot(snapshot)).await
     }
 }
@@ -163,6 +165,7 @@ async fn stream(
     // Subscribed before the first read: a change committed from here on
     // wakes this connection.
     let mut changes = state.hub().subscribe(tenant_id);
+    let _connected = Counted::new(&state.instruments().gateway_connections);
     let first = snapshot::build(state.store(), tenant_id).await?;
     let mut delivery = Delivery {
         sent: first.identity(),
@@ -181,11 +184,16 @@ async fn stream(
         )
         .await?;
     } else {
+        state.instruments().snapshots_sent.inc();
         send(socket, &ControlMessage::Snapshot(first)).await?;
     }
     let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
     let mut closing = state.closing();
-    let mut ingesting = Ingesting::new(state.store().clone(), tenant_id);
+    let mut ingesting = Ingesting::new(
+        state.store().clone(),
+        state.instruments().clone(),
+        tenant_id,
+    );
     loop {
         tokio::select! {
             _ = closing.changed() => {

@@ -15,6 +15,7 @@
 use gatehouse_protocol::telemetry::TelemetryBatch;
 use tokio::task::JoinSet;
 
+use crate::instruments::{BatchOutcome, Counted, Instruments};
 use crate::store::{Dialect, Store};
 use crate::telemetry::{self, IngestError};
 
@@ -27,19 +28,21 @@ pub type Stored = (String, Result<bool, IngestError>);
 /// The batches of one connection being stored.
 pub struct Ingesting {
     store: Store,
+    instruments: Instruments,
     tenant_id: String,
     limit: usize,
     running: JoinSet<Stored>,
 }
 
 impl Ingesting {
-    pub fn new(store: Store, tenant_id: &str) -> Self {
+    pub fn new(store: Store, instruments: Instruments, tenant_id: &str) -> Self {
         let limit = match store.dialect() {
             Dialect::Postgres => POSTGRES_IN_FLIGHT,
             Dialect::Sqlite => 1,
         };
         Self {
             store,
+            instruments,
             tenant_id: tenant_id.to_owned(),
             limit,
             running: JoinSet::new(),
@@ -54,9 +57,28 @@ impl Ingesting {
     /// Starts storing `batch`.
     pub fn start(&mut self, batch: TelemetryBatch) {
         let store = self.store.clone();
+        let instruments = self.instruments.clone();
         let tenant_id = self.tenant_id.clone();
+        let in_flight = Counted::new(&instruments.batches_in_flight);
         self.running.spawn(async move {
             let outcome = telemetry::ingest(&store, &tenant_id, &batch).await;
+            drop(in_flight);
+            let counted = match &outcome {
+                Ok(true) => BatchOutcome::Stored,
+                Ok(false) => BatchOutcome::Duplicate,
+                Err(IngestError::Invalid(_)) => BatchOutcome::Invalid,
+                Err(IngestError::Database(_)) => BatchOutcome::Failed,
+            };
+            instruments.batch(
+                counted,
+                [
+                    ("logs", batch.logs.len()),
+                    ("metrics", batch.metrics.len()),
+                    ("errors", batch.errors.len()),
+                    ("health", batch.health.len()),
+                ],
+                batch.logs.iter().map(|log| log.at_ms).min(),
+            );
             (batch.batch_id, outcome)
         });
     }

@@ -14,7 +14,9 @@ mod types;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use prometheus::{Counter, IntCounter};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
@@ -63,6 +65,29 @@ pub enum StoreError {
     Connect(#[source] sqlx::Error),
     #[error("cannot apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot make the database metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Write transactions begun and the time they waited to begin (for a
+/// pool connection, and on SQLite for the write lock), as the control
+/// plane's metrics show them.
+#[derive(Debug, Clone)]
+pub struct WriteWaits {
+    pub begins: IntCounter,
+    pub waited: Counter,
+}
+
+impl WriteWaits {
+    fn new() -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            begins: IntCounter::new("db_write_begins_total", "Write transactions begun")?,
+            waited: Counter::new(
+                "db_write_wait_seconds_total",
+                "Time write transactions waited to begin (a pool connection; on SQLite the write lock)",
+            )?,
+        })
+    }
 }
 
 /// The control plane's handle on its database. Cheap to clone.
@@ -70,6 +95,7 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    waits: WriteWaits,
 }
 
 impl Store {
@@ -108,7 +134,11 @@ impl Store {
             Dialect::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        Ok(Self { pool, dialect })
+        Ok(Self {
+            pool,
+            dialect,
+            waits: WriteWaits::new()?,
+        })
     }
 
     /// The connection pool every query runs on.
@@ -147,10 +177,19 @@ impl Store {
     /// while another connection writes, and would fail with "database is
     /// locked" instead of waiting.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        match self.dialect {
+        let started = Instant::now();
+        let begun = match self.dialect {
             Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Dialect::Postgres => self.pool.begin().await,
-        }
+        };
+        self.waits.begins.inc();
+        self.waits.waited.inc_by(started.elapsed().as_secs_f64());
+        begun
+    }
+
+    /// The counts of write transactions and their waits.
+    pub fn write_waits(&self) -> &WriteWaits {
+        &self.waits
     }
 
     /// A read-only transaction whose reads all see one moment of the

@@ -26,7 +26,8 @@ on_both_databases!(
     large_snapshots_come_in_parts,
     only_the_exact_config_is_up_to_date,
     lost_announcements_are_repaired_within_a_heartbeat,
-    a_node_behind_is_sent_its_config_again
+    a_node_behind_is_sent_its_config_again,
+    the_control_planes_metrics_count_what_it_does
 );
 
 type Socket =
@@ -652,5 +653,146 @@ async fn lost_announcements_are_repaired_within_a_heartbeat(db: Db) {
         replica.stop().await.expect("stops");
     }
     node.close(None).await.ok();
+    h.finish().await;
+}
+
+/// The value of the sample `name` (with its labels, as rendered) in
+/// Prometheus text; `None` when there is no such sample.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+async fn the_control_planes_metrics_count_what_it_does(db: Db) {
+    let h = Harness::start_with(db, &["--metrics-listen=127.0.0.1:0"]).await;
+    let addr = h
+        .control
+        .as_ref()
+        .and_then(|c| c.metrics_addr)
+        .expect("metrics served");
+    let metrics = || async move {
+        let response = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .expect("metrics");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .is_ok_and(|t| t.starts_with("text/plain")),
+        );
+        response.text().await.expect("text")
+    };
+    let before = metrics().await;
+    assert_eq!(
+        sample(&before, "gatehouse_control_gateway_connections"),
+        Some(0.0),
+        "{before}"
+    );
+    assert_eq!(
+        sample(&before, "gatehouse_control_config_writes_total"),
+        Some(0.0)
+    );
+    assert!(sample(&before, "gatehouse_control_db_pool_max_connections").is_some_and(|n| n >= 1.0));
+
+    let t = h.register("metered").await;
+    h.service(&t, "svc").await;
+    let text = metrics().await;
+    assert_eq!(
+        sample(&text, "gatehouse_control_config_writes_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(sample(&text, "gatehouse_control_db_write_begins_total").is_some_and(|n| n >= 2.0));
+    assert!(sample(&text, "gatehouse_control_db_write_wait_seconds_total").is_some());
+    assert!(sample(&text, r#"gatehouse_control_db_connections{state="idle"}"#).is_some());
+
+    // A node: connected, sent its snapshot, its telemetry counted.
+    let mut node = dial(&h.base, &t.gateway_key, None).await;
+    snapshot(&mut node).await;
+    let text = metrics().await;
+    assert_eq!(
+        sample(&text, "gatehouse_control_gateway_connections"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "gatehouse_control_config_snapshots_sent_total"),
+        Some(1.0)
+    );
+    let now = gatehouse_control::store::Timestamp::now().millis();
+    let batch = gatehouse_protocol::telemetry::TelemetryBatch {
+        batch_id: uuid::Uuid::new_v4().to_string(),
+        node_id: "test-node".into(),
+        logs: (0..3)
+            .map(|i| gatehouse_protocol::telemetry::LogRecord {
+                id: uuid::Uuid::new_v4().to_string(),
+                request_id: uuid::Uuid::new_v4().to_string(),
+                method: "GET".into(),
+                path: "/metered".into(),
+                route_id: None,
+                service_id: None,
+                consumer_id: None,
+                status_code: 200,
+                latency_ms: 1.0,
+                client_ip: "127.0.0.1".into(),
+                bytes_in: 0,
+                bytes_out: 0,
+                at_ms: now - 2_000 + i,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let frame = serde_json::to_string(&NodeMessage::Telemetry(batch)).expect("json");
+    node.send(Message::text(frame)).await.expect("sent");
+    match next(&mut node).await {
+        ControlMessage::Ack { .. } => {}
+        other => panic!("expected an ack, got {other:?}"),
+    }
+    let text = metrics().await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"gatehouse_control_telemetry_batches_total{outcome="stored"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"gatehouse_control_telemetry_rows_total{kind="logs"}"#
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&text, "gatehouse_control_telemetry_lag_seconds_count"),
+        Some(1.0)
+    );
+    // Two seconds old when stored: not in the 1 s bucket, in the 5 s one.
+    assert_eq!(
+        sample(
+            &text,
+            r#"gatehouse_control_telemetry_lag_seconds_bucket{le="1"}"#
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"gatehouse_control_telemetry_lag_seconds_bucket{le="5"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "gatehouse_control_telemetry_batches_in_flight"),
+        Some(0.0)
+    );
+    node.close(None).await.ok();
+    drop(node);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sample(&metrics().await, "gatehouse_control_gateway_connections") != Some(0.0) {
+        assert!(Instant::now() < deadline, "the node never counted as gone");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     h.finish().await;
 }
