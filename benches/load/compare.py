@@ -9,7 +9,6 @@ benches/results/latest.json.
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -120,34 +119,24 @@ with open(PACED_SCRIPT, "w") as f:
     f.write(open(WRK_SCRIPT).read() + "\ndelay = function() return tonumber(os.getenv('WRK_DELAY_MS')) end\n")
 
 
-# The control plane's process while it runs (setup_tenant). wrk runs with it
-# stopped (SIGSTOP): on this 2-core machine its ingestion of the logs
-# scenarios shares CPU 1 with wrk and the upstream, in those scenarios only,
-# and changes what the node's loopback sends cost (waking a task on a busy
-# or idle CPU) by more than logging costs the node (the logs scenario read
-# 28 % below the plain one with it running, with 2 % of the node's CPU in
-# its background thread). The node keeps the logs in memory meanwhile
-# (--telemetry-memory-records) and ships them once the control plane is
-# back; the next phase starts when its outbox is empty.
+# The control plane's process once it runs (setup_tenant). It runs as a
+# user runs it, through every scenario: on CPU 1 with wrk and the upstream,
+# at the same priority, storing the logs scenarios' telemetry as it comes.
+# Its own metrics (--metrics-listen) say what it stored meanwhile and its
+# CPU time what that cost, beside the node's figures.
 CONTROL_PROCESS = []
+CONTROL_METRICS = "http://127.0.0.1:18095/metrics"
 
 
 def wrk(url, seconds, headers=(), paced_ms=None):
-    """wrk against `url`, the control plane paused; with `paced_ms`, each of
-    PACED_CONNECTIONS waits that long between its requests (a steady
-    offered load)."""
+    """wrk against `url`; with `paced_ms`, each of PACED_CONNECTIONS waits
+    that long between its requests (a steady offered load)."""
     connections, script = (CONNECTIONS, WRK_SCRIPT) if paced_ms is None else (PACED_CONNECTIONS, PACED_SCRIPT)
     env = dict(os.environ, WRK_DELAY_MS=str(paced_ms or 0))
     args = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script]
     for header in headers:
         args += ["-H", header]
-    for control in CONTROL_PROCESS:
-        control.send_signal(signal.SIGSTOP)
-    try:
-        out = subprocess.run(args + [url], capture_output=True, text=True, check=True, env=env).stdout
-    finally:
-        for control in CONTROL_PROCESS:
-            control.send_signal(signal.SIGCONT)
+    out = subprocess.run(args + [url], capture_output=True, text=True, check=True, env=env).stdout
     wait_for_outbox()
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
@@ -169,12 +158,32 @@ def wait_for_outbox(timeout=120):
     print("the node's outbox did not drain", file=sys.stderr)
 
 
+def control_samples():
+    """The control plane's metrics now, by sample name (empty before it runs)."""
+    if not CONTROL_PROCESS:
+        return {}
+    text = urllib.request.urlopen(CONTROL_METRICS, timeout=5).read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
 def measure(name, url, pids, headers=()):
     wrk(url, 2, headers)  # warm-up: connections, pools, caches
+    control_pids = [p.pid for p in CONTROL_PROCESS]
     before = cpu_seconds(pids) if pids else 0
+    control_before, samples_before = cpu_seconds(control_pids), control_samples()
     result = wrk(url, DURATION, headers)
     after = cpu_seconds(pids) if pids else 0
+    # After the node's outbox drained (wrk waits for it): all of the run's
+    # telemetry is stored.
+    control_after, samples_after = cpu_seconds(control_pids), control_samples()
     seconds = result["duration_us"] / 1e6
+    delta = lambda sample: samples_after.get(sample, 0) - samples_before.get(sample, 0)
+    lag_count = delta("gatehouse_control_telemetry_lag_seconds_count")
     row = {
         "scenario": name,
         "requests_per_s": round(result["requests"] / seconds),
@@ -184,6 +193,11 @@ def measure(name, url, pids, headers=()):
         "errors": result["socket_errors"] + result["non_2xx"],
         "proxy_cpu_us_per_request": round((after - before) * 1e6 / max(result["requests"], 1), 1) if pids else None,
         "proxy_peak_rss_mb": peak_rss_mb(pids) if pids else None,
+        "control_cpu_us_per_request": (round((control_after - control_before) * 1e6 / max(result["requests"], 1), 1)
+                                       if control_pids else None),
+        "control_log_rows": int(delta('gatehouse_control_telemetry_rows_total{kind="logs"}')),
+        "control_lag_mean_s": (round(delta("gatehouse_control_telemetry_lag_seconds_sum") / lag_count, 2)
+                               if lag_count else None),
     }
     print(f"  {name}: {row['requests_per_s']} req/s, p99 {row['p99_ms']} ms", file=sys.stderr)
     return row
@@ -269,18 +283,14 @@ def setup_tenant():
     in TENANT."""
     control = start([GATEHOUSE, "control", "--listen", "127.0.0.1:18000", "--database-url", f"sqlite://{WORK}/db.sqlite",
            "--jwt-secret", "load-bench-secret-load-bench-secret-00", "--data-dir", f"{WORK}/data",
-           "--mail-outbox", f"{WORK}/outbox"], LOAD_CPU, "control.log",
-           # At the lowest priority: its ingestion of the logs scenarios'
-           # 10,000+ rows/s would otherwise take CPU 1 from wrk, and those
-           # scenarios would measure the load generator, not the proxy. The
-           # logs wait in the node's outbox meanwhile.
-           nice=19)
+           "--mail-outbox", f"{WORK}/outbox", "--metrics-listen", CONTROL_METRICS.split("/")[2]],
+           LOAD_CPU, "control.log")
     wait_http(CONTROL + "/healthz")
     CONTROL_PROCESS.append(control)
     token, base, key = tenant(f"load-{time.time_ns()}@example.com")
     TENANT.update(token=token, base=base)
     service = api("POST", base + "/services", {"name": "fast", "targetUrl": f"http://{UPSTREAM_ADDR}"}, token)["id"]
-    api("PUT", base + "/rate-limit-tiers", {"tiers": [{"name": "free", "requestsPerMinute": 1_000_000_000}],
+    api("PUT", base + "/rate-limit-tiers", {"tiers": [{"name": "free", "requestsPerMinute": 60_000_000}],
                                             "anonymousRequestsPerMinute": None}, token)
     api("POST", base + "/routes", {"method": "GET", "pathPattern": "/open", "serviceId": service,
                                    "authRequired": False}, token)
@@ -353,14 +363,18 @@ def main():
         json.dump(results, f, indent=2)
     print(f"\n{results['pinning']}; wrk -t1 -c{CONNECTIONS}, {DURATION} s per scenario, on {results['machine']} "
           f"({results['cpus']} CPUs)\n")
-    header = f"{'scenario':58} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7} {'CPU µs/req':>10} {'RSS MB':>7} {'vs nginx':>8} {'errors':>6}"
+    header = (f"{'scenario':58} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7} {'CPU µs/req':>10} "
+              f"{'RSS MB':>7} {'vs nginx':>8} {'errors':>6} {'control µs/req':>14} {'logs stored':>11} {'lag s':>6}")
     print(header)
     print("-" * len(header))
+    blank = lambda value: "" if value is None else value
     for r in rows:
-        cpu = "" if r["proxy_cpu_us_per_request"] is None else r["proxy_cpu_us_per_request"]
-        rss = "" if r["proxy_peak_rss_mb"] is None else r["proxy_peak_rss_mb"]
         print(f"{r['scenario']:58} {r['requests_per_s']:>8} {r['p50_ms']:>7} {r['p99_ms']:>7} {r['p999_ms']:>7} "
-              f"{cpu:>10} {rss:>7} {r['ratio_to_nginx']:>8} {r['errors']:>6}")
+              f"{blank(r['proxy_cpu_us_per_request']):>10} {blank(r['proxy_peak_rss_mb']):>7} "
+              f"{r['ratio_to_nginx']:>8} {r['errors']:>6} {blank(r['control_cpu_us_per_request']):>14} "
+              f"{r['control_log_rows'] or '':>11} {blank(r['control_lag_mean_s']):>6}")
+    print("\n(the control plane runs throughout, on the load CPU; 'control µs/req' is its CPU time a request, "
+          "'logs stored' what it stored of the run, 'lag s' the mean age of a batch's oldest log when stored)")
     print(f"\nat half of each one's maximum ({PACED_CONNECTIONS} connections, paced):")
     for r in half:
         print(f"{r['scenario']:58} {r['requests_per_s']:>8} {r['p50_ms']:>7} {r['p99_ms']:>7} {r['p999_ms']:>7}"
@@ -382,7 +396,7 @@ def large_config():
     """10,000 routes and 100,000 consumers, loaded before the node starts."""
     token, base, key = tenant(f"big-{time.time_ns()}@example.com")
     service = api("POST", base + "/services", {"name": "fast", "targetUrl": f"http://{UPSTREAM_ADDR}"}, token)["id"]
-    api("PUT", base + "/rate-limit-tiers", {"tiers": [{"name": "free", "requestsPerMinute": 1_000_000_000}],
+    api("PUT", base + "/rate-limit-tiers", {"tiers": [{"name": "free", "requestsPerMinute": 60_000_000}],
                                             "anonymousRequestsPerMinute": None}, token)
     started = time.time()
     loader = subprocess.run(

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Proxy throughput with request logging on and off: release binaries, a
 # 1 KiB upstream, the control plane on SQLite, one node pinned to CPU 0 with
-# one worker thread; wrk, the upstream and the control plane (at nice 19, and
-# paused while wrk runs: see PAUSE_CONTROL) pinned to CPU 1. Prints requests/s and latency for
+# one worker thread; wrk, the upstream and the control plane (running
+# throughout, as a user runs it) pinned to CPU 1. Prints requests/s and latency for
 # both runs and the cost of logging: at each one's maximum, then at the same paced rate (RATE, default 10000
 # req/s offered), where the node's CPU per request compares fairly, with the share of its background thread.
 #
@@ -18,7 +18,7 @@ cargo build --release --quiet --bin gatehouse --example upstream
 TARGET=${CARGO_TARGET_DIR:-target}/release
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 taskset -c 1 "$TARGET/examples/upstream" 127.0.0.1:18081 2>/dev/null & PIDS+=($!)
@@ -26,7 +26,7 @@ taskset -c 1 "$TARGET/examples/upstream" 127.0.0.1:18081 2>/dev/null & PIDS+=($!
 # would otherwise take CPU 1 from wrk, and the node would see a lower,
 # burstier load in that run than in the other (and spend more CPU per
 # request for it). Ingested late, the logs wait in the node's outbox.
-taskset -c 1 nice -n 19 "$TARGET/gatehouse" control --listen 127.0.0.1:18000 --database-url "${DATABASE_URL:-sqlite://$WORK/db.sqlite}" \
+taskset -c 1 "$TARGET/gatehouse" control --listen 127.0.0.1:18000 --database-url "${DATABASE_URL:-sqlite://$WORK/db.sqlite}" \
   --jwt-secret load-bench-secret-load-bench-secret-00 --data-dir "$WORK/data" --mail-outbox "$WORK/outbox" \
   2>"$WORK/control.log" & PIDS+=($!)
 CONTROL_PID=$!
@@ -98,18 +98,17 @@ run() {
 
 # One measured phase, named $1: wrk on one thread with the arguments after
 # $2, its report in $WORK/$2.txt. Meanwhile the node's spill is watched
-# ($WORK/spill-$1), CPU 0 recorded (PERF_DATA) and the control plane paused;
-# after it, the node's outbox drains.
+# ($WORK/spill-$1) and CPU 0 recorded (PERF_DATA); after it, the node's
+# outbox drains.
 phase() {
   local name=$1 report=$2 watcher recorder
   shift 2
   watch_spill "$WORK/spill-$name" >/dev/null & watcher=$!
   recorder=$(record_cpu0 "$name")
-  pause_control
   taskset -c 1 wrk -t1 "$@" --latency http://127.0.0.1:18080/bench > "$WORK/$report.txt"
   kill "$watcher"; wait "$watcher" 2>/dev/null || true
   while [ -n "$recorder" ] && kill -0 "$recorder" 2>/dev/null; do sleep 0.1; done
-  resume_control_and_drain
+  drain
 }
 
 # The most telemetry the node has spilled to its state dir so far, written
@@ -125,24 +124,13 @@ watch_spill() {
   done
 }
 
-# PAUSE_CONTROL=1 (the default) stops the control plane (SIGSTOP) while
-# wrk runs and resumes it after: on this 2-core machine its ingestion
-# otherwise shares CPU 1 with wrk and the upstream in the logs run only,
-# which changes the load the node sees and what its loopback sends cost
-# (waking a task on a busy CPU), by more than logging costs the node. The
-# node keeps the phase's logs in memory (MEMORY_RECORDS, default 1,000,000,
-# as its outbox bound) and ships them once the control plane is back; the
-# node's CPU figures count until its outbox is empty, so shipping is in
-# them. PAUSE_CONTROL=0 runs the control plane throughout (at nice 19).
-PAUSE_CONTROL=${PAUSE_CONTROL:-1}
+# The control plane runs throughout, storing the logs as they come; after
+# each phase the node's outbox is waited out, so the node's CPU figures
+# include shipping everything. The node keeps what the control plane has
+# not taken yet in memory (MEMORY_RECORDS, default 1,000,000, as its
+# outbox bound).
 MEMORY_RECORDS=${MEMORY_RECORDS:-1000000}
-pause_control() {
-  [ "$PAUSE_CONTROL" = 1 ] || return 0
-  kill -STOP "$CONTROL_PID"
-}
-resume_control_and_drain() {
-  [ "$PAUSE_CONTROL" = 1 ] || return 0
-  kill -CONT "$CONTROL_PID"
+drain() {
   local waiting
   for _ in $(seq 600); do
     waiting=$(curl -fs --max-time 1 http://127.0.0.1:19080/metrics | awk '/^gatehouse_telemetry_batches_waiting/ {printf "%d", $2}')
