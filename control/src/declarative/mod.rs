@@ -128,15 +128,17 @@ async fn put_config(
         // A read: no lock is taken, so a dry run never holds up a write.
         let mut tx = state.store().begin_snapshot().await?;
         let live = live::load(&mut tx, &auth.tenant_id).await?;
-        let changes = plan_against(&mut desired, &live, if_match.as_ref(), true)?;
-        return Ok(unchanged(changes, &live, true));
+        let current = live.digest();
+        let changes = plan_against(&mut desired, &live, &current, if_match.as_ref(), true)?;
+        return Ok(unchanged(changes, &live, current, true));
     }
     let mut tx = ConfigWrite::begin(&state, &auth.tenant_id).await?;
     let live = live::load(&mut tx, &auth.tenant_id).await?;
-    let changes = plan_against(&mut desired, &live, if_match.as_ref(), false)?;
+    let current = live.digest();
+    let changes = plan_against(&mut desired, &live, &current, if_match.as_ref(), false)?;
     if changes.is_empty() {
         // Nothing to write: the transaction rolls back, the version stays.
-        return Ok(unchanged(changes, &live, false));
+        return Ok(unchanged(changes, &live, current, false));
     }
     let summary = summarize(&changes);
     let created_consumers = write::apply(
@@ -170,20 +172,20 @@ async fn put_config(
     Ok(with_etag(Json(answer), &etag))
 }
 
-/// The plan from `live` to `desired` (412 when `if_match` is stale, 400
-/// for a reference the document cannot resolve), with `desired` in key
-/// order and its plugin hashes checked and dropped.
+/// The plan from `live` (whose digest is `current`) to `desired` (412 when
+/// `if_match` is stale, 400 for a reference the document cannot resolve),
+/// with `desired` in key order and its plugin hashes checked and dropped.
 fn plan_against(
     desired: &mut ConfigDocument,
     live: &Live,
+    current: &str,
     if_match: Option<&IfMatch>,
     dry_run: bool,
 ) -> Result<Vec<Change>> {
-    let current = live.digest();
     if let Some(expected) = if_match
-        && !expected.matches(&current)
+        && !expected.matches(current)
     {
-        return Err(ApiError::PreconditionFailed(current));
+        return Err(ApiError::PreconditionFailed(current.to_owned()));
     }
     if desired.rate_limits.is_none() {
         desired.rate_limits.clone_from(&live.doc.rate_limits);
@@ -198,9 +200,8 @@ fn plan_against(
 }
 
 /// The answer of a `PUT` that wrote nothing: a dry run, or a document that
-/// is the live config.
-fn unchanged(changes: Vec<Change>, live: &Live, dry_run: bool) -> Response {
-    let etag = live.digest();
+/// is the live config (whose digest is `etag`).
+fn unchanged(changes: Vec<Change>, live: &Live, etag: String, dry_run: bool) -> Response {
     let answer = ConfigChanges {
         dry_run,
         summary: summarize(&changes),
