@@ -2,8 +2,11 @@
 
 Each scenario starts what it measures, warms it up for 2 s, then drives it
 with wrk (32 connections, one thread) for the given duration, reading the
-proxy's CPU time and peak RSS from /proc. Prints a table and writes
-benches/results/latest.json.
+proxy's CPU time and peak RSS from /proc. The peers (nginx, pingap, pingora
+alone) come first, then the cost ladder: the node with one layer of its
+request handling added at a time (see LADDER), each rung's CPU a request
+beside what it added to the rung below and the ratio of pingora alone's to
+it. Prints the tables and writes benches/results/latest.json.
 """
 
 import json
@@ -22,6 +25,12 @@ GATEHOUSE = os.environ["GATEHOUSE_BIN"]
 UPSTREAM = os.environ["UPSTREAM_BIN"]
 NGINX = os.environ["NGINX_BIN"]
 TENANT_PLUGIN = os.environ["TENANT_PLUGIN"]
+# The JavaScript and Python examples, built by run.sh (their rungs are left
+# out without them).
+JS_PLUGIN = os.environ.get("JS_PLUGIN")
+PYTHON_PLUGIN = os.environ.get("PYTHON_PLUGIN")
+# pingap, built and cached by run.sh (its row is left out without it).
+PINGAP = os.environ.get("PINGAP_BIN")
 BARE_PINGORA = os.environ["BARE_PINGORA_BIN"]
 CONNECTIONS = 32
 PROXY_CPU, LOAD_CPU = "0", "1"
@@ -203,23 +212,24 @@ def measure(name, url, pids, headers=()):
     return row
 
 
-def measure_half_load(name, url, pids, full, headers=()):
-    """Latency at half of `full`'s throughput: PACED_CONNECTIONS, each
-    pausing so that together they offer about half the maximum rate."""
-    target = full["requests_per_s"] / 2
+def measure_half_load(name, url, full, target, headers=()):
+    """Latency at `target` requests a second (half of pingora alone's
+    maximum): PACED_CONNECTIONS, each pausing between its requests (its
+    pause less `full`'s median latency) so that together they offer about
+    that rate."""
     per_request_ms = PACED_CONNECTIONS * 1000 / target
     paced_ms = max(1, round(per_request_ms - full["p50_ms"]))
     result = wrk(url, DURATION, headers, paced_ms)
     row = {
         "scenario": name,
-        "offered_share_of_max": round(result["requests"] / (result["duration_us"] / 1e6) / full["requests_per_s"], 2),
+        "share_of_own_max": round(result["requests"] / (result["duration_us"] / 1e6) / full["requests_per_s"], 2),
         "requests_per_s": round(result["requests"] / (result["duration_us"] / 1e6)),
         "p50_ms": result["p50"] / 1000,
         "p99_ms": result["p99"] / 1000,
         "p999_ms": result["p999"] / 1000,
         "errors": result["socket_errors"] + result["non_2xx"],
     }
-    print(f"  {name}: {row['requests_per_s']} req/s ({row['offered_share_of_max']} of max), "
+    print(f"  {name}: {row['requests_per_s']} req/s ({row['share_of_own_max']} of its max), "
           f"p99 {row['p99_ms']} ms", file=sys.stderr)
     return row
 
@@ -260,11 +270,54 @@ http {{
     return proc
 
 
-def start_node(key, name, logs):
+def start_pingap():
+    """pingap as a plain reverse proxy: one upstream, no plugins, one
+    worker thread, no work stealing, no access log."""
+    conf = os.path.join(WORK, "pingap.toml")
+    with open(conf, "w") as f:
+        f.write(PINGAP_CONFIG.format(upstream=UPSTREAM_ADDR, work=WORK))
+    os.environ["PINGAP_DISABLE_ACME"] = "1"  # no certificate task
+    proc = start([PINGAP, "-c", conf], PROXY_CPU, "pingap.log")
+    wait_http("http://127.0.0.1:18092/")
+    return proc
+
+
+# Key names of pingap 0.13's TOML (pingap-config/src/common.rs). Nothing
+# is added to requests or responses without plugins or
+# enable_reverse_proxy_headers; the pool is larger than wrk's connections.
+PINGAP_CONFIG = """
+[basic]
+pid_file = "{work}/pingap.pid"
+threads = 1
+work_stealing = false
+upstream_keepalive_pool_size = 1024
+log_level = "warn"
+
+[upstreams.backend]
+addrs = ["{upstream}"]
+alpn = "h1"
+idle_timeout = "60s"
+
+[locations.all]
+upstream = "backend"
+path = "/"
+
+[servers.bench]
+addr = "127.0.0.1:18092"
+locations = ["all"]
+threads = 1
+"""
+
+
+def start_node(key, name, logs, layers="all", state=None):
+    """A node of the tenant with gateway key `key`; its state dir is `state`
+    under WORK (default: `name`), which keeps the plugins it compiled for
+    the next node started with it."""
     proc = start(
         [GATEHOUSE, "proxy", "--control-url", CONTROL, "--gateway-key", key, "--listen", "127.0.0.1:18080",
-         "--admin-listen", "127.0.0.1:19080", "--state-dir", os.path.join(WORK, name), "--threads", "1",
-         "--request-logs", "true" if logs else "false", "--telemetry-memory-records", "1000000"],
+         "--admin-listen", "127.0.0.1:19080", "--state-dir", os.path.join(WORK, state or name), "--threads", "1",
+         "--request-logs", "true" if logs else "false", "--telemetry-memory-records", "1000000"]
+        + ([] if layers == "all" else ["--bench-layers", layers]),
         PROXY_CPU, f"{name}.log",
     )
     wait_http("http://127.0.0.1:19080/healthz")
@@ -277,10 +330,14 @@ def tenant(email):
 
 
 def setup_tenant():
-    """Starts the control plane with a tenant, its routes (/open, /secure,
-    /plugin) and a consumer; returns the consumer's key, the gateway key and
-    the control plane's process. The tenant's token and API base are kept
-    in TENANT."""
+    """Starts the control plane with a tenant, its routes and a consumer;
+    returns the consumer's key, the gateway key and the control plane's
+    process. The tenant's token and API base are kept in TENANT. Routes:
+    /open (no key), /keyed (a key, no limit: the consumer's tier has none),
+    /secure (a key and a limit, the route's override), /plugin (the Rust
+    add-header example, setting one header from its config), and, when
+    built, /plugin-js (js-guard, no rule matching) and /plugin-py
+    (python-rewrite, no rule matching)."""
     control = start([GATEHOUSE, "control", "--listen", "127.0.0.1:18000", "--database-url", f"sqlite://{WORK}/db.sqlite",
            "--jwt-secret", "load-bench-secret-load-bench-secret-00", "--data-dir", f"{WORK}/data",
            "--mail-outbox", f"{WORK}/outbox", "--metrics-listen", CONTROL_METRICS.split("/")[2]],
@@ -290,25 +347,68 @@ def setup_tenant():
     token, base, key = tenant(f"load-{time.time_ns()}@example.com")
     TENANT.update(token=token, base=base)
     service = api("POST", base + "/services", {"name": "fast", "targetUrl": f"http://{UPSTREAM_ADDR}"}, token)["id"]
-    api("PUT", base + "/rate-limit-tiers", {"tiers": [{"name": "free", "requestsPerMinute": 60_000_000}],
+    api("PUT", base + "/rate-limit-tiers", {"tiers": [{"name": "free", "requestsPerMinute": None}],
                                             "anonymousRequestsPerMinute": None}, token)
     api("POST", base + "/routes", {"method": "GET", "pathPattern": "/open", "serviceId": service,
                                    "authRequired": False}, token)
-    api("POST", base + "/routes", {"method": "GET", "pathPattern": "/secure", "serviceId": service,
+    api("POST", base + "/routes", {"method": "GET", "pathPattern": "/keyed", "serviceId": service,
                                    "authRequired": True}, token)
-    plugin = api("POST", base + "/plugins?name=add-header&version=1", token=token,
-                 raw=open(TENANT_PLUGIN, "rb").read(), content_type="application/wasm")["id"]
-    api("POST", base + "/routes", {"method": "GET", "pathPattern": "/plugin", "serviceId": service,
-                                   "authRequired": False, "plugins": [
-                                       {"pluginId": plugin, "config": {"request": {"x-team": "bench"}}}]}, token)
+    # A limit never reached (a million a second), so every request takes
+    # from the bucket and proceeds.
+    api("POST", base + "/routes", {"method": "GET", "pathPattern": "/secure", "serviceId": service,
+                                   "authRequired": True, "rateLimitOverride": 60_000_000}, token)
+    plugins = [("/plugin", "add-header", TENANT_PLUGIN, {"request": {"x-team": "bench"}}),
+               ("/plugin-js", "js-guard", JS_PLUGIN, {"denyIps": ["203.0.113.7"]}),
+               ("/plugin-py", "python-rewrite", PYTHON_PLUGIN, {"rules": [{"from": "/v1/", "to": "/v2/"}]})]
+    for path, name, wasm, config in plugins:
+        if not wasm:
+            continue
+        plugin = api("POST", base + f"/plugins?name={name}&version=1", token=token,
+                     raw=open(wasm, "rb").read(), content_type="application/wasm")["id"]
+        api("POST", base + "/routes", {"method": "GET", "pathPattern": path, "serviceId": service,
+                                       "authRequired": False,
+                                       "plugins": [{"pluginId": plugin, "config": config}]}, token)
     consumer_key = api("POST", base + "/consumers", {"name": "bench", "rateLimitTier": "free"}, token)["apiKey"]
     return consumer_key, key, control
+
+
+# The cost ladder: (rung, what it adds, node settings, path, needs the
+# consumer key, the rung it is measured against). Each rung is the node
+# with one more layer of its request handling than the rung below; the
+# plugin rungs each add one tenant plugin to the open route with request
+# logs. Rungs of one node settings share a node.
+LADDER = [
+    ("route match", "route lookup, upstream peer", ("route", False), "/open", False, "pingora alone"),
+    ("+ request id, forwarding headers", "X-Request-Id, X-Forwarded-*, Host, path", ("headers", False), "/open",
+     False, "route match"),
+    ("+ metrics", "requests and upstream latency counted", ("metrics", False), "/open", False,
+     "+ request id, forwarding headers"),
+    ("+ telemetry aggregates", "per-route minute aggregates, error events", ("all", False), "/open", False,
+     "+ metrics"),
+    ("+ request logs (defaults)", "a log record of every request", ("all", True), "/open", False,
+     "+ telemetry aggregates"),
+    ("+ api-key-auth", "the key checked, X-Consumer-Id", ("all", True), "/keyed", True,
+     "+ request logs (defaults)"),
+    ("+ rate-limit", "a token taken from the consumer's bucket", ("all", True), "/secure", True, "+ api-key-auth"),
+    ("defaults + Rust plugin", "add-header: one header from config", ("all", True), "/plugin", False,
+     "+ request logs (defaults)"),
+    ("defaults + JavaScript plugin", "js-guard: rules checked, none matches", ("all", True), "/plugin-js", False,
+     "+ request logs (defaults)"),
+    ("defaults + Python plugin", "python-rewrite: rules checked, none matches", ("all", True), "/plugin-py", False,
+     "+ request logs (defaults)"),
+]
+
+
+def plugin_paths():
+    """The routes of the tenant plugins setup_tenant attached."""
+    return ["/plugin"] + (["/plugin-js"] if JS_PLUGIN else []) + (["/plugin-py"] if PYTHON_PLUGIN else [])
 
 
 def main():
     results = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "duration_s": DURATION,
                "connections": CONNECTIONS,
-               "pinning": f"proxies on CPU {PROXY_CPU} (one worker each); wrk and the upstream on CPU {LOAD_CPU}",
+               "pinning": f"proxies on CPU {PROXY_CPU} (one worker each); wrk, the upstream and the control plane "
+                          f"on CPU {LOAD_CPU}",
                "scenarios": []}
     rows = results["scenarios"]
     start([UPSTREAM, UPSTREAM_ADDR], LOAD_CPU, "upstream.log")
@@ -320,40 +420,78 @@ def main():
         return
     rows.append(measure("direct to upstream", f"http://{UPSTREAM_ADDR}/bench", []))
 
-    half = results["half_load"] = []
     nginx = start_nginx()
-    rows.append(measure("nginx proxy", "http://127.0.0.1:18090/bench", nginx_pids(nginx)))
-    half.append(measure_half_load("nginx proxy", "http://127.0.0.1:18090/bench", nginx_pids(nginx), rows[-1]))
+    rows.append(measure("nginx", "http://127.0.0.1:18090/bench", nginx_pids(nginx)))
     stop(nginx)
+    if PINGAP:
+        pingap = start_pingap()
+        rows.append(measure("pingap 0.13.1 (no plugins)", "http://127.0.0.1:18092/bench", [pingap.pid]))
+        stop(pingap)
 
     # pingora with nothing of Gatehouse in it, built as the node is: the
     # floor of what a request costs through pingora on this machine.
     bare = start([BARE_PINGORA, "127.0.0.1:18091", UPSTREAM_ADDR, "1"], PROXY_CPU, "bare.log")
     wait_http("http://127.0.0.1:18091/")
-    bare_row = ("bare pingora (proxy_http, no gatehouse code)", "http://127.0.0.1:18091/bench", [bare.pid])
+    bare_row = ("pingora alone", "http://127.0.0.1:18091/bench", [bare.pid])
     rows.append(measure(*bare_row))
-    half.append(measure_half_load(*bare_row, rows[-1]))
+    # The latency rows offer each the same rate: half of pingora alone's
+    # maximum.
+    half = results["half_load"] = []
+    half_rate = rows[-1]["requests_per_s"] / 2
+    half.append(measure_half_load("pingora alone", bare_row[1], rows[-1], half_rate))
     stop(bare)
 
     consumer_key, key, _control = setup_tenant()
-
-    node = start_node(key, "node-plain", logs=False)
-    rows.append(measure("gatehouse, no policies", "http://127.0.0.1:18080/open", [node.pid]))
-    half.append(measure_half_load("gatehouse, no policies", "http://127.0.0.1:18080/open", [node.pid], rows[-1]))
-    stop(node)
-    node = start_node(key, "node-policies", logs=True)
-    secure = ("gatehouse, api-key-auth + rate-limit + request logs", "http://127.0.0.1:18080/secure")
     keyed = [f"x-api-key: {consumer_key}"]
-    rows.append(measure(*secure, [node.pid], headers=keyed))
-    half.append(measure_half_load(*secure, [node.pid], rows[-1], headers=keyed))
-    time.sleep(1)  # the tenant plugin is fetched and compiled in the background
-    rows.append(measure("gatehouse, one tenant plugin (add-header) + request logs", "http://127.0.0.1:18080/plugin",
-                        [node.pid]))
+    # Every rung's node loads the tenant's plugins (all of them, whatever
+    # it runs), compiled once: a first node compiles them into the state
+    # dir the rungs share, and is stopped once each plugin route answers
+    # (compiling the JavaScript and Python runtimes takes tens of seconds
+    # of CPU, which would otherwise land in the first rungs).
+    node = start_node(key, "node-compile", logs=False, state="node-state")
+    for plugin_path in plugin_paths():
+        wait_http("http://127.0.0.1:18080" + plugin_path, timeout=600)
+    stop(node)
+    ladder = results["ladder"] = []
+    node, running = None, None
+    for rung, adds, settings, path, needs_key, base in LADDER:
+        if path == "/plugin-js" and not JS_PLUGIN or path == "/plugin-py" and not PYTHON_PLUGIN:
+            continue
+        if settings != running:
+            if node:
+                stop(node)
+            layers, logs = settings
+            node = start_node(key, f"node-{layers}-{logs}", logs=logs, layers=layers, state="node-state")
+            running = settings
+            for plugin_path in plugin_paths():  # loaded from the compiled cache
+                wait_http("http://127.0.0.1:18080" + plugin_path, timeout=120)
+        url = "http://127.0.0.1:18080" + path
+        row = measure(rung, url, [node.pid], headers=keyed if needs_key else ())
+        row.update(adds=adds, base=base)
+        ladder.append(row)
+        if rung in ("+ request logs (defaults)", "+ rate-limit"):
+            half.append(measure_half_load(rung, url, row, half_rate, headers=keyed if needs_key else ()))
     stop(node)
 
-    nginx_rps = rows[1]["requests_per_s"]
-    for row in rows:
+    by_name = {r["scenario"]: r for r in rows + ladder}
+    cpu = lambda name: by_name[name]["proxy_cpu_us_per_request"]
+    pingora_us, nginx_us = cpu("pingora alone"), cpu("nginx")
+    nginx_rps = by_name["nginx"]["requests_per_s"]
+    for row in rows + ladder:
         row["ratio_to_nginx"] = round(row["requests_per_s"] / nginx_rps, 2)
+        us = row["proxy_cpu_us_per_request"]
+        if us:
+            # CPU efficiency: what pingora alone (or nginx) spends on a
+            # request over what this spends.
+            row["efficiency_vs_pingora"] = round(pingora_us / us, 2)
+            row["efficiency_vs_nginx"] = round(nginx_us / us, 2)
+    for row in ladder:
+        row["added_us"] = round(row["proxy_cpu_us_per_request"] - cpu(row["base"]), 1)
+    # The latency goal: p99 at half of each one's maximum against pingora
+    # alone's at half of its own.
+    pingora_p99 = next(h["p99_ms"] for h in half if h["scenario"] == "pingora alone")
+    for row in half:
+        row["p99_vs_pingora"] = round(row["p99_ms"] / pingora_p99, 2)
 
     if BIG_CONFIG:
         results["large_config"] = large_config()
@@ -361,25 +499,40 @@ def main():
     os.makedirs("benches/results", exist_ok=True)
     with open("benches/results/latest.json", "w") as f:
         json.dump(results, f, indent=2)
+    print_tables(results)
+
+
+def print_tables(results):
+    rows, ladder, half = results["scenarios"], results["ladder"], results["half_load"]
+    blank = lambda value: "" if value is None else value
     print(f"\n{results['pinning']}; wrk -t1 -c{CONNECTIONS}, {DURATION} s per scenario, on {results['machine']} "
           f"({results['cpus']} CPUs)\n")
-    header = (f"{'scenario':58} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7} {'CPU µs/req':>10} "
-              f"{'RSS MB':>7} {'vs nginx':>8} {'errors':>6} {'control µs/req':>14} {'logs stored':>11} {'lag s':>6}")
+    header = (f"{'':34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'added µs':>8} "
+              f"{'eff. vs pingora':>15} {'vs nginx':>8} {'RSS MB':>7} {'errors':>6} {'control µs/req':>14} "
+              f"{'logs stored':>11} {'lag s':>6}")
     print(header)
     print("-" * len(header))
-    blank = lambda value: "" if value is None else value
-    for r in rows:
-        print(f"{r['scenario']:58} {r['requests_per_s']:>8} {r['p50_ms']:>7} {r['p99_ms']:>7} {r['p999_ms']:>7} "
-              f"{blank(r['proxy_cpu_us_per_request']):>10} {blank(r['proxy_peak_rss_mb']):>7} "
-              f"{r['ratio_to_nginx']:>8} {r['errors']:>6} {blank(r['control_cpu_us_per_request']):>14} "
-              f"{r['control_log_rows'] or '':>11} {blank(r['control_lag_mean_s']):>6}")
-    print("\n(the control plane runs throughout, on the load CPU; 'control µs/req' is its CPU time a request, "
-          "'logs stored' what it stored of the run, 'lag s' the mean age of a batch's oldest log when stored)")
-    print(f"\nat half of each one's maximum ({PACED_CONNECTIONS} connections, paced):")
+    for title, group in (("peers", rows), ("the cost ladder", ladder)):
+        print(title)
+        for r in group:
+            print(f"  {r['scenario']:32} {r['requests_per_s']:>8} {r['p50_ms']:>7} {r['p99_ms']:>7} "
+                  f"{blank(r['proxy_cpu_us_per_request']):>10} {blank(r.get('added_us')):>8} "
+                  f"{blank(r.get('efficiency_vs_pingora')):>15} {r['ratio_to_nginx']:>8} "
+                  f"{blank(r['proxy_peak_rss_mb']):>7} {r['errors']:>6} "
+                  f"{blank(r['control_cpu_us_per_request']):>14} {r['control_log_rows'] or '':>11} "
+                  f"{blank(r['control_lag_mean_s']):>6}")
+    print("\n'added µs': the rung's CPU a request over its base's (the rung above it; the plugin rungs over "
+          "'+ request logs (defaults)'); 'eff. vs pingora': pingora alone's CPU a request over the row's; "
+          "'vs nginx': requests a second over nginx's. The control plane runs throughout, on the load CPU; "
+          "'control µs/req' is its CPU time a request, 'logs stored' what it stored of the run, 'lag s' the "
+          "mean age of a batch's oldest log when stored.")
+    print(f"\nat half of pingora alone's maximum ({PACED_CONNECTIONS} connections, paced): req/s, p50, p99, "
+          f"p99.9 ms")
     for r in half:
-        print(f"{r['scenario']:58} {r['requests_per_s']:>8} {r['p50_ms']:>7} {r['p99_ms']:>7} {r['p999_ms']:>7}"
-              f"   ({r['offered_share_of_max']} of max, {r['errors']} errors)")
-    if BIG_CONFIG:
+        print(f"  {r['scenario']:32} {r['requests_per_s']:>8} {r['p50_ms']:>7} {r['p99_ms']:>7} {r['p999_ms']:>7}"
+              f"   p99 {r['p99_vs_pingora']}× pingora alone's ({r['share_of_own_max']} of its own max, "
+              f"{r['errors']} errors)")
+    if "large_config" in results:
         big = results["large_config"]
         print(f"\nlarge config ({big['routes']} routes, {big['consumers']} consumers): {big['requests_per_s']} req/s, "
               f"p99 {big['p99_ms']} ms, node RSS {big['proxy_configured_rss_mb']} MB configured, "

@@ -8,6 +8,7 @@ use gatehouse_protocol::key_prefix::GATEWAY_KEY_PREFIX;
 
 use gatehouse_protocol::trusted_proxies::TrustedProxies;
 
+use crate::layers::Layers;
 use crate::tls;
 
 /// A gateway node's configuration.
@@ -137,6 +138,12 @@ pub struct ProxyArgs {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "GATEHOUSE_SHUTDOWN_GRACE", default_value_t = 5)]
     pub shutdown_grace: u64,
+
+    /// For the cost ladder of `benches/load` only: run the request handling
+    /// up to this layer (`route`, `headers`, `metrics`; `all`, the default,
+    /// is what a node is).
+    #[arg(long, hide = true, value_enum, default_value_t = Layers::All)]
+    pub bench_layers: Layers,
 }
 
 /// A flag whose value cannot be used.

@@ -17,6 +17,7 @@ use crate::body_limit::BodyLimit;
 use crate::drain::{InFlight, InFlightGuard};
 use crate::forwarding::{self, Forwarded};
 use crate::keys::Consumer;
+use crate::layers::Layers;
 use crate::live::LiveConfig;
 use crate::metrics::Metrics;
 use crate::plugins::chain::{self, Changes, PluginRef, Stop};
@@ -44,6 +45,8 @@ pub struct Gateway {
     body_limit: BodyLimit,
     /// Peers whose `X-Forwarded-For` names the client.
     trusted: TrustedProxies,
+    /// What of the request handling runs (all of it but in benchmarks).
+    layers: Layers,
 }
 
 impl Gateway {
@@ -58,6 +61,7 @@ impl Gateway {
     ) -> Self {
         Self {
             trusted: TrustedProxies::default(),
+            layers: Layers::All,
             body_limit,
             live,
             metrics,
@@ -72,6 +76,13 @@ impl Gateway {
     /// peers (load balancers in front of the node).
     pub fn with_trusted_proxies(mut self, trusted: TrustedProxies) -> Self {
         self.trusted = trusted;
+        self
+    }
+
+    /// Runs the request handling only up to `layers` (the cost ladder of
+    /// `benches/load`).
+    pub fn with_layers(mut self, layers: Layers) -> Self {
+        self.layers = layers;
         self
     }
 }
@@ -154,12 +165,14 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         let header = session.req_header();
-        ctx.request_id = forwarding::request_id(
-            header
-                .headers
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok()),
-        );
+        if self.layers.headers() {
+            ctx.request_id = forwarding::request_id(
+                header
+                    .headers
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok()),
+            );
+        }
         if self.body_limit.declared_too_large(header) {
             // The body is never read, so the connection cannot be reused.
             respond::send(
@@ -282,6 +295,9 @@ impl ProxyHttp for Gateway {
             .admitted
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no admitted route"))?;
+        if !self.layers.headers() {
+            return Ok(());
+        }
         // The hop appended to X-Forwarded-For is the peer itself; behind a
         // trusted proxy that is not the client.
         let peer = (!self.trusted.is_empty())
@@ -315,8 +331,10 @@ impl ProxyHttp for Gateway {
             upstream_response.set_version(http::Version::HTTP_11);
         }
         if let (Some(sent), Some(route)) = (ctx.upstream_sent, ctx.admitted.as_ref()) {
-            self.metrics
-                .upstream_latency(&route.route.id, sent.elapsed().as_secs_f64());
+            if self.layers.metrics() {
+                self.metrics
+                    .upstream_latency(&route.route.id, sent.elapsed().as_secs_f64());
+            }
             let status = upstream_response.status.as_u16();
             ctx.upstream_status = Some(status);
             if status >= 500 {
@@ -328,7 +346,9 @@ impl ProxyHttp for Gateway {
                 });
             }
         }
-        upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if self.layers.headers() {
+            upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        }
         respond::add_headers(upstream_response, &ctx.response_headers);
         self.run_response_hooks(upstream_response, ctx).await
     }
@@ -405,7 +425,12 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Self::CTX) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let route = ctx.route().cloned();
-        self.metrics.request(route.as_ref().map(|r| &*r.id), status);
+        if self.layers.metrics() {
+            self.metrics.request(route.as_ref().map(|r| &*r.id), status);
+        }
+        if !self.layers.telemetry() {
+            return;
+        }
         let header = session.req_header();
         let mut outcome = RequestOutcome {
             request_id: std::mem::take(&mut ctx.request_id),

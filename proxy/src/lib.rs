@@ -19,6 +19,7 @@ pub mod forwarding;
 pub mod gateway;
 pub mod header_deadline;
 pub mod keys;
+pub mod layers;
 pub mod listen;
 pub mod live;
 pub mod memory;

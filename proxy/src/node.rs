@@ -211,7 +211,8 @@ pub fn run_with_exit_hook(
         registry,
         BodyLimit::from_mb(args.max_body_mb),
     )
-    .with_trusted_proxies(args.trusted_proxies.clone());
+    .with_trusted_proxies(args.trusted_proxies.clone())
+    .with_layers(args.bench_layers);
     let mut app = pingora::proxy::http_proxy(&server.configuration, gateway);
     let mut options = HttpServerOptions::default();
     options.h2c = true;

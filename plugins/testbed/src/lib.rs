@@ -16,7 +16,11 @@
 //! refusal in `x-kv-refusal`, the usage in `x-kv-entries` and
 //! `x-kv-bytes`, a 65 KiB value's refusal in `x-kv-oversized`); `expiring`
 //! says whether the key `t` is there (`x-kv-t`), setting it for three
-//! seconds when it is not. `tag` proceeds with the response headers
+//! seconds when it is not. `residue` looks for what an earlier call left
+//! behind in this instance, then leaves some itself: a call counter in a
+//! global (`x-calls`), a 512 KiB static buffer written with a pattern and a
+//! 256 KiB heap block whose address it keeps (`x-residue`: `clean` when
+//! neither is there, else what was found). `tag` proceeds with the response headers
 //! `x-tagged: yes` and `content-type: text/x-tagged` (`response-headers`); `rate-32` checks a rate 32 times
 //! and proceeds, `rate-loop` checks one more time than that.
 
@@ -24,6 +28,7 @@ wit_bindgen::generate!({ world: "plugin", path: "../../wit" });
 
 use gatehouse::plugin::types::{Header, Hooks, LocalResponse, RequestChanges, ResponseChanges};
 use gatehouse::plugin::{config, consumers, counters, kv, log};
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 struct Testbed;
 
@@ -121,6 +126,7 @@ impl Guest for Testbed {
             "state" => proceed(state(&request.path), None),
             "fill" => proceed(fill(), None),
             "expiring" => proceed(expiring(), None),
+            "residue" => proceed(residue(), None),
             _ => proceed(
                 vec![Header { name: "x-testbed".into(), value: format!("{} {}", request.method, request.path) }],
                 None,
@@ -194,6 +200,36 @@ fn expiring() -> Vec<Header> {
         let _ = kv::set("t", b"x", Some(3));
     }
     vec![header("x-kv-t", if there { "present" } else { "absent" })]
+}
+
+/// Calls of `residue` this instance has seen.
+static CALLS: AtomicU32 = AtomicU32::new(0);
+/// The address of the heap block an earlier call left (0: none).
+static HEAP_BLOCK: AtomicUsize = AtomicUsize::new(0);
+/// Zero in a fresh instance (it is in `.bss`).
+static SCRATCH: [AtomicU8; 512 << 10] = [const { AtomicU8::new(0) }; 512 << 10];
+const PATTERN: u8 = 0xA5;
+
+fn residue() -> Vec<Header> {
+    let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut found = Vec::new();
+    if SCRATCH.iter().any(|b| b.load(Ordering::Relaxed) != 0) {
+        found.push("static");
+    }
+    // Memory the allocator hands out: 256 KiB written with the pattern,
+    // leaked, so a later call in this instance finds its address in
+    // `HEAP_BLOCK` and the pattern there.
+    let seen = HEAP_BLOCK.load(Ordering::Relaxed);
+    if seen != 0 {
+        found.push("heap");
+    }
+    let block: &'static mut [u8] = vec![PATTERN; 256 << 10].leak();
+    HEAP_BLOCK.store(block.as_ptr() as usize, Ordering::Relaxed);
+    for b in SCRATCH.iter() {
+        b.store(PATTERN, Ordering::Relaxed);
+    }
+    let residue = if found.is_empty() { "clean".to_owned() } else { found.join(",") };
+    vec![header("x-calls", calls), header("x-residue", residue)]
 }
 
 export!(Testbed);

@@ -1,23 +1,27 @@
 //! One wasmtime engine per node: the component model, a pooling allocator
 //! (instances recycled, memory kept resident, so a fresh instance per call
-//! costs microseconds), epoch interruption driven by a ticker thread, and
-//! the linker with Gatehouse's host interfaces and an empty WASI context.
+//! costs microseconds), epoch interruption driven by a ticker thread
+//! (`ticker`), and the linker with Gatehouse's host interfaces and an empty
+//! WASI context.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::artifacts::ArtifactCache;
 use super::bindings::Plugin;
 use super::breaker::BreakerSettings;
 use super::host::HostState;
 use super::runtime::LoadedPlugin;
+use super::ticker::Ticker;
 
-/// How often the epoch advances: the granularity of call deadlines.
-pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// Bytes of a linear memory's written pages rewritten in place when its
+/// instance goes, instead of being given back to the kernel: all a small
+/// plugin writes in a call (a Rust one writes tens of KiB), part of what a
+/// JavaScript or Python runtime writes.
+const MEMORY_KEEP_RESIDENT: usize = 1 << 20;
 
 /// Limits every plugin call runs under.
 #[derive(Debug, Clone, Copy)]
@@ -74,17 +78,6 @@ pub struct PluginEngine {
     ticker: Arc<Ticker>,
 }
 
-/// Stops the epoch ticker when the engine and every plugin loaded from it
-/// are gone (without it, deadlines would never fire).
-#[derive(Debug)]
-pub struct Ticker(Arc<AtomicBool>);
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
 impl std::fmt::Debug for PluginEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginEngine")
@@ -103,10 +96,17 @@ impl PluginEngine {
             .total_tables(settings.max_instances * 4)
             .max_memory_size(settings.max_memory)
             .total_stacks(settings.max_instances)
-            // Fiber stacks and the first pages of memories stay mapped
-            // between calls: no page faults to pay again on every call.
+            // The pages a call wrote are rewritten (zeroed, or copied from
+            // the component's data) when its instance goes, up to
+            // MEMORY_KEEP_RESIDENT of them, and stay mapped: the next call
+            // in the slot takes no page faults for them. Linux's
+            // PAGEMAP_SCAN (6.7 and later) finds the pages that were
+            // written; without it the lowest addresses are rewritten
+            // whether written or not (for a Rust guest, the far end of its
+            // stack, which it rarely touches) and the rest given back.
+            .pagemap_scan(Enabled::Auto)
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
             .async_stack_keep_resident(128 << 10)
-            .linear_memory_keep_resident(128 << 10)
             .table_keep_resident(128 << 10);
         let mut config = Config::new();
         config
@@ -148,23 +148,13 @@ impl PluginEngine {
             link!(types, log, config, consumers, counters, kv);
         }
 
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let ticking = engine.clone();
-        let stop = Arc::clone(&ticker_stop);
-        std::thread::Builder::new()
-            .name("gatehouse-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticking.increment_epoch();
-                }
-            })?;
+        let ticker = Arc::new(Ticker::start(engine.clone())?);
         Ok(Self {
             engine,
             linker,
             builtin_linker,
             settings,
-            ticker: Arc::new(Ticker(ticker_stop)),
+            ticker,
         })
     }
 
@@ -176,6 +166,12 @@ impl PluginEngine {
     /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Whether the epoch ticker is parked (no call for a while).
+    #[cfg(test)]
+    pub(crate) fn ticker_parked(&self) -> bool {
+        self.ticker.is_parked()
     }
 
     /// Compiles a component and links it against the plugin world. Slow

@@ -1,12 +1,13 @@
 //! The Wasm plugin host: components built against `wit/plugin.wit`, run on
 //! the hot path in a sandbox. `engine` owns wasmtime (pooling allocator,
-//! epoch ticker, compilation); `host` is what a plugin may call and the
-//! limits it runs under; `runtime` instantiates a plugin for one call under
-//! a deadline and a memory cap and turns every way a call can go wrong into
-//! a [`PluginFailure`], leaving the node unharmed; `chain` runs a route's
-//! tenant plugins hook by hook, `registry` keeps the tenant's components,
-//! `builtins` the node's own, and `request_log` runs the request-log
-//! built-in over a sealed telemetry batch.
+//! compilation) and `ticker` the epoch that cuts calls at their deadline;
+//! `host` is what a plugin may call and the limits it runs under; `runtime`
+//! instantiates a plugin for one call under a deadline and a memory cap and
+//! turns every way a call can go wrong into a [`PluginFailure`], leaving the
+//! node unharmed; `chain` runs a route's tenant plugins hook by hook,
+//! `registry` keeps the tenant's components, `builtins` the node's own, and
+//! `request_log` runs the request-log built-in over a sealed telemetry
+//! batch.
 
 mod bindings {
     // The `builtin` world: the plugin world plus the request log. Tenant
@@ -48,6 +49,7 @@ pub mod output;
 pub mod registry;
 pub mod request_log;
 pub mod runtime;
+pub mod ticker;
 
 #[cfg(test)]
 mod tests;

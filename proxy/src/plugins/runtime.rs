@@ -15,8 +15,9 @@ use super::bindings::gatehouse::plugin::types::{
 };
 use super::bindings::{Plugin, PluginPre};
 use super::breaker::{Hook, PluginBreakers};
-use super::engine::{EPOCH_TICK, EngineSettings, Ticker};
+use super::engine::EngineSettings;
 use super::host::{self, HostState, SharedState};
+use super::ticker::{EPOCH_TICK, Ticker};
 use crate::compiled::CompiledConfig;
 use crate::keys::KeyIndex;
 use crate::telemetry::{RequestOutcome, ShippedLog};
@@ -173,7 +174,8 @@ pub struct LoadedPlugin {
     pre: PluginPre<HostState>,
     engine: Engine,
     settings: EngineSettings,
-    _ticker: Arc<Ticker>,
+    /// Kept up while a call of the plugin runs (its deadline needs it).
+    ticker: Arc<Ticker>,
     /// Instances kept between calls, for the built-ins only (`None`: a
     /// fresh instance per call, as every tenant plugin gets).
     idle: Option<Mutex<Vec<Kept>>>,
@@ -210,7 +212,7 @@ impl LoadedPlugin {
             pre,
             engine,
             settings,
-            _ticker: ticker,
+            ticker,
             idle: None,
         }
     }
@@ -325,6 +327,7 @@ impl LoadedPlugin {
 
     /// Calls `describe`.
     pub async fn describe(&self) -> Result<PluginInfo, PluginFailure> {
+        let _running = self.ticker.call();
         let (plugin, mut store) = self.instance(&CallContext::default()).await?;
         let result = plugin.call_describe(&mut store).await;
         result.map_err(|err| self.failure(&store, &err))
@@ -343,7 +346,9 @@ impl LoadedPlugin {
             .of(hook)
             .call()
             .map_err(|_| PluginFailure::CircuitOpen)?;
+        let running = self.ticker.call();
         let result = call.await;
+        drop(running);
         admitted.finish(
             result
                 .as_ref()

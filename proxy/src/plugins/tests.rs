@@ -180,6 +180,24 @@ async fn loops_are_cut_at_the_deadline() {
     assert!(plugin.on_request(&mode("header"), &request()).await.is_ok());
 }
 
+/// The epoch ticker parks while no call runs; a call that loops after it
+/// parked is still cut at its deadline (the call wakes it).
+#[tokio::test]
+async fn a_loop_is_cut_when_the_ticker_was_parked() {
+    let engine = engine();
+    let plugin = engine.load("testbed", TESTBED).expect("loads");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !engine.ticker_parked() {
+        assert!(Instant::now() < deadline, "the idle ticker never parked");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let failure = plugin
+        .on_request(&mode("loop"), &request())
+        .await
+        .expect_err("times out");
+    assert_eq!(failure.reason(), "timeout", "{failure}");
+}
+
 #[tokio::test]
 async fn runaway_allocation_hits_the_memory_cap() {
     // Time enough to reach the cap: growing to 8 MB in a debug build with
@@ -490,6 +508,45 @@ async fn kept_instances_serve_again_and_a_failed_one_is_dropped() {
         plugin.on_request(&mode("deny"), &request()).await,
         Ok(RequestAction::Respond(_))
     ));
+}
+
+/// A tenant plugin's call finds nothing of an earlier call: not its globals,
+/// a static buffer it wrote, nor the heap block it left, however its
+/// instance's memory was reset (pages kept resident and rewritten, or given
+/// back). An instance kept between calls (as the built-ins are) does find
+/// them, which shows the probe sees residue when there is some.
+#[tokio::test]
+async fn a_tenant_plugin_call_finds_nothing_an_earlier_call_left() {
+    let engine = engine();
+    let residue = |action: &RequestAction| {
+        (
+            set_header(action, "x-calls").expect("x-calls"),
+            set_header(action, "x-residue").expect("x-residue"),
+        )
+    };
+    let fresh = engine.load("testbed", TESTBED).expect("loads");
+    for call in 0..50 {
+        let action = fresh
+            .on_request(&mode("residue"), &request())
+            .await
+            .expect("runs");
+        assert_eq!(
+            residue(&action),
+            ("1".to_owned(), "clean".to_owned()),
+            "call {call}"
+        );
+    }
+    let kept = engine
+        .load("testbed", TESTBED)
+        .expect("loads")
+        .reusing_instances();
+    let first = kept.on_request(&mode("residue"), &request()).await;
+    let second = kept.on_request(&mode("residue"), &request()).await;
+    assert_eq!(residue(&first.expect("runs")).1, "clean");
+    assert_eq!(
+        residue(&second.expect("runs")),
+        ("2".to_owned(), "static,heap".to_owned())
+    );
 }
 
 /// The limits docs/plugins.md states, as the node's defaults (the node's
