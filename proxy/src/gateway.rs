@@ -291,25 +291,13 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
+        if self.layers.headers() {
+            self.forward(session, upstream_request, ctx)?;
+        }
         let admitted = ctx
             .admitted
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no admitted route"))?;
-        if !self.layers.headers() {
-            return Ok(());
-        }
-        // The hop appended to X-Forwarded-For is the peer itself; behind a
-        // trusted proxy that is not the client.
-        let peer = (!self.trusted.is_empty())
-            .then(|| peer_ip(session))
-            .flatten();
-        let forwarded = Forwarded {
-            peer_ip: peer.as_deref().or(ctx.client_ip.as_deref()),
-            tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
-            request_id: &ctx.request_id,
-            consumer: admitted.consumer.as_ref(),
-        };
-        forwarding::rewrite(upstream_request, &admitted.upstream, &forwarded)?;
         forwarding::apply_plugin_changes(
             upstream_request,
             &admitted.upstream,
@@ -465,6 +453,33 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// Rewrites the upstream request for its service and tells it about the
+    /// client (see `forwarding`).
+    fn forward(
+        &self,
+        session: &Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let admitted = ctx
+            .admitted
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no admitted route"))?;
+        // The hop appended to X-Forwarded-For is the peer itself; behind a
+        // trusted proxy that is not the client.
+        let peer = (!self.trusted.is_empty())
+            .then(|| peer_ip(session))
+            .flatten();
+        let forwarded = Forwarded {
+            peer_ip: peer.as_deref().or(ctx.client_ip.as_deref()),
+            tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
+            request_id: &ctx.request_id,
+            consumer: admitted.consumer.as_ref(),
+        };
+        forwarding::rewrite(upstream_request, &admitted.upstream, &forwarded)?;
+        Ok(())
+    }
+
     /// Answers a request admission refused.
     async fn refuse(
         &self,

@@ -8,8 +8,9 @@
 /// it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Layers {
-    /// The route match and the upstream peer: no request id, forwarding
-    /// headers, metrics or telemetry.
+    /// The route match, the route's plugins and the upstream peer: no
+    /// request id, forwarding headers (consumer keys are not hidden
+    /// either), metrics or telemetry (nor tenant plugins' `on-log`).
     Route,
     /// Adds the request id and the forwarding headers (path prefix, Host,
     /// `X-Forwarded-*`, `X-Request-Id`, credentials hidden).

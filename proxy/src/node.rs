@@ -202,6 +202,12 @@ pub fn run_with_exit_hook(
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    if args.bench_layers != crate::layers::Layers::All {
+        tracing::warn!(
+            layers = ?args.bench_layers,
+            "--bench-layers: part of the request handling is off (for benchmarks only)"
+        );
+    }
     let gateway = Gateway::new(
         live.clone(),
         Arc::clone(&metrics),

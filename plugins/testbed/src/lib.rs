@@ -18,9 +18,9 @@
 //! says whether the key `t` is there (`x-kv-t`), setting it for three
 //! seconds when it is not. `residue` looks for what an earlier call left
 //! behind in this instance, then leaves some itself: a call counter in a
-//! global (`x-calls`), a 512 KiB static buffer written with a pattern and a
-//! 256 KiB heap block whose address it keeps (`x-residue`: `clean` when
-//! neither is there, else what was found). `tag` proceeds with the response headers
+//! static (`x-calls`), a 1.25 MiB static buffer written with a pattern,
+//! and a 256 KiB heap block written with it whose address it keeps
+//! (`x-residue`: `clean` when none of them is there, else what was found). `tag` proceeds with the response headers
 //! `x-tagged: yes` and `content-type: text/x-tagged` (`response-headers`); `rate-32` checks a rate 32 times
 //! and proceeds, `rate-loop` checks one more time than that.
 
@@ -207,7 +207,7 @@ static CALLS: AtomicU32 = AtomicU32::new(0);
 /// The address of the heap block an earlier call left (0: none).
 static HEAP_BLOCK: AtomicUsize = AtomicUsize::new(0);
 /// Zero in a fresh instance (it is in `.bss`).
-static SCRATCH: [AtomicU8; 512 << 10] = [const { AtomicU8::new(0) }; 512 << 10];
+static SCRATCH: [AtomicU8; 1280 << 10] = [const { AtomicU8::new(0) }; 1280 << 10];
 const PATTERN: u8 = 0xA5;
 
 fn residue() -> Vec<Header> {
@@ -217,11 +217,17 @@ fn residue() -> Vec<Header> {
         found.push("static");
     }
     // Memory the allocator hands out: 256 KiB written with the pattern,
-    // leaked, so a later call in this instance finds its address in
-    // `HEAP_BLOCK` and the pattern there.
+    // leaked, so a later call in this instance finds it at the address
+    // kept in `HEAP_BLOCK`.
     let seen = HEAP_BLOCK.load(Ordering::Relaxed);
     if seen != 0 {
-        found.push("heap");
+        // SAFETY: a block this instance leaked, never freed: valid and
+        // initialised for its 256 KiB.
+        #[allow(unsafe_code)]
+        let block = unsafe { std::slice::from_raw_parts(seen as *const u8, 256 << 10) };
+        if block.iter().all(|&b| b == PATTERN) {
+            found.push("heap");
+        }
     }
     let block: &'static mut [u8] = vec![PATTERN; 256 << 10].leak();
     HEAP_BLOCK.store(block.as_ptr() as usize, Ordering::Relaxed);

@@ -17,11 +17,20 @@ use super::host::HostState;
 use super::runtime::LoadedPlugin;
 use super::ticker::Ticker;
 
-/// Bytes of a linear memory's written pages rewritten in place when its
-/// instance goes, instead of being given back to the kernel: all a small
-/// plugin writes in a call (a Rust one writes tens of KiB), part of what a
-/// JavaScript or Python runtime writes.
-const MEMORY_KEEP_RESIDENT: usize = 1 << 20;
+/// Bytes of a linear memory rewritten in place when its instance goes,
+/// instead of being given back to the kernel. With Linux's PAGEMAP_SCAN
+/// (6.7 and later) only the pages a call wrote are rewritten: 1 MiB is all
+/// a small plugin writes (a Rust one writes tens of KiB) and part of what a
+/// JavaScript or Python runtime writes. Without it the lowest addresses are
+/// rewritten whether written or not (for a Rust guest, the far end of its
+/// stack, which it rarely touches), so the budget stays small.
+fn memory_keep_resident() -> usize {
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        1 << 20
+    } else {
+        128 << 10
+    }
+}
 
 /// Limits every plugin call runs under.
 #[derive(Debug, Clone, Copy)]
@@ -97,15 +106,11 @@ impl PluginEngine {
             .max_memory_size(settings.max_memory)
             .total_stacks(settings.max_instances)
             // The pages a call wrote are rewritten (zeroed, or copied from
-            // the component's data) when its instance goes, up to
-            // MEMORY_KEEP_RESIDENT of them, and stay mapped: the next call
-            // in the slot takes no page faults for them. Linux's
-            // PAGEMAP_SCAN (6.7 and later) finds the pages that were
-            // written; without it the lowest addresses are rewritten
-            // whether written or not (for a Rust guest, the far end of its
-            // stack, which it rarely touches) and the rest given back.
+            // the component's data) when its instance goes, up to the
+            // budget below, and stay mapped: the next call in the slot
+            // takes no page faults for them; the rest are given back.
             .pagemap_scan(Enabled::Auto)
-            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+            .linear_memory_keep_resident(memory_keep_resident())
             .async_stack_keep_resident(128 << 10)
             .table_keep_resident(128 << 10);
         let mut config = Config::new();

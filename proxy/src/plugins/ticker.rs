@@ -2,9 +2,8 @@
 //! [`EPOCH_TICK`], which is what cuts a plugin call at its deadline. It
 //! ticks only while calls run or ran lately: after [`IDLE_TICKS`] ticks
 //! with no call in flight and none begun, it parks until the next call
-//! begins (a node whose traffic runs no plugin then pays nothing for it,
-//! where a thread waking a thousand times a second took about 1 % of the
-//! worker's core). A call marks itself with [`Ticker::call`]; the guard it
+//! begins, so a node whose traffic runs no plugin is not woken a thousand
+//! times a second for nothing. A call marks itself with [`Ticker::call`]; the guard it
 //! gets keeps the ticker going until the call ends, however long it runs.
 
 use std::sync::Arc;
@@ -44,6 +43,7 @@ pub struct Ticker {
 
 /// A call in flight (see [`Ticker::call`]).
 #[derive(Debug)]
+#[must_use = "the call counts as running only while the guard lives"]
 pub struct CallGuard<'a>(&'a State);
 
 impl Drop for CallGuard<'_> {
