@@ -55,11 +55,12 @@ end
     )
 
 
-def start(args, cpu, log, nice=0):
+def start(args, cpu, log, nice=0, env=None):
     proc = subprocess.Popen(
         ["taskset", "-c", cpu, "nice", "-n", str(nice)] + args,
         stdout=subprocess.DEVNULL,
         stderr=open(os.path.join(WORK, log), "w"),
+        env=None if env is None else dict(os.environ, **env),
     )
     processes.append(proc)
     return proc
@@ -125,7 +126,16 @@ def peak_rss_mb(pids, field="VmHWM:"):
 PACED_CONNECTIONS = CONNECTIONS
 PACED_SCRIPT = os.path.join(WORK, "paced.lua")
 with open(PACED_SCRIPT, "w") as f:
-    f.write(open(WRK_SCRIPT).read() + "\ndelay = function() return tonumber(os.getenv('WRK_DELAY_MS')) end\n")
+    # wrk pauses whole milliseconds: a fractional pause is the whole one
+    # below or above it, at random in the proportion that averages to it.
+    f.write(open(WRK_SCRIPT).read() + """
+local pause = tonumber(os.getenv('WRK_DELAY_MS'))
+local whole = math.floor(pause)
+delay = function()
+  if math.random() < pause - whole then return whole + 1 end
+  return whole
+end
+""")
 
 
 # The control plane's process once it runs (setup_tenant). It runs as a
@@ -214,14 +224,21 @@ def measure(name, url, pids, headers=()):
 
 def measure_half_load(name, url, full, target, headers=()):
     """Latency at `target` requests a second (half of pingora alone's
-    maximum): PACED_CONNECTIONS, each pausing between its requests (its
-    pause less `full`'s median latency) so that together they offer about
-    that rate."""
+    maximum): PACED_CONNECTIONS, each pausing between its requests so that
+    together they offer that rate. The pause is the time a connection has
+    for each request less the time a request takes at that load, found by
+    a 2 s trial at a first guess (`full`'s median latency)."""
     per_request_ms = PACED_CONNECTIONS * 1000 / target
-    paced_ms = max(1, round(per_request_ms - full["p50_ms"]))
-    result = wrk(url, DURATION, headers, paced_ms)
+    pause_ms = max(0.0, per_request_ms - full["p50_ms"])
+    trial = wrk(url, 2, headers, pause_ms)
+    trial_rate = trial["requests"] / (trial["duration_us"] / 1e6)
+    request_ms = max(0.0, PACED_CONNECTIONS * 1000 / trial_rate - pause_ms)
+    pause_ms = max(0.0, per_request_ms - request_ms)
+    result = wrk(url, DURATION, headers, pause_ms)
     row = {
         "scenario": name,
+        "target_requests_per_s": round(target),
+        "pause_ms": round(pause_ms, 2),
         "share_of_own_max": round(result["requests"] / (result["duration_us"] / 1e6) / full["requests_per_s"], 2),
         "requests_per_s": round(result["requests"] / (result["duration_us"] / 1e6)),
         "p50_ms": result["p50"] / 1000,
@@ -276,8 +293,8 @@ def start_pingap():
     conf = os.path.join(WORK, "pingap.toml")
     with open(conf, "w") as f:
         f.write(PINGAP_CONFIG.format(upstream=UPSTREAM_ADDR, work=WORK))
-    os.environ["PINGAP_DISABLE_ACME"] = "1"  # no certificate task
-    proc = start([PINGAP, "-c", conf], PROXY_CPU, "pingap.log")
+    # No certificate task.
+    proc = start([PINGAP, "-c", conf], PROXY_CPU, "pingap.log", env={"PINGAP_DISABLE_ACME": "1"})
     wait_http("http://127.0.0.1:18092/")
     return proc
 
@@ -357,10 +374,7 @@ def setup_tenant():
     # from the bucket and proceeds.
     api("POST", base + "/routes", {"method": "GET", "pathPattern": "/secure", "serviceId": service,
                                    "authRequired": True, "rateLimitOverride": 60_000_000}, token)
-    plugins = [("/plugin", "add-header", TENANT_PLUGIN, {"request": {"x-team": "bench"}}),
-               ("/plugin-js", "js-guard", JS_PLUGIN, {"denyIps": ["203.0.113.7"]}),
-               ("/plugin-py", "python-rewrite", PYTHON_PLUGIN, {"rules": [{"from": "/v1/", "to": "/v2/"}]})]
-    for path, name, wasm, config in plugins:
+    for path, name, wasm, config in PLUGINS:
         if not wasm:
             continue
         plugin = api("POST", base + f"/plugins?name={name}&version=1", token=token,
@@ -370,6 +384,14 @@ def setup_tenant():
                                        "plugins": [{"pluginId": plugin, "config": config}]}, token)
     consumer_key = api("POST", base + "/consumers", {"name": "bench", "rateLimitTier": "free"}, token)["apiKey"]
     return consumer_key, key, control
+
+
+# The tenant plugins' routes: (path, plugin, its component, its config on
+# the route). A plugin whose component was not built is left out, and so
+# is its rung.
+PLUGINS = [("/plugin", "add-header", TENANT_PLUGIN, {"request": {"x-team": "bench"}}),
+           ("/plugin-js", "js-guard", JS_PLUGIN, {"denyIps": ["203.0.113.7"]}),
+           ("/plugin-py", "python-rewrite", PYTHON_PLUGIN, {"rules": [{"from": "/v1/", "to": "/v2/"}]})]
 
 
 # The cost ladder: (rung, what it adds, node settings, path, needs the
@@ -401,7 +423,18 @@ LADDER = [
 
 def plugin_paths():
     """The routes of the tenant plugins setup_tenant attached."""
-    return ["/plugin"] + (["/plugin-js"] if JS_PLUGIN else []) + (["/plugin-py"] if PYTHON_PLUGIN else [])
+    return [path for path, _, wasm, _ in PLUGINS if wasm]
+
+
+def runs(rung):
+    """Whether the ladder's `rung` runs (a plugin rung needs its component)."""
+    path = rung[3]
+    return path in plugin_paths() or all(path != p for p, _, _, _ in PLUGINS)
+
+
+# Every rung is measured against one measured before it.
+assert all(base in [r[0] for r in LADDER[:i]] + ["pingora alone"] for i, (*_, base) in enumerate(LADDER)), \
+    "a rung's base must be a rung above it or pingora alone"
 
 
 def main():
@@ -454,9 +487,7 @@ def main():
     stop(node)
     ladder = results["ladder"] = []
     node, running = None, None
-    for rung, adds, settings, path, needs_key, base in LADDER:
-        if path == "/plugin-js" and not JS_PLUGIN or path == "/plugin-py" and not PYTHON_PLUGIN:
-            continue
+    for rung, adds, settings, path, needs_key, base in filter(runs, LADDER):
         if settings != running:
             if node:
                 stop(node)
@@ -508,7 +539,7 @@ def print_tables(results):
     print(f"\n{results['pinning']}; wrk -t1 -c{CONNECTIONS}, {DURATION} s per scenario, on {results['machine']} "
           f"({results['cpus']} CPUs)\n")
     header = (f"{'':34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'added µs':>8} "
-              f"{'eff. vs pingora':>15} {'vs nginx':>8} {'RSS MB':>7} {'errors':>6} {'control µs/req':>14} "
+              f"{'eff. vs pingora':>15} {'eff. vs nginx':>13} {'vs nginx':>8} {'RSS MB':>7} {'errors':>6} {'control µs/req':>14} "
               f"{'logs stored':>11} {'lag s':>6}")
     print(header)
     print("-" * len(header))
@@ -517,12 +548,14 @@ def print_tables(results):
         for r in group:
             print(f"  {r['scenario']:32} {r['requests_per_s']:>8} {r['p50_ms']:>7} {r['p99_ms']:>7} "
                   f"{blank(r['proxy_cpu_us_per_request']):>10} {blank(r.get('added_us')):>8} "
-                  f"{blank(r.get('efficiency_vs_pingora')):>15} {r['ratio_to_nginx']:>8} "
+                  f"{blank(r.get('efficiency_vs_pingora')):>15} {blank(r.get('efficiency_vs_nginx')):>13} "
+                  f"{r['ratio_to_nginx']:>8} "
                   f"{blank(r['proxy_peak_rss_mb']):>7} {r['errors']:>6} "
                   f"{blank(r['control_cpu_us_per_request']):>14} {r['control_log_rows'] or '':>11} "
                   f"{blank(r['control_lag_mean_s']):>6}")
     print("\n'added µs': the rung's CPU a request over its base's (the rung above it; the plugin rungs over "
-          "'+ request logs (defaults)'); 'eff. vs pingora': pingora alone's CPU a request over the row's; "
+          "'+ request logs (defaults)'); 'eff. vs pingora' ('eff. vs nginx'): pingora alone's (nginx's) CPU a "
+          "request over the row's; "
           "'vs nginx': requests a second over nginx's. The control plane runs throughout, on the load CPU; "
           "'control µs/req' is its CPU time a request, 'logs stored' what it stored of the run, 'lag s' the "
           "mean age of a batch's oldest log when stored.")
@@ -530,8 +563,8 @@ def print_tables(results):
           f"p99.9 ms")
     for r in half:
         print(f"  {r['scenario']:32} {r['requests_per_s']:>8} {r['p50_ms']:>7} {r['p99_ms']:>7} {r['p999_ms']:>7}"
-              f"   p99 {r['p99_vs_pingora']}× pingora alone's ({r['share_of_own_max']} of its own max, "
-              f"{r['errors']} errors)")
+              f"   p99 {r['p99_vs_pingora']}× pingora alone's (offered {r['target_requests_per_s']}/s, "
+              f"{r['share_of_own_max']} of its own max, {r['errors']} errors)")
     if "large_config" in results:
         big = results["large_config"]
         print(f"\nlarge config ({big['routes']} routes, {big['consumers']} consumers): {big['requests_per_s']} req/s, "

@@ -10,6 +10,9 @@
 #   SOAK=minutes benches/load/run.sh                (the soak run instead: steady load, memory of
 #                                                   both binaries sampled; see soak.py)
 #   PINGAP=0 benches/load/run.sh                    (without the pingap row, and without building it)
+#   INSTRUCTIONS=1 benches/load/run.sh [seconds] [rung ...]
+#                                                   (instructions a request rung by rung, under
+#                                                   callgrind; see instructions.py)
 #
 # Builds release binaries and the example plugins (Rust, JavaScript and
 # Python), installs wrk and nginx (Debian's) when missing, builds pingap
@@ -27,9 +30,10 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 [ -z "${PROFILE:-}" ] || command -v perf >/dev/null || need+=(linux-perf)
+[ -z "${INSTRUCTIONS:-}" ] || command -v valgrind >/dev/null || need+=(valgrind)
 PINGAP_ROOT=${PINGAP_ROOT:-/var/tmp/pingap-0.13.1}
 want_pingap=""
-if [ "${PINGAP:-1}" != 0 ] && [ -z "${PROFILE:-}${SOAK:-}" ] && [ "${BIG_CONFIG:-}" != only ]; then
+if [ "${PINGAP:-1}" != 0 ] && [ -z "${PROFILE:-}${SOAK:-}${INSTRUCTIONS:-}" ] && [ "${BIG_CONFIG:-}" != only ]; then
   want_pingap=1
   [ -x "$PINGAP_ROOT/bin/pingap" ] || command -v protoc >/dev/null || need+=(protobuf-compiler)
 fi
@@ -54,7 +58,7 @@ export BARE_PINGORA_BIN=${CARGO_TARGET_DIR:-target}/release/examples/bare_pingor
 export NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 # The JavaScript and Python examples, for the ladder's plugin rungs
 # (componentize-js and componentize-py are installed on first use).
-if [ -z "${PROFILE:-}${SOAK:-}" ] && [ "${BIG_CONFIG:-}" != only ]; then
+if [ -z "${PROFILE:-}${SOAK:-}${INSTRUCTIONS:-}" ] && [ "${BIG_CONFIG:-}" != only ]; then
   examples=${CARGO_TARGET_DIR:-target}/bench-plugins
   mkdir -p "$examples"
   if "$GATEHOUSE_BIN" plugin build --dir plugins/examples/js-guard --out "$examples/js-guard.wasm" >&2; then
@@ -70,6 +74,9 @@ if [ -z "${PROFILE:-}${SOAK:-}" ] && [ "${BIG_CONFIG:-}" != only ]; then
 fi
 if [ -n "${SOAK:-}" ]; then
   exec python3 benches/load/soak.py "$SOAK"
+fi
+if [ -n "${INSTRUCTIONS:-}" ]; then
+  exec python3 benches/load/instructions.py "${@}"
 fi
 if [ -n "${PROFILE:-}" ]; then
   exec python3 benches/load/profile.py "$PROFILE" "${1:-10}" "${@:2}"

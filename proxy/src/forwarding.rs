@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 
 use gatehouse_protocol::key_prefix::{CONSUMER_KEY_PREFIX, bearer_token};
+use http::HeaderValue;
 use http::header::{AUTHORIZATION, HOST, HeaderName};
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
@@ -61,28 +62,17 @@ pub fn rewrite(
     upstream: &Upstream,
     forwarded: &Forwarded<'_>,
 ) -> Result<()> {
-    let path_and_query = request
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
-    let uri: http::Uri = upstream
-        .forward_path(&path_and_query)
-        .parse()
-        .map_err(|_| {
-            Error::explain(
-                ErrorType::InvalidHTTPHeader,
-                "forwarded path is not a valid URI",
-            )
-        })?;
-    request.set_uri(uri);
-    let default_port = if upstream.tls { 443 } else { 80 };
-    let host = if upstream.port == default_port {
-        upstream.host.clone()
-    } else {
-        format!("{}:{}", upstream.host, upstream.port)
-    };
-    request.insert_header(HOST, host)?;
+    // The target goes as the client sent it unless the prefix changes it
+    // or it is not the URI's own (absolute-form, not UTF-8): then it goes
+    // as the URI's path and query.
+    let path_and_query = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let target = (!upstream.path_prefix.is_empty()
+        || request.raw_path() != path_and_query.as_bytes())
+    .then(|| upstream.forward_path(path_and_query));
+    if let Some(target) = target {
+        request.set_uri(target_uri(target, "forwarded path is not a valid URI")?);
+    }
+    request.insert_header(HOST, upstream.host_header.clone())?;
     if let Some(ip) = forwarded.peer_ip {
         let chain = match request
             .headers
@@ -94,7 +84,7 @@ pub fn rewrite(
         };
         request.insert_header(X_FORWARDED_FOR, chain)?;
     }
-    let proto = if forwarded.tls { "https" } else { "http" };
+    let proto = HeaderValue::from_static(if forwarded.tls { "https" } else { "http" });
     request.insert_header(X_FORWARDED_PROTO, proto)?;
     request.insert_header(X_REQUEST_ID, forwarded.request_id)?;
     request.remove_header(&X_CONSUMER_ID);
@@ -170,18 +160,15 @@ pub fn apply_plugin_changes(
             .query()
             .map(|q| format!("?{q}"))
             .unwrap_or_default();
-        let uri: http::Uri = upstream
-            .forward_path(&format!("{path}{query}"))
-            .parse()
-            .map_err(|_| {
-                Error::explain(
-                    ErrorType::InvalidHTTPHeader,
-                    "rewritten path is not a valid URI",
-                )
-            })?;
-        request.set_uri(uri);
+        let target = upstream.forward_path(&format!("{path}{query}"));
+        request.set_uri(target_uri(target, "rewritten path is not a valid URI")?);
     }
     Ok(())
+}
+
+/// `target` as the request's URI (taking the string, not copying it).
+fn target_uri(target: String, invalid: &'static str) -> Result<http::Uri> {
+    http::Uri::try_from(target).map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, invalid))
 }
 
 /// The request id: the client's `X-Request-Id` when it is short printable
@@ -209,17 +196,19 @@ mod tests {
     use super::*;
 
     fn upstream(port: u16) -> Upstream {
-        Upstream {
+        upstream_at(&format!("http://127.0.0.1:{port}/v1"), port)
+    }
+
+    fn upstream_at(target_url: &str, port: u16) -> Upstream {
+        let service = gatehouse_protocol::ServiceConfig {
             id: "s".into(),
-            tls: false,
-            host: "127.0.0.1".into(),
-            port,
-            path_prefix: "/v1".into(),
-            timeout: Duration::from_millis(500),
+            target_url: target_url.into(),
             health_check_path: None,
-            resolved: Default::default(),
-        }
-        .with_addresses(vec![SocketAddr::from(([127, 0, 0, 1], port))])
+            timeout_ms: 500,
+        };
+        Upstream::parse(&service)
+            .expect("parses")
+            .with_addresses(vec![SocketAddr::from(([127, 0, 0, 1], port))])
     }
 
     #[test]
@@ -261,6 +250,40 @@ mod tests {
         };
         rewrite(&mut request, &upstream(8081), &over_tls).expect("rewrites");
         assert_eq!(request.headers["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn targets_go_as_sent_unless_a_prefix_or_their_form_changes_them() {
+        let forwarded = Forwarded {
+            peer_ip: None,
+            tls: false,
+            request_id: "rid",
+            consumer: None,
+        };
+        let no_prefix = upstream_at("http://127.0.0.1:8081", 8081);
+        let wire = |target: &[u8], upstream: &Upstream| {
+            let mut request = RequestHeader::build("GET", target, None).expect("request");
+            rewrite(&mut request, upstream, &forwarded).expect("rewrites");
+            String::from_utf8_lossy(request.raw_path()).into_owned()
+        };
+        assert_eq!(wire(b"/a%20b?x=1&y", &no_prefix), "/a%20b?x=1&y");
+        assert_eq!(wire(b"http://example.com/x?y=1", &no_prefix), "/x?y=1");
+        assert_eq!(wire(b"/a%20b?x=1", &upstream(8081)), "/v1/a%20b?x=1");
+        assert_eq!(wire(b"http://example.com/x", &upstream(8081)), "/v1/x");
+    }
+
+    #[test]
+    fn the_host_of_an_ipv6_upstream_is_bracketed() {
+        let mut request = RequestHeader::build("GET", b"/", None).expect("request");
+        let forwarded = Forwarded {
+            peer_ip: None,
+            tls: false,
+            request_id: "rid",
+            consumer: None,
+        };
+        rewrite(&mut request, &upstream_at("http://[::1]:8081", 8081), &forwarded)
+            .expect("rewrites");
+        assert_eq!(request.headers["host"], "[::1]:8081");
     }
 
     #[test]

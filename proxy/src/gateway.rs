@@ -291,13 +291,13 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        if self.layers.headers() {
-            self.forward(session, upstream_request, ctx)?;
-        }
         let admitted = ctx
             .admitted
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no admitted route"))?;
+        if self.layers.headers() {
+            self.forward(session, upstream_request, ctx, admitted)?;
+        }
         forwarding::apply_plugin_changes(
             upstream_request,
             &admitted.upstream,
@@ -460,11 +460,8 @@ impl Gateway {
         session: &Session,
         upstream_request: &mut RequestHeader,
         ctx: &RequestCtx,
+        admitted: &Admitted,
     ) -> Result<()> {
-        let admitted = ctx
-            .admitted
-            .as_ref()
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no admitted route"))?;
         // The hop appended to X-Forwarded-For is the peer itself; behind a
         // trusted proxy that is not the client.
         let peer = (!self.trusted.is_empty())
@@ -620,25 +617,42 @@ impl Gateway {
     }
 }
 
+/// The headers the built-ins read: `api-key-auth` the key (the
+/// `rate-limit` built-in reads none).
+const BUILTIN_HEADERS: [&str; 2] = ["x-api-key", "authorization"];
+
 /// The request as plugins see it: the client's, with the request id the
-/// upstream will get (an unknown client IP is empty).
+/// upstream will get (an unknown client IP is empty). On a route without
+/// tenant plugins only the built-ins see it, and it carries only the
+/// headers they read: each header is copied into the plugin's memory.
 fn plugin_request(
     header: &RequestHeader,
     route: &Route,
     client_ip: Option<&str>,
     request_id: &str,
 ) -> PluginRequest {
-    PluginRequest {
-        method: header.method.as_str().to_owned(),
-        path: header.uri.path().to_owned(),
-        query: header.uri.query().unwrap_or("").to_owned(),
-        headers: plugin_headers(&header.headers)
+    let headers = if route.plugins.is_empty() {
+        BUILTIN_HEADERS
+            .iter()
+            .flat_map(|name| {
+                let values = header.headers.get_all(*name).iter();
+                values.filter_map(|value| plugin_header(name, value))
+            })
+            .collect()
+    } else {
+        plugin_headers(&header.headers)
             .filter(|h| h.name != "x-request-id")
             .chain(std::iter::once(PluginHeader {
                 name: "x-request-id".to_owned(),
                 value: request_id.to_owned(),
             }))
-            .collect(),
+            .collect()
+    };
+    PluginRequest {
+        method: header.method.as_str().to_owned(),
+        path: header.uri.path().to_owned(),
+        query: header.uri.query().unwrap_or("").to_owned(),
+        headers,
         client_ip: client_ip.unwrap_or_default().to_owned(),
         route_id: route.id.to_string(),
         consumer_id: None,
@@ -648,11 +662,16 @@ fn plugin_request(
 /// HTTP headers as plugins see them (those that are not valid text are
 /// left out).
 fn plugin_headers(headers: &http::HeaderMap) -> impl Iterator<Item = PluginHeader> + '_ {
-    headers.iter().filter_map(|(name, value)| {
-        Some(PluginHeader {
-            name: name.as_str().to_owned(),
-            value: value.to_str().ok()?.to_owned(),
-        })
+    headers
+        .iter()
+        .filter_map(|(name, value)| plugin_header(name.as_str(), value))
+}
+
+/// One HTTP header as plugins see it (`None` when it is not valid text).
+fn plugin_header(name: &str, value: &http::HeaderValue) -> Option<PluginHeader> {
+    Some(PluginHeader {
+        name: name.to_owned(),
+        value: value.to_str().ok()?.to_owned(),
     })
 }
 

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use http::HeaderValue;
 
 use gatehouse_protocol::ServiceConfig;
 
@@ -76,6 +77,10 @@ pub struct Upstream {
     pub port: u16,
     /// The target URL's path without its trailing slash ("" for none).
     pub path_prefix: String,
+    /// The `Host` the upstream is sent: the host (an IPv6 literal in
+    /// brackets), with the port unless it is the scheme's default. Made
+    /// once; each request clones a reference to it.
+    pub host_header: HeaderValue,
     pub timeout: Duration,
     pub health_check_path: Option<String>,
     /// The host's addresses (off the hot path); none when it did not
@@ -110,6 +115,7 @@ impl Upstream {
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let (host, port) = split_host_port(authority, if tls { 443 } else { 80 })
             .ok_or_else(|| fail("bad host or port"))?;
+        let host_header = host_header(&host, port, tls).ok_or_else(|| fail("bad host or port"))?;
         let timeout_ms = u64::try_from(service.timeout_ms)
             .ok()
             .filter(|ms| *ms > 0)
@@ -120,6 +126,7 @@ impl Upstream {
             host,
             port,
             path_prefix: path.trim_end_matches('/').to_owned(),
+            host_header,
             timeout: Duration::from_millis(timeout_ms),
             health_check_path: service.health_check_path.clone(),
             resolved: Addresses::default(),
@@ -182,6 +189,24 @@ impl Upstream {
     }
 }
 
+/// The `Host` header naming `host:port` (see [`Upstream::host_header`]);
+/// `None` when it is not printable ASCII.
+fn host_header(host: &str, port: u16, tls: bool) -> Option<HeaderValue> {
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let default_port = if tls { 443 } else { 80 };
+    let value = if port == default_port {
+        host
+    } else {
+        format!("{host}:{port}")
+    };
+    let value = HeaderValue::try_from(value).ok()?;
+    value.to_str().is_ok().then_some(value)
+}
+
 fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
     if authority.is_empty() || authority.contains('@') {
         return None;
@@ -229,10 +254,28 @@ mod tests {
         assert_eq!(up.forward_path("/a"), "/a");
         let up = Upstream::parse(&service("http://[::1]:9000/p")).expect("parses");
         assert_eq!(up.address(), "[::1]:9000");
+        assert_eq!(up.host_header, "[::1]:9000", "an IPv6 Host is bracketed");
         let up = Upstream::parse(&service("http://localhost:9000")).expect("parses");
         up.resolve();
         assert_eq!(up.resolved.pick().map(|a| a.port()), Some(9000));
-        for bad in ["ftp://x", "http://", "http://h:notaport/", "http://u@h/"] {
+        let hosts = [
+            ("http://127.0.0.1:8081/v1/", "127.0.0.1:8081"),
+            ("http://api.example.com:80", "api.example.com"),
+            ("https://api.example.com", "api.example.com"),
+            ("https://api.example.com:8443", "api.example.com:8443"),
+            ("http://[::1]", "[::1]"),
+        ];
+        for (url, host) in hosts {
+            let up = Upstream::parse(&service(url)).expect("parses");
+            assert_eq!(up.host_header, host, "{url}");
+        }
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://h:notaport/",
+            "http://u@h/",
+            "http://h\u{e9}te/",
+        ] {
             assert!(Upstream::parse(&service(bad)).is_err(), "{bad}");
         }
     }

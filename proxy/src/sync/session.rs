@@ -36,10 +36,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 type Socket = WebSocketStream<Box<dyn Io>>;
 
 /// Frames as large as a plugin component (up to 32 MiB, base64 in JSON).
+/// Reads of 16 KiB at most: tungstenite zeroes a read's whole room before
+/// each read, 128 KiB by default, for every acknowledgement and heartbeat.
 fn socket_config() -> tungstenite::protocol::WebSocketConfig {
     tungstenite::protocol::WebSocketConfig::default()
         .max_frame_size(Some(64 << 20))
         .max_message_size(Some(64 << 20))
+        .read_buffer_size(16 << 10)
 }
 
 /// What one connection has seen so far.

@@ -152,6 +152,9 @@ async fn probe(
         .await
         .map_err(|err| format!("connect: {err}"))?;
     let path = upstream.forward_path(upstream.health_check_path.as_deref().unwrap_or("/"));
+    // The Host requests are forwarded with (printable ASCII by
+    // construction).
+    let host = upstream.host_header.to_str().unwrap_or(&upstream.host);
     if upstream.tls {
         let tls = tls.ok_or("TLS is unavailable on this node")?;
         let name = ServerName::try_from(upstream.host.clone())
@@ -160,9 +163,9 @@ async fn probe(
             .connect(name, stream)
             .await
             .map_err(|err| format!("tls: {err}"))?;
-        request_status(stream, &upstream.host, &path).await
+        request_status(stream, host, &path).await
     } else {
-        request_status(stream, &upstream.host, &path).await
+        request_status(stream, host, &path).await
     }
 }
 
