@@ -281,8 +281,12 @@ mod tests {
             request_id: "rid",
             consumer: None,
         };
-        rewrite(&mut request, &upstream_at("http://[::1]:8081", 8081), &forwarded)
-            .expect("rewrites");
+        rewrite(
+            &mut request,
+            &upstream_at("http://[::1]:8081", 8081),
+            &forwarded,
+        )
+        .expect("rewrites");
         assert_eq!(request.headers["host"], "[::1]:8081");
     }
 
