@@ -59,6 +59,10 @@ pub async fn connect(
             format!("expected a WebSocket upgrade: {rejection}"),
         )
     })?;
+    // Reads of 16 KiB at most: tungstenite zeroes a read's whole room
+    // before each read, 128 KiB by default, for every batch of telemetry
+    // and every heartbeat a node sends.
+    let upgrade = upgrade.read_buffer_size(16 << 10);
     Ok(upgrade.on_upgrade(move |socket| async move {
         if let Err(err) = serve(socket, state, tenant_id.clone(), key_hash).await {
             tracing::info!(tenant_id, error = %err, "gateway connection ended");

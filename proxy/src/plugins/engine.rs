@@ -14,7 +14,7 @@ use super::artifacts::ArtifactCache;
 use super::bindings::Plugin;
 use super::breaker::BreakerSettings;
 use super::host::HostState;
-use super::runtime::LoadedPlugin;
+use super::runtime::{Exports, LoadedPlugin};
 use super::ticker::Ticker;
 
 /// Bytes of a linear memory rewritten in place when its instance goes,
@@ -223,12 +223,15 @@ impl PluginEngine {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|err| LoadError::World(format!("{err:#}")))?;
-        let pre = super::bindings::PluginPre::new(pre)
+        // Bindgen's check that the exports are the world's, with its types.
+        super::bindings::PluginPre::new(pre.clone())
             .map_err(|err| LoadError::World(format!("{err:#}")))?;
+        let exports = Exports::of(&pre).map_err(|err| LoadError::World(format!("{err:#}")))?;
         LoadedPlugin::new(
             name.to_owned(),
             builtin,
             pre,
+            exports,
             self.engine.clone(),
             self.settings,
             Arc::clone(&self.ticker),

@@ -1,11 +1,14 @@
 //! Calling a plugin: a fresh store and instance per call (from the pooling
 //! allocator and the pre-linked component), an epoch deadline, the memory
-//! cap. Whatever goes wrong — a loop past the deadline, growth past the cap,
+//! cap. A call looks up only the export it runs, by an index found at link. Whatever goes wrong — a loop past the deadline, growth past the cap,
 //! a trap or panic, an exhausted pool — comes back as a [`PluginFailure`];
 //! the store is dropped and the node carries on.
 
 use std::sync::{Arc, Mutex};
 
+use wasmtime::component::{
+    ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower,
+};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use futures_util::FutureExt;
@@ -13,7 +16,6 @@ use futures_util::FutureExt;
 use super::bindings::gatehouse::plugin::types::{
     Hooks, LogEntry, PluginInfo, Request, RequestAction, Response, ResponseAction,
 };
-use super::bindings::{Plugin, PluginPre};
 use super::breaker::{Hook, PluginBreakers};
 use super::engine::EngineSettings;
 use super::host::{self, HostState, SharedState};
@@ -171,7 +173,8 @@ pub struct LoadedPlugin {
     builtin: bool,
     hooks: Hooks,
     breakers: PluginBreakers,
-    pre: PluginPre<HostState>,
+    pre: InstancePre<HostState>,
+    exports: Exports,
     engine: Engine,
     settings: EngineSettings,
     /// Kept up while a call of the plugin runs (its deadline needs it).
@@ -182,7 +185,51 @@ pub struct LoadedPlugin {
 }
 
 /// An instance kept for another call, with its store.
-type Kept = (Plugin, Store<HostState>);
+type Kept = (Instance, Store<HostState>);
+
+/// Where the plugin world's exports are in a component, found once at
+/// link. Bindgen's `instantiate` looks up and typechecks all four in every
+/// fresh instance; a call needs one, typechecked as it is taken.
+#[derive(Debug, Clone)]
+pub(super) struct Exports {
+    describe: ComponentExportIndex,
+    on_request: ComponentExportIndex,
+    on_response: ComponentExportIndex,
+    on_log: ComponentExportIndex,
+}
+
+impl Exports {
+    /// The exports of `pre`'s component (already checked against the world
+    /// by bindgen's `PluginPre::new`).
+    pub(super) fn of(pre: &InstancePre<HostState>) -> wasmtime::Result<Self> {
+        let index = |name: &str| {
+            pre.component()
+                .get_export_index(None, name)
+                .ok_or_else(|| wasmtime::format_err!("no export `{name}` found"))
+        };
+        Ok(Self {
+            describe: index("describe")?,
+            on_request: index("on-request")?,
+            on_response: index("on-response")?,
+            on_log: index("on-log")?,
+        })
+    }
+}
+
+/// Calls the export at `index` of `instance` with `params`.
+async fn call<P, R>(
+    instance: &Instance,
+    store: &mut Store<HostState>,
+    index: &ComponentExportIndex,
+    params: P,
+) -> wasmtime::Result<R>
+where
+    P: ComponentNamedList + Lower + Send + Sync,
+    R: ComponentNamedList + Lift + Send + Sync + 'static,
+{
+    let func = instance.get_typed_func::<P, R>(&mut *store, index)?;
+    func.call_async(store, params).await
+}
 
 /// Idle instances a built-in keeps at most.
 const MAX_IDLE: usize = 16;
@@ -199,7 +246,8 @@ impl LoadedPlugin {
     pub(super) fn new(
         name: String,
         builtin: bool,
-        pre: PluginPre<HostState>,
+        pre: InstancePre<HostState>,
+        exports: Exports,
         engine: Engine,
         settings: EngineSettings,
         ticker: Arc<Ticker>,
@@ -210,6 +258,7 @@ impl LoadedPlugin {
             hooks: Hooks::all(),
             breakers: PluginBreakers::new(settings.breaker),
             pre,
+            exports,
             engine,
             settings,
             ticker,
@@ -286,16 +335,13 @@ impl LoadedPlugin {
     }
 
     /// Instantiates the plugin in a fresh store for `ctx`.
-    async fn instance(
-        &self,
-        ctx: &CallContext,
-    ) -> Result<(Plugin, Store<HostState>), PluginFailure> {
+    async fn instance(&self, ctx: &CallContext) -> Result<Kept, PluginFailure> {
         if let Some(idle) = &self.idle {
             let reused = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            if let Some((plugin, mut store)) = reused {
+            if let Some((instance, mut store)) = reused {
                 store.data_mut().begin_call(ctx.clone());
                 store.set_epoch_deadline(ticks(self.settings.call_deadline));
-                return Ok((plugin, store));
+                return Ok((instance, store));
             }
         }
         let mut store = self.store(ctx);
@@ -311,7 +357,7 @@ impl LoadedPlugin {
     /// or the value, the instance kept when this plugin reuses them.
     fn finish<R>(
         &self,
-        plugin: Plugin,
+        instance: Instance,
         store: Store<HostState>,
         result: wasmtime::Result<R>,
     ) -> Result<R, PluginFailure> {
@@ -319,7 +365,7 @@ impl LoadedPlugin {
         if let Some(idle) = &self.idle {
             let mut idle = idle.lock().unwrap_or_else(|p| p.into_inner());
             if idle.len() < MAX_IDLE {
-                idle.push((plugin, store));
+                idle.push((instance, store));
             }
         }
         Ok(value)
@@ -328,9 +374,11 @@ impl LoadedPlugin {
     /// Calls `describe`.
     pub async fn describe(&self) -> Result<PluginInfo, PluginFailure> {
         let _running = self.ticker.call();
-        let (plugin, mut store) = self.instance(&CallContext::default()).await?;
-        let result = plugin.call_describe(&mut store).await;
-        result.map_err(|err| self.failure(&store, &err))
+        let (instance, mut store) = self.instance(&CallContext::default()).await?;
+        let result = call(&instance, &mut store, &self.exports.describe, ()).await;
+        result
+            .map(|(info,)| info)
+            .map_err(|err| self.failure(&store, &err))
     }
 
     /// Runs `call` of `hook` for the plugin `ctx` names unless its circuit
@@ -376,9 +424,9 @@ impl LoadedPlugin {
         check: impl FnOnce(&RequestAction) -> Result<(), PluginFailure>,
     ) -> Result<RequestAction, PluginFailure> {
         self.guarded(ctx, Hook::Request, async {
-            let (plugin, mut store) = self.instance(ctx).await?;
-            let result = plugin.call_on_request(&mut store, request).await;
-            let action = self.finish(plugin, store, result)?;
+            let (instance, mut store) = self.instance(ctx).await?;
+            let result = call(&instance, &mut store, &self.exports.on_request, (request,)).await;
+            let (action,) = self.finish(instance, store, result)?;
             check(&action).map(|()| action)
         })
         .await
@@ -394,9 +442,10 @@ impl LoadedPlugin {
         check: impl FnOnce(&ResponseAction) -> Result<(), PluginFailure>,
     ) -> Result<ResponseAction, PluginFailure> {
         self.guarded(ctx, Hook::Response, async {
-            let (plugin, mut store) = self.instance(ctx).await?;
-            let result = plugin.call_on_response(&mut store, request, response).await;
-            let action = self.finish(plugin, store, result)?;
+            let (instance, mut store) = self.instance(ctx).await?;
+            let params = (request, response);
+            let result = call(&instance, &mut store, &self.exports.on_response, params).await;
+            let (action,) = self.finish(instance, store, result)?;
             check(&action).map(|()| action)
         })
         .await
@@ -422,12 +471,13 @@ impl LoadedPlugin {
             latency_ms: 0.0,
         };
         self.guarded(ctx, Hook::Log, async {
-            let (plugin, mut store) = self.instance(ctx).await?;
+            let (instance, mut store) = self.instance(ctx).await?;
             store.data_mut().finished = std::mem::take(records);
-            let result = plugin.call_on_log(&mut store, &entry).await;
+            let result =
+                call::<_, ()>(&instance, &mut store, &self.exports.on_log, (&entry,)).await;
             *records = std::mem::take(&mut store.data_mut().finished);
             let shipped = std::mem::take(&mut store.data_mut().shipped);
-            self.finish(plugin, store, result.map(|()| shipped))
+            self.finish(instance, store, result.map(|()| shipped))
                 .and_then(|shipped| host::shipped_records(shipped, records))
         })
         .await
@@ -436,9 +486,9 @@ impl LoadedPlugin {
     /// Calls `on-log`.
     pub async fn on_log(&self, ctx: &CallContext, entry: &LogEntry) -> Result<(), PluginFailure> {
         self.guarded(ctx, Hook::Log, async {
-            let (plugin, mut store) = self.instance(ctx).await?;
-            let result = plugin.call_on_log(&mut store, entry).await;
-            self.finish(plugin, store, result)
+            let (instance, mut store) = self.instance(ctx).await?;
+            let result = call::<_, ()>(&instance, &mut store, &self.exports.on_log, (entry,)).await;
+            self.finish(instance, store, result)
         })
         .await
     }
