@@ -134,9 +134,9 @@ pub enum Duplicates {
 /// `conn` (a transaction): one statement and one round trip whatever the
 /// batch size, no per-row parameters. PostgreSQL gets a column per
 /// parameter as an array literal and unnests them; SQLite gets the rows as
-/// one JSON parameter (`jsonb_each`, see [`INSERT_FROM_JSON_SQLITE`]). A log without an id gets one derived
-/// from the tenant, the batch and its position, the same whenever the batch
-/// is delivered.
+/// one JSON parameter (`jsonb_each`, see [`INSERT_FROM_JSON_SQLITE`]). A
+/// log without an id gets one derived from the tenant, the batch and its
+/// position, the same whenever the batch is delivered.
 pub async fn insert(
     conn: &mut AnyConnection,
     dialect: Dialect,
@@ -319,7 +319,8 @@ const INSERT_FROM_ARRAYS_POSTGRES: &str = "INSERT INTO request_logs (id, tenant_
 /// an upsert clause after it). `jsonb_each`, not `json_each`: the array is
 /// parsed once and each row's fields are read from its binary form, where
 /// `json_each` turns each row back into text that every `->>` parses again
-/// (over half of the control plane's CPU under a logs load).
+/// (over half of the control plane's CPU under a logs load). Needs SQLite
+/// 3.45 or later; the bundled one (libsqlite3-sys) is newer.
 const INSERT_FROM_JSON_SQLITE: &str = "INSERT INTO request_logs (id, tenant_id, request_id, method, \
      path, route_id, service_id, consumer_id, status_code, latency_ms, client_ip, bytes_in, \
      bytes_out, created_at) \

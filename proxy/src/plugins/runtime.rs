@@ -1,8 +1,10 @@
-//! Calling a plugin: a fresh store and instance per call (from the pooling
-//! allocator and the pre-linked component), an epoch deadline, the memory
-//! cap. A call looks up only the export it runs, by an index found at link. Whatever goes wrong — a loop past the deadline, growth past the cap,
-//! a trap or panic, an exhausted pool — comes back as a [`PluginFailure`];
-//! the store is dropped and the node carries on.
+//! Calling a plugin: a fresh store and instance per call for a tenant
+//! plugin (from the pooling allocator and the pre-linked component; the
+//! built-ins keep theirs between calls), an epoch deadline, the memory
+//! cap. A call looks up only the export it runs, by an index found at
+//! link. Whatever goes wrong — a loop past the deadline, growth past the
+//! cap, a trap or panic, an exhausted pool — comes back as a
+//! [`PluginFailure`]; the store is dropped and the node carries on.
 
 use std::sync::{Arc, Mutex};
 
