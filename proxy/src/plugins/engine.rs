@@ -223,9 +223,7 @@ impl PluginEngine {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|err| LoadError::World(format!("{err:#}")))?;
-        // Bindgen's check that the exports are the world's, with its types.
-        super::bindings::PluginPre::new(pre.clone())
-            .map_err(|err| LoadError::World(format!("{err:#}")))?;
+        // The exports must be the world's, with its types.
         let exports = Exports::of(&pre).map_err(|err| LoadError::World(format!("{err:#}")))?;
         LoadedPlugin::new(
             name.to_owned(),

@@ -24,7 +24,6 @@ mod bindings {
     });
 
     pub use Builtin as Plugin;
-    pub use BuiltinPre as PluginPre;
 }
 
 mod bindings_v0_1 {

@@ -1,15 +1,16 @@
 //! Calling a plugin: a fresh store and instance per call for a tenant
 //! plugin (from the pooling allocator and the pre-linked component; the
 //! built-ins keep theirs between calls), an epoch deadline, the memory
-//! cap. A call looks up only the export it runs, by an index found at
-//! link. Whatever goes wrong — a loop past the deadline, growth past the
+//! cap. A call fetches only the export it runs, by an index found and
+//! typechecked once at link. Whatever goes wrong — a loop past the deadline, growth past the
 //! cap, a trap or panic, an exhausted pool — comes back as a
 //! [`PluginFailure`]; the store is dropped and the node carries on.
 
 use std::sync::{Arc, Mutex};
 
+use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{
-    ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower,
+    ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower, TypedFunc,
 };
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
@@ -189,9 +190,61 @@ pub struct LoadedPlugin {
 /// An instance kept for another call, with its store.
 type Kept = (Instance, Store<HostState>);
 
-/// Where the plugin world's exports are in a component, found once at
-/// link. Bindgen's `instantiate` looks up and typechecks all four in every
-/// fresh instance; a call needs one, typechecked as it is taken.
+/// One export of the plugin world: its name and the types it is called
+/// with. [`Exports::of`] typechecks the component's export against exactly
+/// these types at link, which is what lets [`call`] skip the check.
+trait Export {
+    const NAME: &'static str;
+    type Params<'a>: ComponentNamedList + Lower + Send + Sync;
+    type Results: ComponentNamedList + Lift + Send + Sync + 'static;
+    fn index(exports: &Exports) -> &ComponentExportIndex;
+}
+
+struct Describe;
+struct OnRequest;
+struct OnResponse;
+struct OnLog;
+
+impl Export for Describe {
+    const NAME: &'static str = "describe";
+    type Params<'a> = ();
+    type Results = (PluginInfo,);
+    fn index(exports: &Exports) -> &ComponentExportIndex {
+        &exports.describe
+    }
+}
+
+impl Export for OnRequest {
+    const NAME: &'static str = "on-request";
+    type Params<'a> = (&'a Request,);
+    type Results = (RequestAction,);
+    fn index(exports: &Exports) -> &ComponentExportIndex {
+        &exports.on_request
+    }
+}
+
+impl Export for OnResponse {
+    const NAME: &'static str = "on-response";
+    type Params<'a> = (&'a Request, &'a Response);
+    type Results = (ResponseAction,);
+    fn index(exports: &Exports) -> &ComponentExportIndex {
+        &exports.on_response
+    }
+}
+
+impl Export for OnLog {
+    const NAME: &'static str = "on-log";
+    type Params<'a> = (&'a LogEntry,);
+    type Results = ();
+    fn index(exports: &Exports) -> &ComponentExportIndex {
+        &exports.on_log
+    }
+}
+
+/// Where the plugin world's exports are in a component, found and
+/// typechecked once at link. A call then only fetches the one it runs
+/// from its instance: no name lookup and no typecheck per call, whether
+/// the instance is fresh or kept.
 #[derive(Debug, Clone)]
 pub(super) struct Exports {
     describe: ComponentExportIndex,
@@ -201,35 +254,53 @@ pub(super) struct Exports {
 }
 
 impl Exports {
-    /// The exports of `pre`'s component (already checked against the world
-    /// by bindgen's `PluginPre::new`).
+    /// The exports of `pre`'s component, each checked to be a function of
+    /// its [`Export`] types (the check bindgen's generated `PluginPre::new`
+    /// makes, with the same wasmtime calls).
     pub(super) fn of(pre: &InstancePre<HostState>) -> wasmtime::Result<Self> {
-        let index = |name: &str| {
-            pre.component()
-                .get_export_index(None, name)
-                .ok_or_else(|| wasmtime::format_err!("no export `{name}` found"))
-        };
         Ok(Self {
-            describe: index("describe")?,
-            on_request: index("on-request")?,
-            on_response: index("on-response")?,
-            on_log: index("on-log")?,
+            describe: Self::checked::<Describe>(pre)?,
+            on_request: Self::checked::<OnRequest>(pre)?,
+            on_response: Self::checked::<OnResponse>(pre)?,
+            on_log: Self::checked::<OnLog>(pre)?,
         })
+    }
+
+    fn checked<E: Export>(pre: &InstancePre<HostState>) -> wasmtime::Result<ComponentExportIndex> {
+        let name = E::NAME;
+        let (item, index) = pre
+            .component()
+            .get_export(None, name)
+            .ok_or_else(|| wasmtime::format_err!("no export `{name}` found"))?;
+        match item {
+            ComponentItem::ComponentFunc(func) => func
+                .typecheck::<E::Params<'static>, E::Results>(&pre.instance_type())
+                .map_err(|err| err.context(format!("type-checking export func `{name}`")))?,
+            _ => wasmtime::bail!("export `{name}` is not a function"),
+        }
+        Ok(index)
     }
 }
 
-/// Calls the export at `index` of `instance` with `params`.
-async fn call<P, R>(
+/// Calls the export `E` of `instance` with `params`.
+#[allow(unsafe_code)]
+async fn call<E: Export>(
     instance: &Instance,
     store: &mut Store<HostState>,
-    index: &ComponentExportIndex,
-    params: P,
-) -> wasmtime::Result<R>
-where
-    P: ComponentNamedList + Lower + Send + Sync,
-    R: ComponentNamedList + Lift + Send + Sync + 'static,
-{
-    let func = instance.get_typed_func::<P, R>(&mut *store, index)?;
+    exports: &Exports,
+    params: E::Params<'_>,
+) -> wasmtime::Result<E::Results> {
+    let func = instance
+        .get_func(&mut *store, E::index(exports))
+        .ok_or_else(|| wasmtime::format_err!("no export `{}` found", E::NAME))?;
+    // SAFETY: `new_unchecked` needs the function's signature to be
+    // `E::Params -> E::Results`. `Exports::of` typechecked this export of
+    // the component `instance` was made from against exactly these types
+    // when it was linked (a check of types, which lifetimes do not change;
+    // the check `Func::typed` makes, and what bindgen's generated calls
+    // rely on the same way), and an instance's exports are its
+    // component's.
+    let func = unsafe { TypedFunc::<E::Params<'_>, E::Results>::new_unchecked(func) };
     func.call_async(store, params).await
 }
 
@@ -377,7 +448,7 @@ impl LoadedPlugin {
     pub async fn describe(&self) -> Result<PluginInfo, PluginFailure> {
         let _running = self.ticker.call();
         let (instance, mut store) = self.instance(&CallContext::default()).await?;
-        let result = call(&instance, &mut store, &self.exports.describe, ()).await;
+        let result = call::<Describe>(&instance, &mut store, &self.exports, ()).await;
         result
             .map(|(info,)| info)
             .map_err(|err| self.failure(&store, &err))
@@ -427,7 +498,7 @@ impl LoadedPlugin {
     ) -> Result<RequestAction, PluginFailure> {
         self.guarded(ctx, Hook::Request, async {
             let (instance, mut store) = self.instance(ctx).await?;
-            let result = call(&instance, &mut store, &self.exports.on_request, (request,)).await;
+            let result = call::<OnRequest>(&instance, &mut store, &self.exports, (request,)).await;
             let (action,) = self.finish(instance, store, result)?;
             check(&action).map(|()| action)
         })
@@ -446,7 +517,7 @@ impl LoadedPlugin {
         self.guarded(ctx, Hook::Response, async {
             let (instance, mut store) = self.instance(ctx).await?;
             let params = (request, response);
-            let result = call(&instance, &mut store, &self.exports.on_response, params).await;
+            let result = call::<OnResponse>(&instance, &mut store, &self.exports, params).await;
             let (action,) = self.finish(instance, store, result)?;
             check(&action).map(|()| action)
         })
@@ -475,8 +546,7 @@ impl LoadedPlugin {
         self.guarded(ctx, Hook::Log, async {
             let (instance, mut store) = self.instance(ctx).await?;
             store.data_mut().finished = std::mem::take(records);
-            let result =
-                call::<_, ()>(&instance, &mut store, &self.exports.on_log, (&entry,)).await;
+            let result = call::<OnLog>(&instance, &mut store, &self.exports, (&entry,)).await;
             *records = std::mem::take(&mut store.data_mut().finished);
             let shipped = std::mem::take(&mut store.data_mut().shipped);
             self.finish(instance, store, result.map(|()| shipped))
@@ -489,7 +559,7 @@ impl LoadedPlugin {
     pub async fn on_log(&self, ctx: &CallContext, entry: &LogEntry) -> Result<(), PluginFailure> {
         self.guarded(ctx, Hook::Log, async {
             let (instance, mut store) = self.instance(ctx).await?;
-            let result = call::<_, ()>(&instance, &mut store, &self.exports.on_log, (entry,)).await;
+            let result = call::<OnLog>(&instance, &mut store, &self.exports, (entry,)).await;
             self.finish(instance, store, result)
         })
         .await
