@@ -63,10 +63,13 @@ pub fn rewrite(
     forwarded: &Forwarded<'_>,
 ) -> Result<()> {
     // The target goes as the client sent it unless the prefix changes it
-    // or it is not the URI's own (absolute-form, not UTF-8): then it goes
-    // as the URI's path and query.
+    // or it is not the URI's own (absolute-form, not UTF-8) or the URI
+    // names an authority (an HTTP/1.1 absolute-form target, an HTTP/2
+    // request's `:authority`): then it goes as the URI's path and query,
+    // and the upstream is named by Host alone.
     let path_and_query = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let target = (!upstream.path_prefix.is_empty()
+        || request.uri.authority().is_some()
         || request.raw_path() != path_and_query.as_bytes())
     .then(|| upstream.forward_path(path_and_query));
     if let Some(target) = target {
@@ -270,6 +273,30 @@ mod tests {
         assert_eq!(wire(b"http://example.com/x?y=1", &no_prefix), "/x?y=1");
         assert_eq!(wire(b"/a%20b?x=1", &upstream(8081)), "/v1/a%20b?x=1");
         assert_eq!(wire(b"http://example.com/x", &upstream(8081)), "/v1/x");
+    }
+
+    #[test]
+    fn an_authority_in_the_uri_is_dropped_for_the_upstreams_host() {
+        // As an HTTP/2 request arrives: the URI is absolute (`:scheme`,
+        // `:authority`, `:path`), and the target is the URI's own.
+        let parts = http::Request::get("https://client.example/x?y=1")
+            .body(())
+            .expect("request")
+            .into_parts()
+            .0;
+        let mut request = RequestHeader::from(parts);
+        assert_eq!(request.raw_path(), b"/x?y=1");
+        let forwarded = Forwarded {
+            peer_ip: None,
+            tls: true,
+            request_id: "rid",
+            consumer: None,
+        };
+        let no_prefix = upstream_at("http://127.0.0.1:8081", 8081);
+        rewrite(&mut request, &no_prefix, &forwarded).expect("rewrites");
+        assert_eq!(request.uri.authority(), None);
+        assert_eq!(request.uri.to_string(), "/x?y=1");
+        assert_eq!(request.headers["host"], "127.0.0.1:8081");
     }
 
     #[test]

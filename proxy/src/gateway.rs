@@ -618,45 +618,54 @@ impl Gateway {
 }
 
 /// The headers the built-ins read: `api-key-auth` the key (the
-/// `rate-limit` built-in reads none).
+/// `rate-limit` built-in reads none). A header a built-in comes to read
+/// must be listed here (see `plugins/api-key-auth`).
 const BUILTIN_HEADERS: [&str; 2] = ["x-api-key", "authorization"];
 
 /// The request as plugins see it: the client's, with the request id the
-/// upstream will get (an unknown client IP is empty). On a route without
-/// tenant plugins only the built-ins see it, and it carries only the
-/// headers they read: each header is copied into the plugin's memory.
+/// upstream will get (an unknown client IP is empty).
 fn plugin_request(
     header: &RequestHeader,
     route: &Route,
     client_ip: Option<&str>,
     request_id: &str,
 ) -> PluginRequest {
-    let headers = if route.plugins.is_empty() {
-        BUILTIN_HEADERS
-            .iter()
-            .flat_map(|name| {
-                let values = header.headers.get_all(*name).iter();
-                values.filter_map(|value| plugin_header(name, value))
-            })
-            .collect()
-    } else {
-        plugin_headers(&header.headers)
-            .filter(|h| h.name != "x-request-id")
-            .chain(std::iter::once(PluginHeader {
-                name: "x-request-id".to_owned(),
-                value: request_id.to_owned(),
-            }))
-            .collect()
-    };
     PluginRequest {
         method: header.method.as_str().to_owned(),
         path: header.uri.path().to_owned(),
         query: header.uri.query().unwrap_or("").to_owned(),
-        headers,
+        headers: plugin_request_headers(&header.headers, !route.plugins.is_empty(), request_id),
         client_ip: client_ip.unwrap_or_default().to_owned(),
         route_id: route.id.to_string(),
         consumer_id: None,
     }
+}
+
+/// The headers of the request plugins see. With tenant plugins on the
+/// route, all of the client's, the request id the upstream will get in
+/// place of any the client sent; with only the built-ins, just the headers
+/// they read (each header is copied into the plugin's memory).
+fn plugin_request_headers(
+    headers: &http::HeaderMap,
+    tenant_plugins: bool,
+    request_id: &str,
+) -> Vec<PluginHeader> {
+    if !tenant_plugins {
+        return BUILTIN_HEADERS
+            .iter()
+            .flat_map(|name| {
+                let values = headers.get_all(*name).iter();
+                values.filter_map(|value| plugin_header(name, value))
+            })
+            .collect();
+    }
+    plugin_headers(headers)
+        .filter(|h| h.name != "x-request-id")
+        .chain(std::iter::once(PluginHeader {
+            name: "x-request-id".to_owned(),
+            value: request_id.to_owned(),
+        }))
+        .collect()
 }
 
 /// HTTP headers as plugins see them (those that are not valid text are
@@ -697,4 +706,58 @@ fn peer_ip(session: &Session) -> Option<String> {
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_headers() -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("x-api-key", "ck_one"),
+            ("authorization", "Bearer ck_two"),
+            ("authorization", "Basic abc"),
+            ("x-request-id", "from-the-client"),
+            ("accept", "text/plain"),
+        ] {
+            headers.append(name, http::HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    fn pairs(headers: &[PluginHeader]) -> Vec<(&str, &str)> {
+        headers
+            .iter()
+            .map(|h| (h.name.as_str(), h.value.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn built_ins_alone_see_only_the_headers_they_read() {
+        let headers = plugin_request_headers(&client_headers(), false, "rid");
+        assert_eq!(
+            pairs(&headers),
+            [
+                ("x-api-key", "ck_one"),
+                ("authorization", "Bearer ck_two"),
+                ("authorization", "Basic abc"),
+            ]
+        );
+    }
+
+    #[test]
+    fn tenant_plugins_see_every_header_and_the_forwarded_request_id() {
+        let headers = plugin_request_headers(&client_headers(), true, "rid");
+        assert_eq!(
+            pairs(&headers),
+            [
+                ("x-api-key", "ck_one"),
+                ("authorization", "Bearer ck_two"),
+                ("authorization", "Basic abc"),
+                ("accept", "text/plain"),
+                ("x-request-id", "rid"),
+            ]
+        );
+    }
 }

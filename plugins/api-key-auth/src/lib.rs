@@ -13,6 +13,9 @@ struct ApiKeyAuth;
 const UNAUTHORIZED: &str =
     r#"{"error":{"code":"invalid_api_key","message":"send a valid API key in X-API-Key or Authorization: Bearer"}}"#;
 
+// On a route without tenant plugins the node passes the built-ins only the
+// headers they read (BUILTIN_HEADERS in proxy/src/gateway.rs): a header
+// read here must be listed there.
 fn key(request: &Request) -> Option<&str> {
     let header = |name: &str| request.headers.iter().find(|h| h.name == name).map(|h| h.value.trim());
     header("x-api-key").filter(|k| !k.is_empty()).or_else(|| {

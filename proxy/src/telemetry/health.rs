@@ -207,6 +207,45 @@ fn parse_status(head: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_probe_names_the_upstream_as_forwarded_requests_do() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let service = gatehouse_protocol::ServiceConfig {
+            id: "s".into(),
+            target_url: format!("http://{address}/v1"),
+            health_check_path: Some("/healthz".into()),
+            timeout_ms: 500,
+        };
+        let upstream = Upstream::parse(&service)
+            .expect("parses")
+            .with_addresses(vec![address]);
+        let answer = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut head = Vec::new();
+            let mut buf = [0u8; 512];
+            while !head.ends_with(b"\r\n\r\n") {
+                let n = stream.read(&mut buf).await.expect("read");
+                assert!(n > 0, "the probe hung up mid-request");
+                head.extend_from_slice(&buf[..n]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .await
+                .expect("write");
+            String::from_utf8(head).expect("ASCII")
+        });
+        assert_eq!(probe(&upstream, None).await, Ok(204));
+        let head = answer.await.expect("the upstream answered");
+        assert!(head.starts_with("GET /v1/healthz HTTP/1.1\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("\r\nHost: 127.0.0.1:{}\r\n", address.port())),
+            "the Host carries the port: {head}"
+        );
+    }
+
     #[test]
     fn status_lines_parse() {
         assert_eq!(parse_status(b"HTTP/1.1 200 OK\r\n"), Some(200));
