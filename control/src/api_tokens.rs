@@ -137,12 +137,18 @@ async fn create_token(
     if Scope::parse(&body.scope).is_none() {
         return Err(ApiError::invalid("scope", "must be `read` or `write`"));
     }
-    let pool = state.store().pool();
+    // The count and the insert in one transaction, run one at a time per
+    // tenant: two tokens made at once cannot both take the last place.
+    let store = state.store();
+    let mut tx = store.begin_write().await?;
+    store
+        .serialize_on(&mut tx, &format!("api-tokens:{}", auth.tenant_id))
+        .await?;
     let (live,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM api_tokens WHERE tenant_id = $1 AND revoked_at IS NULL",
     )
     .bind(&auth.tenant_id)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
     if live >= MAX_TOKENS {
         return Err(ApiError::invalid(
@@ -163,8 +169,9 @@ async fn create_token(
     .bind(&secret.hash)
     .bind(&secret.display_prefix)
     .bind(Timestamp::now())
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     tracing::info!(
         tenant_id = auth.tenant_id,
         prefix = entity.token_prefix,

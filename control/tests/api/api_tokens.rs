@@ -9,7 +9,10 @@ use crate::accounts::{reset_token_in, wait_for_mail};
 use crate::common::{Db, Harness};
 use crate::on_both_databases;
 
-on_both_databases!(tokens_are_scoped_and_revocable);
+on_both_databases!(
+    tokens_are_scoped_and_revocable,
+    the_token_limit_holds_when_tokens_are_made_at_once
+);
 
 async fn tokens_are_scoped_and_revocable(db: Db) {
     let h = Harness::start(db).await;
@@ -221,4 +224,43 @@ async fn tokens_are_scoped_and_revocable(db: Db) {
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
     h.finish().await;
+}
+
+/// Tokens made at once near the limit: exactly as many succeed as there are
+/// places left (the count and the insert are one serialized transaction).
+async fn the_token_limit_holds_when_tokens_are_made_at_once(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("token-limit").await;
+    let path = t.path("/api-tokens");
+    let make = |i: usize| {
+        let (h, t, path) = (&h, &t, &path);
+        async move {
+            h.post(
+                path,
+                &t.token,
+                json!({ "name": format!("ci {i}"), "scope": "read" }),
+            )
+            .await
+            .status
+        }
+    };
+    let places_left = 3;
+    for i in 0..100 - places_left {
+        assert_eq!(make(i).await, StatusCode::CREATED);
+    }
+    let statuses = futures_util::future::join_all((0..24).map(|i| make(1000 + i))).await;
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, places_left, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::BAD_REQUEST),
+        "{statuses:?}"
+    );
+    let listed = h.get(&path, &t.token).await;
+    listed.expect(StatusCode::OK);
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(100));
 }
