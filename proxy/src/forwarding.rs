@@ -62,11 +62,10 @@ pub fn rewrite(
     upstream: &Upstream,
     forwarded: &Forwarded<'_>,
 ) -> Result<()> {
-    // The target goes as the client sent it unless the prefix changes it
-    // or it is not the URI's own (absolute-form, not UTF-8) or the URI
-    // names an authority (an HTTP/1.1 absolute-form target, an HTTP/2
-    // request's `:authority`): then it goes as the URI's path and query,
-    // and the upstream is named by Host alone.
+    // The target goes as the client sent it unless the prefix changes it,
+    // it is not the URI's own (not UTF-8), or the URI names an authority
+    // (an absolute-form target, an HTTP/2 request's `:authority`): then it
+    // goes as the URI's path and query, and Host alone names the upstream.
     let path_and_query = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let target = (!upstream.path_prefix.is_empty()
         || request.uri.authority().is_some()

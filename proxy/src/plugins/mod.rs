@@ -12,10 +12,11 @@
 mod bindings {
     // The `builtin` world: the plugin world plus the request log. Tenant
     // plugins are linked without the request log (see `engine`); their
-    // exports are the same. Calls are async so that a host function may
-    // wait on I/O (a rate-limit decision in Redis) without blocking the
-    // proxy's worker thread; that one may also trap the call (past the
-    // number of checks a call may make, see `host::MAX_RATE_CHECKS`).
+    // exports are the same, called by `runtime` with these types. Calls
+    // are async so that a host function may wait on I/O (a rate-limit
+    // decision in Redis) without blocking the proxy's worker thread; that
+    // one may also trap the call (past the number of checks a call may
+    // make, see `host::MAX_RATE_CHECKS`).
     wasmtime::component::bindgen!({
         world: "builtin",
         path: "../wit",
@@ -29,7 +30,8 @@ mod bindings {
 mod bindings_v0_1 {
     // The 0.1.0 release (`wit/0.1.0/`), for its host interfaces: nodes link
     // them beside 0.2.0's, so components built against it still load. Its
-    // exports have the same types as 0.2.0's, which `bindings` calls.
+    // exports have the same types as 0.2.0's, which `runtime` calls them
+    // with.
     wasmtime::component::bindgen!({
         world: "plugin",
         path: "../wit/0.1.0",

@@ -1,8 +1,8 @@
 //! Calling a plugin: a fresh store and instance per call for a tenant
 //! plugin (from the pooling allocator and the pre-linked component; the
 //! built-ins keep theirs between calls), an epoch deadline, the memory
-//! cap. A call fetches only the export it runs, by an index found and
-//! typechecked once at link. Whatever goes wrong — a loop past the deadline, growth past the
+//! cap. A call takes only the export it runs, by an index found and
+//! typechecked at link. Whatever goes wrong — a loop past the deadline, growth past the
 //! cap, a trap or panic, an exhausted pool — comes back as a
 //! [`PluginFailure`]; the store is dropped and the node carries on.
 
@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{
-    ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower, TypedFunc,
+    ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Lower,
 };
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
@@ -191,8 +191,8 @@ pub struct LoadedPlugin {
 type Kept = (Instance, Store<HostState>);
 
 /// One export of the plugin world: its name and the types it is called
-/// with. [`Exports::of`] typechecks the component's export against exactly
-/// these types at link, which is what lets [`call`] skip the check.
+/// with, which [`Exports::of`] checks the component's export against at
+/// link and [`call`] calls it with.
 trait Export {
     const NAME: &'static str;
     type Params<'a>: ComponentNamedList + Lower + Send + Sync;
@@ -242,10 +242,10 @@ impl Export for OnLog {
 }
 
 /// Where the plugin world's exports are in a component, found and
-/// typechecked once at link. A call then only fetches the one it runs
-/// from its instance: no name lookup and no typecheck per call, whether
-/// the instance is fresh or kept.
-#[derive(Debug, Clone)]
+/// typechecked at link, so that a component of another shape is refused
+/// when it loads. A call then takes the one it runs from its instance by
+/// index, without looking names up.
+#[derive(Debug)]
 pub(super) struct Exports {
     describe: ComponentExportIndex,
     on_request: ComponentExportIndex,
@@ -256,7 +256,8 @@ pub(super) struct Exports {
 impl Exports {
     /// The exports of `pre`'s component, each checked to be a function of
     /// its [`Export`] types (the check bindgen's generated `PluginPre::new`
-    /// makes, with the same wasmtime calls).
+    /// makes, with the same wasmtime calls, which are `#[doc(hidden)]`:
+    /// recheck them on a wasmtime upgrade).
     pub(super) fn of(pre: &InstancePre<HostState>) -> wasmtime::Result<Self> {
         Ok(Self {
             describe: Self::checked::<Describe>(pre)?,
@@ -282,25 +283,18 @@ impl Exports {
     }
 }
 
-/// Calls the export `E` of `instance` with `params`.
-#[allow(unsafe_code)]
+/// Calls the export `E` of `instance` with `params`. Taking it typed checks
+/// its type again, at a cost within the noise of the load bench's
+/// instruction counts (skipping it with `TypedFunc::new_unchecked` was
+/// measured: not worth an `unsafe`).
 async fn call<E: Export>(
     instance: &Instance,
     store: &mut Store<HostState>,
     exports: &Exports,
     params: E::Params<'_>,
 ) -> wasmtime::Result<E::Results> {
-    let func = instance
-        .get_func(&mut *store, E::index(exports))
-        .ok_or_else(|| wasmtime::format_err!("no export `{}` found", E::NAME))?;
-    // SAFETY: `new_unchecked` needs the function's signature to be
-    // `E::Params -> E::Results`. `Exports::of` typechecked this export of
-    // the component `instance` was made from against exactly these types
-    // when it was linked (a check of types, which lifetimes do not change;
-    // the check `Func::typed` makes, and what bindgen's generated calls
-    // rely on the same way), and an instance's exports are its
-    // component's.
-    let func = unsafe { TypedFunc::<E::Params<'_>, E::Results>::new_unchecked(func) };
+    let func =
+        instance.get_typed_func::<E::Params<'_>, E::Results>(&mut *store, E::index(exports))?;
     func.call_async(store, params).await
 }
 
@@ -563,5 +557,45 @@ impl LoadedPlugin {
             self.finish(instance, store, result)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// A component with the world's export names, each a function of no
+    /// arguments and no result.
+    pub(in crate::plugins) const MISTYPED_EXPORTS: &str = r#"(component
+        (core module $m (func (export "f")))
+        (core instance $i (instantiate $m))
+        (func $f (canon lift (core func $i "f")))
+        (export "describe" (func $f))
+        (export "on-request" (func $f))
+        (export "on-response" (func $f))
+        (export "on-log" (func $f)))"#;
+
+    #[test]
+    fn each_export_is_checked_against_its_own_types() {
+        let mistyped = wat::parse_str(MISTYPED_EXPORTS).expect("a component");
+        let engine = Engine::default();
+        let component = wasmtime::component::Component::new(&engine, mistyped).expect("compiles");
+        let pre = wasmtime::component::Linker::<HostState>::new(&engine)
+            .instantiate_pre(&component)
+            .expect("links: it imports nothing");
+        let refused = |result: wasmtime::Result<ComponentExportIndex>| {
+            format!("{:#}", result.expect_err("a mistyped export"))
+        };
+        for (name, message) in [
+            ("describe", refused(Exports::checked::<Describe>(&pre))),
+            ("on-request", refused(Exports::checked::<OnRequest>(&pre))),
+            ("on-response", refused(Exports::checked::<OnResponse>(&pre))),
+            ("on-log", refused(Exports::checked::<OnLog>(&pre))),
+        ] {
+            assert!(
+                message.contains(&format!("type-checking export func `{name}`")),
+                "{name}: {message}"
+            );
+        }
     }
 }

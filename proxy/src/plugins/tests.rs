@@ -249,20 +249,7 @@ fn bad_bytes_and_other_worlds_are_refused_at_load() {
 
 #[test]
 fn exports_of_the_wrong_type_are_refused_at_load() {
-    // The world's export names, each a function of no arguments and no
-    // result: calls skip the typecheck (see `runtime::call`), so the link
-    // must refuse them.
-    let mistyped = wat::parse_str(
-        r#"(component
-            (core module $m (func (export "f")))
-            (core instance $i (instantiate $m))
-            (func $f (canon lift (core func $i "f")))
-            (export "describe" (func $f))
-            (export "on-request" (func $f))
-            (export "on-response" (func $f))
-            (export "on-log" (func $f)))"#,
-    )
-    .expect("a component");
+    let mistyped = wat::parse_str(runtime::tests::MISTYPED_EXPORTS).expect("a component");
     let refused = engine().load("mistyped", &mistyped);
     assert!(
         matches!(&refused, Err(engine::LoadError::World(m)) if m.contains("type-checking export func `describe`")),

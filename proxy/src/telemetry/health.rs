@@ -237,7 +237,8 @@ mod tests {
                 .expect("write");
             String::from_utf8(head).expect("ASCII")
         });
-        assert_eq!(probe(&upstream, None).await, Ok(204));
+        let probed = tokio::time::timeout(Duration::from_secs(10), probe(&upstream, None));
+        assert_eq!(probed.await.expect("the probe finished"), Ok(204));
         let head = answer.await.expect("the upstream answered");
         assert!(head.starts_with("GET /v1/healthz HTTP/1.1\r\n"), "{head}");
         assert!(
