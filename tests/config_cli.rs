@@ -6,7 +6,8 @@
 //! change nothing; an invalid item that leaves everything as it was; sync
 //! deleting what the file lacks and nothing else; read and write tokens and
 //! revocation. A second test applies 1,000 routes and 10,000 consumers and
-//! prints how long that took (one version, again).
+//! prints how long that took (one version, again); a third has another
+//! change land between an apply's plan and the apply, which plans again.
 
 mod support;
 
@@ -618,4 +619,107 @@ async fn the_guides_example_applies_and_exports_back() {
     assert!(over_tls.contains("(no changes)"), "{over_tls}");
     let untrusted = refused(gatehouse(&["export"], &https, token));
     assert!(untrusted.contains("reaching"), "{untrusted}");
+}
+
+/// A hop in front of the control plane that, when the first apply (not a
+/// dry run) passes through it, changes the tenant's config itself before
+/// forwarding it, as a teammate's change landing between a plan and its
+/// apply would. Returns the hop's base URL and how often it meddled.
+async fn meddling_hop(
+    control: String,
+    tenant: std::sync::Arc<Tenant>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let meddled = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&meddled);
+    let forward = move |request: axum::extract::Request| {
+        let (control, tenant, count) = (control.clone(), tenant.clone(), count.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, 64 << 20).await.expect("body");
+            let uri = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            let applying = parts.method == Method::PUT
+                && parts.uri.path().ends_with("/config")
+                && !uri.contains("dryRun=true");
+            if applying && count.fetch_add(1, Ordering::SeqCst) == 0 {
+                let body = json!({ "name": "teammates", "targetUrl": "http://127.0.0.1:9" });
+                tenant.send(Method::POST, "/services", Some(body)).await;
+            }
+            let mut forwarded = tenant
+                .http
+                .request(parts.method, format!("{control}{uri}"))
+                .body(body);
+            for (name, value) in &parts.headers {
+                if name != "host" && name != "content-length" {
+                    forwarded = forwarded.header(name, value);
+                }
+            }
+            let answer = forwarded.send().await.expect("forwarded");
+            let mut response = axum::http::Response::builder().status(answer.status());
+            for (name, value) in answer.headers() {
+                if name != "content-length" && name != "transfer-encoding" {
+                    response = response.header(name, value);
+                }
+            }
+            let bytes = answer.bytes().await.expect("answer");
+            response
+                .body(axum::body::Body::from(bytes))
+                .expect("response")
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let app = axum::Router::new().fallback(forward);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, meddled)
+}
+
+/// A config changed between an apply's plan and the apply itself: the
+/// control plane refuses the stale apply (412), the CLI plans again from
+/// the new live config and applies, keeping the other change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_overtaken_by_another_change_plans_again() {
+    let scratch = Scratch::new("config-cli-replan");
+    let dir = &scratch.0;
+    let control = ControlPlane::start(dir).await;
+    let upstream = upstream().await;
+    let tenant = std::sync::Arc::new(Tenant::register(&control.base).await);
+    let (hop, meddled) = meddling_hop(control.base.clone(), std::sync::Arc::clone(&tenant)).await;
+    std::fs::create_dir_all(dir.join("plugins")).expect("plugins dir");
+    std::fs::write(dir.join("plugins/add-header.wasm"), ADD_HEADER).expect("wasm");
+    let file = dir.join("gateway.yaml");
+    std::fs::write(&file, gateway_yaml(&upstream.url)).expect("file");
+    let token = tenant.token.clone();
+    let args = ["apply", "-f", path(&file)].map(str::to_owned);
+    let applied = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        gatehouse(&args, &hop, &token)
+    })
+    .await
+    .expect("the CLI ran");
+    let said = stderr(&applied);
+    ok(applied);
+    assert!(
+        said.contains("the config changed while this ran; planning again"),
+        "{said}"
+    );
+    assert_eq!(
+        meddled.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the stale apply, then the one planned again"
+    );
+    let services = tenant.send(Method::GET, "/services", None).await;
+    let names: Vec<&str> = services
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(names.contains(&"echo"), "the file's service: {names:?}");
+    assert!(
+        names.contains(&"teammates"),
+        "the other change is kept (apply prunes nothing): {names:?}"
+    );
 }
