@@ -711,12 +711,7 @@ async fn an_apply_overtaken_by_another_change_plans_again() {
         "the stale apply, then the one planned again"
     );
     let services = tenant.send(Method::GET, "/services", None).await;
-    let names: Vec<&str> = services
-        .as_array()
-        .expect("a list")
-        .iter()
-        .filter_map(|s| s["name"].as_str())
-        .collect();
+    let names = support::names(&services);
     assert!(names.contains(&"echo"), "the file's service: {names:?}");
     assert!(
         names.contains(&"teammates"),

@@ -211,12 +211,7 @@ async fn postgres_restarted_under_the_control_plane() {
         assert!(Instant::now() < deadline, "the API never recovered: {body}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let names: Vec<&str> = services
-        .as_array()
-        .expect("a list")
-        .iter()
-        .filter_map(|s| s["name"].as_str())
-        .collect();
+    let names = support::names(&services);
     assert_eq!(names, ["before"], "nothing lost, nothing half-written");
     let (status, body) = add_service(&tenant, "after").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

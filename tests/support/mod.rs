@@ -332,6 +332,16 @@ fn field_addr(line: &str, field: &str) -> Option<std::net::SocketAddr> {
     addr.parse().ok()
 }
 
+/// The `name` of each item of a JSON list (an API's list answer).
+pub fn names(items: &Value) -> Vec<&str> {
+    items
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|item| item["name"].as_str())
+        .collect()
+}
+
 /// `line` without terminal colour codes.
 pub fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
