@@ -151,6 +151,7 @@ async fn create_token(
     .fetch_one(&mut *tx)
     .await?;
     if live >= MAX_TOKENS {
+        tx.rollback().await?;
         return Err(ApiError::invalid(
             "name",
             format!("a tenant holds at most {MAX_TOKENS} live tokens; revoke one first"),
