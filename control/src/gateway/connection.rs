@@ -150,11 +150,29 @@ impl Delivery {
         socket: &mut WebSocket,
         state: &AppState,
     ) -> Result<(), ConnectionError> {
+        let started = Instant::now();
         let snapshot = snapshot::build(state.store(), &self.sent.tenant_id).await?;
+        let built = started.elapsed();
         self.sent = snapshot.identity();
         self.sent_at = Instant::now();
         state.instruments().snapshots_sent.inc();
-        send(socket, &ControlMessage::Snapshot(snapshot)).await
+        let (version, routes, consumers) = (
+            snapshot.version,
+            snapshot.routes.len(),
+            snapshot.consumers.len(),
+        );
+        send(socket, &ControlMessage::Snapshot(snapshot)).await?;
+        // Where a change's time to the node goes, on this side.
+        tracing::debug!(
+            tenant_id = self.sent.tenant_id,
+            version,
+            routes,
+            consumers,
+            built_ms = built.as_millis(),
+            sent_ms = (started.elapsed() - built).as_millis(),
+            "config pushed"
+        );
+        Ok(())
     }
 }
 
