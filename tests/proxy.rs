@@ -44,6 +44,16 @@ async fn traffic_flows_and_changes_apply_at_once() {
     let service = tenant.service(&format!("{upstream_url}/v1"), 30_000).await;
     let users = tenant.route("GET", "/users/:id", &service, true).await;
     tenant.route("ANY", "/public/*", &service, false).await;
+    // A service without a path prefix: the client's target goes as sent.
+    let bare = tenant
+        .send(
+            Method::POST,
+            "/services",
+            Some(json!({ "name": "bare", "targetUrl": upstream_url })),
+        )
+        .await;
+    let bare = bare["id"].as_str().expect("id");
+    tenant.route("GET", "/bare/*", bare, false).await;
     let (consumer, key) = tenant.consumer(json!({ "name": "app" })).await;
     let node = Node::start_for(&scratch.0, &control, &tenant).await;
     let client = reqwest::Client::new();
@@ -151,6 +161,19 @@ async fn traffic_flows_and_changes_apply_at_once() {
         .expect("h2c request");
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(response.status(), StatusCode::OK);
+    // An HTTP/2 request names its authority in the URI: the upstream gets
+    // the path and query, and its own Host.
+    let response = h2
+        .get(format!("{}/bare/x?y=1", node.base))
+        .send()
+        .await
+        .expect("h2c request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let echoed: Value = response.json().await.expect("json");
+    assert_eq!(echoed["path"], "/bare/x", "{echoed}");
+    assert_eq!(echoed["query"], "y=1", "{echoed}");
+    let upstream_host = upstream_url.trim_start_matches("http://");
+    assert_eq!(echoed["headers"]["host"], upstream_host, "{echoed}");
 
     // A change made over REST is enforced by the node: revoking a key.
     let started = Instant::now();
