@@ -126,10 +126,9 @@ def peak_rss_mb(pids, field="VmHWM:"):
 
 # Paced connections: enough that each one's cycle (a request and its pause)
 # is over 10 ms at half of pingora alone's maximum here (13.6 ms at 18,830
-# req/s). wrk pauses in whole
-# milliseconds and its timers fire late by a share of one, which a ~1 ms
-# cycle (32 connections) cannot absorb: the offered rate then misses by
-# half or more.
+# req/s). wrk pauses in whole milliseconds and its timers fire late by a
+# share of one, which a ~1 ms cycle (32 connections) cannot absorb: the
+# offered rate then misses by half or more.
 PACED_CONNECTIONS = 256
 # How far the paced run may miss its target and still be compared.
 ON_TARGET = 0.05
@@ -179,12 +178,8 @@ def outbox_batches():
     node; None: the node did not answer in time)."""
     try:
         metrics = urllib.request.urlopen("http://127.0.0.1:19080/metrics", timeout=2).read().decode()
-    except ConnectionRefusedError:
-        return 0  # no node
     except urllib.error.URLError as err:
-        if isinstance(err.reason, ConnectionRefusedError):
-            return 0
-        return None
+        return 0 if isinstance(err.reason, ConnectionRefusedError) else None  # refused: no node
     except OSError:  # a timeout reading the answer
         return None
     waiting = [line.split()[1] for line in metrics.splitlines()

@@ -2,9 +2,9 @@
 //! plugin (from the pooling allocator and the pre-linked component; the
 //! built-ins keep theirs between calls), an epoch deadline, the memory
 //! cap. A call takes only the export it runs, by an index found and
-//! typechecked at link. Whatever goes wrong — a loop past the deadline, growth past the
-//! cap, a trap or panic, an exhausted pool — comes back as a
-//! [`PluginFailure`]; the store is dropped and the node carries on.
+//! typechecked at link. Whatever goes wrong — a loop past the deadline,
+//! growth past the cap, a trap or panic, an exhausted pool — comes back as
+//! a [`PluginFailure`]; the store is dropped and the node carries on.
 
 use std::sync::{Arc, Mutex};
 
