@@ -76,6 +76,8 @@ pub struct Instruments {
     pub gateway_connections: IntGauge,
     /// Config snapshots sent to nodes.
     pub snapshots_sent: IntCounter,
+    /// Config deltas sent to nodes.
+    pub deltas_sent: IntCounter,
     /// Config writes committed (each one config version).
     pub config_writes: IntCounter,
     db_connections: IntGaugeVec,
@@ -121,6 +123,10 @@ impl Instruments {
             "config_snapshots_sent_total",
             "Config snapshots sent to gateway nodes",
         )?;
+        let deltas_sent = IntCounter::new(
+            "config_deltas_sent_total",
+            "Config deltas (what changed since the config a node serves) sent to gateway nodes",
+        )?;
         let config_writes = IntCounter::new(
             "config_writes_total",
             "Config writes committed (each one new config version)",
@@ -136,6 +142,7 @@ impl Instruments {
         registry.register(Box::new(record_age.clone()))?;
         registry.register(Box::new(gateway_connections.clone()))?;
         registry.register(Box::new(snapshots_sent.clone()))?;
+        registry.register(Box::new(deltas_sent.clone()))?;
         registry.register(Box::new(config_writes.clone()))?;
         registry.register(Box::new(db_connections.clone()))?;
         registry.register(Box::new(db_pool_max.clone()))?;
@@ -149,6 +156,7 @@ impl Instruments {
             record_age,
             gateway_connections,
             snapshots_sent,
+            deltas_sent,
             config_writes,
             db_connections,
             db_pool_max,

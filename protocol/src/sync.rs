@@ -6,8 +6,11 @@
 //! serves (from disk) by its [`ConfigIdentity`]; the control plane answers
 //! [`ControlMessage::UpToDate`] only when that is exactly the tenant's
 //! current config, and a snapshot otherwise (the control plane is the
-//! authority: an older, newer or foreign config is replaced), then pushes a
-//! snapshot on every change. Both sides send heartbeats; the node's name
+//! authority: an older, newer or foreign config is replaced), then pushes
+//! every change. A node that says it takes deltas is sent only what changed
+//! ([`ControlMessage::Delta`]) whenever the config it serves is one the
+//! delta can start from, on connecting too; one that cannot apply a delta
+//! asks for the whole config ([`NodeMessage::Resync`]). Both sides send heartbeats; the node's name
 //! the config it serves, so a change whose notification was lost still
 //! reaches it within a heartbeat. The control plane records heartbeats so
 //! any replica can tell whether the tenant's gateway is online.
@@ -15,6 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigIdentity, ConfigSnapshot};
+use crate::delta::ConfigDelta;
 use crate::telemetry::TelemetryBatch;
 
 /// The path of the gateway connection endpoint.
@@ -50,6 +54,10 @@ pub enum NodeMessage {
         have_version: Option<i64>,
         #[serde(default)]
         have_config: Option<ConfigIdentity>,
+        /// The node applies [`ControlMessage::Delta`]s (absent from nodes
+        /// before deltas: they are sent snapshots).
+        #[serde(default)]
+        accepts_deltas: bool,
     },
     /// The node is alive, serving `config`: `Some(None)` (`"config":
     /// null`) when it serves none; `None` (no `config` field) from a node
@@ -67,6 +75,9 @@ pub enum NodeMessage {
     /// Asks for the component with this SHA-256 (one of the tenant's).
     #[serde(rename_all = "camelCase")]
     FetchPlugin { sha256: String },
+    /// A delta did not start from the config the node serves: send the
+    /// whole config.
+    Resync,
 }
 
 /// A node's telemetry batch as the frame that ships it: encodes exactly as
@@ -86,6 +97,9 @@ pub struct TelemetryFrame<'a, L: Serialize> {
 pub enum ControlMessage {
     /// The tenant's whole config, to serve instead of what the node has.
     Snapshot(ConfigSnapshot),
+    /// What changed since the config the node serves (`base`); sent only
+    /// to nodes whose Hello said they take deltas.
+    Delta(ConfigDelta),
     /// The config the node named in its Hello is the tenant's current one.
     UpToDate {
         /// `config.version`, for nodes from before identities.
@@ -271,11 +285,12 @@ mod tests {
             node_name: "n1".into(),
             have_version: Some(3),
             have_config: Some(identity.clone()),
+            accepts_deltas: true,
         };
         let text = serde_json::to_string(&hello).expect("encodes");
         assert_eq!(
             text,
-            r#"{"type":"hello","nodeName":"n1","haveVersion":3,"haveConfig":{"tenantId":"t1","version":3,"revision":"r"}}"#
+            r#"{"type":"hello","nodeName":"n1","haveVersion":3,"haveConfig":{"tenantId":"t1","version":3,"revision":"r"},"acceptsDeltas":true}"#
         );
         assert_eq!(decode_node(&text).expect("decodes"), hello);
         // What nodes before identities send still reads.
@@ -285,7 +300,12 @@ mod tests {
                 node_name: "n1".into(),
                 have_version: Some(3),
                 have_config: None,
+                accepts_deltas: false,
             }
+        );
+        assert_eq!(
+            decode_node(r#"{"type":"resync"}"#).expect("decodes"),
+            NodeMessage::Resync
         );
         assert_eq!(
             decode_node(r#"{"type":"heartbeat"}"#).expect("decodes"),

@@ -8,12 +8,12 @@
 //! stops working the moment the next version is swapped in, with no TTL to
 //! wait for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use gatehouse_protocol::ConsumerConfig;
+use gatehouse_protocol::{Changes, ConsumerConfig};
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -104,7 +104,7 @@ impl From<&str> for ConsumerId {
 
 /// An id as the by-id order sees it, borrowed: a looked-up id is compared
 /// without being copied.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
+#[derive(PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum IdKey<'a> {
     Uuid(Uuid),
     Text(&'a str),
@@ -150,42 +150,47 @@ impl KeyIndex {
     /// Indexes the consumers of a snapshot; entries whose hash is not 64 hex
     /// digits are skipped (they could never match).
     pub fn build(configs: &[ConsumerConfig]) -> Self {
-        let mut tiers: HashMap<&str, Arc<str>> = HashMap::new();
-        let mut consumers = Vec::with_capacity(configs.len());
-        let mut by_hash = HashMap::with_capacity(configs.len());
+        let mut builder = Builder::with_capacity(configs.len());
         for c in configs {
-            let Some(hash) = decode_hex(&c.api_key_hash) else {
-                continue;
-            };
-            let Ok(position) = u32::try_from(consumers.len()) else {
-                break;
-            };
-            let tier = tiers
-                .entry(&c.rate_limit_tier)
-                .or_insert_with(|| Arc::from(c.rate_limit_tier.as_str()));
-            consumers.push(Consumer {
-                id: ConsumerId::new(&c.id),
-                rate_limit_tier: Arc::clone(tier),
-            });
-            by_hash.insert(hash, position);
+            builder.add_config(c);
         }
-        let mut by_id: Vec<u32> = (0..consumers.len() as u32).collect();
-        by_id.sort_unstable_by(|a, b| {
-            (consumers[*a as usize].id.key()).cmp(&consumers[*b as usize].id.key())
-        });
-        Self {
-            consumers,
-            by_hash,
-            by_id,
-            hits: Cache::builder()
-                .max_capacity(CACHE_CAPACITY)
-                .time_to_idle(CACHE_IDLE)
-                .build(),
-            misses: Cache::builder()
-                .max_capacity(MISS_CAPACITY)
-                .time_to_live(MISS_TTL)
-                .build(),
+        builder.finish()
+    }
+
+    /// This index with `changes` applied (a config delta's consumers), its
+    /// caches new: a key revoked or moved to another consumer can no more
+    /// be found through them than in a built index.
+    pub fn patched(&self, changes: &Changes<ConsumerConfig>) -> Self {
+        let replaced: HashSet<IdKey<'_>> = changes
+            .removed
+            .iter()
+            .map(|id| IdKey::of(id))
+            .chain(changes.upserted.iter().map(|c| IdKey::of(&c.id)))
+            .collect();
+        let mut builder = Builder::with_capacity(self.by_hash.len() + changes.upserted.len());
+        for (hash, position) in &self.by_hash {
+            let consumer = &self.consumers[*position as usize];
+            if !replaced.contains(&consumer.id.key()) {
+                builder.add(*hash, consumer.clone());
+            }
         }
+        for c in &changes.upserted {
+            builder.add_config(c);
+        }
+        builder.finish()
+    }
+
+    /// Every indexed consumer as a snapshot names it (key hash as hex), in
+    /// no particular order: what a node saves of its consumers.
+    pub fn configs(&self) -> impl Iterator<Item = ConsumerConfig> + '_ {
+        self.by_hash.iter().map(|(hash, position)| {
+            let consumer = &self.consumers[*position as usize];
+            ConsumerConfig {
+                id: consumer.id.to_string(),
+                api_key_hash: encode_hex(hash),
+                rate_limit_tier: consumer.rate_limit_tier.to_string(),
+            }
+        })
     }
 
     /// How many consumers are indexed.
@@ -249,6 +254,86 @@ impl KeyIndex {
         self.misses.run_pending_tasks();
         (self.hits.entry_count(), self.misses.entry_count())
     }
+}
+
+/// A [`KeyIndex`] being filled. A tenant has few tiers, so each tier's
+/// name is one allocation shared by its consumers.
+struct Builder {
+    tiers: HashSet<Arc<str>>,
+    consumers: Vec<Consumer>,
+    by_hash: HashMap<[u8; 32], u32>,
+}
+
+impl Builder {
+    fn with_capacity(consumers: usize) -> Self {
+        Self {
+            tiers: HashSet::new(),
+            consumers: Vec::with_capacity(consumers),
+            by_hash: HashMap::with_capacity(consumers),
+        }
+    }
+
+    /// Adds a snapshot's consumer, unless its hash is malformed.
+    fn add_config(&mut self, config: &ConsumerConfig) {
+        let Some(hash) = decode_hex(&config.api_key_hash) else {
+            return;
+        };
+        let tier = match self.tiers.get(config.rate_limit_tier.as_str()) {
+            Some(tier) => Arc::clone(tier),
+            None => Arc::from(config.rate_limit_tier.as_str()),
+        };
+        self.add(
+            hash,
+            Consumer {
+                id: ConsumerId::new(&config.id),
+                rate_limit_tier: tier,
+            },
+        );
+    }
+
+    fn add(&mut self, hash: [u8; 32], consumer: Consumer) {
+        let Ok(position) = u32::try_from(self.consumers.len()) else {
+            return;
+        };
+        if !self.tiers.contains(&*consumer.rate_limit_tier) {
+            self.tiers.insert(Arc::clone(&consumer.rate_limit_tier));
+        }
+        self.consumers.push(consumer);
+        self.by_hash.insert(hash, position);
+    }
+
+    fn finish(self) -> KeyIndex {
+        let Self {
+            consumers, by_hash, ..
+        } = self;
+        let mut by_id: Vec<u32> = (0..consumers.len() as u32).collect();
+        by_id.sort_unstable_by(|a, b| {
+            (consumers[*a as usize].id.key()).cmp(&consumers[*b as usize].id.key())
+        });
+        KeyIndex {
+            consumers,
+            by_hash,
+            by_id,
+            hits: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_idle(CACHE_IDLE)
+                .build(),
+            misses: Cache::builder()
+                .max_capacity(MISS_CAPACITY)
+                .time_to_live(MISS_TTL)
+                .build(),
+        }
+    }
+}
+
+fn encode_hex(bytes: &[u8; 32]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 fn decode_hex(hex: &str) -> Option<[u8; 32]> {
@@ -385,6 +470,56 @@ mod tests {
         assert!(before.lookup("ck_alpha").is_some());
         let after = KeyIndex::build(&[]);
         assert!(after.lookup("ck_alpha").is_none());
+    }
+
+    #[test]
+    fn a_patched_index_is_the_index_of_the_patched_consumers() {
+        let uuid = "0b7c7f1e-4b9a-4c1d-9a35-2f6d0e8c1a77";
+        let before = KeyIndex::build(&[
+            consumer("a", "ck_alpha"),
+            consumer("b", "ck_beta"),
+            consumer(uuid, "ck_uuid"),
+        ]);
+        assert!(before.lookup("ck_alpha").is_some());
+        assert!(before.lookup("ck_new").is_none(), "a miss, cached");
+        let changes = Changes {
+            upserted: vec![
+                ConsumerConfig {
+                    rate_limit_tier: "gold".into(),
+                    ..consumer("b", "ck_beta_rotated")
+                },
+                consumer("c", "ck_new"),
+            ],
+            removed: vec!["a".into(), uuid.into(), "never-there".into()],
+        };
+        let after = before.patched(&changes);
+        assert_eq!(after.len(), 2);
+        assert!(after.lookup("ck_alpha").is_none(), "a revoked key is gone");
+        assert!(after.lookup("ck_uuid").is_none());
+        assert!(
+            after.lookup("ck_beta").is_none(),
+            "a changed consumer's old key is gone"
+        );
+        let b = after.lookup("ck_beta_rotated").expect("found");
+        assert_eq!(
+            (b.id.to_string().as_str(), &*b.rate_limit_tier),
+            ("b", "gold")
+        );
+        assert_eq!(
+            after.lookup("ck_new"),
+            after.by_id("c"),
+            "no miss carried over"
+        );
+        assert!(after.by_id("a").is_none());
+        let mut saved: Vec<_> = after.configs().collect();
+        saved.sort_by(|x, y| x.id.cmp(&y.id));
+        let mut expected = changes.upserted.clone();
+        expected.sort_by(|x, y| x.id.cmp(&y.id));
+        assert_eq!(saved, expected, "what it saves builds the same index");
+        assert!(
+            before.lookup("ck_alpha").is_some(),
+            "the old index is untouched"
+        );
     }
 
     #[test]

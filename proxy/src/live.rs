@@ -33,8 +33,10 @@ impl LiveConfig {
         self.current.load().as_ref().map(|c| c.identity())
     }
 
-    /// Serves `config` from now on.
-    pub fn install(&self, config: CompiledConfig) {
-        self.current.store(Some(Arc::new(config)));
+    /// Serves `config` from now on; returns it as served.
+    pub fn install(&self, config: CompiledConfig) -> Arc<CompiledConfig> {
+        let config = Arc::new(config);
+        self.current.store(Some(Arc::clone(&config)));
+        config
     }
 }

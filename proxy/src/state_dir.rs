@@ -1,7 +1,10 @@
 //! The node's state dir. What it keeps of a tenant lives in that tenant's
-//! folder, `tenants/<tenant-id>/`: the last config snapshot (written
-//! atomically: temp file, fsync, rename, fsync of the folder, so a node that
-//! restarts while the control plane is down serves what it served before),
+//! folder, `tenants/<tenant-id>/`: the config it serves, as the last whole
+//! snapshot (`snapshot.json`, written atomically: temp file, fsync, rename,
+//! fsync of the folder) and the deltas applied to it since (`deltas.jsonl`,
+//! one per line, each fsynced as it is appended), so a node that restarts
+//! while the control plane is down serves what it served before; once the
+//! deltas outweigh half the snapshot they are folded into a new one. Then
 //! the undelivered telemetry (`outbox/`), and `gateway-key.sha256`, the hash
 //! of the gateway key the control plane last accepted for that tenant.
 //!
@@ -15,9 +18,14 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use gatehouse_protocol::ConfigSnapshot;
+use gatehouse_protocol::{ConfigDelta, ConfigSnapshot};
+use serde::Serialize;
 
 const SNAPSHOT_FILE: &str = "snapshot.json";
+const DELTAS_FILE: &str = "deltas.jsonl";
+/// Deltas are folded into the snapshot once they are more than this
+/// many bytes and more than half the snapshot's size.
+const DELTAS_FOLDED_AFTER: u64 = 256 << 10;
 const KEY_FILE: &str = "gateway-key.sha256";
 const TENANTS: &str = "tenants";
 
@@ -150,11 +158,14 @@ impl TenantState {
         })
     }
 
-    /// The snapshot saved last, if any; an error if it is not this
+    /// The config saved last, if any: the snapshot with the deltas saved
+    /// after it applied (those that do not follow on from it are from
+    /// before it was saved, and are skipped; a torn last line, from a crash
+    /// while it was appended, ends them). An error if it is not this
     /// tenant's.
     pub fn load_snapshot(&self) -> Result<Option<ConfigSnapshot>, StateError> {
         let path = self.dir.join(SNAPSHOT_FILE);
-        let snapshot: ConfigSnapshot = match fs::read(&path) {
+        let mut snapshot: ConfigSnapshot = match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
                 path: path.display().to_string(),
                 source,
@@ -169,22 +180,39 @@ impl TenantState {
                 expected: self.tenant_id.clone(),
             });
         }
+        let deltas = self.dir.join(DELTAS_FILE);
+        match fs::read_to_string(&deltas) {
+            Ok(lines) => {
+                let readable = lines
+                    .lines()
+                    .map_while(|line| serde_json::from_str::<ConfigDelta>(line).ok());
+                snapshot.apply_chain(readable);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(io(&deltas, err)),
+        }
         Ok(Some(snapshot))
     }
 
-    /// Replaces the saved snapshot; a crash leaves the old or the new one,
-    /// never a torn file.
+    /// Replaces the saved config with `snapshot`; a crash leaves the old or
+    /// the new one, never a torn file.
     pub fn save_snapshot(&self, snapshot: &ConfigSnapshot) -> Result<(), StateError> {
-        if snapshot.tenant_id != self.tenant_id {
+        self.save(&snapshot.tenant_id, snapshot)
+    }
+
+    /// Replaces the saved config with `snapshot`, which encodes as a
+    /// [`ConfigSnapshot`] of `tenant_id` (written as it is encoded: a large
+    /// config's JSON is tens of MB that need not be held in memory), and
+    /// drops the deltas saved before it.
+    pub fn save(&self, tenant_id: &str, snapshot: &impl Serialize) -> Result<(), StateError> {
+        if tenant_id != self.tenant_id {
             return Err(StateError::Foreign {
                 path: self.dir.display().to_string(),
-                found: snapshot.tenant_id.clone(),
+                found: tenant_id.to_owned(),
                 expected: self.tenant_id.clone(),
             });
         }
         write_atomically(&self.dir, SNAPSHOT_FILE, |file| {
-            // Streamed to the file: a large config's JSON is tens of MB
-            // that need not be held in memory beside the snapshot.
             let mut writer = BufWriter::new(file);
             serde_json::to_writer(&mut writer, snapshot).map_err(|source| StateError::Corrupt {
                 path: self.dir.join(SNAPSHOT_FILE).display().to_string(),
@@ -193,7 +221,31 @@ impl TenantState {
             writer
                 .flush()
                 .map_err(|err| io(&self.dir.join(SNAPSHOT_FILE), err))
-        })
+        })?;
+        // Left behind by a crash here, they are skipped when read back.
+        let deltas = self.dir.join(DELTAS_FILE);
+        match fs::remove_file(&deltas) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(io(&deltas, err)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Saves a delta, given as its JSON (`line`), after the saved config.
+    /// Returns whether the deltas are now due to be folded into a new
+    /// snapshot (see [`save`](Self::save)).
+    pub fn append_delta(&self, line: &str) -> Result<bool, StateError> {
+        let path = self.dir.join(DELTAS_FILE);
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|err| io(&path, err))?;
+        file.write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(|err| io(&path, err))?;
+        let appended = file.metadata().map_err(|err| io(&path, err))?.len();
+        let snapshot = fs::metadata(self.dir.join(SNAPSHOT_FILE)).map_or(0, |m| m.len());
+        Ok(appended > DELTAS_FOLDED_AFTER && appended > snapshot / 2)
     }
 }
 
@@ -271,6 +323,88 @@ mod tests {
             tenant.load_snapshot(),
             Err(StateError::Corrupt { .. })
         ));
+        fs::remove_dir_all(dir).ok();
+    }
+
+    fn delta(from: &ConfigSnapshot, consumer: &str) -> ConfigDelta {
+        ConfigDelta {
+            base: from.identity(),
+            version: from.version + 1,
+            revision: format!("r{}", from.version + 1),
+            services: Default::default(),
+            routes: Default::default(),
+            consumers: gatehouse_protocol::Changes {
+                upserted: vec![gatehouse_protocol::ConsumerConfig {
+                    id: consumer.into(),
+                    api_key_hash: "h".repeat(64),
+                    rate_limit_tier: "free".into(),
+                }],
+                removed: vec![],
+            },
+            rate_limits: Default::default(),
+        }
+    }
+
+    fn line(delta: &ConfigDelta) -> String {
+        serde_json::to_string(delta).expect("encodes")
+    }
+
+    #[test]
+    fn deltas_saved_after_the_snapshot_are_applied_when_it_is_read_back() {
+        let dir = scratch();
+        let tenant = StateDir::open(&dir)
+            .expect("opens")
+            .tenant("t")
+            .expect("folder");
+        let first = snapshot("t", 1);
+        tenant.save_snapshot(&first).expect("saves");
+        let one = delta(&first, "a");
+        assert!(
+            !tenant.append_delta(&line(&one)).expect("appends"),
+            "not due yet"
+        );
+        let mut expected = first.clone();
+        expected.apply(one).expect("applies");
+        let two = delta(&expected, "b");
+        tenant.append_delta(&line(&two)).expect("appends");
+        expected.apply(two.clone()).expect("applies");
+        assert_eq!(
+            tenant.load_snapshot().expect("reads"),
+            Some(expected.clone())
+        );
+
+        // A torn last line (a crash as it was appended) ends the deltas.
+        let path = dir.join("tenants/t").join(DELTAS_FILE);
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("opens");
+        file.write_all(br#"{"base":{"tenan"#).expect("tears");
+        assert_eq!(
+            tenant.load_snapshot().expect("reads"),
+            Some(expected.clone())
+        );
+
+        // A new snapshot drops the deltas; ones left by a crash before
+        // they went do not follow on from it and are skipped.
+        let kept = fs::read(&path).expect("reads");
+        tenant.save_snapshot(&expected).expect("saves");
+        assert!(!path.exists());
+        fs::write(&path, kept).expect("left behind");
+        assert_eq!(
+            tenant.load_snapshot().expect("reads"),
+            Some(expected.clone())
+        );
+
+        // Deltas outweighing the snapshot are due to be folded into it.
+        let mut big = delta(&expected, "c");
+        let one = big.consumers.upserted[0].clone();
+        big.consumers.upserted = vec![one; 1_000];
+        let big = line(&big);
+        let appends = (0..100)
+            .position(|_| tenant.append_delta(&big).expect("appends"))
+            .expect("due at last");
+        assert!(appends > 0, "not at the first");
         fs::remove_dir_all(dir).ok();
     }
 

@@ -57,10 +57,10 @@ pub async fn load(conn: &mut AnyConnection, tenant_id: &str) -> Result<Live> {
         .bind(tenant_id)
         .fetch_one(&mut *conn)
         .await?;
-    let service_rows = config_rows::services(conn, tenant_id).await?;
-    let route_rows = config_rows::routes(conn, tenant_id).await?;
-    let attachment_rows = config_rows::attachments(conn, tenant_id).await?;
-    let consumer_rows = config_rows::consumers(conn, tenant_id).await?;
+    let service_rows = config_rows::services(conn, tenant_id, config_rows::ALL).await?;
+    let route_rows = config_rows::routes(conn, tenant_id, config_rows::ALL).await?;
+    let attachment_rows = config_rows::attachments(conn, tenant_id, config_rows::ALL).await?;
+    let consumer_rows = config_rows::consumers(conn, tenant_id, config_rows::ALL).await?;
     let plugin_rows: Vec<(String, String, String, String)> = sqlx::query_as(
         "SELECT id, name, version, sha256 FROM plugins WHERE tenant_id = $1 AND deleted_at IS NULL",
     )

@@ -1,9 +1,9 @@
 //! Config changes: every write to a tenant's routes, services, consumers,
 //! plugins on routes, rate limits or gateway key goes through a
 //! [`ConfigWrite`], whose commit bumps the tenant's config version and
-//! revision in the same transaction (on PostgreSQL also queueing the NOTIFY,
-//! which the database delivers at commit and never for a rolled-back
-//! write). A committed change is thus always announced; an announcement that
+//! revision in the same transaction and records them in `config_history`
+//! (on PostgreSQL also queueing the NOTIFY, which the database delivers at
+//! commit and never for a rolled-back write). A committed change is thus always announced; an announcement that
 //! is lost anyway (a dropped LISTEN connection, a database restart) is
 //! repaired by the re-check every connection makes at each heartbeat and
 //! every replica makes after its LISTEN connection comes back.
@@ -23,6 +23,10 @@ use super::ConfigHub;
 /// `tenant_id:version`).
 pub const NOTIFY_CHANNEL: &str = "gatehouse_config";
 
+/// How many versions back `config_history` names: a node further behind is
+/// sent the whole config.
+pub const HISTORY_KEPT: i64 = 1_000;
+
 /// A transaction that changes `tenant_id`'s config. Use it as the
 /// transaction (it derefs to one) and end it with [`commit`](Self::commit);
 /// dropped without a commit, it rolls back and announces nothing.
@@ -38,7 +42,9 @@ impl ConfigWrite {
     /// Begins a write to `tenant_id`'s config. The tenant's config writes
     /// run one at a time (SQLite's write lock, taken at the start; on
     /// PostgreSQL a lock on the tenant), so what a write checks in its
-    /// transaction (a live service, a tier) still holds when it commits.
+    /// transaction (a live service, a tier) still holds when it commits,
+    /// and the rows it changes are stamped with the version it commits
+    /// (the triggers of migration 13, see `snapshot::delta`).
     pub async fn begin(state: &AppState, tenant_id: &str) -> Result<Self, sqlx::Error> {
         let mut tx = state.store().begin_write().await?;
         state
@@ -54,18 +60,33 @@ impl ConfigWrite {
         })
     }
 
-    /// Bumps the config version and revision, commits, and wakes this
-    /// replica's connections of the tenant (other replicas hear the NOTIFY
-    /// sent at commit). Returns the new version.
+    /// Bumps the config version and revision, records them in
+    /// `config_history`, commits, and wakes this replica's connections of
+    /// the tenant (other replicas hear the NOTIFY sent at commit). Returns
+    /// the new version.
     pub async fn commit(mut self) -> Result<i64, sqlx::Error> {
+        let revision = Uuid::new_v4().simple().to_string();
         let (version,): (i64,) = sqlx::query_as(
             "UPDATE tenants SET config_version = config_version + 1, config_revision = $1 \
              WHERE id = $2 RETURNING config_version",
         )
-        .bind(Uuid::new_v4().simple().to_string())
+        .bind(&revision)
         .bind(&self.tenant_id)
         .fetch_one(&mut *self.tx)
         .await?;
+        sqlx::query(
+            "INSERT INTO config_history (tenant_id, version, revision) VALUES ($1, $2, $3)",
+        )
+        .bind(&self.tenant_id)
+        .bind(version)
+        .bind(&revision)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("DELETE FROM config_history WHERE tenant_id = $1 AND version <= $2")
+            .bind(&self.tenant_id)
+            .bind(version - HISTORY_KEPT)
+            .execute(&mut *self.tx)
+            .await?;
         if self.dialect == Dialect::Postgres {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(NOTIFY_CHANNEL)

@@ -1,6 +1,7 @@
 //! One gateway node's connection: authenticate its gateway key, record the
-//! connection, answer its Hello, push a snapshot whenever the tenant's
-//! config identity differs from what the node was sent or says it serves
+//! connection, answer its Hello, push the config (what changed, to a node
+//! that takes deltas) whenever the tenant's config identity differs from
+//! what the node was sent or says it serves
 //! (woken by the hub, and re-checked at every heartbeat so a lost
 //! announcement costs at most one), store its telemetry (see `ingesting`)
 //! and record heartbeats until it goes away.
@@ -88,13 +89,14 @@ async fn serve(
     tenant_id: String,
     key_hash: String,
 ) -> Result<(), ConnectionError> {
-    let (node_name, have_config) = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
+    let (node_name, have) = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
         Ok(Some(Ok(Message::Text(text)))) => match sync::decode_node(&text) {
             Ok(NodeMessage::Hello {
                 node_name,
                 have_config,
+                accepts_deltas,
                 ..
-            }) => (node_name, have_config),
+            }) => (node_name, (have_config, accepts_deltas)),
             Ok(other) => {
                 return Err(ConnectionError::Protocol(format!(
                     "expected hello, got {other:?}"
@@ -115,7 +117,7 @@ async fn serve(
         &tenant_id,
         &connection_id,
         &key_hash,
-        have_config,
+        have,
     )
     .await;
     gateway_status::disconnect(store, &connection_id).await?;
@@ -124,14 +126,18 @@ async fn serve(
     outcome
 }
 
-/// What this connection has sent the node and what the node says it serves.
+/// What this connection has sent the node.
 struct Delivery {
+    tenant_id: String,
     sent: ConfigIdentity,
     sent_at: Instant,
+    /// The node applies deltas (its Hello said so).
+    deltas: bool,
 }
 
 impl Delivery {
-    /// Sends the tenant's config when `current` is not what was sent last.
+    /// Sends the tenant's config when `current` is not what was sent last,
+    /// as what changed since then when the node takes deltas.
     async fn push_if_changed(
         &mut self,
         socket: &mut WebSocket,
@@ -139,33 +145,57 @@ impl Delivery {
         current: &ConfigIdentity,
     ) -> Result<(), ConnectionError> {
         if *current != self.sent {
-            self.push(socket, state).await?;
+            let sent = self.sent.clone();
+            self.push(socket, state, Some(&sent)).await?;
         }
         Ok(())
     }
 
-    /// Sends the tenant's config as it is now.
+    /// Sends the tenant's config as it is now: what changed since `base`
+    /// (the config the node serves) when the node takes deltas and one can
+    /// start from `base`, the whole config otherwise.
     async fn push(
         &mut self,
         socket: &mut WebSocket,
         state: &AppState,
+        base: Option<&ConfigIdentity>,
     ) -> Result<(), ConnectionError> {
         let started = Instant::now();
-        let snapshot = snapshot::build(state.store(), &self.sent.tenant_id).await?;
+        let delta = match base.filter(|_| self.deltas) {
+            Some(base) => snapshot::delta(state.store(), &self.tenant_id, base).await?,
+            None => None,
+        };
+        let (message, kind, routes, consumers) = match delta {
+            Some(delta) => {
+                self.sent = delta.identity();
+                state.instruments().deltas_sent.inc();
+                let (routes, consumers) = (
+                    delta.routes.upserted.len() + delta.routes.removed.len(),
+                    delta.consumers.upserted.len() + delta.consumers.removed.len(),
+                );
+                (ControlMessage::Delta(delta), "delta", routes, consumers)
+            }
+            None => {
+                let snapshot = snapshot::build(state.store(), &self.tenant_id).await?;
+                self.sent = snapshot.identity();
+                state.instruments().snapshots_sent.inc();
+                let (routes, consumers) = (snapshot.routes.len(), snapshot.consumers.len());
+                (
+                    ControlMessage::Snapshot(snapshot),
+                    "snapshot",
+                    routes,
+                    consumers,
+                )
+            }
+        };
         let built = started.elapsed();
-        self.sent = snapshot.identity();
         self.sent_at = Instant::now();
-        state.instruments().snapshots_sent.inc();
-        let (version, routes, consumers) = (
-            snapshot.version,
-            snapshot.routes.len(),
-            snapshot.consumers.len(),
-        );
-        send(socket, &ControlMessage::Snapshot(snapshot)).await?;
+        send(socket, &message).await?;
         // Where a change's time to the node goes, on this side.
         tracing::debug!(
-            tenant_id = self.sent.tenant_id,
-            version,
+            tenant_id = self.tenant_id,
+            version = self.sent.version,
+            kind,
             routes,
             consumers,
             built_ms = built.as_millis(),
@@ -182,32 +212,34 @@ async fn stream(
     tenant_id: &str,
     connection_id: &str,
     key_hash: &str,
-    have_config: Option<ConfigIdentity>,
+    (have_config, accepts_deltas): (Option<ConfigIdentity>, bool),
 ) -> Result<(), ConnectionError> {
     // Subscribed before the first read: a change committed from here on
     // wakes this connection.
     let mut changes = state.hub().subscribe(tenant_id);
     let _connected = Counted::new(&state.instruments().gateway_connections);
-    let first = snapshot::build(state.store(), tenant_id).await?;
+    let current = snapshot::current(state.store(), tenant_id).await?;
     let mut delivery = Delivery {
-        sent: first.identity(),
+        tenant_id: tenant_id.to_owned(),
+        sent: current.clone(),
         sent_at: Instant::now(),
+        deltas: accepts_deltas,
     };
     // Only the exact config is up to date: another tenant's, an older or a
     // newer version (a database restored from a backup), or the same
-    // version of another revision, is replaced.
-    if have_config.as_ref() == Some(&delivery.sent) {
+    // version of another revision, is replaced (by what changed since, when
+    // this database's history names the node's config).
+    if have_config.as_ref() == Some(&current) {
         send(
             socket,
             &ControlMessage::UpToDate {
-                version: first.version,
-                config: Some(delivery.sent.clone()),
+                version: current.version,
+                config: Some(current),
             },
         )
         .await?;
     } else {
-        state.instruments().snapshots_sent.inc();
-        send(socket, &ControlMessage::Snapshot(first)).await?;
+        delivery.push(socket, state, have_config.as_ref()).await?;
     }
     let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
     let mut closing = state.closing();
@@ -248,6 +280,10 @@ async fn stream(
                         .await?;
                         let wasm_base64 = wasm.map(|(bytes,)| STANDARD.encode(bytes));
                         send(socket, &ControlMessage::Plugin { sha256, wasm_base64 }).await?;
+                    }
+                    Ok(NodeMessage::Resync) => {
+                        tracing::info!(tenant_id, "node could not apply a delta; sending the whole config");
+                        delivery.push(socket, state, None).await?;
                     }
                     Ok(NodeMessage::Hello { .. }) => {
                         return Err(ConnectionError::Protocol("second hello".to_owned()));
@@ -344,12 +380,12 @@ async fn node_beat(
         && delivery.sent_at.elapsed() >= Duration::from_millis(HEARTBEAT_INTERVAL_MS)
     {
         tracing::info!(
-            tenant_id = delivery.sent.tenant_id,
-            serving = serving.map(|s| s.version),
+            tenant_id = delivery.tenant_id,
+            serving = serving.as_ref().map(|s| s.version),
             sent = delivery.sent.version,
             "node behind; sending the config again"
         );
-        delivery.push(socket, state).await?;
+        delivery.push(socket, state, serving.as_ref()).await?;
     }
     Ok(())
 }

@@ -62,6 +62,27 @@ impl Store {
             .await
     }
 
+    /// The ids of the tenant's services, routes or consumers buried by a
+    /// config write after version `since` (see `gateway::snapshot`).
+    pub async fn buried_since(
+        conn: &mut AnyConnection,
+        kind: Tombstone,
+        tenant_id: &str,
+        since: i64,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let (table, column) = kind.table_and_column();
+        let sql = format!(
+            "SELECT id FROM {table} WHERE tenant_id = $1 AND {column} IS NOT NULL \
+             AND config_version > $2"
+        );
+        let ids: Vec<(String,)> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(since)
+            .fetch_all(conn)
+            .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
     /// Soft-deletes (or revokes) the tenant's row `id`, in the transaction
     /// `conn` is in. `false` when there was no such live row.
     pub async fn bury(

@@ -27,6 +27,8 @@ on_both_databases!(
     only_the_exact_config_is_up_to_date,
     lost_announcements_are_repaired_within_a_heartbeat,
     a_node_behind_is_sent_its_config_again,
+    deltas_carry_every_kind_of_change,
+    a_node_reconnecting_is_sent_what_changed_since_its_config,
     the_control_planes_metrics_count_what_it_does
 );
 
@@ -34,6 +36,16 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn dial(base: &str, key: &str, have: Option<ConfigIdentity>) -> Socket {
+    dial_as(base, key, have, false).await
+}
+
+/// Dials as a node that applies deltas or not.
+async fn dial_as(
+    base: &str,
+    key: &str,
+    have: Option<ConfigIdentity>,
+    accepts_deltas: bool,
+) -> Socket {
     let url = format!("{}{CONNECT_PATH}", base.replacen("http://", "ws://", 1));
     let mut request = url.into_client_request().expect("request");
     request.headers_mut().insert(
@@ -47,6 +59,7 @@ async fn dial(base: &str, key: &str, have: Option<ConfigIdentity>) -> Socket {
         node_name: "test-node".into(),
         have_version: have.as_ref().map(|c| c.version),
         have_config: have,
+        accepts_deltas,
     };
     socket
         .send(Message::text(serde_json::to_string(&hello).expect("json")))
@@ -100,6 +113,32 @@ async fn snapshot(socket: &mut Socket) -> ConfigSnapshot {
         ControlMessage::Snapshot(snapshot) => snapshot,
         other => panic!("expected a snapshot, got {other:?}"),
     }
+}
+
+/// `snapshot` with its lists in id order: a delta puts a new entity last,
+/// the database lists them by creation time.
+fn by_id(mut snapshot: ConfigSnapshot) -> ConfigSnapshot {
+    snapshot.services.sort_by(|a, b| a.id.cmp(&b.id));
+    snapshot.routes.sort_by(|a, b| a.id.cmp(&b.id));
+    snapshot.consumers.sort_by(|a, b| a.id.cmp(&b.id));
+    snapshot
+}
+
+/// The tenant's config as the database has it now.
+async fn truth(h: &Harness, t: &Tenant) -> ConfigSnapshot {
+    gatehouse_control::gateway::snapshot::build(h.store(), &t.id)
+        .await
+        .expect("built")
+}
+
+/// Applies the delta the node is sent next to `config`, which must then be
+/// the tenant's config.
+async fn follow(h: &Harness, t: &Tenant, node: &mut Socket, config: &mut ConfigSnapshot) {
+    match next(node).await {
+        ControlMessage::Delta(delta) => config.apply(delta).expect("starts from the node's config"),
+        other => panic!("expected a delta, got {other:?}"),
+    }
+    assert_eq!(by_id(config.clone()), by_id(truth(h, t).await));
 }
 
 /// The close frame `socket` ends with, skipping other messages.
@@ -795,4 +834,162 @@ async fn the_control_planes_metrics_count_what_it_does(db: Db) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     h.finish().await;
+}
+
+async fn deltas_carry_every_kind_of_change(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("deltas").await;
+    let mut node = dial_as(&h.base, &t.gateway_key, None, true).await;
+    // A node that names no config gets the whole of it.
+    let mut config = snapshot(&mut node).await;
+
+    let service = h.service(&t, "users").await;
+    follow(&h, &t, &mut node, &mut config).await;
+    h.patch(
+        &t.path(&format!("/services/{service}")),
+        &t.token,
+        json!({ "timeoutMs": 1234 }),
+    )
+    .await
+    .expect(StatusCode::OK);
+    follow(&h, &t, &mut node, &mut config).await;
+    let route = h.route(&t, &service, "/users/:id").await;
+    follow(&h, &t, &mut node, &mut config).await;
+    h.patch(
+        &t.path(&format!("/routes/{route}")),
+        &t.token,
+        json!({ "enabled": false }),
+    )
+    .await
+    .expect(StatusCode::OK);
+    follow(&h, &t, &mut node, &mut config).await;
+    let consumer = h.consumer(&t, "app").await;
+    follow(&h, &t, &mut node, &mut config).await;
+    h.patch(
+        &t.path(&format!("/consumers/{consumer}")),
+        &t.token,
+        json!({ "rateLimitTier": "pro" }),
+    )
+    .await
+    .expect(StatusCode::OK);
+    follow(&h, &t, &mut node, &mut config).await;
+    let tiers = json!({
+        "tiers": [{ "name": "free", "requestsPerMinute": 60 }, { "name": "pro", "requestsPerMinute": 600 }],
+        "anonymousRequestsPerMinute": 5,
+    });
+    h.call(
+        Method::PUT,
+        &t.path("/rate-limit-tiers"),
+        Some(&t.token),
+        Some(tiers),
+    )
+    .await
+    .expect(StatusCode::OK);
+    follow(&h, &t, &mut node, &mut config).await;
+    assert_eq!(config.rate_limits.anonymous_per_minute, Some(5));
+    h.delete(&t.path(&format!("/consumers/{consumer}")), &t.token)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    follow(&h, &t, &mut node, &mut config).await;
+    assert!(
+        config.consumers.is_empty(),
+        "a revoked consumer leaves the node's config"
+    );
+    h.delete(&t.path(&format!("/routes/{route}")), &t.token)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    follow(&h, &t, &mut node, &mut config).await;
+    h.delete(&t.path(&format!("/services/{service}")), &t.token)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    follow(&h, &t, &mut node, &mut config).await;
+    assert!(config.services.is_empty() && config.routes.is_empty());
+
+    // The config document: many changes in one write, one delta.
+    let document = json!({
+        "services": [{ "name": "billing", "targetUrl": "http://10.0.0.2:8080" }],
+        "routes": [
+            { "method": "GET", "pathPattern": "/bills/*", "service": "billing", "authRequired": true },
+            { "method": "POST", "pathPattern": "/bills", "service": "billing", "authRequired": false },
+        ],
+        "consumers": [{ "name": "alice", "rateLimitTier": "pro" }, { "name": "bob" }],
+        "rateLimits": {
+            "tiers": [{ "name": "free", "requestsPerMinute": 60 }, { "name": "pro", "requestsPerMinute": 600 }],
+            "anonymousRequestsPerMinute": null,
+        },
+    });
+    h.call(
+        Method::PUT,
+        &t.path("/config"),
+        Some(&t.token),
+        Some(document),
+    )
+    .await
+    .expect(StatusCode::OK);
+    follow(&h, &t, &mut node, &mut config).await;
+    assert_eq!(
+        (
+            config.services.len(),
+            config.routes.len(),
+            config.consumers.len()
+        ),
+        (1, 2, 2)
+    );
+    h.finish().await;
+}
+
+async fn a_node_reconnecting_is_sent_what_changed_since_its_config(db: Db) {
+    let h = Harness::start(db).await;
+    let t = h.register("reconnect").await;
+    let service = h.service(&t, "users").await;
+    let mut old = truth(&h, &t).await;
+    h.route(&t, &service, "/a").await;
+    h.consumer(&t, "app").await;
+
+    // A config of this database's history, two changes back: what changed since.
+    let stale = old.identity();
+    let mut node = dial_as(&h.base, &t.gateway_key, Some(stale.clone()), true).await;
+    follow(&h, &t, &mut node, &mut old).await;
+    // The node cannot apply a delta after all: it asks, and gets the whole config.
+    node.send(Message::text(encode(&NodeMessage::Resync)))
+        .await
+        .expect("sent");
+    assert_eq!(by_id(snapshot(&mut node).await), by_id(truth(&h, &t).await));
+    drop(node);
+
+    // The same version of another revision (a config from before a
+    // restore), a newer one, another tenant's: the whole config.
+    let current = truth(&h, &t).await.identity();
+    let other = h.register("other").await;
+    for have in [
+        ConfigIdentity {
+            revision: "restored".into(),
+            ..current.clone()
+        },
+        ConfigIdentity {
+            version: current.version + 5,
+            ..current.clone()
+        },
+        ConfigIdentity {
+            tenant_id: other.id.clone(),
+            ..current.clone()
+        },
+    ] {
+        let mut node = dial_as(&h.base, &t.gateway_key, Some(have.clone()), true).await;
+        assert_eq!(
+            snapshot(&mut node).await.identity(),
+            current,
+            "from {have:?}"
+        );
+    }
+    // A node that does not take deltas is sent snapshots, as before.
+    let mut node = dial_as(&h.base, &t.gateway_key, Some(stale), false).await;
+    assert_eq!(snapshot(&mut node).await.identity(), current);
+    h.route(&t, &service, "/b").await;
+    assert_eq!(snapshot(&mut node).await.routes.len(), 2);
+    h.finish().await;
+}
+
+fn encode(message: &NodeMessage) -> String {
+    serde_json::to_string(message).expect("json")
 }

@@ -5,7 +5,9 @@
 //! The node names the config it serves by its identity (tenant, version,
 //! revision) and installs any snapshot whose identity differs: the control
 //! plane is the authority, so another tenant's config, or one from before a
-//! database restore, is replaced. What it keeps on disk lives in the
+//! database restore, is replaced. It takes deltas too, each applied only to
+//! exactly the config it starts from (anything else asks for the whole
+//! config). What it keeps on disk lives in the
 //! tenant's folder of the state dir, found by the gateway key's hash; a key
 //! the state dir does not know serves nothing until the control plane names
 //! its tenant. Telemetry goes out only once the control plane has answered
@@ -23,7 +25,6 @@ mod status;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use gatehouse_protocol::ConfigSnapshot;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 
@@ -243,10 +244,5 @@ impl Syncer {
         }
         *bound = Some(tenant.clone());
         Ok(tenant)
-    }
-
-    /// The snapshot saved in the bound tenant's folder.
-    fn saved_snapshot(&self) -> Option<ConfigSnapshot> {
-        self.bound()?.load_snapshot().ok().flatten()
     }
 }

@@ -7,7 +7,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::SinkExt;
-use gatehouse_protocol::ConfigSnapshot;
 use gatehouse_protocol::sync::NodeMessage;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -16,20 +15,16 @@ use super::session::encode;
 use super::status::SyncError;
 
 impl Syncer {
-    /// Asks the control plane for the plugins `snapshot` needs and the node
-    /// lacks.
-    pub(super) async fn fetch_plugins<S>(
-        &self,
-        socket: &mut S,
-        snapshot: ConfigSnapshot,
-    ) -> Result<(), SyncError>
+    /// Asks the control plane for the plugins the served config needs and
+    /// the node lacks.
+    pub(super) async fn fetch_plugins<S>(&self, socket: &mut S) -> Result<(), SyncError>
     where
         S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
     {
-        let Some(registry) = self.plugins.clone() else {
+        let (Some(registry), Some(config)) = (self.plugins.clone(), self.live.load()) else {
             return Ok(());
         };
-        let missing = tokio::task::spawn_blocking(move || registry.missing(&snapshot))
+        let missing = tokio::task::spawn_blocking(move || registry.missing(&config.source))
             .await
             .unwrap_or_default();
         for sha256 in missing {

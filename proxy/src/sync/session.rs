@@ -5,13 +5,14 @@
 //! node shuts down (then it is closed cleanly, so the control plane marks
 //! the node gone at once).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use gatehouse_protocol::ConfigSnapshot;
 use gatehouse_protocol::sync::{
     self, Assembly, CONNECT_PATH, ControlMessage, HEARTBEAT_INTERVAL_MS, NodeMessage,
 };
+use gatehouse_protocol::{ConfigDelta, ConfigSnapshot};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -25,6 +26,7 @@ use super::Syncer;
 use super::status::SyncError;
 use crate::compiled::CompiledConfig;
 use crate::memory;
+use crate::state_dir::{StateError, TenantState};
 
 /// Silence from the control plane for this long means the link is dead.
 const SILENCE_LIMIT: Duration = Duration::from_millis(3 * HEARTBEAT_INTERVAL_MS);
@@ -83,6 +85,7 @@ impl Syncer {
             // up to date on the version alone; without it, it sends the config.
             have_version: None,
             have_config: self.live.identity(),
+            accepts_deltas: true,
         };
         socket.send(Message::text(encode(&hello)?)).await?;
         self.status.up();
@@ -205,17 +208,23 @@ impl Syncer {
         drop(text);
         match message {
             ControlMessage::Snapshot(snapshot) => {
-                if let Some(snapshot) = self.apply(snapshot).await {
-                    self.fetch_plugins(socket, snapshot).await?;
-                }
+                self.apply(snapshot).await;
                 // The message, the snapshot and the old config are freed.
                 memory::release();
+                self.fetch_plugins(socket).await?;
+                self.confirm(socket, link).await?;
+            }
+            ControlMessage::Delta(delta) => {
+                if !self.apply_delta(delta).await {
+                    socket
+                        .send(Message::text(encode(&NodeMessage::Resync)?))
+                        .await?;
+                }
+                self.fetch_plugins(socket).await?;
                 self.confirm(socket, link).await?;
             }
             ControlMessage::UpToDate { .. } => {
-                if let Some(snapshot) = self.saved_snapshot() {
-                    self.fetch_plugins(socket, snapshot).await?;
-                }
+                self.fetch_plugins(socket).await?;
                 self.confirm(socket, link).await?;
             }
             ControlMessage::Plugin {
@@ -258,19 +267,12 @@ impl Syncer {
     }
 
     /// Serves `snapshot` unless it is the config already served, binding
-    /// the tenant's folder and saving it there. Returns the snapshot (for
-    /// the plugins it needs) unless compiling failed.
-    async fn apply(&self, snapshot: ConfigSnapshot) -> Option<ConfigSnapshot> {
+    /// the tenant's folder and saving it there.
+    async fn apply(&self, snapshot: ConfigSnapshot) {
         if self.live.identity().as_ref() == Some(&snapshot.identity()) {
-            return Some(snapshot);
+            return;
         }
-        let tenant = match self.bind(&snapshot.tenant_id) {
-            Ok(tenant) => Some(tenant),
-            Err(err) => {
-                tracing::error!(error = %err, "state dir unusable; serving the config without saving it");
-                None
-            }
-        };
+        let tenant = self.bind_or_log(&snapshot.tenant_id);
         let version = snapshot.version;
         let (snapshot, compiled) = match tokio::task::spawn_blocking(move || {
             let compiled = CompiledConfig::compile(&snapshot);
@@ -282,41 +284,97 @@ impl Syncer {
             Ok(done) => done,
             Err(err) => {
                 tracing::error!(error = %err, version, "compiling the config failed");
-                return None;
+                return;
             }
         };
-        if let Some(stores) = &self.stores {
-            stores.attach(&snapshot);
+        self.serve(compiled);
+        let Some(tenant) = tenant else {
+            return;
+        };
+        // Saved without a copy (a large config's snapshot is tens of MB).
+        let saved = tokio::task::spawn_blocking(move || tenant.save_snapshot(&snapshot)).await;
+        if let Err(err) = flatten(saved) {
+            tracing::error!(error = %err, "config not saved to the state dir");
         }
-        self.live.install(compiled);
+    }
+
+    /// Serves the config `delta` leads to, patched from the one served,
+    /// and saves the delta after it. `false` when the delta does not start
+    /// from the config served (the control plane is then asked for the
+    /// whole config).
+    async fn apply_delta(&self, delta: ConfigDelta) -> bool {
+        let Some(current) = self.live.load() else {
+            tracing::warn!("a config delta arrived before any config; asking for the whole config");
+            return false;
+        };
+        let tenant = self.bind_or_log(&delta.base.tenant_id);
+        let line = match serde_json::to_string(&delta) {
+            Ok(line) => line,
+            Err(err) => {
+                tracing::error!(error = %err, "a config delta that does not encode");
+                return false;
+            }
+        };
+        let patched = tokio::task::spawn_blocking(move || current.patch(delta)).await;
+        let compiled = match patched {
+            Ok(Ok(compiled)) => compiled,
+            Ok(Err(mismatch)) => {
+                tracing::warn!(error = %mismatch, "config delta not applied; asking for the whole config");
+                return false;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "patching the config failed");
+                return false;
+            }
+        };
+        let compiled = self.serve(compiled);
+        let Some(tenant) = tenant else {
+            return true;
+        };
+        let saved = tokio::task::spawn_blocking(move || {
+            if tenant.append_delta(&line)? {
+                // Folded into a new snapshot, written from the served config.
+                tenant.save(&compiled.source.tenant_id, &compiled.as_snapshot())?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(err) = flatten(saved) {
+            tracing::error!(error = %err, "config delta not saved to the state dir");
+        }
+        true
+    }
+
+    /// Serves `compiled` from now on (the plugin stores of routes it no
+    /// longer attaches are dropped), and returns it as served.
+    fn serve(&self, compiled: CompiledConfig) -> Arc<CompiledConfig> {
+        let source = Arc::clone(&compiled.source);
         if let Some(stores) = &self.stores {
-            stores.keep_attached(&snapshot);
+            stores.attach(&source);
+        }
+        let compiled = self.live.install(compiled);
+        if let Some(stores) = &self.stores {
+            stores.keep_attached(&source);
         }
         self.status
             .snapshots
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(tenant_id = snapshot.tenant_id, version, "config installed");
-        let Some(tenant) = tenant else {
-            return Some(snapshot);
-        };
-        // Saved without a copy (a large config's snapshot is tens of MB):
-        // the blocking task hands it back.
-        let saving = tokio::task::spawn_blocking(move || {
-            let saved = tenant.save_snapshot(&snapshot);
-            (snapshot, saved)
-        });
-        match saving.await {
-            Ok((snapshot, saved)) => {
-                if let Err(err) = saved {
-                    tracing::error!(error = %err, "config not saved to the state dir");
-                }
-                Some(snapshot)
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "config not saved to the state dir");
-                None
-            }
-        }
+        tracing::info!(
+            tenant_id = source.tenant_id,
+            version = source.version,
+            "config installed"
+        );
+        compiled
+    }
+
+    /// The tenant's folder, bound (a failure is logged: the config is then
+    /// served without being saved).
+    fn bind_or_log(&self, tenant_id: &str) -> Option<TenantState> {
+        self.bind(tenant_id)
+            .inspect_err(|err| {
+                tracing::error!(error = %err, "state dir unusable; serving the config without saving it");
+            })
+            .ok()
     }
 
     /// Sends every batch not yet sent on this link.
@@ -333,6 +391,15 @@ impl Syncer {
             socket.send(Message::Text(text)).await?;
         }
         Ok(())
+    }
+}
+
+/// A blocking task's outcome, its panic as an error.
+fn flatten(outcome: Result<Result<(), StateError>, tokio::task::JoinError>) -> Result<(), String> {
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(err) => Err(err.to_string()),
     }
 }
 
