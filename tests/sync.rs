@@ -467,4 +467,10 @@ async fn node_config_follows_the_control_plane() {
         config.keys.lookup(&api_key).is_none(),
         "the revocation survived the restart"
     );
+    // What came as deltas (the new routes, the 12,000 consumers, folded
+    // into a snapshot written from the served config) is there too.
+    assert!(config.routes.lookup("POST", "/orders").is_some());
+    assert!(config.routes.lookup("GET", "/big").is_some());
+    assert_eq!(config.keys.len(), 12_000);
+    assert!(config.keys.by_id("bulk-7").is_some());
 }

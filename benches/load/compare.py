@@ -611,7 +611,8 @@ def print_tables(results):
               f"p99 {big['p99_ms']} ms, node RSS {big['proxy_configured_rss_mb']} MB configured, "
               f"{big['proxy_rss_mb']} MB after the run and a change (peak {big['proxy_peak_rss_mb']} MB), "
               f"{big['proxy_settled_rss_mb']} MB {SETTLE_S} s later; loaded in {big['load_s']} s, "
-              f"a new route served {big['propagation_ms']} ms after the REST call")
+              f"a new route served {big['propagation_ms']} ms after the REST call, "
+              f"a new consumer's key {big['consumer_propagation_ms']} ms after")
     print("\nwritten to benches/results/latest.json")
 
 
@@ -638,14 +639,13 @@ def large_config():
     sent = time.time()
     api("POST", base + "/routes", {"method": "GET", "pathPattern": "/fresh", "serviceId": service,
                                    "authRequired": False}, token)
-    while True:
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:18080/fresh", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except Exception:
-            time.sleep(0.005)
+    served_within("http://127.0.0.1:18080/fresh")
     propagation_ms = round((time.time() - sent) * 1000)
+    # A new consumer: the node's key index of 100,000 changes.
+    sent = time.time()
+    fresh_key = api("POST", base + "/consumers", {"name": "fresh", "rateLimitTier": "free"}, token)["apiKey"]
+    served_within("http://127.0.0.1:18080/r/5000/x", [("x-api-key", fresh_key)])
+    consumer_propagation_ms = round((time.time() - sent) * 1000)
     rss = peak_rss_mb([node.pid])
     after_rss = peak_rss_mb([node.pid], "VmRSS:")
     time.sleep(SETTLE_S)  # freed memory goes back to the OS in its own time
@@ -654,7 +654,20 @@ def large_config():
     return {"routes": 10000, "consumers": 100000, "load_s": load_s, "requests_per_s": row["requests_per_s"],
             "p99_ms": row["p99_ms"], "proxy_peak_rss_mb": rss, "proxy_rss_mb": after_rss,
             "proxy_configured_rss_mb": configured_rss, "proxy_settled_rss_mb": settled_rss,
-            "propagation_ms": propagation_ms}
+            "propagation_ms": propagation_ms, "consumer_propagation_ms": consumer_propagation_ms}
+
+
+def served_within(url, headers=(), timeout_s=30):
+    """Polls `url` until it answers 200 (a change has reached the node)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=dict(headers)), timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.005)
+    raise SystemExit(f"{url} not served within {timeout_s} s")
 
 
 def run(entry):

@@ -81,7 +81,7 @@ impl Metrics {
         )?;
         let snapshots = IntGauge::new(
             "sync_snapshots_received",
-            "Config snapshots installed since start",
+            "Configs installed since start (from snapshots or deltas)",
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(upstream_latency.clone()))?;
