@@ -157,6 +157,11 @@ pub async fn create_tenant(
         "an account with this email already exists",
     ))?;
     tiers::insert_defaults(&mut tx, &tenant_id).await?;
+    // Its empty config at version 0 is one a delta can start from.
+    sqlx::query("INSERT INTO config_history (tenant_id, version, revision) VALUES ($1, 0, '')")
+        .bind(&tenant_id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(NewTenant {
         tenant_id,

@@ -10,10 +10,11 @@
 ALTER TABLE services ADD COLUMN config_version INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE routes ADD COLUMN config_version INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE consumers ADD COLUMN config_version INTEGER NOT NULL DEFAULT 0;
--- Rows from before go with the next write.
-UPDATE services SET config_version = (SELECT config_version + 1 FROM tenants WHERE id = services.tenant_id);
-UPDATE routes SET config_version = (SELECT config_version + 1 FROM tenants WHERE id = routes.tenant_id);
-UPDATE consumers SET config_version = (SELECT config_version + 1 FROM tenants WHERE id = consumers.tenant_id);
+-- Rows from before are part of their tenant's current version, which
+-- the history names: a node serving it is sent only what changes next.
+UPDATE services SET config_version = (SELECT config_version FROM tenants WHERE id = services.tenant_id);
+UPDATE routes SET config_version = (SELECT config_version FROM tenants WHERE id = routes.tenant_id);
+UPDATE consumers SET config_version = (SELECT config_version FROM tenants WHERE id = consumers.tenant_id);
 CREATE INDEX services_config_version ON services (tenant_id, config_version);
 CREATE INDEX routes_config_version ON routes (tenant_id, config_version);
 CREATE INDEX consumers_config_version ON consumers (tenant_id, config_version);
@@ -24,6 +25,8 @@ CREATE TABLE config_history (
     revision   TEXT NOT NULL,
     PRIMARY KEY (tenant_id, version)
 );
+INSERT INTO config_history (tenant_id, version, revision)
+    SELECT id, config_version, config_revision FROM tenants;
 
 CREATE TRIGGER services_stamp_insert AFTER INSERT ON services BEGIN
     UPDATE services SET config_version = (SELECT config_version + 1 FROM tenants WHERE id = NEW.tenant_id) WHERE id = NEW.id;
@@ -55,6 +58,7 @@ END;
 
 CREATE TRIGGER route_plugins_stamp_update AFTER UPDATE ON route_plugins BEGIN
     UPDATE routes SET config_version = (SELECT config_version + 1 FROM tenants WHERE id = NEW.tenant_id) WHERE id = NEW.route_id;
+    UPDATE routes SET config_version = (SELECT config_version + 1 FROM tenants WHERE id = OLD.tenant_id) WHERE id = OLD.route_id;
 END;
 
 CREATE TRIGGER route_plugins_stamp_delete AFTER DELETE ON route_plugins BEGIN

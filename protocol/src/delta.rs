@@ -32,8 +32,8 @@ pub struct ConfigDelta {
     pub routes: Changes<RouteConfig>,
     #[serde(default)]
     pub consumers: Changes<ConsumerConfig>,
-    /// The rate limits of the new config, whole.
-    #[serde(default)]
+    /// The rate limits of the new config, whole (required: a delta
+    /// without them is refused, never read as no limits).
     pub rate_limits: RateLimits,
 }
 
@@ -104,23 +104,6 @@ impl ConfigDelta {
             version: self.version,
             revision: self.revision.clone(),
         }
-    }
-
-    /// Whether it changes only the identity (a gateway key rotation, a
-    /// write that changed nothing the nodes see).
-    pub fn changes_nothing(&self) -> bool {
-        self.services.is_empty() && self.routes.is_empty() && self.consumers.is_empty()
-    }
-}
-
-impl<T: Entity> Changes<T> {
-    /// Applies these changes to `list` in one pass: a changed entity keeps
-    /// its place, a new one goes last (in the order given), a removed one
-    /// goes, and a removal of an id not there is nothing.
-    pub fn apply_to(self, list: &mut Vec<T>) {
-        let mut edits = Edits::default();
-        edits.add(self);
-        edits.apply_to(list);
     }
 }
 
@@ -369,10 +352,14 @@ mod tests {
             change
         );
         let bare: ConfigDelta = serde_json::from_str(
-            r#"{"base":{"tenantId":"t1","version":1,"revision":"r1"},"version":2,"revision":"r2"}"#,
+            r#"{"base":{"tenantId":"t1","version":1,"revision":"r1"},"version":2,"revision":"r2",
+                "rateLimits":{"tiers":{},"anonymousPerMinute":null}}"#,
         )
         .expect("decodes");
-        assert!(bare.changes_nothing());
+        assert!(bare.consumers.is_empty() && bare.routes.is_empty());
         assert_eq!(bare.identity(), identity(2));
+        let without_limits =
+            r#"{"base":{"tenantId":"t1","version":1,"revision":"r1"},"version":2,"revision":"r2"}"#;
+        assert!(serde_json::from_str::<ConfigDelta>(without_limits).is_err());
     }
 }

@@ -128,7 +128,10 @@ impl<'a> IdKey<'a> {
 /// when each map held a shared consumer allocation with its own copy of the
 /// id and tier).
 pub struct KeyIndex {
+    /// Every consumer indexed, and those a patch took out (`gone` of them),
+    /// which no key or id finds any more.
     consumers: Vec<Consumer>,
+    gone: usize,
     by_hash: HashMap<[u8; 32], u32>,
     /// Positions in `consumers`, in the order of their ids.
     by_id: Vec<u32>,
@@ -160,7 +163,61 @@ impl KeyIndex {
     /// This index with `changes` applied (a config delta's consumers), its
     /// caches new: a key revoked or moved to another consumer can no more
     /// be found through them than in a built index.
+    ///
+    /// A few changes patch copies of the maps (copied whole, not entry by
+    /// entry: indexing 100,000 consumers again was most of a change's time
+    /// to the node); the consumers taken out stay in the list, found by
+    /// nothing, until they are a quarter of it, or a change is large, when
+    /// the index is built again from what is live.
     pub fn patched(&self, changes: &Changes<ConsumerConfig>) -> Self {
+        let changed = changes.upserted.len() + changes.removed.len();
+        let taken_out: HashSet<u32> = changes
+            .removed
+            .iter()
+            .map(String::as_str)
+            .chain(changes.upserted.iter().map(|c| c.id.as_str()))
+            .filter_map(|id| self.position_of_id(id))
+            .collect();
+        let gone = self.gone + taken_out.len();
+        if changed > self.by_hash.len() / 8 + 64 || gone > self.consumers.len() / 4 + 64 {
+            return self.rebuilt(changes);
+        }
+        let mut consumers = self.consumers.clone();
+        let mut by_hash = self.by_hash.clone();
+        let mut by_id = self.by_id.clone();
+        if !taken_out.is_empty() {
+            by_hash.retain(|_, position| !taken_out.contains(position));
+            by_id.retain(|position| !taken_out.contains(position));
+        }
+        for config in &changes.upserted {
+            let Some(hash) = decode_hex(&config.api_key_hash) else {
+                continue;
+            };
+            let Ok(position) = u32::try_from(consumers.len()) else {
+                break;
+            };
+            let tier = self
+                .tier_named(&config.rate_limit_tier)
+                .unwrap_or_else(|| Arc::from(config.rate_limit_tier.as_str()));
+            let id = ConsumerId::new(&config.id);
+            let at = by_id.partition_point(|p| consumers[*p as usize].id.key() < id.key());
+            consumers.push(Consumer {
+                id,
+                rate_limit_tier: tier,
+            });
+            by_hash.insert(hash, position);
+            by_id.insert(at, position);
+        }
+        Builder {
+            tiers: HashSet::new(),
+            consumers,
+            by_hash,
+        }
+        .finish_sorted(by_id, gone)
+    }
+
+    /// The index of what is live here with `changes` applied, built anew.
+    fn rebuilt(&self, changes: &Changes<ConsumerConfig>) -> Self {
         let replaced: HashSet<IdKey<'_>> = changes
             .removed
             .iter()
@@ -178,6 +235,26 @@ impl KeyIndex {
             builder.add_config(c);
         }
         builder.finish()
+    }
+
+    /// Where the live consumer `id` is in `consumers`.
+    fn position_of_id(&self, id: &str) -> Option<u32> {
+        let wanted = IdKey::of(id);
+        let found = self
+            .by_id
+            .binary_search_by(|p| self.consumers[*p as usize].id.key().cmp(&wanted))
+            .ok()?;
+        Some(self.by_id[found])
+    }
+
+    /// The shared name of tier `name`, if one of the first consumers here
+    /// has it (a tenant has few tiers).
+    fn tier_named(&self, name: &str) -> Option<Arc<str>> {
+        self.consumers
+            .iter()
+            .take(64)
+            .find(|c| &*c.rate_limit_tier == name)
+            .map(|c| Arc::clone(&c.rate_limit_tier))
     }
 
     /// Every indexed consumer as a snapshot names it (key hash as hex), in
@@ -229,12 +306,7 @@ impl KeyIndex {
 
     /// The consumer with this id (as an auth plugin names it).
     pub fn by_id(&self, id: &str) -> Option<Consumer> {
-        let wanted = IdKey::of(id);
-        let found = self
-            .by_id
-            .binary_search_by(|p| self.consumers[*p as usize].id.key().cmp(&wanted))
-            .ok()?;
-        Some(self.consumers[self.by_id[found] as usize].clone())
+        Some(self.consumers[self.position_of_id(id)? as usize].clone())
     }
 
     /// The consumer whose key this is, hashing every time (the baseline the
@@ -303,16 +375,20 @@ impl Builder {
     }
 
     fn finish(self) -> KeyIndex {
-        let Self {
-            consumers, by_hash, ..
-        } = self;
-        let mut by_id: Vec<u32> = (0..consumers.len() as u32).collect();
+        let mut by_id: Vec<u32> = (0..self.consumers.len() as u32).collect();
         by_id.sort_unstable_by(|a, b| {
-            (consumers[*a as usize].id.key()).cmp(&consumers[*b as usize].id.key())
+            (self.consumers[*a as usize].id.key()).cmp(&self.consumers[*b as usize].id.key())
         });
+        self.finish_sorted(by_id, 0)
+    }
+
+    /// The index, with `by_id` already in id order and `gone` consumers
+    /// found by nothing.
+    fn finish_sorted(self, by_id: Vec<u32>, gone: usize) -> KeyIndex {
         KeyIndex {
-            consumers,
-            by_hash,
+            consumers: self.consumers,
+            gone,
+            by_hash: self.by_hash,
             by_id,
             hits: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
@@ -520,6 +596,57 @@ mod tests {
             before.lookup("ck_alpha").is_some(),
             "the old index is untouched"
         );
+    }
+
+    #[test]
+    fn patched_in_place_or_built_again_an_index_finds_the_same() {
+        let mut index = KeyIndex::build(
+            &(0..400)
+                .map(|i| consumer(&format!("c{i:03}"), &format!("ck_{i}")))
+                .collect::<Vec<_>>(),
+        );
+        // One consumer changed at a time, its key rotated: patched in
+        // place until those taken out are a quarter of the list.
+        let mut built_again = false;
+        for round in 0..300 {
+            let i = round % 400;
+            let changes = Changes {
+                upserted: vec![consumer(&format!("c{i:03}"), &format!("ck_{i}_r{round}"))],
+                removed: vec![],
+            };
+            let gone_before = index.gone;
+            index = index.patched(&changes);
+            built_again |= index.gone < gone_before;
+            assert_eq!(index.len(), 400);
+            assert!(index.lookup(&format!("ck_{i}_r{round}")).is_some());
+            assert!(index.lookup(&format!("ck_{i}")).is_none());
+            assert_eq!(index.consumers.len() - index.gone, 400);
+            assert!(
+                index.gone <= index.consumers.len() / 4 + 64,
+                "{} gone",
+                index.gone
+            );
+        }
+        assert!(built_again, "built again once a quarter was gone");
+        for i in 0..400 {
+            let id = format!("c{i:03}");
+            assert_eq!(index.by_id(&id).expect("found").id.to_string(), id);
+        }
+        let mut ids: Vec<String> = index.configs().map(|c| c.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 400, "each live consumer saved once");
+        // A large change builds it again, with nothing taken out left over.
+        let removed: Vec<String> = (0..200).map(|i| format!("c{i:03}")).collect();
+        let index = index.patched(&Changes {
+            upserted: vec![],
+            removed,
+        });
+        assert_eq!(
+            (index.len(), index.gone, index.consumers.len()),
+            (200, 0, 200)
+        );
+        assert!(index.by_id("c000").is_none() && index.by_id("c399").is_some());
     }
 
     #[test]

@@ -133,6 +133,8 @@ struct Delivery {
     sent_at: Instant,
     /// The node applies deltas (its Hello said so).
     deltas: bool,
+    /// When the node last asked for the whole config.
+    resynced_at: Option<Instant>,
 }
 
 impl Delivery {
@@ -149,6 +151,30 @@ impl Delivery {
             self.push(socket, state, Some(&sent)).await?;
         }
         Ok(())
+    }
+
+    /// Sends the whole config to a node that could not apply a delta, once
+    /// a heartbeat at most (a whole config is the dearest read there is; a
+    /// node asking more often is repaired by the heartbeat check instead).
+    async fn resync(
+        &mut self,
+        socket: &mut WebSocket,
+        state: &AppState,
+    ) -> Result<(), ConnectionError> {
+        let interval = Duration::from_millis(HEARTBEAT_INTERVAL_MS);
+        if self.resynced_at.is_some_and(|at| at.elapsed() < interval) {
+            tracing::warn!(
+                tenant_id = self.tenant_id,
+                "node asks for the whole config again; not yet"
+            );
+            return Ok(());
+        }
+        self.resynced_at = Some(Instant::now());
+        tracing::info!(
+            tenant_id = self.tenant_id,
+            "node could not apply a delta; sending the whole config"
+        );
+        self.push(socket, state, None).await
     }
 
     /// Sends the tenant's config as it is now: what changed since `base`
@@ -224,6 +250,7 @@ async fn stream(
         sent: current.clone(),
         sent_at: Instant::now(),
         deltas: accepts_deltas,
+        resynced_at: None,
     };
     // Only the exact config is up to date: another tenant's, an older or a
     // newer version (a database restored from a backup), or the same
@@ -282,8 +309,8 @@ async fn stream(
                         send(socket, &ControlMessage::Plugin { sha256, wasm_base64 }).await?;
                     }
                     Ok(NodeMessage::Resync) => {
-                        tracing::info!(tenant_id, "node could not apply a delta; sending the whole config");
-                        delivery.push(socket, state, None).await?;
+                        let resynced = delivery.resync(socket, state).await;
+                        skip_if_database_away(tenant_id, resynced)?;
                     }
                     Ok(NodeMessage::Hello { .. }) => {
                         return Err(ConnectionError::Protocol("second hello".to_owned()));

@@ -9,9 +9,9 @@
 //! version after the base's, buried ones sent as removals. Config writes run
 //! one at a time per tenant and each stamps the rows it changes with the
 //! version it commits, so the rows stamped after version V are what changed
-//! since V (and a row changed behind the control plane's back is stamped
-//! with the next version, going out with the next change as it would in a
-//! snapshot).
+//! since V (a service, route or consumer row changed behind the control
+//! plane's back is stamped with the next version, and goes out with the
+//! next change as it would in a snapshot).
 
 use std::collections::HashMap;
 
@@ -71,8 +71,7 @@ pub async fn build(store: &Store, tenant_id: &str) -> Result<ConfigSnapshot, sql
 /// What changed in the tenant's config since `base`, or `None` when
 /// `base` is not a config a delta can start from: another tenant's, one
 /// newer than the current, or one this database's history does not name
-/// (from before a restore, or more than `HISTORY_KEPT` versions back). The
-/// empty config every tenant starts from (version 0) is always a base.
+/// (from before a restore, or more than `HISTORY_KEPT` versions back).
 pub async fn delta(
     store: &Store,
     tenant_id: &str,
@@ -92,10 +91,7 @@ pub async fn delta(
     .bind(&base.revision)
     .fetch_optional(&mut *tx)
     .await?;
-    // Version 0 (no revision) is where every tenant starts: no services,
-    // routes or consumers, whatever the history since.
-    let empty_start = base.version == 0 && base.revision.is_empty();
-    if (known.is_none() && !empty_start) || base.version > current.version {
+    if known.is_none() || base.version > current.version {
         return Ok(None);
     }
     let since = base.version;

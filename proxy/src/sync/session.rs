@@ -6,7 +6,7 @@
 //! the node gone at once).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use gatehouse_protocol::sync::{
@@ -274,6 +274,7 @@ impl Syncer {
         }
         let tenant = self.bind_or_log(&snapshot.tenant_id);
         let version = snapshot.version;
+        let started = Instant::now();
         let (snapshot, compiled) = match tokio::task::spawn_blocking(move || {
             let compiled = CompiledConfig::compile(&snapshot);
             memory::release();
@@ -287,13 +288,13 @@ impl Syncer {
                 return;
             }
         };
-        self.serve(compiled);
+        self.serve(compiled, "snapshot", started);
         let Some(tenant) = tenant else {
             return;
         };
         // Saved without a copy (a large config's snapshot is tens of MB).
-        let saved = tokio::task::spawn_blocking(move || tenant.save_snapshot(&snapshot)).await;
-        if let Err(err) = flatten(saved) {
+        let outcome = tokio::task::spawn_blocking(move || tenant.save_snapshot(&snapshot)).await;
+        if let Err(err) = saved(outcome) {
             tracing::error!(error = %err, "config not saved to the state dir");
         }
     }
@@ -307,7 +308,6 @@ impl Syncer {
             tracing::warn!("a config delta arrived before any config; asking for the whole config");
             return false;
         };
-        let tenant = self.bind_or_log(&delta.base.tenant_id);
         let line = match serde_json::to_string(&delta) {
             Ok(line) => line,
             Err(err) => {
@@ -315,6 +315,7 @@ impl Syncer {
                 return false;
             }
         };
+        let started = Instant::now();
         let patched = tokio::task::spawn_blocking(move || current.patch(delta)).await;
         let compiled = match patched {
             Ok(Ok(compiled)) => compiled,
@@ -327,11 +328,14 @@ impl Syncer {
                 return false;
             }
         };
-        let compiled = self.serve(compiled);
+        // The tenant's folder, now the delta is known to be of the config
+        // served.
+        let tenant = self.bind_or_log(&compiled.source.tenant_id);
+        let compiled = self.serve(compiled, "delta", started);
         let Some(tenant) = tenant else {
             return true;
         };
-        let saved = tokio::task::spawn_blocking(move || {
+        let outcome = tokio::task::spawn_blocking(move || {
             if tenant.append_delta(&line)? {
                 // Folded into a new snapshot, written from the served config.
                 tenant.save(&compiled.source.tenant_id, &compiled.as_snapshot())?;
@@ -339,15 +343,21 @@ impl Syncer {
             Ok(())
         })
         .await;
-        if let Err(err) = flatten(saved) {
+        if let Err(err) = saved(outcome) {
             tracing::error!(error = %err, "config delta not saved to the state dir");
         }
         true
     }
 
     /// Serves `compiled` from now on (the plugin stores of routes it no
-    /// longer attaches are dropped), and returns it as served.
-    fn serve(&self, compiled: CompiledConfig) -> Arc<CompiledConfig> {
+    /// longer attaches are dropped), and returns it as served. It came
+    /// from a snapshot or a delta (`from`), work on it `started` then.
+    fn serve(
+        &self,
+        compiled: CompiledConfig,
+        from: &'static str,
+        started: Instant,
+    ) -> Arc<CompiledConfig> {
         let source = Arc::clone(&compiled.source);
         if let Some(stores) = &self.stores {
             stores.attach(&source);
@@ -362,6 +372,8 @@ impl Syncer {
         tracing::info!(
             tenant_id = source.tenant_id,
             version = source.version,
+            from,
+            took_ms = started.elapsed().as_millis(),
             "config installed"
         );
         compiled
@@ -394,8 +406,8 @@ impl Syncer {
     }
 }
 
-/// A blocking task's outcome, its panic as an error.
-fn flatten(outcome: Result<Result<(), StateError>, tokio::task::JoinError>) -> Result<(), String> {
+/// A blocking state-dir task's outcome, its panic as an error.
+fn saved(outcome: Result<Result<(), StateError>, tokio::task::JoinError>) -> Result<(), String> {
     match outcome {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => Err(err.to_string()),
