@@ -8,9 +8,10 @@
 //! current config, and a snapshot otherwise (the control plane is the
 //! authority: an older, newer or foreign config is replaced), then pushes
 //! every change. A node that says it takes deltas is sent only what changed
-//! ([`ControlMessage::Delta`]) whenever the config it serves is one the
-//! delta can start from, on connecting too; one that cannot apply a delta
-//! asks for the whole config ([`NodeMessage::Resync`]). Both sides send heartbeats; the node's name
+//! ([`ControlMessage::Delta`]) since the config it was last sent (or, on
+//! connecting and when it is behind, the one it names) whenever a delta can
+//! start from that config; one that cannot apply a delta asks for the whole
+//! config ([`NodeMessage::Resync`]). Both sides send heartbeats; the node's name
 //! the config it serves, so a change whose notification was lost still
 //! reaches it within a heartbeat. The control plane records heartbeats so
 //! any replica can tell whether the tenant's gateway is online.
