@@ -205,7 +205,13 @@ impl Syncer {
     ) -> Result<(), SyncError> {
         let message = sync::decode_control(text.as_ref())
             .map_err(|err| SyncError::Protocol(err.to_string()))?;
+        let large = text.as_ref().len() > sync::PART_BYTES;
         drop(text);
+        if large {
+            // A large config's text (17 MB for 100,000 consumers) goes back
+            // before it is compiled, not after: it is not the node's peak.
+            memory::release();
+        }
         match message {
             ControlMessage::Snapshot(snapshot) => {
                 self.apply(snapshot).await;
