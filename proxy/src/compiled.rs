@@ -3,7 +3,8 @@
 //! in whole: compiled from a snapshot, or patched from the previous config
 //! by a delta, which keeps each of the three parts the delta does not touch
 //! (a new route leaves the key index of 100,000 consumers as it was; a new
-//! consumer, the route table) and patches the key index in place.
+//! consumer, the route table) and patches a few consumers into a copy of
+//! the key index (see `KeyIndex::patched`).
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -24,6 +24,9 @@ const CACHE_CAPACITY: u64 = 100_000;
 const CACHE_IDLE: Duration = Duration::from_secs(600);
 /// Unknown keys remembered per config version.
 pub const MISS_CAPACITY: u64 = 10_000;
+/// The most consumers a change patches into a copy of the index; more, and
+/// it is built again (each one patched in moves a part of the id order).
+const MAX_PATCHED: usize = 256;
 /// How long an unknown key is remembered.
 const MISS_TTL: Duration = Duration::from_secs(60);
 
@@ -164,11 +167,11 @@ impl KeyIndex {
     /// caches new: a key revoked or moved to another consumer can no more
     /// be found through them than in a built index.
     ///
-    /// A few changes patch copies of the maps (copied whole, not entry by
-    /// entry: indexing 100,000 consumers again was most of a change's time
-    /// to the node); the consumers taken out stay in the list, found by
-    /// nothing, until they are a quarter of it, or a change is large, when
-    /// the index is built again from what is live.
+    /// Up to [`MAX_PATCHED`] changes patch copies of the maps (copied whole,
+    /// not entry by entry: indexing 100,000 consumers again was most of a
+    /// change's time to the node); the consumers taken out stay in the
+    /// list, found by nothing, until they are a quarter of it. A larger
+    /// change, or then, builds the index again from what is live.
     pub fn patched(&self, changes: &Changes<ConsumerConfig>) -> Self {
         let changed = changes.upserted.len() + changes.removed.len();
         let taken_out: HashSet<u32> = changes
@@ -179,7 +182,7 @@ impl KeyIndex {
             .filter_map(|id| self.position_of_id(id))
             .collect();
         let gone = self.gone + taken_out.len();
-        if changed > self.by_hash.len() / 8 + 64 || gone > self.consumers.len() / 4 + 64 {
+        if changed > MAX_PATCHED || gone > self.consumers.len() / 4 + 64 {
             return self.rebuilt(changes);
         }
         let mut consumers = self.consumers.clone();

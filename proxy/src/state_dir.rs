@@ -1,8 +1,9 @@
 //! The node's state dir. What it keeps of a tenant lives in that tenant's
 //! folder, `tenants/<tenant-id>/`: the config it serves, as the last whole
 //! snapshot (`snapshot.json`, written atomically: temp file, fsync, rename,
-//! fsync of the folder) and the deltas applied to it since (`deltas.jsonl`,
-//! one per line, each fsynced as it is appended), so a node that restarts
+//! fsync of the folder) and the deltas applied to it since (`deltas.jsonl`:
+//! the identity of the config they follow, then one delta a line, each
+//! fsynced as it is appended), so a node that restarts
 //! while the control plane is down serves what it served before; once the
 //! deltas outweigh half the snapshot they are folded into a new one. Then
 //! the undelivered telemetry (`outbox/`), and `gateway-key.sha256`, the hash
@@ -18,7 +19,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use gatehouse_protocol::{ConfigDelta, ConfigSnapshot};
+use gatehouse_protocol::{ConfigDelta, ConfigIdentity, ConfigSnapshot};
 use serde::Serialize;
 
 const SNAPSHOT_FILE: &str = "snapshot.json";
@@ -159,10 +160,7 @@ impl TenantState {
     }
 
     /// The config saved last, if any: the snapshot with the deltas saved
-    /// after it applied (those that do not follow on from it are from
-    /// before it was saved, and are skipped; a torn last line, from a crash
-    /// while it was appended, ends them). An error if it is not this
-    /// tenant's.
+    /// after it applied in turn. An error if it is not this tenant's.
     pub fn load_snapshot(&self) -> Result<Option<ConfigSnapshot>, StateError> {
         let path = self.dir.join(SNAPSHOT_FILE);
         let mut snapshot: ConfigSnapshot = match fs::read(&path) {
@@ -182,11 +180,20 @@ impl TenantState {
         }
         let deltas = self.dir.join(DELTAS_FILE);
         match fs::read_to_string(&deltas) {
-            Ok(lines) => {
-                let readable = lines
-                    .lines()
-                    .map_while(|line| serde_json::from_str::<ConfigDelta>(line).ok());
-                snapshot.apply_chain(readable);
+            Ok(text) => {
+                let mut lines = text.lines();
+                // Deltas that follow another snapshot (left by a crash as
+                // this one was saved) are not this one's.
+                let follows: Option<ConfigIdentity> = lines
+                    .next()
+                    .and_then(|line| serde_json::from_str(line).ok());
+                if follows.as_ref() == Some(&snapshot.identity()) {
+                    // An unreadable line (torn by a crash) ends the chain:
+                    // no later delta follows on from the config reached.
+                    snapshot.apply_chain(
+                        lines.filter_map(|line| serde_json::from_str::<ConfigDelta>(line).ok()),
+                    );
+                }
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
             Err(err) => return Err(io(&deltas, err)),
@@ -222,31 +229,60 @@ impl TenantState {
                 .flush()
                 .map_err(|err| io(&self.dir.join(SNAPSHOT_FILE), err))
         })?;
-        // Left behind by a crash here, they are skipped when read back.
+        // Left behind by a crash here, they name the snapshot they followed
+        // and are not read back after this one.
         let deltas = self.dir.join(DELTAS_FILE);
         match fs::remove_file(&deltas) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(io(&deltas, err)),
-            _ => Ok(()),
+            Ok(()) => sync_dir(&self.dir),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(io(&deltas, err)),
         }
     }
 
-    /// Saves a delta, given as its JSON (`line`), after the saved config.
-    /// Returns whether the deltas are now due to be folded into a new
-    /// snapshot (see [`save`](Self::save)).
-    pub fn append_delta(&self, line: &str) -> Result<bool, StateError> {
+    /// Saves a delta that starts from `base`, given as its JSON (`line`),
+    /// after the saved config. Returns whether the deltas are now due to be
+    /// folded into a new snapshot (see [`save`](Self::save)): once they
+    /// outweigh half the snapshot, and at once when the last one saved was
+    /// torn by a crash (the deltas after it could never be applied). The
+    /// file's first line names the config the deltas follow: `base`, when
+    /// this is the first.
+    pub fn append_delta(&self, line: &str, base: &ConfigIdentity) -> Result<bool, StateError> {
         let path = self.dir.join(DELTAS_FILE);
+        let text = match fs::read(&path) {
+            Ok(saved) if saved.last().is_some_and(|b| *b != b'\n') => return Ok(true),
+            Ok(_) => format!("{line}\n"),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let follows =
+                    serde_json::to_string(base).map_err(|source| StateError::Corrupt {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                format!("{follows}\n{line}\n")
+            }
+            Err(err) => return Err(io(&path, err)),
+        };
+        let created = !path.exists();
         let mut file = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|err| io(&path, err))?;
-        file.write_all(format!("{line}\n").as_bytes())
+        file.write_all(text.as_bytes())
             .and_then(|()| file.sync_data())
             .map_err(|err| io(&path, err))?;
+        if created {
+            sync_dir(&self.dir)?;
+        }
         let appended = file.metadata().map_err(|err| io(&path, err))?.len();
         let snapshot = fs::metadata(self.dir.join(SNAPSHOT_FILE)).map_or(0, |m| m.len());
         Ok(appended > DELTAS_FOLDED_AFTER && appended > snapshot / 2)
     }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StateError> {
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|err| io(dir, err))
 }
 
 /// Writes `dir/name` through a temp file, fsynced and renamed, then fsyncs
@@ -356,25 +392,28 @@ mod tests {
             .expect("opens")
             .tenant("t")
             .expect("folder");
+        let path = dir.join("tenants/t").join(DELTAS_FILE);
         let first = snapshot("t", 1);
         tenant.save_snapshot(&first).expect("saves");
         let one = delta(&first, "a");
-        assert!(
-            !tenant.append_delta(&line(&one)).expect("appends"),
-            "not due yet"
-        );
+        let due = tenant
+            .append_delta(&line(&one), &one.base)
+            .expect("appends");
+        assert!(!due, "not due yet");
         let mut expected = first.clone();
         expected.apply(one).expect("applies");
         let two = delta(&expected, "b");
-        tenant.append_delta(&line(&two)).expect("appends");
-        expected.apply(two.clone()).expect("applies");
+        tenant
+            .append_delta(&line(&two), &two.base)
+            .expect("appends");
+        expected.apply(two).expect("applies");
         assert_eq!(
             tenant.load_snapshot().expect("reads"),
             Some(expected.clone())
         );
 
-        // A torn last line (a crash as it was appended) ends the deltas.
-        let path = dir.join("tenants/t").join(DELTAS_FILE);
+        // A torn last line (a crash as it was appended): what came before
+        // it is read back, and the deltas are due to be folded at once.
         let mut file = fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -384,25 +423,39 @@ mod tests {
             tenant.load_snapshot().expect("reads"),
             Some(expected.clone())
         );
+        let three = delta(&expected, "c");
+        assert!(
+            tenant
+                .append_delta(&line(&three), &three.base)
+                .expect("checks")
+        );
+        expected.apply(three).expect("applies");
 
-        // A new snapshot drops the deltas; ones left by a crash before
-        // they went do not follow on from it and are skipped.
-        let kept = fs::read(&path).expect("reads");
+        // Folded: the served config as the new snapshot, the deltas gone.
+        // Deltas a crash left behind follow the old snapshot and are not
+        // read after the new one, even those that would apply to it.
+        let left = format!(
+            "{}\n{}\n",
+            serde_json::to_string(&first.identity()).expect("encodes"),
+            line(&delta(&expected, "stale"))
+        );
         tenant.save_snapshot(&expected).expect("saves");
         assert!(!path.exists());
-        fs::write(&path, kept).expect("left behind");
+        fs::write(&path, left).expect("left behind");
         assert_eq!(
             tenant.load_snapshot().expect("reads"),
             Some(expected.clone())
         );
+        fs::remove_file(&path).expect("removed");
 
         // Deltas outweighing the snapshot are due to be folded into it.
-        let mut big = delta(&expected, "c");
+        let mut big = delta(&expected, "d");
         let one = big.consumers.upserted[0].clone();
         big.consumers.upserted = vec![one; 1_000];
+        let base = big.base.clone();
         let big = line(&big);
         let appends = (0..100)
-            .position(|_| tenant.append_delta(&big).expect("appends"))
+            .position(|_| tenant.append_delta(&big, &base).expect("appends"))
             .expect("due at last");
         assert!(appends > 0, "not at the first");
         fs::remove_dir_all(dir).ok();

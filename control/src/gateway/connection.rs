@@ -169,12 +169,13 @@ impl Delivery {
             );
             return Ok(());
         }
-        self.resynced_at = Some(Instant::now());
         tracing::info!(
             tenant_id = self.tenant_id,
             "node could not apply a delta; sending the whole config"
         );
-        self.push(socket, state, None).await
+        self.push(socket, state, None).await?;
+        self.resynced_at = Some(Instant::now());
+        Ok(())
     }
 
     /// Sends the tenant's config as it is now: what changed since `base`

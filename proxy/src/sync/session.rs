@@ -321,6 +321,7 @@ impl Syncer {
                 return false;
             }
         };
+        let base = delta.base.clone();
         let started = Instant::now();
         let patched = tokio::task::spawn_blocking(move || current.patch(delta)).await;
         let compiled = match patched {
@@ -342,7 +343,7 @@ impl Syncer {
             return true;
         };
         let outcome = tokio::task::spawn_blocking(move || {
-            if tenant.append_delta(&line)? {
+            if tenant.append_delta(&line, &base)? {
                 // Folded into a new snapshot, written from the served config.
                 tenant.save(&compiled.source.tenant_id, &compiled.as_snapshot())?;
             }
