@@ -67,17 +67,11 @@ impl CompiledConfig {
     /// routes or rate limits changed, the key index only when consumers
     /// did, and only changed services are parsed again.
     pub fn patch(&self, mut delta: ConfigDelta) -> Result<Self, BaseMismatch> {
-        let identity = self.identity();
-        if delta.base != identity {
-            return Err(BaseMismatch {
-                delta: delta.base,
-                config: identity,
-            });
-        }
         let consumers = std::mem::take(&mut delta.consumers);
         let services = delta.services.clone();
         let routes_changed =
             !delta.routes.is_empty() || delta.rate_limits != self.source.rate_limits;
+        // The source names this config: applying checks the delta's base.
         let mut source = ConfigSnapshot::clone(&self.source);
         source.apply(delta)?;
         let mut upstreams = self.upstreams.clone();

@@ -174,59 +174,46 @@ impl KeyIndex {
     /// change, or then, builds the index again from what is live.
     pub fn patched(&self, changes: &Changes<ConsumerConfig>) -> Self {
         let changed = changes.upserted.len() + changes.removed.len();
-        let taken_out: HashSet<u32> = changes
-            .removed
-            .iter()
-            .map(String::as_str)
-            .chain(changes.upserted.iter().map(|c| c.id.as_str()))
+        let taken_out: HashSet<u32> = named(changes)
             .filter_map(|id| self.position_of_id(id))
             .collect();
         let gone = self.gone + taken_out.len();
         if changed > MAX_PATCHED || gone > self.consumers.len() / 4 + 64 {
             return self.rebuilt(changes);
         }
-        let mut consumers = self.consumers.clone();
-        let mut by_hash = self.by_hash.clone();
+        let mut builder = Builder {
+            // A tenant has few tiers: the first consumers name them.
+            tiers: self
+                .consumers
+                .iter()
+                .take(64)
+                .map(|c| Arc::clone(&c.rate_limit_tier))
+                .collect(),
+            consumers: self.consumers.clone(),
+            by_hash: self.by_hash.clone(),
+        };
         let mut by_id = self.by_id.clone();
         if !taken_out.is_empty() {
-            by_hash.retain(|_, position| !taken_out.contains(position));
+            builder
+                .by_hash
+                .retain(|_, position| !taken_out.contains(position));
             by_id.retain(|position| !taken_out.contains(position));
         }
         for config in &changes.upserted {
-            let Some(hash) = decode_hex(&config.api_key_hash) else {
+            let Some(position) = builder.add_config(config) else {
                 continue;
             };
-            let Ok(position) = u32::try_from(consumers.len()) else {
-                break;
-            };
-            let tier = self
-                .tier_named(&config.rate_limit_tier)
-                .unwrap_or_else(|| Arc::from(config.rate_limit_tier.as_str()));
-            let id = ConsumerId::new(&config.id);
-            let at = by_id.partition_point(|p| consumers[*p as usize].id.key() < id.key());
-            consumers.push(Consumer {
-                id,
-                rate_limit_tier: tier,
-            });
-            by_hash.insert(hash, position);
+            let consumers = &builder.consumers;
+            let key = consumers[position as usize].id.key();
+            let at = by_id.partition_point(|p| consumers[*p as usize].id.key() < key);
             by_id.insert(at, position);
         }
-        Builder {
-            tiers: HashSet::new(),
-            consumers,
-            by_hash,
-        }
-        .finish_sorted(by_id, gone)
+        builder.finish_sorted(by_id, gone)
     }
 
     /// The index of what is live here with `changes` applied, built anew.
     fn rebuilt(&self, changes: &Changes<ConsumerConfig>) -> Self {
-        let replaced: HashSet<IdKey<'_>> = changes
-            .removed
-            .iter()
-            .map(|id| IdKey::of(id))
-            .chain(changes.upserted.iter().map(|c| IdKey::of(&c.id)))
-            .collect();
+        let replaced: HashSet<IdKey<'_>> = named(changes).map(IdKey::of).collect();
         let mut builder = Builder::with_capacity(self.by_hash.len() + changes.upserted.len());
         for (hash, position) in &self.by_hash {
             let consumer = &self.consumers[*position as usize];
@@ -248,16 +235,6 @@ impl KeyIndex {
             .binary_search_by(|p| self.consumers[*p as usize].id.key().cmp(&wanted))
             .ok()?;
         Some(self.by_id[found])
-    }
-
-    /// The shared name of tier `name`, if one of the first consumers here
-    /// has it (a tenant has few tiers).
-    fn tier_named(&self, name: &str) -> Option<Arc<str>> {
-        self.consumers
-            .iter()
-            .take(64)
-            .find(|c| &*c.rate_limit_tier == name)
-            .map(|c| Arc::clone(&c.rate_limit_tier))
     }
 
     /// Every indexed consumer as a snapshot names it (key hash as hex), in
@@ -348,11 +325,10 @@ impl Builder {
         }
     }
 
-    /// Adds a snapshot's consumer, unless its hash is malformed.
-    fn add_config(&mut self, config: &ConsumerConfig) {
-        let Some(hash) = decode_hex(&config.api_key_hash) else {
-            return;
-        };
+    /// Adds a snapshot's consumer, unless its hash is malformed; returns
+    /// its position.
+    fn add_config(&mut self, config: &ConsumerConfig) -> Option<u32> {
+        let hash = decode_hex(&config.api_key_hash)?;
         let tier = match self.tiers.get(config.rate_limit_tier.as_str()) {
             Some(tier) => Arc::clone(tier),
             None => Arc::from(config.rate_limit_tier.as_str()),
@@ -363,18 +339,19 @@ impl Builder {
                 id: ConsumerId::new(&config.id),
                 rate_limit_tier: tier,
             },
-        );
+        )
     }
 
-    fn add(&mut self, hash: [u8; 32], consumer: Consumer) {
-        let Ok(position) = u32::try_from(self.consumers.len()) else {
-            return;
-        };
+    /// Adds `consumer` with the key hash `hash`; returns its position
+    /// (`None`: the index is full).
+    fn add(&mut self, hash: [u8; 32], consumer: Consumer) -> Option<u32> {
+        let position = u32::try_from(self.consumers.len()).ok()?;
         if !self.tiers.contains(&*consumer.rate_limit_tier) {
             self.tiers.insert(Arc::clone(&consumer.rate_limit_tier));
         }
         self.consumers.push(consumer);
         self.by_hash.insert(hash, position);
+        Some(position)
     }
 
     fn finish(self) -> KeyIndex {
@@ -403,6 +380,15 @@ impl Builder {
                 .build(),
         }
     }
+}
+
+/// The ids a delta's consumer changes name: those removed and upserted.
+fn named(changes: &Changes<ConsumerConfig>) -> impl Iterator<Item = &str> {
+    changes
+        .removed
+        .iter()
+        .map(String::as_str)
+        .chain(changes.upserted.iter().map(|c| c.id.as_str()))
 }
 
 fn encode_hex(bytes: &[u8; 32]) -> String {

@@ -248,35 +248,44 @@ impl TenantState {
     /// this is the first.
     pub fn append_delta(&self, line: &str, base: &ConfigIdentity) -> Result<bool, StateError> {
         let path = self.dir.join(DELTAS_FILE);
-        let text = match fs::read(&path) {
-            Ok(saved) if saved.last().is_some_and(|b| *b != b'\n') => return Ok(true),
-            Ok(_) => format!("{line}\n"),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                let follows =
-                    serde_json::to_string(base).map_err(|source| StateError::Corrupt {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                format!("{follows}\n{line}\n")
-            }
-            Err(err) => return Err(io(&path, err)),
-        };
-        let created = !path.exists();
         let mut file = fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(|err| io(&path, err))?;
+        let held = file.metadata().map_err(|err| io(&path, err))?.len();
+        if held > 0 && ends_torn(&mut file).map_err(|err| io(&path, err))? {
+            return Ok(true);
+        }
+        let text = if held == 0 {
+            let follows = serde_json::to_string(base).map_err(|source| StateError::Corrupt {
+                path: path.display().to_string(),
+                source,
+            })?;
+            format!("{follows}\n{line}\n")
+        } else {
+            format!("{line}\n")
+        };
         file.write_all(text.as_bytes())
             .and_then(|()| file.sync_data())
             .map_err(|err| io(&path, err))?;
-        if created {
+        if held == 0 {
             sync_dir(&self.dir)?;
         }
-        let appended = file.metadata().map_err(|err| io(&path, err))?.len();
+        let appended = held + text.len() as u64;
         let snapshot = fs::metadata(self.dir.join(SNAPSHOT_FILE)).map_or(0, |m| m.len());
         Ok(appended > DELTAS_FOLDED_AFTER && appended > snapshot / 2)
     }
+}
+
+/// Whether the last byte of `file` (which holds some) is not a newline.
+fn ends_torn(file: &mut File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StateError> {
@@ -299,9 +308,7 @@ fn write_atomically(
     file.sync_all().map_err(|err| io(&temp, err))?;
     drop(file);
     fs::rename(&temp, &path).map_err(|err| io(&path, err))?;
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|err| io(dir, err))
+    sync_dir(dir)
 }
 
 /// A tenant id that is safe as a folder name (the control plane's are

@@ -128,7 +128,7 @@ async fn serve(
 
 /// What this connection has sent the node.
 struct Delivery {
-    tenant_id: String,
+    /// What was sent last (its tenant is the connection's).
     sent: ConfigIdentity,
     sent_at: Instant,
     /// The node applies deltas (its Hello said so).
@@ -164,13 +164,13 @@ impl Delivery {
         let interval = Duration::from_millis(HEARTBEAT_INTERVAL_MS);
         if self.resynced_at.is_some_and(|at| at.elapsed() < interval) {
             tracing::warn!(
-                tenant_id = self.tenant_id,
+                tenant_id = self.sent.tenant_id,
                 "node asks for the whole config again; not yet"
             );
             return Ok(());
         }
         tracing::info!(
-            tenant_id = self.tenant_id,
+            tenant_id = self.sent.tenant_id,
             "node could not apply a delta; sending the whole config"
         );
         self.push(socket, state, None).await?;
@@ -189,7 +189,7 @@ impl Delivery {
     ) -> Result<(), ConnectionError> {
         let started = Instant::now();
         let delta = match base.filter(|_| self.deltas) {
-            Some(base) => snapshot::delta(state.store(), &self.tenant_id, base).await?,
+            Some(base) => snapshot::delta(state.store(), &self.sent.tenant_id, base).await?,
             None => None,
         };
         let (message, kind, routes, consumers) = match delta {
@@ -203,7 +203,7 @@ impl Delivery {
                 (ControlMessage::Delta(delta), "delta", routes, consumers)
             }
             None => {
-                let snapshot = snapshot::build(state.store(), &self.tenant_id).await?;
+                let snapshot = snapshot::build(state.store(), &self.sent.tenant_id).await?;
                 self.sent = snapshot.identity();
                 state.instruments().snapshots_sent.inc();
                 let (routes, consumers) = (snapshot.routes.len(), snapshot.consumers.len());
@@ -220,7 +220,7 @@ impl Delivery {
         send(socket, &message).await?;
         // Where a change's time to the node goes, on this side.
         tracing::debug!(
-            tenant_id = self.tenant_id,
+            tenant_id = self.sent.tenant_id,
             version = self.sent.version,
             kind,
             routes,
@@ -247,7 +247,6 @@ async fn stream(
     let _connected = Counted::new(&state.instruments().gateway_connections);
     let current = snapshot::current(state.store(), tenant_id).await?;
     let mut delivery = Delivery {
-        tenant_id: tenant_id.to_owned(),
         sent: current.clone(),
         sent_at: Instant::now(),
         deltas: accepts_deltas,
@@ -408,7 +407,7 @@ async fn node_beat(
         && delivery.sent_at.elapsed() >= Duration::from_millis(HEARTBEAT_INTERVAL_MS)
     {
         tracing::info!(
-            tenant_id = delivery.tenant_id,
+            tenant_id = delivery.sent.tenant_id,
             serving = serving.as_ref().map(|s| s.version),
             sent = delivery.sent.version,
             "node behind; sending the config again"
