@@ -15,6 +15,7 @@ use gatehouse_protocol::{
 use serde::Serialize;
 
 use crate::keys::KeyIndex;
+use crate::memory::ReleaseOnDrop;
 use crate::routing::RouteTable;
 use crate::upstream::Upstream;
 
@@ -34,6 +35,9 @@ pub struct CompiledConfig {
     /// them): what a delta patches, and where the plugins the routes attach
     /// are named.
     pub source: Arc<ConfigSnapshot>,
+    /// Set when the node serves it (see `memory`); last, so that it drops
+    /// after the parts above.
+    pub released: Option<ReleaseOnDrop>,
 }
 
 impl CompiledConfig {
@@ -59,6 +63,7 @@ impl CompiledConfig {
             keys: Arc::new(KeyIndex::build(&snapshot.consumers)),
             upstreams: snapshot.services.iter().filter_map(upstream).collect(),
             source: Arc::new(source),
+            released: None,
         }
     }
 
@@ -98,6 +103,7 @@ impl CompiledConfig {
             },
             upstreams,
             source: Arc::new(source),
+            released: None,
         })
     }
 

@@ -30,6 +30,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::compiled::CompiledConfig;
 use crate::live::LiveConfig;
+use crate::memory::ConfigThread;
 use crate::plugins::Registry;
 use crate::plugins::host::PluginStores;
 use crate::state_dir::{StateDir, StateError, TenantState};
@@ -77,6 +78,8 @@ pub struct Syncer {
     plugins: Option<Arc<Registry>>,
     /// The plugins' stores, pruned to the plugins each config attaches.
     stores: Option<PluginStores>,
+    /// Where every config is compiled or patched.
+    config_thread: ConfigThread,
 }
 
 impl Syncer {
@@ -97,6 +100,7 @@ impl Syncer {
             shipping,
             plugins: None,
             stores: None,
+            config_thread: ConfigThread::start(),
         }
     }
 
@@ -162,7 +166,19 @@ impl Syncer {
         let Some(snapshot) = tenant.load_snapshot()? else {
             return Ok(None);
         };
-        self.live.install(CompiledConfig::compile(&snapshot));
+        let compiled = self.config_thread.run_blocking(move || {
+            let compiled = CompiledConfig::compile(&snapshot);
+            (snapshot, compiled)
+        });
+        let (snapshot, mut compiled) = match compiled {
+            Ok(done) => done,
+            Err(err) => {
+                tracing::error!(error = %err, "compiling the saved config failed; waiting for the control plane");
+                return Ok(None);
+            }
+        };
+        compiled.released = Some(self.config_thread.release_on_drop());
+        self.live.install(compiled);
         if let Some(registry) = &self.plugins {
             // Plugins kept on disk load now; the others are fetched once connected.
             let _ = registry.missing(&snapshot);

@@ -215,7 +215,7 @@ impl Syncer {
         match message {
             ControlMessage::Snapshot(snapshot) => {
                 self.apply(snapshot).await;
-                // The message, the snapshot and the old config are freed.
+                // The message and the snapshot are freed (on this thread).
                 memory::release();
                 self.fetch_plugins(socket).await?;
                 self.confirm(socket, link).await?;
@@ -281,12 +281,14 @@ impl Syncer {
         let tenant = self.bind_or_log(&snapshot.tenant_id);
         let version = snapshot.version;
         let started = Instant::now();
-        let (snapshot, compiled) = match tokio::task::spawn_blocking(move || {
-            let compiled = CompiledConfig::compile(&snapshot);
-            memory::release();
-            (snapshot, compiled)
-        })
-        .await
+        let (snapshot, compiled) = match self
+            .config_thread
+            .run(move || {
+                let compiled = CompiledConfig::compile(&snapshot);
+                memory::release();
+                (snapshot, compiled)
+            })
+            .await
         {
             Ok(done) => done,
             Err(err) => {
@@ -323,7 +325,7 @@ impl Syncer {
         };
         let base = delta.base.clone();
         let started = Instant::now();
-        let patched = tokio::task::spawn_blocking(move || current.patch(delta)).await;
+        let patched = self.config_thread.run(move || current.patch(delta)).await;
         let compiled = match patched {
             Ok(Ok(compiled)) => compiled,
             Ok(Err(mismatch)) => {
@@ -361,10 +363,11 @@ impl Syncer {
     /// from a snapshot or a delta (`from`), work on it `started` then.
     fn serve(
         &self,
-        compiled: CompiledConfig,
+        mut compiled: CompiledConfig,
         from: &'static str,
         started: Instant,
     ) -> Arc<CompiledConfig> {
+        compiled.released = Some(self.config_thread.release_on_drop());
         let source = Arc::clone(&compiled.source);
         if let Some(stores) = &self.stores {
             stores.attach(&source);
