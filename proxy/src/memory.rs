@@ -81,13 +81,13 @@ impl ConfigThread {
         &self,
         job: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, JobFailed> {
-        if self.jobs.is_none() {
+        let Some(jobs) = &self.jobs else {
             return tokio::task::spawn_blocking(move || caught(job))
                 .await
                 .map_err(|_| JobFailed::Gone)?;
-        }
+        };
         let (done, result) = tokio::sync::oneshot::channel();
-        self.submit(job, move |outcome| {
+        submit(jobs, job, move |outcome| {
             let _ = done.send(outcome);
         })?;
         result.await.map_err(|_| JobFailed::Gone)?
@@ -104,24 +104,14 @@ impl ConfigThread {
         &self,
         job: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, JobFailed> {
-        if self.jobs.is_none() {
+        let Some(jobs) = &self.jobs else {
             return caught(job);
-        }
+        };
         let (done, result) = mpsc::sync_channel(1);
-        self.submit(job, move |outcome| {
+        submit(jobs, job, move |outcome| {
             let _ = done.send(outcome);
         })?;
         result.recv().map_err(|_| JobFailed::Gone)?
-    }
-
-    fn submit<R: Send + 'static>(
-        &self,
-        job: impl FnOnce() -> R + Send + 'static,
-        reply: impl FnOnce(Result<R, JobFailed>) + Send + 'static,
-    ) -> Result<(), JobFailed> {
-        let jobs = self.jobs.as_ref().ok_or(JobFailed::Gone)?;
-        jobs.send(Box::new(move || reply(caught(job))))
-            .map_err(|_| JobFailed::Gone)
     }
 
     /// Gives what the thread's heap holds freed back to the OS (the
@@ -134,6 +124,16 @@ impl ConfigThread {
             None => release(),
         }
     }
+}
+
+/// Queues `job` on the thread, its outcome handed to `reply` there.
+fn submit<R: Send + 'static>(
+    jobs: &mpsc::Sender<Job>,
+    job: impl FnOnce() -> R + Send + 'static,
+    reply: impl FnOnce(Result<R, JobFailed>) + Send + 'static,
+) -> Result<(), JobFailed> {
+    jobs.send(Box::new(move || reply(caught(job))))
+        .map_err(|_| JobFailed::Gone)
 }
 
 /// Held by a served config as its last field: once the config's parts

@@ -170,15 +170,14 @@ impl Syncer {
             let compiled = CompiledConfig::compile(&snapshot);
             (snapshot, compiled)
         });
-        let (snapshot, mut compiled) = match compiled {
+        let (snapshot, compiled) = match compiled {
             Ok(done) => done,
             Err(err) => {
                 tracing::error!(error = %err, "compiling the saved config failed; waiting for the control plane");
                 return Ok(None);
             }
         };
-        compiled.released = Some(self.config_thread.release_on_drop());
-        self.live.install(compiled);
+        self.install(compiled);
         if let Some(registry) = &self.plugins {
             // Plugins kept on disk load now; the others are fetched once connected.
             let _ = registry.missing(&snapshot);
@@ -189,6 +188,13 @@ impl Syncer {
             "serving the config saved in the state dir"
         );
         Ok(Some(snapshot.version))
+    }
+
+    /// Serves `compiled` from now on: once it is replaced and dropped, the
+    /// config thread gives back what it freed.
+    fn install(&self, mut compiled: CompiledConfig) -> Arc<CompiledConfig> {
+        compiled.released = Some(self.config_thread.release_on_drop());
+        self.live.install(compiled)
     }
 
     /// Follows the control plane until `shutdown` turns true.

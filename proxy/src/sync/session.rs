@@ -363,16 +363,15 @@ impl Syncer {
     /// from a snapshot or a delta (`from`), work on it `started` then.
     fn serve(
         &self,
-        mut compiled: CompiledConfig,
+        compiled: CompiledConfig,
         from: &'static str,
         started: Instant,
     ) -> Arc<CompiledConfig> {
-        compiled.released = Some(self.config_thread.release_on_drop());
         let source = Arc::clone(&compiled.source);
         if let Some(stores) = &self.stores {
             stores.attach(&source);
         }
-        let compiled = self.live.install(compiled);
+        let compiled = self.install(compiled);
         if let Some(stores) = &self.stores {
             stores.keep_attached(&source);
         }
